@@ -85,7 +85,9 @@ class Catalog:
             try:
                 text = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
-                raise ConfigError(f"catalogue file {path}: cannot read it ({exc.strerror})") from exc
+                raise ConfigError(
+                    f"catalogue file {path}: cannot read it ({exc.strerror})"
+                ) from exc
             entries.extend(_parse(text, str(path)))
         return cls(entries)
 

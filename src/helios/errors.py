@@ -41,9 +41,7 @@ class MissingDependency(ConfigError):
     def __init__(self, package: str, extra: str, feature: str) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(
-            f"{feature} needs the '{package}' package: pip install 'helios[{extra}]'"
-        )
+        super().__init__(f"{feature} needs the '{package}' package: pip install 'helios[{extra}]'")
 
 
 class ProviderError(HeliosError):

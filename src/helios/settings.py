@@ -154,9 +154,12 @@ def load_settings(
     path, values = _read_yaml(config_file)
     cli_values = dict(overrides or {})
     try:
-        return _with_yaml(values)(**cli_values)
+        loaded = _with_yaml(values)(**cli_values)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, path, values, cli_values, environ or os.environ)) from None
+    # Hand back a plain Settings: the per-load subclass only existed to add the file source.
+    fields = {name: getattr(loaded, name) for name in Settings.model_fields}
+    return Settings.model_construct(_fields_set=loaded.model_fields_set, **fields)
 
 
 def _read_yaml(config_file: Path | None) -> tuple[Path | None, dict[str, Any]]:

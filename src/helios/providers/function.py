@@ -69,7 +69,9 @@ class FunctionProvider(Provider):
         self.calls.append(request)
         if self._fn is None:
             if not self._script:
-                raise ScriptExhausted(f"{self.spec}: no scripted reply left for call {len(self.calls)}")
+                raise ScriptExhausted(
+                    f"{self.spec}: no scripted reply left for call {len(self.calls)}"
+                )
             return self._script.popleft()
         reply = self._fn(request)
         if inspect.isawaitable(reply):
@@ -78,7 +80,9 @@ class FunctionProvider(Provider):
 
     def _usage(self, request: Request, text: str) -> Usage:
         prompt = " ".join([request.system or "", *(m.content for m in request.messages)])
-        return Usage(input_tokens=approximate_tokens(prompt), output_tokens=approximate_tokens(text))
+        return Usage(
+            input_tokens=approximate_tokens(prompt), output_tokens=approximate_tokens(text)
+        )
 
     async def complete(self, request: Request) -> Completion:
         assembler = StreamAssembler(self.name, self.model)

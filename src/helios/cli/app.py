@@ -1,0 +1,77 @@
+"""The Typer application and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.exceptions import TyperException
+
+from helios._version import __version__
+from helios.cli import ask, models, sim
+from helios.cli.context import CliContext, console_err, print_error
+from helios.errors import ConfigError, HeliosError
+
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="helios",
+    help="Helios: run LLM workloads cheaper, faster and under control.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"helios {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML settings file (default: ./helios.yaml)"),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    ctx.obj = CliContext(config_file=config)
+
+
+app.command("ask")(ask.ask)
+app.command("models")(models.models)
+app.command("sim")(sim.sim)
+
+
+def main() -> None:
+    """Entry point: a user mistake is one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        result = app(standalone_mode=False)
+    except TyperException as exc:  # usage errors: unknown option, value out of range, ...
+        show = getattr(exc, "show", None)  # typer's vendored click formats its own usage errors
+        if callable(show):
+            show()
+        else:
+            print_error(exc)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        console_err.print("interrupted", style="yellow")
+        sys.exit(EXIT_INTERRUPTED)
+    except ConfigError as exc:
+        print_error(exc)
+        sys.exit(EXIT_CONFIG)
+    except HeliosError as exc:
+        print_error(exc)
+        sys.exit(EXIT_ERROR)
+    # click returns the exit code of typer.Exit when it does not exit itself
+    sys.exit(result if isinstance(result, int) else 0)

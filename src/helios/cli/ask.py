@@ -1,0 +1,87 @@
+"""``helios ask``: one prompt, streamed, with its model, timings, tokens and cost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from helios.cli.context import cli_context, console_err
+from helios.engine import Engine
+from helios.errors import ConfigError
+from helios.messages import Completion, Request, SamplingParams
+
+
+def ask(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(help="What to ask.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model spec, catalogue id or alias.")
+    ] = None,
+    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1)] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0)] = None,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Wait for the whole answer.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Ask a model one question and stream the answer."""
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty")
+    settings = cli_context(ctx).settings()
+    request = Request.of(
+        prompt,
+        model=model or "",
+        system=system,
+        params=SamplingParams(max_tokens=max_tokens, temperature=temperature),
+    )
+    streaming = not (no_stream or as_json)
+    completion = asyncio.run(_ask(Engine.from_settings(settings), request, streaming))
+    if as_json:
+        sys.stdout.write(json.dumps(_as_dict(completion), indent=2) + "\n")
+        return
+    if not streaming:
+        sys.stdout.write(completion.text)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    console_err.print(_summary(completion), style="dim")
+
+
+async def _ask(engine: Engine, request: Request, streaming: bool) -> Completion:
+    try:
+        if not streaming:
+            return await engine.complete(request)
+        stream = engine.stream(request)
+        async for chunk in stream:
+            if chunk.text:
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+        assert stream.completion is not None  # set once the stream is exhausted
+        return stream.completion
+    finally:
+        await engine.aclose()
+
+
+def _summary(c: Completion) -> str:
+    u = c.usage
+    cost = "n/a (not in catalogue)" if c.cost_usd is None else f"${c.cost_usd:.6f}"
+    cache = (
+        f", cache read {u.cache_read_tokens} / write {u.cache_write_tokens}"
+        if u.cache_read_tokens or u.cache_write_tokens
+        else ""
+    )
+    return (
+        f"{c.provider}:{c.model} · TTFT {c.ttft_s * 1000:.0f} ms"
+        f" · total {c.duration_s * 1000:.0f} ms"
+        f" · tokens in {u.total_input_tokens} / out {u.output_tokens}{cache} · cost {cost}"
+    )
+
+
+def _as_dict(c: Completion) -> dict[str, object]:
+    data = c.model_dump(mode="json")
+    data["usage"]["total_input_tokens"] = c.usage.total_input_tokens
+    return data

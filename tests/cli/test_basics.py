@@ -1,0 +1,71 @@
+import json
+from pathlib import Path
+
+from helios import __version__
+from tests.cli.conftest import RunCli
+
+
+def assert_one_line_error(stderr: str, *fragments: str) -> None:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_version(run_cli: RunCli) -> None:
+    result = run_cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"helios {__version__}"
+
+
+def test_empty_prompt(run_cli: RunCli) -> None:
+    result = run_cli("ask", "   ")
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "prompt is empty")
+
+
+def test_unknown_model(run_cli: RunCli) -> None:
+    result = run_cli("ask", "hi", "--model", "gpt-99")
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "unknown model 'gpt-99'")
+
+
+def test_bad_config_names_file_and_key(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("defualt_model: sonnet\n")
+    result = run_cli("--config", str(config), "ask", "hi")
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, str(config), "defualt_model", "unknown key")
+
+
+def test_missing_config_file(run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli("--config", str(tmp_path / "absent.yaml"), "models")
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "absent.yaml", "not found")
+
+
+def test_usage_errors_exit_2_without_traceback(run_cli: RunCli) -> None:
+    result = run_cli("ask", "hi", "--temperature", "9")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    assert "--temperature" in result.stderr
+
+
+def test_models_lists_catalogue_and_provider_state(
+    run_cli: RunCli, monkeypatch: object, tmp_path: Path
+) -> None:
+    (tmp_path / "helios.yaml").write_text(
+        "providers:\n  vllm: {kind: openai, base_url: 'http://127.0.0.1:1/v1', api_key: x}\n"
+    )
+    result = run_cli("models", "--json")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    ids = {model["id"] for model in payload["models"]}
+    assert {"claude-sonnet-4-5", "gpt-5", "gemini-2.5-flash", "smollm2-135m-instruct"} <= ids
+    assert payload["providers"]["vllm"] == "ready"
+    assert payload["default_model"] == "local"
+    table = run_cli("models")
+    assert table.exit_code == 0
+    assert "claude-sonnet-4-5" in table.stdout and "provider vllm: ready" in table.stdout

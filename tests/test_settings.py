@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+
+from helios.errors import ConfigError
+from helios.settings import ProviderSettings, Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("HELIOS_DEFAULT_MODEL", "HELIOS_LOCAL__N_CTX", "OPENAI_API_KEY", "MY_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_without_a_file() -> None:
+    settings = load_settings()
+    assert settings.default_model == "local"
+    assert settings.local.n_ctx == 2048
+
+
+def test_precedence_defaults_file_env_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "helios.yaml").write_text("default_model: sonnet\nlocal: {n_ctx: 1024}\n")
+    assert load_settings().default_model == "sonnet"
+    monkeypatch.setenv("HELIOS_DEFAULT_MODEL", "haiku")
+    settings = load_settings()
+    assert settings.default_model == "haiku"
+    assert settings.local.n_ctx == 1024  # the file still counts for keys env leaves alone
+    assert load_settings(overrides={"default_model": "opus"}).default_model == "opus"
+
+
+def test_nested_env_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELIOS_LOCAL__N_CTX", "4096")
+    assert load_settings().local.n_ctx == 4096
+
+
+def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "custom.yaml"
+    config.write_text("local:\n  n_ctxx: 10\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert str(info.value) == f"config file {config}: local.n_ctxx: unknown key"
+
+
+def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
+    config = tmp_path / "helios.yaml"
+    config.write_text("providers:\n  openai:\n    timeout_s: soon\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    message = str(info.value)
+    assert "providers.openai.timeout_s" in message
+    assert str(config) in message
+    assert "valid number" in message
+
+
+def test_bad_env_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELIOS_LOCAL__N_CTX", "big")
+    with pytest.raises(ConfigError, match="environment variable HELIOS_LOCAL__N_CTX"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("[1, 2]", "mapping"), ("a: [", "not valid YAML")],
+)
+def test_malformed_files(tmp_path: Path, content: str, expected: str) -> None:
+    config = tmp_path / "helios.yaml"
+    config.write_text(content)
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(config)
+
+
+def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_empty_file_means_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "helios.yaml"
+    config.write_text("")
+    assert load_settings(config) == Settings()
+
+
+def test_api_keys_come_from_the_usual_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    monkeypatch.setenv("MY_KEY", "sk-custom")
+    assert ProviderSettings().key("openai") == "sk-env"
+    assert ProviderSettings(kind="openai", api_key_env="MY_KEY").key("vllm") == "sk-custom"
+    assert ProviderSettings(kind="openai").key("vllm") == "sk-env"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert ProviderSettings().key("openai") is None
