@@ -1,0 +1,96 @@
+"""An ASGI response that plays a planned reply: delays, paced chunks, and deliberate drops.
+
+Starlette's ``StreamingResponse`` cannot leave a body unfinished on purpose, and a
+``drop`` fault needs exactly that: returning from the ASGI call with the body incomplete
+makes the server close the connection, so the client sees a truncated chunked body (or
+headers with no body) and its HTTP library raises at once instead of waiting.
+
+While a reply plays, a second task listens for the client going away, so an abandoned
+stream or a long ``timeout`` fault stops at once instead of holding the server open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+
+@dataclass(frozen=True)
+class Script:
+    """What to send and when.
+
+    ``delay_s`` passes before the status line (a ``timeout`` fault, or the whole generation
+    time of a plain reply). ``ttft_s`` passes before the first piece (or before the trailer
+    when there are no pieces) and ``gaps_s[i]`` before piece ``i + 1``. With
+    ``drop_after`` set, the connection closes after that many pieces, trailer unsent.
+    """
+
+    media_type: str
+    trailer: tuple[bytes, ...]
+    preamble: tuple[bytes, ...] = ()
+    pieces: tuple[bytes, ...] = ()
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    ttft_s: float = 0.0
+    gaps_s: tuple[float, ...] = ()
+    drop_after: int | None = None
+
+    @property
+    def streamed(self) -> bool:
+        return self.media_type == "text/event-stream"
+
+
+class ScriptedResponse(Response):
+    def __init__(self, script: Script) -> None:
+        super().__init__(status_code=script.status, media_type=script.media_type)
+        self.script = script
+        headers = {**script.headers, "content-type": script.media_type}
+        if script.streamed:
+            headers["cache-control"] = "no-cache"
+        else:
+            headers["content-length"] = str(sum(len(part) for part in script.trailer))
+        self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def watch_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch_disconnect)
+            await self._play(send)
+            group.cancel_scope.cancel()
+
+    async def _play(self, send: Send) -> None:
+        script = self.script
+        await _pause(script.delay_s)
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        for part in script.preamble:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        for index, piece in enumerate(script.pieces):
+            if script.drop_after is not None and index >= script.drop_after:
+                return
+            await _pause(script.ttft_s if index == 0 else script.gaps_s[index - 1])
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        if script.drop_after is not None:
+            return
+        if not script.pieces:
+            await _pause(script.ttft_s)
+        trailer = script.trailer or (b"",)
+        last = len(trailer) - 1
+        for index, part in enumerate(trailer):
+            await send({"type": "http.response.body", "body": part, "more_body": index < last})
+
+
+async def _pause(seconds: float) -> None:
+    if seconds > 0:
+        await anyio.sleep(seconds)
