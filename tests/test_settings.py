@@ -86,6 +86,8 @@ def test_api_keys_come_from_the_usual_variables(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("MY_KEY", "sk-custom")
     assert ProviderSettings().key("openai") == "sk-env"
     assert ProviderSettings(kind="openai", api_key_env="MY_KEY").key("vllm") == "sk-custom"
-    assert ProviderSettings(kind="openai").key("vllm") == "sk-env"
+    # a custom endpoint never receives the provider's own key
+    assert ProviderSettings(kind="openai").key("vllm") is None
+    assert "OPENAI_API_KEY" not in ProviderSettings(kind="openai").missing_key_message("vllm")
     monkeypatch.delenv("OPENAI_API_KEY")
     assert ProviderSettings().key("openai") is None

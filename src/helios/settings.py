@@ -60,20 +60,32 @@ class ProviderSettings(_Section):
     def resolved_kind(self, name: str) -> str:
         return self.kind or name
 
+    def key_variables(self, name: str) -> tuple[str, ...]:
+        """Environment variables that may hold the key.
+
+        The usual variables (``OPENAI_API_KEY``, ...) only count for the provider itself: a
+        custom endpoint such as ``vllm`` must never be sent the real OpenAI key.
+        """
+        if self.api_key_env:
+            return (self.api_key_env,)
+        if self.resolved_kind(name) != name:
+            return ()
+        return DEFAULT_KEY_VARIABLES.get(name, ())
+
     def key(self, name: str) -> str | None:
-        """The API key: from the settings, then the named variable, then the usual ones."""
+        """The API key: from the settings, then from the environment."""
         if self.api_key is not None:
             return self.api_key.get_secret_value()
-        variables = (
-            (self.api_key_env,)
-            if self.api_key_env
-            else DEFAULT_KEY_VARIABLES.get(self.resolved_kind(name), ())
-        )
-        for variable in variables:
+        for variable in self.key_variables(name):
             value = os.environ.get(variable)
             if value:
                 return value
         return None
+
+    def missing_key_message(self, name: str) -> str:
+        variables = self.key_variables(name)
+        where = f"set {' or '.join(variables)}, or " if variables else "set "
+        return f"no API key: {where}providers.{name}.api_key in the settings"
 
 
 class LocalModelSettings(_Section):

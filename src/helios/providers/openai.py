@@ -1,0 +1,232 @@
+"""OpenAI Chat Completions through the official ``openai`` SDK (async client).
+
+The same adapter serves OpenAI-compatible servers (vLLM, Ollama, llama.cpp's server, ...):
+configure ``providers: {vllm: {kind: openai, base_url: http://host:8000/v1}}`` and use
+``vllm:<model>``. Two things differ between the two, decided by the provider's name:
+
+- the output cap: the provider named ``openai`` sends ``max_completion_tokens`` (OpenAI
+  deprecated ``max_tokens``, and its reasoning models reject it); any other name sends
+  ``max_tokens``, the field every compatible server understands (several do not know the
+  newer one);
+- the key: OpenAI needs one. A compatible server with a ``base_url`` often needs none, so
+  a missing key there sends a placeholder instead of failing.
+
+Streams ask for ``stream_options={"include_usage": True}``: the last chunk then carries
+usage and no choices. Prompt caching is automatic (prompts of 1024+ tokens); cached
+tokens come back in ``prompt_tokens_details.cached_tokens``.
+
+Retries are the SDK's (``max_retries`` from the settings): it backs off exponentially and
+honours ``retry-after-ms`` / ``retry-after`` up to two minutes on 408, 409, 429 and 5xx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Literal, TypeVar
+
+from helios.errors import (
+    AuthenticationError,
+    BadRequest,
+    MissingDependency,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from helios.messages import Chunk, Completion, FinishReason, Request, Usage
+from helios.providers.base import Provider, StreamAssembler
+from helios.providers.retry import parse_retry_after
+from helios.settings import Settings
+
+try:
+    import openai
+    from openai.types import CompletionUsage
+    from openai.types.chat import ChatCompletionMessageParam
+except ImportError as exc:
+    raise MissingDependency("openai", "openai", "The OpenAI provider") from exc
+
+OFFICIAL_NAME = "openai"
+KEYLESS_PLACEHOLDER = "no-key"
+"""Sent as the key to a compatible server that was configured without one."""
+
+TokenLimitField = Literal["max_completion_tokens", "max_tokens"]
+_T = TypeVar("_T")
+
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+
+
+def create(name: str, model: str, settings: Settings) -> Provider:
+    """Build the provider from ``settings.providers[name]``; the key is checked here."""
+    config = settings.provider(name)
+    official = name == OFFICIAL_NAME
+    key = config.key(name)
+    if key is None:
+        if official or config.base_url is None:
+            raise AuthenticationError(config.missing_key_message(name), provider=name, model=model)
+        key = KEYLESS_PLACEHOLDER
+    client = openai.AsyncOpenAI(
+        api_key=key,
+        base_url=config.base_url,
+        timeout=config.timeout_s,
+        max_retries=config.max_retries,
+        default_headers=config.headers or None,
+    )
+    limit_field: TokenLimitField = "max_completion_tokens" if official else "max_tokens"
+    return OpenAIProvider(name, model, client, token_limit_field=limit_field)
+
+
+class OpenAIProvider(Provider):
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        client: openai.AsyncOpenAI,
+        *,
+        token_limit_field: TokenLimitField = "max_completion_tokens",
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.token_limit_field = token_limit_field
+        self._client = client
+
+    async def complete(self, request: Request) -> Completion:
+        params = request.params
+        max_tokens = params.max_tokens if params.max_tokens is not None else openai.omit
+        legacy = self.token_limit_field == "max_tokens"
+        try:
+            completion = await self._client.chat.completions.create(
+                model=self.model,
+                messages=_messages(request),
+                max_completion_tokens=openai.omit if legacy else max_tokens,
+                max_tokens=max_tokens if legacy else openai.omit,
+                temperature=_given(params.temperature),
+                top_p=_given(params.top_p),
+                stop=list(params.stop) or openai.omit,
+                seed=_given(params.seed),
+            )
+        except openai.OpenAIError as exc:
+            raise self._translate(exc) from exc
+        if not completion.choices:
+            raise ProviderUnavailable(
+                "the reply had no choices", provider=self.name, model=self.model
+            )
+        choice = completion.choices[0]
+        return Completion(
+            text=choice.message.content or "",
+            usage=_usage(completion.usage),
+            model=self.model,
+            provider=self.name,
+            finish_reason=_FINISH.get(choice.finish_reason, "other"),
+        )
+
+    async def stream(self, request: Request) -> AsyncIterator[Chunk]:
+        params = request.params
+        max_tokens = params.max_tokens if params.max_tokens is not None else openai.omit
+        legacy = self.token_limit_field == "max_tokens"
+        try:
+            chunks = await self._client.chat.completions.create(
+                model=self.model,
+                messages=_messages(request),
+                max_completion_tokens=openai.omit if legacy else max_tokens,
+                max_tokens=max_tokens if legacy else openai.omit,
+                temperature=_given(params.temperature),
+                top_p=_given(params.top_p),
+                stop=list(params.stop) or openai.omit,
+                seed=_given(params.seed),
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        except openai.OpenAIError as exc:
+            raise self._translate(exc) from exc
+        assembler = StreamAssembler(self.name, self.model)
+        usage = Usage()
+        finish: FinishReason | None = None
+        async with chunks:
+            try:
+                async for part in chunks:
+                    if part.usage is not None:
+                        usage = _usage(part.usage)
+                    if not part.choices:
+                        continue
+                    choice = part.choices[0]
+                    if choice.delta.content:
+                        chunk = Chunk(text=choice.delta.content)
+                        assembler.add(chunk)
+                        yield chunk
+                    if choice.finish_reason is not None:
+                        finish = _FINISH.get(choice.finish_reason, "other")
+            except openai.OpenAIError as exc:
+                if assembler.parts:
+                    raise assembler.broken(exc) from exc
+                raise self._translate(exc) from exc
+        if finish is None:
+            # A connection closed cleanly before the finishing chunk still lost the end.
+            raise assembler.broken(EOFError("the stream ended before its finish reason"))
+        yield Chunk(usage=usage, finish_reason=finish)
+
+    def _translate(self, exc: openai.OpenAIError) -> ProviderError:
+        """The Helios error for an SDK error: the one place that decides."""
+        name, model = self.name, self.model
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderTimeout(f"no answer in time: {exc}", provider=name, model=model)
+        if isinstance(exc, openai.APIConnectionError):
+            return ProviderUnavailable(f"connection failed: {exc}", provider=name, model=model)
+        if not isinstance(exc, openai.APIStatusError):
+            # An error event inside a stream, a malformed body, or a client-side failure.
+            return ProviderUnavailable(f"unusable response: {exc}", provider=name, model=model)
+        status = exc.status_code
+        message = _api_message(exc)
+        if status == 429:
+            retry_after = parse_retry_after(exc.response.headers)
+            return RateLimited(message, retry_after=retry_after, provider=name, model=model)
+        error_class: type[ProviderError]
+        if status in (401, 403):
+            error_class = AuthenticationError
+        elif status in (408, 504):
+            error_class = ProviderTimeout
+        elif status >= 500 or status == 409:
+            error_class = ProviderUnavailable
+        else:
+            error_class = BadRequest
+        return error_class(message, provider=name, model=model, status_code=status)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _given(value: _T | None) -> _T | openai.Omit:
+    return openai.omit if value is None else value
+
+
+def _messages(request: Request) -> list[ChatCompletionMessageParam]:
+    turns: list[ChatCompletionMessageParam] = []
+    if request.system is not None:
+        turns.append({"role": "system", "content": request.system})
+    for message in request.messages:
+        if message.role == "user":
+            turns.append({"role": "user", "content": message.content})
+        else:
+            turns.append({"role": "assistant", "content": message.content})
+    return turns
+
+
+def _api_message(exc: openai.APIStatusError) -> str:
+    """The server's own explanation when the body has one, else the SDK's summary."""
+    body = exc.body
+    if isinstance(body, Mapping):
+        message = body.get("message")
+        if isinstance(message, str) and message:
+            return message
+    return exc.message
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    if usage is None:
+        return Usage()
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    return Usage(
+        input_tokens=max(usage.prompt_tokens - cached, 0),
+        output_tokens=usage.completion_tokens,
+        cache_read_tokens=cached,
+    )

@@ -1,0 +1,123 @@
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import pytest
+
+from helios.catalog import Catalog
+from helios.errors import AuthenticationError
+from helios.messages import Request
+from helios.providers import openai as adapter
+from helios.providers.registry import ProviderRegistry
+from helios.settings import ProviderSettings, Settings
+from helios.sim import SimServer
+from tests.providers.remote import (
+    LONG_TEXT,
+    Connect,
+    Factory,
+    RemoteContract,
+    collect,
+    connector,
+    remote_settings,
+)
+
+MODEL = "gpt-5-mini"
+
+
+def v1(sim: SimServer) -> str:
+    return sim.base_url + "/v1"
+
+
+@pytest.fixture
+async def connect(sim: SimServer) -> AsyncIterator[Connect]:
+    async with connector(sim, "openai", MODEL, adapter.create, v1(sim)) as connect:
+        yield connect
+
+
+class TestOpenAIContract(RemoteContract):
+    kind = "openai"
+    model = MODEL
+    factory: ClassVar[Factory] = staticmethod(adapter.create)
+    key_variables = ("OPENAI_API_KEY",)
+    sdk_module = "openai"
+    extra = "openai"
+
+    @classmethod
+    def base_url(cls, sim: SimServer) -> str:
+        return v1(sim)
+
+
+def last_body(sim: SimServer) -> dict[str, object]:
+    return dict(sim.state.requests[-1].body)
+
+
+async def test_repeated_long_prompt_reads_cached_tokens(connect: Connect) -> None:
+    provider = connect()
+    request = Request.of("What is rule 7?", system=LONG_TEXT)
+    first = await provider.complete(request)
+    assert first.usage.cache_read_tokens == 0 and first.usage.input_tokens > 1024
+    second = await provider.complete(request)
+    assert second.usage.cache_read_tokens >= 1024
+    # input_tokens are the uncached ones: prompt_tokens minus cached_tokens
+    assert second.usage.input_tokens == first.usage.input_tokens - second.usage.cache_read_tokens
+    streamed = (await collect(provider.stream(request)))[-1].usage
+    assert streamed is not None
+    assert streamed.cache_read_tokens == second.usage.cache_read_tokens
+
+
+async def test_request_translation(connect: Connect, sim: SimServer) -> None:
+    provider = connect()
+    params = {"temperature": 0.5, "top_p": 0.9, "stop": ["END"], "max_tokens": 20, "seed": 3}
+    await collect(provider.stream(Request.of("Hi", system="Be brief", params=params)))
+    body = last_body(sim)
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief"},
+        {"role": "user", "content": "Hi"},
+    ]
+    assert body["max_completion_tokens"] == 20 and "max_tokens" not in body
+    assert (body["temperature"], body["top_p"], body["stop"], body["seed"]) == (
+        0.5,
+        0.9,
+        ["END"],
+        3,
+    )
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    await provider.complete(Request.of("Hi"))
+    body = last_body(sim)
+    assert not {"max_completion_tokens", "max_tokens", "temperature", "stop"} & body.keys()
+
+
+async def test_resolves_through_the_registry(sim: SimServer) -> None:
+    registry = ProviderRegistry(remote_settings("openai", v1(sim)), Catalog.load())
+    provider = registry.resolve("openai:gpt-5-mini")
+    try:
+        assert isinstance(provider, adapter.OpenAIProvider)
+        assert provider.spec == "openai:gpt-5-mini"
+    finally:
+        await registry.aclose()
+
+
+async def test_compatible_endpoint_resolves_by_its_own_name(
+    sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A self-hosted server often has no key: the adapter must not demand OpenAI's.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    vllm = ProviderSettings(kind="openai", base_url=v1(sim), max_retries=0, timeout_s=5)
+    registry = ProviderRegistry(Settings(providers={"vllm": vllm}), Catalog.load())
+    provider = registry.resolve("vllm:some-model")
+    try:
+        assert isinstance(provider, adapter.OpenAIProvider)
+        assert provider.spec == "vllm:some-model"
+        completion = await provider.complete(Request.of("Hi", params={"max_tokens": 5}))
+        assert completion.provider == "vllm" and completion.model == "some-model"
+        body = last_body(sim)
+        # compatible servers get the field they all understand
+        assert body["max_tokens"] == 5 and "max_completion_tokens" not in body
+        assert body["model"] == "some-model"
+    finally:
+        await registry.aclose()
+
+
+def test_official_endpoint_without_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(AuthenticationError, match="OPENAI_API_KEY"):
+        adapter.create("openai", MODEL, Settings())
