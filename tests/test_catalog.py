@@ -18,20 +18,18 @@ def test_shipped_catalogue_covers_every_family_and_tier() -> None:
 
 def test_prompt_cache_minimums_are_per_model() -> None:
     catalog = Catalog.load()
-    minimums = {
-        entry.prompt_cache_min_tokens for entry in catalog if entry.provider == "anthropic"
-    }
-    assert {1024, 2048, 4096} <= minimums
+    minimums = {entry.prompt_cache_min_tokens for entry in catalog if entry.provider == "anthropic"}
+    assert {512, 1024, 2048, 4096} <= minimums
     assert catalog.get("local").prompt_cache_min_tokens is None
 
 
 def test_find_accepts_id_alias_and_spec() -> None:
     catalog = Catalog.load()
-    entry = catalog.get("claude-sonnet-4-5")
+    entry = catalog.get("claude-sonnet-5-5")
     assert catalog.find("sonnet") is entry
-    assert catalog.find("anthropic:claude-sonnet-4-5") is entry
-    assert catalog.lookup("anthropic", "claude-sonnet-4-5") is entry
-    assert catalog.lookup("openai", "claude-sonnet-4-5") is None
+    assert catalog.find("anthropic:claude-sonnet-5-5") is entry
+    assert catalog.lookup("anthropic", "claude-sonnet-5-5") is entry
+    assert catalog.lookup("openai", "claude-sonnet-5-5") is None
 
 
 def test_unknown_model_names_the_model() -> None:
@@ -48,7 +46,7 @@ def test_cost_prices_each_token_class() -> None:
         cache_write_5m_tokens=1_000_000,
         cache_write_1h_tokens=1_000_000,
     )
-    assert sonnet.cost(usage) == pytest.approx(3.00 + 15.00 + 0.30 + 3.75 + 6.00)
+    assert sonnet.cost(usage) == pytest.approx(2.00 + 10.00 + 0.10 + 2.50 + 4.00)
     assert Catalog.load().get("local").cost(usage) == 0
 
 
@@ -57,7 +55,7 @@ def test_user_file_adds_and_replaces_entries(tmp_path: Path) -> None:
     extra.write_text(
         """
 models:
-  - id: claude-sonnet-4-5
+  - id: claude-sonnet-5-5
     provider: anthropic
     tier: fast
     context_window: 1000000
@@ -73,7 +71,7 @@ models:
     )
     catalog = Catalog.load([extra])
     assert catalog.get("sonnet-1m").context_window == 1_000_000
-    assert catalog.get("claude-sonnet-4-5").prices.input == 6
+    assert catalog.get("claude-sonnet-5-5").prices.input == 6
     assert catalog.get("qwen3-32b").provider == "vllm"
 
 

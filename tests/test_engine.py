@@ -29,13 +29,13 @@ def engine_with(provider: FunctionProvider, recorder: Recorder | None = None) ->
 async def test_complete_times_and_prices_the_call() -> None:
     # a double posing as Sonnet, so the catalogue prices it
     provider = FunctionProvider(
-        lambda r: "four words of reply", name="anthropic", model="claude-sonnet-4-5"
+        lambda r: "four words of reply", name="anthropic", model="claude-sonnet-5-5"
     )
     recorder = Recorder()
     engine = engine_with(provider, recorder)
     completion = await engine.complete(Request.of("one two three", model="sonnet"))
     assert completion.text == "four words of reply"
-    assert completion.provider == "anthropic" and completion.model == "claude-sonnet-4-5"
+    assert completion.provider == "anthropic" and completion.model == "claude-sonnet-5-5"
     assert completion.ttft_s == completion.duration_s > 0
     assert completion.streamed is False
     expected = Catalog.load().get("sonnet").cost(Usage(input_tokens=3, output_tokens=4))
@@ -86,9 +86,7 @@ async def test_concurrent_calls_do_not_interfere() -> None:
     )
     engine = engine_with(provider)
     prompts = [f"prompt {i}" for i in range(20)]
-    results = await asyncio.gather(
-        *(engine.complete(Request.of(p, model="f:m")) for p in prompts)
-    )
+    results = await asyncio.gather(*(engine.complete(Request.of(p, model="f:m")) for p in prompts))
     assert [r.text for r in results] == [p.upper() for p in prompts]
 
 

@@ -63,9 +63,9 @@ def test_models_lists_catalogue_and_provider_state(
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
     ids = {model["id"] for model in payload["models"]}
-    assert {"claude-sonnet-4-5", "gpt-5", "gemini-2.5-flash", "smollm2-135m-instruct"} <= ids
+    assert {"claude-sonnet-5-5", "gpt-5", "gemini-2.5-flash", "smollm2-135m-instruct"} <= ids
     assert payload["providers"]["vllm"] == "ready"
     assert payload["default_model"] == "local"
     table = run_cli("models")
     assert table.exit_code == 0
-    assert "claude-sonnet-4-5" in table.stdout and "provider vllm: ready" in table.stdout
+    assert "claude-sonnet-5-5" in table.stdout and "provider vllm: ready" in table.stdout

@@ -36,9 +36,7 @@ async def test_async_function_and_explicit_chunks() -> None:
 
 
 async def test_scripted_sequence_with_errors_on_demand() -> None:
-    provider = FunctionProvider(
-        replies=["first", RateLimited("slow down", retry_after=2), "third"]
-    )
+    provider = FunctionProvider(replies=["first", RateLimited("slow down", retry_after=2), "third"])
     request = Request.of("x")
     assert (await provider.complete(request)).text == "first"
     with pytest.raises(RateLimited) as info:

@@ -17,8 +17,8 @@ def registry(**settings: object) -> ProviderRegistry:
     [
         ("", ("llamacpp", "smollm2-135m-instruct")),
         ("local", ("llamacpp", "smollm2-135m-instruct")),
-        ("sonnet", ("anthropic", "claude-sonnet-4-5")),
-        ("anthropic:sonnet", ("anthropic", "claude-sonnet-4-5")),
+        ("sonnet", ("anthropic", "claude-sonnet-5-5")),
+        ("anthropic:sonnet", ("anthropic", "claude-sonnet-5-5")),
         ("anthropic:claude-future-9", ("anthropic", "claude-future-9")),
         ("openai:gpt-5-mini", ("openai", "gpt-5-mini")),
         ("gemini-2.5-flash", ("gemini", "gemini-2.5-flash")),
@@ -31,7 +31,7 @@ def test_parse(spec: str, expected: tuple[str, str]) -> None:
 
 def test_default_model_and_aliases_come_from_settings() -> None:
     reg = registry(default_model="fast-one", aliases={"fast-one": "cheap", "cheap": "haiku"})
-    assert reg.parse("") == ("anthropic", "claude-haiku-4-5")
+    assert reg.parse("") == ("anthropic", "claude-haiku-5-5")
 
 
 def test_alias_loops_are_reported() -> None:
