@@ -156,16 +156,24 @@ class GeminiProvider(Provider):
         self._client.close()
 
 
+_NO_AUTOMATIC_FUNCTION_CALLING = genai_types.AutomaticFunctionCallingConfig(disable=True)
+
+
 def _config(request: Request) -> genai_types.GenerateContentConfig:
     params = request.params
+    # Only fields that carry a value: the SDK converts every explicitly set field, None
+    # included, on each call, and that conversion is most of its per-request cost.
+    values: dict[str, Any] = {
+        "system_instruction": request.system,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "max_output_tokens": params.max_tokens,
+        "stop_sequences": list(params.stop) or None,
+        "seed": params.seed,
+    }
     return genai_types.GenerateContentConfig(
-        system_instruction=request.system,
-        temperature=params.temperature,
-        top_p=params.top_p,
-        max_output_tokens=params.max_tokens,
-        stop_sequences=list(params.stop) or None,
-        seed=params.seed,
-        automatic_function_calling=genai_types.AutomaticFunctionCallingConfig(disable=True),
+        **{key: value for key, value in values.items() if value is not None},
+        automatic_function_calling=_NO_AUTOMATIC_FUNCTION_CALLING,
         automatic_continuation=False,
     )
 
