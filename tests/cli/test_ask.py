@@ -1,16 +1,18 @@
 """``helios ask`` end to end: the real entry point, the engine, an adapter, the simulator."""
 
 import json
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from helios.sim import Fault, SimServer
+from helios.sim import Fault, LatencyProfile, SimServer
 from tests.cli.conftest import RunCli
 from tests.cli.test_basics import assert_one_line_error
 
@@ -115,3 +117,24 @@ def test_default_model_answers_offline(run_cli: RunCli) -> None:
     assert result.exit_code == 0, result.stderr
     assert "Tokyo" in result.stdout
     assert "llamacpp:smollm2-135m-instruct" in result.stderr
+
+
+def test_ctrl_c_during_a_stream_exits_130_without_traceback(
+    make_sim: Callable[..., SimServer], tmp_path: Path
+) -> None:
+    slow = make_sim(latency=LatencyProfile(tokens_per_s=4), reply_tokens=200)
+    write_config(tmp_path, slow.base_url)
+    helios = Path(sys.executable).with_name("helios")
+    process = subprocess.Popen(
+        [str(helios), "ask", "tell me a story", "--model", "openai:gpt-5.4-mini"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.read(1)  # the answer has started streaming
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr
+    assert b"interrupted" in stderr

@@ -73,5 +73,9 @@ def main() -> None:
     except HeliosError as exc:
         print_error(exc)
         sys.exit(EXIT_ERROR)
-    # click returns the exit code of typer.Exit when it does not exit itself
-    sys.exit(result if isinstance(result, int) else 0)
+    # In non-standalone mode typer returns exit codes instead of exiting, and it turns
+    # Ctrl-C into code 130 before our handler above can see the KeyboardInterrupt.
+    code = result if isinstance(result, int) else 0
+    if code == EXIT_INTERRUPTED:
+        console_err.print("interrupted", style="yellow")
+    sys.exit(code)
