@@ -113,3 +113,26 @@ class ProviderUnavailable(ProviderError):
     ) -> None:
         self.partial_text = partial_text
         super().__init__(message, provider=provider, model=model, status_code=status_code)
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    provider: str,
+    model: str,
+    retry_after: float | None = None,
+) -> ProviderError:
+    """The Helios error for a provider's HTTP status: one mapping shared by every adapter."""
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after, provider=provider, model=model)
+    error_class: type[ProviderError]
+    if status in (401, 403):
+        error_class = AuthenticationError
+    elif status in (408, 504):
+        error_class = ProviderTimeout
+    elif status >= 500 or status == 409:
+        error_class = ProviderUnavailable
+    else:
+        error_class = BadRequest
+    return error_class(message, provider=provider, model=model, status_code=status)

@@ -20,12 +20,11 @@ from typing import Any
 
 from helios.errors import (
     AuthenticationError,
-    BadRequest,
     MissingDependency,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
-    RateLimited,
+    error_for_status,
 )
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler
@@ -136,19 +135,10 @@ class GeminiProvider(Provider):
             return ProviderUnavailable(f"unusable response: {exc}", provider=name, model=model)
         status = exc.code
         message = exc.message or str(exc)
-        if status == 429:
-            retry_after = _retry_after(exc)
-            return RateLimited(message, retry_after=retry_after, provider=name, model=model)
-        error_class: type[ProviderError]
-        if status in (401, 403):
-            error_class = AuthenticationError
-        elif status in (408, 504):
-            error_class = ProviderTimeout
-        elif status >= 500 or status == 409:
-            error_class = ProviderUnavailable
-        else:
-            error_class = BadRequest
-        return error_class(message, provider=name, model=model, status_code=status)
+        retry_after = _retry_after(exc) if status == 429 else None
+        return error_for_status(
+            status, message, provider=name, model=model, retry_after=retry_after
+        )
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()

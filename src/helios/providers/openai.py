@@ -26,12 +26,11 @@ from typing import Literal, TypeVar
 
 from helios.errors import (
     AuthenticationError,
-    BadRequest,
     MissingDependency,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
-    RateLimited,
+    error_for_status,
 )
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler
@@ -176,19 +175,10 @@ class OpenAIProvider(Provider):
             return ProviderUnavailable(f"unusable response: {exc}", provider=name, model=model)
         status = exc.status_code
         message = _api_message(exc)
-        if status == 429:
-            retry_after = parse_retry_after(exc.response.headers)
-            return RateLimited(message, retry_after=retry_after, provider=name, model=model)
-        error_class: type[ProviderError]
-        if status in (401, 403):
-            error_class = AuthenticationError
-        elif status in (408, 504):
-            error_class = ProviderTimeout
-        elif status >= 500 or status == 409:
-            error_class = ProviderUnavailable
-        else:
-            error_class = BadRequest
-        return error_class(message, provider=name, model=model, status_code=status)
+        retry_after = parse_retry_after(exc.response.headers) if status == 429 else None
+        return error_for_status(
+            status, message, provider=name, model=model, retry_after=retry_after
+        )
 
     async def aclose(self) -> None:
         await self._client.close()
