@@ -55,6 +55,11 @@ class ProviderSettings(_Section):
     )
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    max_retry_wait_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="longest retry-after Helios sleeps; a longer one goes back to the caller",
+    )
     headers: dict[str, str] = Field(default_factory=dict)
 
     def resolved_kind(self, name: str) -> str:

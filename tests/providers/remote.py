@@ -178,6 +178,17 @@ class RemoteContract:
         assert info.value.retry_after == pytest.approx(7)
         assert info.value.provider == self.kind and info.value.model == self.model
 
+    async def test_a_retry_after_beyond_the_cap_goes_straight_to_the_caller(
+        self, connect: Connect, sim: SimServer
+    ) -> None:
+        # max_retry_wait_s defaults to 60 s: an hour-long wait is the caller's decision.
+        provider = connect(max_retries=3)
+        sim.state.inject(Fault(kind="rate_limit", retry_after_s=3600), times=1)
+        with pytest.raises(RateLimited) as info:
+            await asyncio.wait_for(provider.complete(Request.of("Hello")), timeout=10)
+        assert info.value.retry_after == pytest.approx(3600)
+        assert self.requests_served(sim) == 1
+
     @pytest.mark.parametrize("kind", ["server_error", "overloaded"])
     async def test_server_errors_raise_provider_unavailable(
         self, connect: Connect, sim: SimServer, kind: str

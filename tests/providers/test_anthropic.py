@@ -10,6 +10,7 @@ from helios.errors import ProviderUnavailable, RateLimited
 from helios.messages import CacheControl, Message, Request
 from helios.providers import anthropic as adapter
 from helios.providers.registry import ProviderRegistry
+from helios.providers.retry import RetryingProvider
 from helios.sim import SimServer
 from tests.providers.remote import (
     LONG_TEXT,
@@ -109,7 +110,8 @@ async def test_resolves_through_the_registry(sim: SimServer) -> None:
     registry = ProviderRegistry(settings, Catalog.load())
     provider = registry.resolve("anthropic:sonnet")
     try:
-        assert isinstance(provider, adapter.AnthropicProvider)
+        assert isinstance(provider, RetryingProvider)
+        assert isinstance(provider.inner, adapter.AnthropicProvider)
         assert provider.spec == "anthropic:claude-sonnet-5-5"
     finally:
         await registry.aclose()
@@ -124,7 +126,9 @@ async def test_error_events_inside_a_stream_are_mapped_by_their_type(
 ) -> None:
     # An `event: error` arrives on a 200 response, so its type is all there is to go on.
     settings = remote_settings("anthropic", "http://127.0.0.1:9")
-    provider = adapter.create("anthropic", MODEL, settings)
+    wrapped = adapter.create("anthropic", MODEL, settings)
+    assert isinstance(wrapped, RetryingProvider)
+    provider = wrapped.inner
     assert isinstance(provider, adapter.AnthropicProvider)
     response = httpx2.Response(
         200, request=httpx2.Request("POST", "http://127.0.0.1:9/v1/messages")

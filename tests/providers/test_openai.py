@@ -8,6 +8,7 @@ from helios.errors import AuthenticationError
 from helios.messages import Request
 from helios.providers import openai as adapter
 from helios.providers.registry import ProviderRegistry
+from helios.providers.retry import RetryingProvider
 from helios.settings import ProviderSettings, Settings
 from helios.sim import SimServer
 from tests.providers.remote import (
@@ -90,7 +91,8 @@ async def test_resolves_through_the_registry(sim: SimServer) -> None:
     registry = ProviderRegistry(remote_settings("openai", v1(sim)), Catalog.load())
     provider = registry.resolve("openai:gpt-5-mini")
     try:
-        assert isinstance(provider, adapter.OpenAIProvider)
+        assert isinstance(provider, RetryingProvider)
+        assert isinstance(provider.inner, adapter.OpenAIProvider)
         assert provider.spec == "openai:gpt-5-mini"
     finally:
         await registry.aclose()
@@ -105,7 +107,8 @@ async def test_compatible_endpoint_resolves_by_its_own_name(
     registry = ProviderRegistry(Settings(providers={"vllm": vllm}), Catalog.load())
     provider = registry.resolve("vllm:some-model")
     try:
-        assert isinstance(provider, adapter.OpenAIProvider)
+        assert isinstance(provider, RetryingProvider)
+        assert isinstance(provider.inner, adapter.OpenAIProvider)
         assert provider.spec == "vllm:some-model"
         completion = await provider.complete(Request.of("Hi", params={"max_tokens": 5}))
         assert completion.provider == "vllm" and completion.model == "some-model"

@@ -7,8 +7,8 @@
 - ``temperature`` and ``top_p``: SDK 2.x no longer declares them, so they travel in
   ``extra_body``, and only when the request sets them. A model that refuses them answers
   with a 400, which surfaces as :class:`~helios.errors.BadRequest`.
-- Retries are the SDK's (``max_retries`` from the settings): it backs off exponentially
-  and honours ``retry-after-ms`` / ``retry-after`` on 408, 409, 429 and 5xx responses.
+- Retries are Helios's (:mod:`helios.providers.retry`), not the SDK's: the SDK would
+  sleep for any ``retry-after`` the server sends, however long.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from helios.errors import (
 )
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler
-from helios.providers.retry import parse_retry_after
+from helios.providers.retry import parse_retry_after, with_retries
 from helios.settings import Settings
 
 try:
@@ -84,10 +84,10 @@ def create(name: str, model: str, settings: Settings) -> Provider:
         api_key=key,
         base_url=config.base_url,
         timeout=config.timeout_s,
-        max_retries=config.max_retries,
+        max_retries=0,  # Helios retries (RetryingProvider): the SDK's wait is uncapped
         default_headers=config.headers or None,
     )
-    return AnthropicProvider(name, model, client)
+    return with_retries(AnthropicProvider(name, model, client), config)
 
 
 class AnthropicProvider(Provider):

@@ -8,8 +8,7 @@
 - The SDK's hidden extras are switched off, so one call is one request: automatic function
   calling and automatic stream continuation (which silently re-sends a dropped stream).
 - Retries: ``HttpRetryOptions`` backs off on a fixed schedule and ignores ``retry-after``,
-  so the SDK does not retry and :func:`create` wraps the provider in
-  :class:`~helios.providers.retry.RetryingProvider` instead.
+  so the SDK does not retry; :func:`create` wraps the provider in Helios's retries.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from helios.errors import (
 )
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler
-from helios.providers.retry import RetryingProvider, parse_retry_after
+from helios.providers.retry import parse_retry_after, with_retries
 from helios.settings import Settings
 
 try:
@@ -67,7 +66,7 @@ def create(name: str, model: str, settings: Settings) -> Provider:
         retry_options=None,
     )
     client = genai.Client(vertexai=False, api_key=key, http_options=options)
-    return RetryingProvider(GeminiProvider(name, model, client), max_retries=config.max_retries)
+    return with_retries(GeminiProvider(name, model, client), config)
 
 
 class GeminiProvider(Provider):

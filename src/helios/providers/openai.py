@@ -15,8 +15,8 @@ Streams ask for ``stream_options={"include_usage": True}``: the last chunk then 
 usage and no choices. Prompt caching is automatic (prompts of 1024+ tokens); cached
 tokens come back in ``prompt_tokens_details.cached_tokens``.
 
-Retries are the SDK's (``max_retries`` from the settings): it backs off exponentially and
-honours ``retry-after-ms`` / ``retry-after`` up to two minutes on 408, 409, 429 and 5xx.
+Retries are Helios's (:mod:`helios.providers.retry`), the same for every provider; the
+SDK's own are turned off.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from helios.errors import (
 )
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler
-from helios.providers.retry import parse_retry_after
+from helios.providers.retry import parse_retry_after, with_retries
 from helios.settings import Settings
 
 try:
@@ -67,11 +67,11 @@ def create(name: str, model: str, settings: Settings) -> Provider:
         api_key=key,
         base_url=config.base_url,
         timeout=config.timeout_s,
-        max_retries=config.max_retries,
+        max_retries=0,  # Helios retries (RetryingProvider): the SDK's wait is uncapped
         default_headers=config.headers or None,
     )
     limit_field: TokenLimitField = "max_completion_tokens" if official else "max_tokens"
-    return OpenAIProvider(name, model, client, token_limit_field=limit_field)
+    return with_retries(OpenAIProvider(name, model, client, token_limit_field=limit_field), config)
 
 
 class OpenAIProvider(Provider):

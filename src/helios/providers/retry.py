@@ -1,9 +1,10 @@
 """Retries as a wrapper: ``RetryingProvider`` is itself a provider.
 
-The Anthropic and OpenAI SDKs retry on their own and honour ``retry-after``, so their
-adapters leave retries to the SDK. google-genai's ``HttpRetryOptions`` backs off on a fixed
-exponential schedule and ignores ``retry-after``, so the Gemini adapter turns the SDK's
-retries off and wraps itself in this class instead.
+Every remote adapter turns its SDK's retries off and is wrapped in this class, so that
+retries behave the same whatever the provider: google-genai ignores ``retry-after``, and
+the Anthropic SDK sleeps for any ``retry-after`` the server sends, an hour included. Here
+a wait longer than ``providers.<name>.max_retry_wait_s`` goes back to the caller as
+:class:`~helios.errors.RateLimited` instead of blocking the call.
 
 ``parse_retry_after`` lives here too: every adapter uses it to fill
 :attr:`~helios.errors.RateLimited.retry_after` from a throttled response's headers.
@@ -21,6 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from helios.errors import HeliosError, RateLimited
 from helios.messages import Chunk, Completion, Request
 from helios.providers.base import Provider
+from helios.settings import ProviderSettings
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -55,6 +57,13 @@ def _finite_float(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def with_retries(provider: Provider, config: ProviderSettings) -> Provider:
+    """``provider`` wrapped with the endpoint's retry settings."""
+    return RetryingProvider(
+        provider, max_retries=config.max_retries, max_delay_s=config.max_retry_wait_s
+    )
 
 
 class RetryingProvider(Provider):
