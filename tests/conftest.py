@@ -18,6 +18,19 @@ if TYPE_CHECKING:
     from helios.sim import SimConfig, SimServer
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Caches and ledgers default to the user's data directory: never the developer's real
+    one during tests (subprocesses inherit the variable too)."""
+    previous = os.environ.get("HELIOS_DATA_DIR")
+    os.environ["HELIOS_DATA_DIR"] = str(tmp_path_factory.mktemp("helios-data"))
+    yield
+    if previous is None:
+        os.environ.pop("HELIOS_DATA_DIR", None)
+    else:
+        os.environ["HELIOS_DATA_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def _shared_sim() -> Iterator[SimServer]:
     from helios.sim import SimServer  # imported here so suites without the sim extra still load

@@ -9,6 +9,7 @@ from helios.engine import CallObserver, CallRecord, CompletionStream, Engine
 from helios.errors import (
     AuthenticationError,
     BadRequest,
+    CacheBackendError,
     ConfigError,
     HeliosError,
     InputError,
@@ -36,6 +37,7 @@ from helios.settings import LocalModelSettings, ProviderSettings, Settings, load
 __all__ = [
     "AuthenticationError",
     "BadRequest",
+    "CacheBackendError",
     "CacheControl",
     "CallObserver",
     "CallRecord",

@@ -1,8 +1,10 @@
 """The engine: the one place that composes the parts of a model call.
 
-Today one call is request -> provider -> completion, timed around the provider (TTFT and
-duration) and priced from the catalogue. Each step is its own method so the cache (lookup
-before the provider, store after), the router (inside ``_provider_for``), the governor
+One call is request -> response cache -> provider -> completion, timed around the
+provider (TTFT and duration) and priced from the catalogue. A cache hit is answered without
+resolving the provider at all (no SDK import, no model load) and a cached stream replays
+its original chunks. Only complete replies are stored: a stream that breaks leaves no
+entry. Each step is its own method so the router (inside ``_provider_for``), the governor
 (around the provider call) and the ledger (an observer) slot in without reshaping the call.
 """
 
@@ -13,11 +15,17 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from helios.cache.backends.base import CacheBackend
+from helios.cache.backends.memory import MemoryBackend
+from helios.cache.backends.sqlite import SQLiteBackend
+from helios.cache.exact import CachedReply, ExactCache
 from helios.catalog import Catalog
 from helios.messages import Chunk, Completion, Request
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
+from helios.settings import CacheSettings, Settings
+
+CACHE_LAYER = "L2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +36,7 @@ class CallRecord:
     provider: str
     model: str
     completion: Completion | None
+    """Set on success; ``completion.cache_layer`` tells a cache hit from a provider call."""
     error: BaseException | None
     engine_s: float
     """Seconds spent in the engine for this call, provider time included."""
@@ -45,29 +54,39 @@ class Engine:
         registry: ProviderRegistry,
         catalog: Catalog,
         *,
+        cache: ExactCache | None = None,
         observers: Sequence[CallObserver] = (),
     ) -> None:
         self.registry = registry
         self.catalog = catalog
+        self.cache = cache
         self.observers = list(observers)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, observers: Sequence[CallObserver] = ()) -> Engine:
         catalog = Catalog.load(settings.catalog_files)
-        return cls(ProviderRegistry(settings, catalog), catalog, observers=observers)
+        cache = response_cache(settings.cache)
+        return cls(ProviderRegistry(settings, catalog), catalog, cache=cache, observers=observers)
 
     async def complete(self, request: Request) -> Completion:
         """The whole reply in one piece (the provider's non-streaming call)."""
         started = time.perf_counter()
+        key, cached = await self._lookup(request)
+        if cached is not None:
+            elapsed = time.perf_counter() - started
+            completion = self._from_cache(cached, elapsed, elapsed, streamed=False)
+            self._notify(request, completion.provider, completion.model, completion, None, started)
+            return completion
         provider = self._provider_for(request)
         try:
             reply = await provider.complete(request)
         except BaseException as exc:
-            self._notify(request, provider, None, exc, started)
+            self._notify(request, provider.name, provider.model, None, exc, started)
             raise
         elapsed = time.perf_counter() - started
         completion = self._finish(reply, ttft_s=elapsed, duration_s=elapsed, streamed=False)
-        self._notify(request, provider, completion, None, started)
+        await self._store(key, request, completion, None)
+        self._notify(request, provider.name, provider.model, completion, None, started)
         return completion
 
     def stream(self, request: Request) -> CompletionStream:
@@ -76,8 +95,43 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
 
     # -- the steps of one call ----------------------------------------------------------
+    async def _lookup(self, request: Request) -> tuple[str | None, CachedReply | None]:
+        """The cache key and the cached reply, if any; parsing the spec imports nothing."""
+        if self.cache is None:
+            return None, None
+        provider, model = self.registry.parse(request.model)
+        key = self.cache.key_for(request, provider, model)
+        return key, await self.cache.lookup(key, persona=request.persona)
+
+    async def _store(
+        self,
+        key: str | None,
+        request: Request,
+        completion: Completion,
+        chunks: Sequence[str] | None,
+    ) -> None:
+        if key is None or self.cache is None or completion.finish_reason not in ("stop", "length"):
+            return
+        reply = CachedReply.from_completion(completion, chunks, created_at=time.time())
+        await self.cache.store(key, reply, persona=request.persona)
+
+    def _from_cache(
+        self, cached: CachedReply, ttft_s: float, duration_s: float, *, streamed: bool
+    ) -> Completion:
+        return cached.to_completion().model_copy(
+            update={
+                "ttft_s": ttft_s,
+                "duration_s": duration_s,
+                "cost_usd": 0.0,
+                "streamed": streamed,
+                "cache_layer": CACHE_LAYER,
+            }
+        )
+
     def _provider_for(self, request: Request) -> Provider:
         return self.registry.resolve(request.model)
 
@@ -97,7 +151,8 @@ class Engine:
     def _notify(
         self,
         request: Request,
-        provider: Provider,
+        provider: str,
+        model: str,
         completion: Completion | None,
         error: BaseException | None,
         started: float,
@@ -106,8 +161,8 @@ class Engine:
             return
         record = CallRecord(
             request=request,
-            provider=provider.name,
-            model=provider.model,
+            provider=provider,
+            model=model,
             completion=completion,
             error=error,
             engine_s=time.perf_counter() - started,
@@ -133,6 +188,11 @@ class CompletionStream:
     async def _run(self) -> AsyncIterator[Chunk]:
         engine = self._engine
         started = time.perf_counter()
+        key, cached = await engine._lookup(self.request)
+        if cached is not None:
+            async for chunk in self._replay(cached, started):
+                yield chunk
+            return
         provider = engine._provider_for(self.request)
         assembler = StreamAssembler(provider.name, provider.model)
         ttft_s: float | None = None
@@ -143,7 +203,7 @@ class CompletionStream:
                 assembler.add(chunk)
                 yield chunk
         except BaseException as exc:
-            engine._notify(self.request, provider, None, exc, started)
+            engine._notify(self.request, provider.name, provider.model, None, exc, started)
             raise
         duration_s = time.perf_counter() - started
         self.completion = engine._finish(
@@ -152,4 +212,31 @@ class CompletionStream:
             duration_s=duration_s,
             streamed=True,
         )
-        engine._notify(self.request, provider, self.completion, None, started)
+        await engine._store(key, self.request, self.completion, assembler.parts)
+        engine._notify(self.request, provider.name, provider.model, self.completion, None, started)
+
+    async def _replay(self, cached: CachedReply, started: float) -> AsyncIterator[Chunk]:
+        """The cached reply chunk by chunk, as its original stream delivered it."""
+        ttft_s: float | None = None
+        for chunk in cached.replay():
+            if ttft_s is None and chunk.text:
+                ttft_s = time.perf_counter() - started
+            yield chunk
+        duration_s = time.perf_counter() - started
+        engine = self._engine
+        self.completion = engine._from_cache(
+            cached, duration_s if ttft_s is None else ttft_s, duration_s, streamed=True
+        )
+        engine._notify(self.request, cached.provider, cached.model, self.completion, None, started)
+
+
+def response_cache(settings: CacheSettings) -> ExactCache | None:
+    """The exact-match cache the settings ask for, or ``None`` when it is disabled."""
+    if not settings.enabled:
+        return None
+    backend: CacheBackend
+    if settings.backend == "memory":
+        backend = MemoryBackend(max_entries=settings.max_entries)
+    else:
+        backend = SQLiteBackend(settings.resolved_path(), max_entries=settings.max_entries)
+    return ExactCache(backend, ttl_s=settings.ttl_s)

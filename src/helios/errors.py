@@ -9,6 +9,7 @@ import a vendor SDK to handle a failure::
     │   ├── UnknownModel            a model spec that neither the catalogue nor a provider knows
     │   └── MissingDependency       an optional extra is not installed (names the extra)
     ├── InputError                  bad user input: empty goal, missing or binary document, ...
+    ├── CacheBackendError           a cache store failed (fails open: a miss, never a failed call)
     └── ProviderError               a provider call failed (carries provider and model)
         ├── RateLimited             429 / quota; ``retry_after`` seconds when the provider said
         ├── ProviderTimeout         no answer in time
@@ -47,6 +48,15 @@ class MissingDependency(ConfigError):
 
 class InputError(HeliosError):
     """User input that Helios cannot work with; the message says what and where."""
+
+
+class CacheBackendError(HeliosError):
+    """A cache store could not be opened, read or written.
+
+    The cache layers catch it and carry on without the cache (a lookup becomes a miss, a
+    store is skipped), so it only reaches callers from explicit operations such as opening
+    a backend or invalidating entries.
+    """
 
 
 class ProviderError(HeliosError):

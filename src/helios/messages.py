@@ -118,7 +118,8 @@ class Completion(_Frozen):
 
     ``ttft_s`` and ``duration_s`` are measured by the engine around the provider call; for a
     non-streamed call the first token arrives with the whole reply, so ``ttft_s`` equals
-    ``duration_s``. ``cost_usd`` is ``None`` when the model is not in the catalogue.
+    ``duration_s``. ``cost_usd`` is ``None`` when the model is not in the catalogue, and 0
+    for a reply served from the response cache (what it saved is reported separately).
     """
 
     text: str
@@ -130,3 +131,5 @@ class Completion(_Frozen):
     duration_s: float = 0.0
     cost_usd: float | None = None
     streamed: bool = False
+    cache_layer: str | None = None
+    """The response-cache layer that answered (``"L2"``); ``None`` when the provider did."""

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -22,6 +24,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from helios.catalog import Tier
 from helios.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "helios.yaml"
@@ -103,6 +106,78 @@ class LocalModelSettings(_Section):
     default_max_tokens: int = Field(default=256, gt=0)
 
 
+class AsyncThesisSettings(_Section):
+    enabled: bool = Field(default=True, description="run the thesis while evidence is gathered")
+    timeout_sec: float = Field(default=120.0, gt=0)
+
+
+class ParallelPrepSettings(_Section):
+    enabled: bool = Field(
+        default=False, description="prepare the antithesis while the thesis streams (experiment)"
+    )
+
+
+class EvidenceSettings(_Section):
+    top_k: int = Field(default=6, ge=1, le=50)
+    chunk_words: int = Field(default=120, ge=20, le=2000)
+    max_document_bytes: int = Field(default=2_000_000, gt=0)
+    cache_ttl_s: float = Field(default=1800.0, gt=0)
+
+
+class GateSettings(_Section):
+    min_judge_score: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class OrchestrationSettings(_Section):
+    async_thesis: AsyncThesisSettings = Field(default_factory=AsyncThesisSettings)
+    parallel_prep: ParallelPrepSettings = Field(default_factory=ParallelPrepSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    max_passes: int = Field(default=2, ge=1, le=10, description="synthesis passes at most")
+
+
+class CacheSettings(_Section):
+    """The response cache (exact match, L2). ``RESPONSE_CACHE_ENABLED`` aliases ``enabled``."""
+
+    enabled: bool = True
+    backend: Literal["sqlite", "memory"] = "sqlite"
+    path: Path | None = Field(default=None, description="SQLite file; default: user data dir")
+    ttl_s: float = Field(default=3600.0, gt=0)
+    max_entries: int = Field(default=500, ge=1)
+
+    def resolved_path(self) -> Path:
+        return self.path if self.path is not None else data_dir() / "cache.sqlite3"
+
+
+class PersonaSettings(_Section):
+    """Overrides for one persona; unset fields keep the persona's shipped definition."""
+
+    system: str | None = None
+    prompt: str | None = Field(default=None, description="user-prompt template")
+    model: str | None = None
+    tier: Tier | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    streaming: bool | None = None
+    description: str | None = None
+
+
+class EmbeddingSettings(_Section):
+    model_path: Path | None = None
+    tokenizer_path: Path | None = None
+    threads: int | None = Field(default=None, ge=1)
+
+
+def _default_tiers() -> dict[Tier, str]:
+    return {"strong": "opus", "fast": "sonnet", "local": "local"}
+
+
+def data_dir() -> Path:
+    """Where Helios keeps its files by default (``HELIOS_DATA_DIR`` or the user data dir)."""
+    configured = os.environ.get("HELIOS_DATA_DIR")
+    return Path(configured) if configured else Path(platformdirs.user_data_dir("helios"))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HELIOS_",
@@ -122,6 +197,13 @@ class Settings(BaseSettings):
     )
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
+    tiers: dict[Tier, str] = Field(
+        default_factory=_default_tiers, description="the model spec each tier uses"
+    )
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    personas: dict[str, PersonaSettings] = Field(default_factory=dict)
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()
@@ -136,7 +218,34 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # CLI flags arrive as init kwargs and beat the environment; no .env or secrets dir.
-        return (init_settings, env_settings)
+        return (init_settings, env_settings, _ReferenceAliases(settings_cls))
+
+
+# The reference design's variable names, accepted as aliases of Helios settings. They rank
+# with the environment, below the HELIOS_* variables.
+REFERENCE_ALIASES: dict[str, tuple[str, ...]] = {
+    "THESIS_STREAMING": ("personas", "thesis", "streaming"),
+    "ANTITHESIS_STREAMING": ("personas", "antithesis", "streaming"),
+    "SYNTHESIS_STREAMING": ("personas", "synthesis", "streaming"),
+    "RESPONSE_CACHE_ENABLED": ("cache", "enabled"),
+}
+
+
+class _ReferenceAliases(PydanticBaseSettingsSource):
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # values come from __call__, not field by field
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for variable, path in REFERENCE_ALIASES.items():
+            raw = os.environ.get(variable)
+            if raw is None:
+                continue
+            node = values
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = raw
+        return values
 
 
 def _with_yaml(values: dict[str, Any]) -> type[Settings]:
@@ -152,7 +261,12 @@ def _with_yaml(values: dict[str, Any]) -> type[Settings]:
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (init_settings, env_settings, InitSettingsSource(settings_cls, values))
+            return (
+                init_settings,
+                env_settings,
+                _ReferenceAliases(settings_cls),
+                InitSettingsSource(settings_cls, values),
+            )
 
     return _FromFile
 
@@ -231,6 +345,9 @@ def _source_of(
     variable = "HELIOS_" + "__".join(loc).upper()
     if any(name.upper().startswith(variable) for name in environ):
         return f"environment variable {variable}"
+    for alias, alias_path in REFERENCE_ALIASES.items():
+        if alias_path == loc and alias in environ:
+            return f"environment variable {alias}"
     node: Any = yaml_values
     for part in loc:
         if isinstance(node, dict) and part in node:

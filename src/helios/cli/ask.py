@@ -74,8 +74,9 @@ def _summary(c: Completion) -> str:
         if u.cache_read_tokens or u.cache_write_tokens
         else ""
     )
+    served = f" · served from the response cache ({c.cache_layer})" if c.cache_layer else ""
     return (
-        f"{c.provider}:{c.model} · TTFT {c.ttft_s * 1000:.0f} ms"
+        f"{c.provider}:{c.model}{served} · TTFT {c.ttft_s * 1000:.0f} ms"
         f" · total {c.duration_s * 1000:.0f} ms"
         f" · tokens in {u.total_input_tokens} / out {u.output_tokens}{cache} · cost {cost}"
     )

@@ -1,0 +1,130 @@
+"""Typed, versioned events: what happened during a task, step by step.
+
+Every event carries the schema ``version``, its ``type``, the ``task_id`` it belongs to and
+a ``timestamp`` (seconds since the epoch). ``task_started`` stamps the active feature flags
+so that any later analysis can split tasks by them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+FlagValue = bool | int | float | str
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = SCHEMA_VERSION
+    task_id: str
+    timestamp: float = Field(default_factory=time.time)
+
+
+class TaskStarted(_Event):
+    type: Literal["task_started"] = "task_started"
+    kind: str = "dialectic"
+    goal: str
+    documents: int = 0
+    flags: dict[str, FlagValue] = Field(default_factory=dict)
+
+
+class EvidenceGathered(_Event):
+    type: Literal["evidence_gathered"] = "evidence_gathered"
+    documents: int
+    chunks: int
+    passages: int
+    embedded_chunks: int
+    from_cache: bool
+    duration_s: float
+
+
+class PersonaLLMRun(_Event):
+    """One persona call: where it went, how long it took, what it cost."""
+
+    type: Literal["persona_llm_run"] = "persona_llm_run"
+    persona: str
+    stage: str
+    pass_number: int = 1
+    provider: str
+    model: str
+    streaming: bool
+    ttft_s: float
+    duration_s: float
+    perceived_improvement: float
+    """1 - ttft/duration: the share of the wait a streaming reader does not spend idle."""
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None
+    cache_layer: str | None = None
+    """The response-cache layer that answered (``"L2"``), or ``None`` for a provider call."""
+
+
+class AsyncFallback(_Event):
+    type: Literal["async_fallback"] = "async_fallback"
+    reason: str
+
+
+class CacheLookup(_Event):
+    type: Literal["cache_lookup"] = "cache_lookup"
+    persona: str
+    layer: str
+    hit: bool
+
+
+class GateVerdict(_Event):
+    type: Literal["gate_verdict"] = "gate_verdict"
+    pass_number: int
+    passed: bool
+    evidence_ok: bool
+    evidence_problems: list[str] = Field(default_factory=list)
+    judge_pass: bool
+    judge_score: float
+    judge_valid: bool
+    reasons: list[str] = Field(default_factory=list)
+
+
+class SecondPass(_Event):
+    type: Literal["second_pass"] = "second_pass"
+    pass_number: int
+    feedback: str
+
+
+class TaskFinished(_Event):
+    type: Literal["task_finished"] = "task_finished"
+    success: bool
+    duration_s: float
+    accepted_pass: int | None = None
+    passes: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"] = "error"
+    kind: str
+    message: str
+    stage: str | None = None
+
+
+Event = Annotated[
+    TaskStarted
+    | EvidenceGathered
+    | PersonaLLMRun
+    | AsyncFallback
+    | CacheLookup
+    | GateVerdict
+    | SecondPass
+    | TaskFinished
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+"""Parses any event from its JSON form: ``EVENT_ADAPTER.validate_json(line)``."""
