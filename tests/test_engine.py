@@ -93,3 +93,60 @@ async def test_concurrent_calls_do_not_interfere() -> None:
 def test_from_settings_loads_user_catalogue_files(tmp_path: object) -> None:
     engine = Engine.from_settings(Settings())
     assert engine.catalog.find("sonnet") is not None
+
+
+def cached_engine(provider: FunctionProvider) -> tuple[Engine, list[str]]:
+    """An engine with a memory L2 cache; ``built`` lists the provider specs it resolved."""
+    from helios.cache.backends.memory import MemoryBackend
+    from helios.cache.exact import ExactCache
+
+    catalog = Catalog.load()
+    registry = ProviderRegistry(Settings(), catalog)
+    built: list[str] = []
+
+    def factory(name: str, model: str, settings: Settings) -> FunctionProvider:
+        built.append(f"{name}:{model}")
+        return provider
+
+    registry.register_factory(provider.name, factory)
+    return Engine(registry, catalog, cache=ExactCache(MemoryBackend())), built
+
+
+async def test_cache_hit_never_builds_the_provider() -> None:
+    provider = FunctionProvider(lambda r: "cached words here", name="lazy", model="m")
+    engine, built = cached_engine(provider)
+    request = Request.of("same question", model="lazy:m")
+    first = await engine.complete(request)
+    assert first.cache_layer is None and built == ["lazy:m"]
+    engine.registry._providers.clear()  # a fresh process: nothing resolved yet
+    second = await engine.complete(request)
+    assert second.cache_layer == "L2" and second.text == first.text
+    assert second.cost_usd == 0.0
+    assert built == ["lazy:m"]  # the hit did not resolve (or import) anything
+    assert len(provider.calls) == 1
+
+
+async def test_streamed_and_whole_requests_share_cache_entries() -> None:
+    provider = FunctionProvider(replies=[["Par", "is is ", "nice"]], name="lazy", model="m")
+    engine, _ = cached_engine(provider)
+    request = Request.of("q", model="lazy:m")
+    stream = engine.stream(request)
+    assert [c.text async for c in stream if c.text] == ["Par", "is is ", "nice"]
+    replay = engine.stream(request)
+    assert [c.text async for c in replay if c.text] == ["Par", "is is ", "nice"]
+    assert replay.completion is not None and replay.completion.cache_layer == "L2"
+    whole = await engine.complete(request)
+    assert whole.text == "Paris is nice" and whole.cache_layer == "L2"
+
+
+async def test_a_broken_stream_is_not_cached() -> None:
+    provider = FunctionProvider(
+        replies=[["half", OSError("drop")], "whole answer"], name="lazy", model="m"
+    )
+    engine, _ = cached_engine(provider)
+    request = Request.of("q", model="lazy:m")
+    with pytest.raises(ProviderUnavailable):
+        async for _ in engine.stream(request):
+            pass
+    retried = await engine.complete(request)
+    assert retried.text == "whole answer" and retried.cache_layer is None
