@@ -58,6 +58,9 @@ class Request(_Frozen):
     task_type: str = "general"
     tenant: str = "default"
     persona: str | None = None
+    response_schema: dict[str, Any] | None = None
+    """A JSON schema the reply must follow, where the provider can enforce one (llama.cpp by
+    grammar, OpenAI and Gemini natively); others only see it described in the prompt."""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("messages")

@@ -59,6 +59,7 @@ ANSWER_CHANGES = {
     "tenant": changed(tenant="globex"),
     "persona": changed(persona="antithesis"),
     "no persona": changed(persona=None),
+    "response schema": changed(response_schema={"type": "object"}),
 }
 
 
@@ -122,6 +123,7 @@ def test_request_fields_are_all_accounted_for() -> None:
         "task_type",
         "tenant",
         "persona",
+        "response_schema",
         "metadata",
     }
     assert set(SamplingParams.model_fields) == {

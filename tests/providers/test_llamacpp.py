@@ -1,6 +1,7 @@
 """The embedded provider with the real SmolLM2 model (no doubles)."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,31 @@ def test_unknown_models_and_missing_files() -> None:
         llamacpp.create(
             "llamacpp", "x", Settings(local=LocalModelSettings(model_path=Path("/nowhere.gguf")))
         )
+
+
+async def test_reply_does_not_depend_on_what_ran_before(
+    provider: "llamacpp.LlamaCppProvider",
+) -> None:
+    first = await provider.complete(PROMPT)
+    await provider.complete(Request.of("Write a haiku about rivers."))
+    # the same prompt prefix again, after other work: same tokens, same penalties
+    assert (await provider.complete(PROMPT)).text == first.text
+
+
+async def test_response_schema_is_enforced_by_grammar(
+    provider: "llamacpp.LlamaCppProvider",
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"pass": {"type": "boolean"}, "score": {"type": "number"}},
+        "required": ["pass", "score"],
+        "additionalProperties": False,
+    }
+    request = Request.of(
+        "Is Tokyo the capital of Japan? Answer as JSON.",
+        params=SamplingParams(max_tokens=60),
+        response_schema=schema,
+    )
+    reply = json.loads((await provider.complete(request)).text)
+    assert set(reply) == {"pass", "score"}
+    assert isinstance(reply["pass"], bool)

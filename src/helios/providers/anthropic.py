@@ -7,6 +7,8 @@
 - ``temperature`` and ``top_p``: SDK 2.x no longer declares them, so they travel in
   ``extra_body``, and only when the request sets them. A model that refuses them answers
   with a 400, which surfaces as :class:`~helios.errors.BadRequest`.
+- ``Request.response_schema`` is not enforced: the Messages API has no JSON mode, so the
+  schema reaches the model only as the persona's prompt describes it.
 - Retries are Helios's (:mod:`helios.providers.retry`), not the SDK's: the SDK would
   sleep for any ``retry-after`` the server sends, however long.
 """

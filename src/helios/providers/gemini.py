@@ -159,6 +159,8 @@ def _config(request: Request) -> genai_types.GenerateContentConfig:
         "max_output_tokens": params.max_tokens,
         "stop_sequences": list(params.stop) or None,
         "seed": params.seed,
+        "response_mime_type": "application/json" if request.response_schema else None,
+        "response_json_schema": request.response_schema,
     }
     return genai_types.GenerateContentConfig(
         **{key: value for key, value in values.items() if value is not None},

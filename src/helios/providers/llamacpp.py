@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, cast
 try:
     import llama_cpp
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from llama_cpp.llama_grammar import LlamaGrammar
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     from helios.errors import MissingDependency
 
@@ -97,6 +99,12 @@ def _load(path: str, n_ctx: int, n_threads: int | None, seed: int) -> LoadedMode
     return LoadedModel(llama=llama, formatter=formatter)
 
 
+@lru_cache(maxsize=16)
+def _grammar(schema: str) -> Any:
+    """The GBNF grammar that holds sampling to a JSON schema (compiled once per schema)."""
+    return LlamaGrammar.from_json_schema(schema, verbose=False)
+
+
 def load_model(path: Path, local: LocalModelSettings) -> LoadedModel:
     with _load_lock:
         return _load(str(path), local.n_ctx, local.n_threads, local.seed)
@@ -114,13 +122,17 @@ class LlamaCppProvider(Provider):
 
     def _options(self, request: Request, stops: list[str]) -> dict[str, Any]:
         params = request.params
-        return {
+        options: dict[str, Any] = {
             "max_tokens": params.max_tokens or self.local.default_max_tokens,
             "temperature": 0.0 if params.temperature is None else params.temperature,
             "top_p": 1.0 if params.top_p is None else params.top_p,
             "stop": [*stops, *params.stop],
             "seed": self.local.seed if params.seed is None else params.seed,
+            "repeat_penalty": self.local.repeat_penalty,
         }
+        if request.response_schema is not None:
+            options["grammar"] = _grammar(json.dumps(request.response_schema, sort_keys=True))
+        return options
 
     async def complete(self, request: Request) -> Completion:
         assembler = StreamAssembler(self.name, self.model)
@@ -174,6 +186,10 @@ class LlamaCppProvider(Provider):
             )
         finish: FinishReason = "stop"
         parts: list[str] = []
+        # Forget the previous call's context: llama.cpp reuses a matching prompt prefix, and
+        # then feeds the repeat penalty only the suffix, so the same request could sample
+        # differently depending on what ran before. Replies must depend on the request alone.
+        loaded.llama.reset()
         stream = loaded.llama.create_completion(
             prompt=tokens, stream=True, **self._options(request, stops)
         )

@@ -41,6 +41,7 @@ try:
     import openai
     from openai.types import CompletionUsage
     from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.shared_params import ResponseFormatJSONSchema
 except ImportError as exc:
     raise MissingDependency("openai", "openai", "The OpenAI provider") from exc
 
@@ -102,6 +103,7 @@ class OpenAIProvider(Provider):
                 top_p=_given(params.top_p),
                 stop=list(params.stop) or openai.omit,
                 seed=_given(params.seed),
+                response_format=_response_format(request),
             )
         except openai.OpenAIError as exc:
             raise self._translate(exc) from exc
@@ -132,6 +134,7 @@ class OpenAIProvider(Provider):
                 top_p=_given(params.top_p),
                 stop=list(params.stop) or openai.omit,
                 seed=_given(params.seed),
+                response_format=_response_format(request),
                 stream=True,
                 stream_options={"include_usage": True},
             )
@@ -182,6 +185,15 @@ class OpenAIProvider(Provider):
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _response_format(request: Request) -> ResponseFormatJSONSchema | openai.Omit:
+    if request.response_schema is None:
+        return openai.omit
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": request.response_schema},
+    }
 
 
 def _given(value: _T | None) -> _T | openai.Omit:

@@ -8,6 +8,7 @@ error names the extra to install).
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 
 from helios.catalog import Catalog
@@ -46,6 +47,9 @@ class ProviderRegistry:
             kind: _lazy_factory(module) for kind, module in BUILTIN_ADAPTERS.items()
         }
         self._providers: dict[tuple[str, str], Provider] = {}
+        # resolve() may run in a worker thread (the pipeline prepares providers ahead of
+        # use) while the event loop resolves too: one provider per spec, never two.
+        self._lock = threading.Lock()
 
     # -- registration -------------------------------------------------------------------
     def register_factory(self, name: str, factory: ProviderFactory) -> None:
@@ -90,14 +94,18 @@ class ProviderRegistry:
     def resolve(self, spec: str) -> Provider:
         name, model = self.parse(spec)
         provider = self._providers.get((name, model))
-        if provider is None:
-            factory = self._factories.get(self._kind(name))
-            if factory is None:
-                raise UnknownModel(
-                    f"provider '{name}' has kind '{self._kind(name)}', which no adapter handles"
-                )
-            provider = factory(name, model, self.settings)
-            self._providers[(name, model)] = provider
+        if provider is not None:
+            return provider
+        with self._lock:
+            provider = self._providers.get((name, model))
+            if provider is None:
+                factory = self._factories.get(self._kind(name))
+                if factory is None:
+                    raise UnknownModel(
+                        f"provider '{name}' has kind '{self._kind(name)}', which no adapter handles"
+                    )
+                provider = factory(name, model, self.settings)
+                self._providers[(name, model)] = provider
         return provider
 
     def _kind(self, name: str) -> str:
