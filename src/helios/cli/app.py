@@ -10,12 +10,12 @@ import typer
 from typer.exceptions import TyperException
 
 from helios._version import __version__
-from helios.cli import ask, models, sim
+from helios.cli import ask, models, run, sim
 from helios.cli.context import CliContext, console_err, print_error
-from helios.errors import ConfigError, HeliosError
+from helios.errors import ConfigError, HeliosError, InputError
 
 EXIT_ERROR = 1
-EXIT_CONFIG = 2
+EXIT_CONFIG = 2  # a mistake in what the user gave: settings, arguments, documents
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ def _options(
     ctx.obj = CliContext(config_file=config)
 
 
+app.command("run")(run.run)
 app.command("ask")(ask.ask)
 app.command("models")(models.models)
 app.command("sim")(sim.sim)
@@ -67,7 +68,7 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         console_err.print("interrupted", style="yellow")
         sys.exit(EXIT_INTERRUPTED)
-    except ConfigError as exc:
+    except (ConfigError, InputError) as exc:
         print_error(exc)
         sys.exit(EXIT_CONFIG)
     except HeliosError as exc:

@@ -1,0 +1,412 @@
+"""The dialectic pipeline: thesis -> antithesis -> synthesis over evidence, with a gate.
+
+::
+
+    goal (+ documents)
+      ├─ evidence gathering        ┐ concurrent when orchestration.async_thesis is on
+      └─ thesis                    ┘ (on timeout or error: evidence first, then thesis)
+      → antithesis → synthesis → quality gate → pass, or synthesis again with feedback
+
+Every persona call goes through the engine, so it is cached, timed and priced there; the
+pipeline turns each call into events and a :class:`StageRecord`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from helios.engine import Engine
+from helios.errors import HeliosError, InputError
+from helios.ledger.events import (
+    AsyncFallback,
+    CacheLookup,
+    ErrorEvent,
+    Event,
+    EvidenceGathered,
+    GateVerdict,
+    PersonaLLMRun,
+    SecondPass,
+    TaskFinished,
+    TaskStarted,
+)
+from helios.ledger.sink import EventSink, MemorySink
+from helios.messages import Completion, Message
+from helios.pipeline.documents import Document
+from helios.pipeline.evidence import Evidence
+from helios.pipeline.gate import GateResult, check_evidence, judge
+from helios.pipeline.personas import Persona, load_personas
+from helios.pipeline.results import DialecticResult, PassOutcome, PipelineObserver, StageRecord
+from helios.settings import Settings
+
+NO_EVIDENCE = "Evidence: none was provided; answer from general knowledge and cite nothing."
+EVIDENCE_PENDING = ""  # the async thesis argues before evidence exists: say nothing of it
+ROLES = ("thesis", "antithesis", "synthesis", "judge")
+
+
+class Gatherer(Protocol):
+    """Finds the passages of the documents that bear on the goal (``EvidenceGatherer``)."""
+
+    async def gather(self, goal: str, documents: Sequence[Document]) -> Evidence: ...
+
+
+class _SilentObserver:
+    def stage_started(self, stage: str, persona: str, pass_number: int, model: str) -> None:
+        pass
+
+    def chunk(self, stage: str, text: str) -> None:
+        pass
+
+    def stage_finished(self, record: StageRecord) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+class DialecticPipeline:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        gatherer: Gatherer,
+        *,
+        sink: EventSink | None = None,
+        observer: PipelineObserver | None = None,
+        model_override: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.gatherer = gatherer
+        self.sink: EventSink = sink if sink is not None else MemorySink()
+        self.observer: PipelineObserver = observer if observer is not None else _SilentObserver()
+        self.model_override = model_override
+        self.personas = load_personas(settings)
+        missing = [role for role in ROLES if role not in self.personas]
+        if missing:
+            raise InputError(f"the dialectic pipeline needs personas: {', '.join(missing)}")
+
+    def flags(self) -> dict[str, bool | int | float | str]:
+        """The feature flags stamped on every task, so analyses can split by them."""
+        orchestration = self.settings.orchestration
+        flags: dict[str, bool | int | float | str] = {
+            "async_thesis": orchestration.async_thesis.enabled,
+            "parallel_prep": orchestration.parallel_prep.enabled,
+            "response_cache": self.engine.cache is not None,
+            "max_passes": orchestration.max_passes,
+        }
+        for role in ("thesis", "antithesis", "synthesis"):
+            flags[f"{role}_streaming"] = self.personas[role].streaming
+        return flags
+
+    async def run(self, goal: str, documents: Sequence[Document] = ()) -> DialecticResult:
+        goal = goal.strip()
+        if not goal:
+            raise InputError("the goal is empty")
+        run = _Run(self, goal, documents)
+        return await run.execute()
+
+
+class _Run:
+    """One execution of the pipeline: its task id, timings, records and events."""
+
+    def __init__(
+        self, pipeline: DialecticPipeline, goal: str, documents: Sequence[Document]
+    ) -> None:
+        self.p = pipeline
+        self.goal = goal
+        self.documents = documents
+        self.task_id = uuid.uuid4().hex
+        self.stages: list[StageRecord] = []
+        self.current_stage = "evidence"
+        self.fallback_reason: str | None = None
+        self._prep: asyncio.Task[dict[str, str]] | None = None
+
+    def emit(self, event: Event) -> None:
+        self.p.sink.emit(event)
+
+    async def execute(self) -> DialecticResult:
+        started = time.perf_counter()
+        flags = self.p.flags()
+        self.emit(
+            TaskStarted(
+                task_id=self.task_id, goal=self.goal, documents=len(self.documents), flags=flags
+            )
+        )
+        try:
+            evidence, thesis = await self._evidence_and_thesis()
+            self.current_stage = "antithesis"
+            antithesis = await self._stage("antithesis", self._values(evidence, thesis=thesis.text))
+            passes = await self._synthesise(evidence, thesis.text, antithesis.text)
+        except BaseException as exc:
+            self._record_failure(exc, started)
+            raise
+        accepted = next((outcome for outcome in passes if outcome.gate.passed), None)
+        final = accepted if accepted is not None else passes[-1]
+        result = DialecticResult(
+            task_id=self.task_id,
+            goal=self.goal,
+            answer=final.text,
+            accepted_pass=accepted.number if accepted is not None else None,
+            passes=tuple(passes),
+            evidence=evidence,
+            stages=tuple(self.stages),
+            async_fallback=self.fallback_reason,
+            duration_s=time.perf_counter() - started,
+            flags=flags,
+        )
+        self.emit(
+            TaskFinished(
+                task_id=self.task_id,
+                success=True,
+                duration_s=result.duration_s,
+                accepted_pass=result.accepted_pass,
+                passes=len(passes),
+                cost_usd=result.cost_usd,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+            )
+        )
+        return result
+
+    # -- evidence and thesis ------------------------------------------------------------
+    async def _evidence_and_thesis(self) -> tuple[Evidence, Completion]:
+        settings = self.p.settings.orchestration.async_thesis
+        if not settings.enabled:
+            evidence = await self._gather()
+            self._start_prep(evidence)
+            self.current_stage = "thesis"
+            return evidence, await self._stage("thesis", self._values(evidence))
+        thesis_started = time.perf_counter()
+        thesis_task = asyncio.create_task(
+            self._stage("thesis", self._values(None)), name=f"thesis-{self.task_id}"
+        )
+        try:
+            evidence = await self._gather()
+        except BaseException:
+            thesis_task.cancel()
+            await asyncio.gather(thesis_task, return_exceptions=True)
+            raise
+        self._start_prep(evidence)
+        self.current_stage = "thesis"
+        remaining = settings.timeout_sec - (time.perf_counter() - thesis_started)
+        try:
+            thesis = await asyncio.wait_for(thesis_task, timeout=max(remaining, 0.0))
+        except TimeoutError:
+            reason = f"timeout: no thesis within {settings.timeout_sec:g} s"
+        except HeliosError as exc:
+            reason = f"error: {type(exc).__name__}: {exc}"
+        else:
+            return evidence, thesis
+        # The sequential path: the thesis again, now with the evidence in hand.
+        self.fallback_reason = reason
+        self.emit(AsyncFallback(task_id=self.task_id, reason=reason))
+        self.p.observer.note(f"async thesis fell back to sequential ({reason})")
+        return evidence, await self._stage("thesis", self._values(evidence))
+
+    # -- the parallel preparation experiment ---------------------------------------------
+    def _start_prep(self, evidence: Evidence) -> None:
+        """With ``orchestration.parallel_prep``, prepare the antithesis while the thesis runs."""
+        if self.p.settings.orchestration.parallel_prep.enabled:
+            self._prep = asyncio.create_task(asyncio.to_thread(self._prepare, evidence))
+            # A run that fails before the antithesis never awaits it: retrieve its outcome
+            # here so that asyncio does not report an unretrieved exception.
+            self._prep.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    async def _prepared_antithesis(self, evidence: Evidence) -> dict[str, str]:
+        if self._prep is not None:
+            return await self._prep
+        return self._prepare(evidence)
+
+    def _prepare(self, evidence: Evidence) -> dict[str, str]:
+        """Everything the antithesis needs but the thesis text: its evidence context, its
+        template checked, its provider resolved (SDK imported, client built)."""
+        values = self._values(evidence)
+        persona = self.p.personas["antithesis"]
+        persona.render({**values, "thesis": ""})
+        self.p.engine.registry.resolve(persona.model_spec(self.p.settings, self.p.model_override))
+        return values
+
+    async def _gather(self) -> Evidence:
+        evidence = await self.p.gatherer.gather(self.goal, self.documents)
+        self.emit(
+            EvidenceGathered(
+                task_id=self.task_id,
+                documents=evidence.documents,
+                chunks=evidence.chunks,
+                passages=len(evidence.passages),
+                embedded_chunks=evidence.embedded_chunks,
+                from_cache=evidence.from_cache,
+                duration_s=evidence.duration_s,
+            )
+        )
+        self.p.observer.note(_describe(evidence))
+        return evidence
+
+    # -- synthesis and the gate ---------------------------------------------------------
+    async def _synthesise(
+        self, evidence: Evidence, thesis: str, antithesis: str
+    ) -> list[PassOutcome]:
+        orchestration = self.p.settings.orchestration
+        passes: list[PassOutcome] = []
+        feedback = ""
+        for number in range(1, orchestration.max_passes + 1):
+            self.current_stage = "synthesis"
+            values = self._values(evidence, thesis=thesis, antithesis=antithesis)
+            draft = await self._stage("synthesis", {**values, "feedback": feedback}, number)
+            self.current_stage = "gate"
+            gate = await self._gate(evidence, draft.text, number)
+            passes.append(PassOutcome(number=number, text=draft.text, gate=gate))
+            if gate.passed:
+                break
+            if number < orchestration.max_passes:
+                feedback = gate.feedback(draft.text)
+                self.emit(
+                    SecondPass(task_id=self.task_id, pass_number=number + 1, feedback=feedback)
+                )
+                self.p.observer.note(f"gate failed on pass {number}: synthesis again")
+        return passes
+
+    async def _gate(self, evidence: Evidence, draft: str, number: int) -> GateResult:
+        values = {**self._values(evidence), "draft": draft}
+
+        async def ask(followup: tuple[Message, ...]) -> str:
+            completion = await self._stage("judge", values, number, followup=followup)
+            return completion.text
+
+        result = GateResult(
+            pass_number=number,
+            evidence=check_evidence(draft, [p.id for p in evidence.passages]),
+            verdict=await judge(ask),
+            min_score=self.p.settings.orchestration.gate.min_judge_score,
+        )
+        self.emit(
+            GateVerdict(
+                task_id=self.task_id,
+                pass_number=number,
+                passed=result.passed,
+                evidence_ok=result.evidence.ok,
+                evidence_problems=list(result.evidence.problems),
+                judge_pass=result.verdict.passed,
+                judge_score=result.verdict.score,
+                judge_valid=result.verdict.valid,
+                reasons=list(result.verdict.reasons),
+            )
+        )
+        return result
+
+    # -- one persona call ---------------------------------------------------------------
+    def _values(
+        self, evidence: Evidence | None, *, thesis: str = "", antithesis: str = ""
+    ) -> dict[str, str]:
+        if evidence is None:
+            block = EVIDENCE_PENDING
+        elif evidence.absent:
+            block = NO_EVIDENCE
+        else:
+            block = evidence.as_prompt_block()
+        return {
+            "goal": self.goal,
+            "evidence": block,
+            "thesis": thesis,
+            "antithesis": antithesis,
+            "feedback": "",
+            "draft": "",
+        }
+
+    async def _stage(
+        self,
+        role: str,
+        values: Mapping[str, str],
+        pass_number: int = 1,
+        *,
+        followup: tuple[Message, ...] = (),
+    ) -> Completion:
+        persona: Persona = self.p.personas[role]
+        model = persona.model_spec(self.p.settings, self.p.model_override)
+        request = persona.request(values, model=model)
+        if followup:
+            request = request.model_copy(update={"messages": request.messages + followup})
+        observer = self.p.observer
+        observer.stage_started(role, persona.name, pass_number, model)
+        if persona.streaming:
+            stream = self.p.engine.stream(request)
+            async for chunk in stream:
+                if chunk.text:
+                    observer.chunk(role, chunk.text)
+            assert stream.completion is not None  # set once the stream is exhausted
+            completion = stream.completion
+        else:
+            completion = await self.p.engine.complete(request)
+            observer.chunk(role, completion.text)
+        record = StageRecord.of(role, persona.name, pass_number, completion)
+        self.stages.append(record)
+        if self.p.engine.cache is not None:
+            self.emit(
+                CacheLookup(
+                    task_id=self.task_id,
+                    persona=persona.name,
+                    layer="L2",
+                    hit=completion.cache_layer is not None,
+                )
+            )
+        self.emit(_persona_event(self.task_id, record, completion))
+        observer.stage_finished(record)
+        return completion
+
+    def _record_failure(self, exc: BaseException, started: float) -> None:
+        interrupted = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+        self.emit(
+            ErrorEvent(
+                task_id=self.task_id,
+                kind="interrupted" if interrupted else type(exc).__name__,
+                message=str(exc) or type(exc).__name__,
+                stage=self.current_stage,
+            )
+        )
+        self.emit(
+            TaskFinished(
+                task_id=self.task_id,
+                success=False,
+                duration_s=time.perf_counter() - started,
+                passes=0,
+                cost_usd=sum(stage.cost_usd or 0.0 for stage in self.stages),
+                input_tokens=sum(stage.input_tokens for stage in self.stages),
+                output_tokens=sum(stage.output_tokens for stage in self.stages),
+            )
+        )
+
+
+def _persona_event(task_id: str, record: StageRecord, completion: Completion) -> PersonaLLMRun:
+    usage = completion.usage
+    return PersonaLLMRun(
+        task_id=task_id,
+        persona=record.persona,
+        stage=record.stage,
+        pass_number=record.pass_number,
+        provider=completion.provider,
+        model=completion.model,
+        streaming=completion.streamed,
+        ttft_s=completion.ttft_s,
+        duration_s=completion.duration_s,
+        perceived_improvement=record.perceived_improvement,
+        input_tokens=usage.total_input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=completion.cost_usd,
+        cache_layer=completion.cache_layer,
+    )
+
+
+def _describe(evidence: Evidence) -> str:
+    if evidence.documents == 0:
+        return "no documents: the pipeline runs without evidence"
+    source = "from cache" if evidence.from_cache else f"embedded {evidence.embedded_chunks} chunks"
+    return (
+        f"evidence: {len(evidence.passages)} passages from {evidence.documents} documents "
+        f"({source}, {evidence.duration_s * 1000:.0f} ms)"
+    )
