@@ -67,7 +67,10 @@ def run(
             run_dialectic(goal, docs=paths, settings=settings, sink=sink, model=model)
         )
     else:
-        with LiveDisplay(console_err if not sys.stdout.isatty() else console_out) as display:
+        # Progress goes where the final result does not: a terminal shows both, a pipe
+        # (`helios run ... > answer.txt`) receives only the result.
+        console = console_out if sys.stdout.isatty() else console_err
+        with LiveDisplay(console, out=console.file) as display:
             result = asyncio.run(
                 run_dialectic(
                     goal, docs=paths, settings=settings, sink=sink, model=model, observer=display
