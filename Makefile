@@ -1,14 +1,19 @@
-# The two README commands: `make run` (install everything, ask the local model) and
-# `make test` (lint, type-check, then the whole test suite; pytest's summary line is last).
+# The two README commands: `make run` (install everything, run the dialectic pipeline on
+# the embedded local model) and `make test` (lint, type-check, then the whole test suite;
+# pytest's summary line is last).
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.helios-installed
-PROMPT ?= What is the capital of Japan?
+GOAL ?= Should a five-person startup adopt microservices?
+DOCS ?= examples/startup
 
-.PHONY: run test install lint clean
+.PHONY: run ask test install lint clean
 
 run: install
-	$(BIN)/helios ask "$(PROMPT)"
+	$(BIN)/helios run "$(GOAL)" --docs $(DOCS)
+
+ask: install
+	$(BIN)/helios ask "What is the capital of Japan?"
 
 test: install lint
 	$(BIN)/pytest

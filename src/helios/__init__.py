@@ -20,6 +20,7 @@ from helios.errors import (
     RateLimited,
     UnknownModel,
 )
+from helios.ledger.sink import EventSink, MemorySink
 from helios.messages import (
     CacheControl,
     Chunk,
@@ -29,6 +30,8 @@ from helios.messages import (
     SamplingParams,
     Usage,
 )
+from helios.pipeline.results import DialecticResult
+from helios.pipeline.runner import run_dialectic
 from helios.providers.base import Provider
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
@@ -46,11 +49,14 @@ __all__ = [
     "Completion",
     "CompletionStream",
     "ConfigError",
+    "DialecticResult",
     "Engine",
+    "EventSink",
     "FunctionProvider",
     "HeliosError",
     "InputError",
     "LocalModelSettings",
+    "MemorySink",
     "Message",
     "MissingDependency",
     "ModelEntry",
@@ -69,4 +75,5 @@ __all__ = [
     "Usage",
     "__version__",
     "load_settings",
+    "run_dialectic",
 ]
