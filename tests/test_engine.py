@@ -150,3 +150,15 @@ async def test_a_broken_stream_is_not_cached() -> None:
             pass
     retried = await engine.complete(request)
     assert retried.text == "whole answer" and retried.cache_layer is None
+
+
+async def test_cache_hits_report_what_they_saved() -> None:
+    provider = FunctionProvider(
+        lambda r: "three word reply", name="anthropic", model="claude-sonnet-5-5"
+    )
+    engine, _ = cached_engine(provider)
+    request = Request.of("one two", model="sonnet")
+    first = await engine.complete(request)
+    second = await engine.complete(request)
+    assert first.saved_usd is None and first.cost_usd and first.cost_usd > 0
+    assert second.cost_usd == 0.0 and second.saved_usd == pytest.approx(first.cost_usd)

@@ -122,11 +122,13 @@ class Engine:
     def _from_cache(
         self, cached: CachedReply, ttft_s: float, duration_s: float, *, streamed: bool
     ) -> Completion:
+        entry = self.catalog.lookup(cached.provider, cached.model)
         return cached.to_completion().model_copy(
             update={
                 "ttft_s": ttft_s,
                 "duration_s": duration_s,
                 "cost_usd": 0.0,
+                "saved_usd": entry.cost(cached.usage) if entry is not None else None,
                 "streamed": streamed,
                 "cache_layer": CACHE_LAYER,
             }

@@ -136,3 +136,5 @@ class Completion(_Frozen):
     streamed: bool = False
     cache_layer: str | None = None
     """The response-cache layer that answered (``"L2"``); ``None`` when the provider did."""
+    saved_usd: float | None = None
+    """For a cache hit: what the original call cost, at today's catalogue prices."""

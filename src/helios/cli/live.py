@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import IO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -50,7 +50,7 @@ class _Current:
 class LiveDisplay:
     """A :class:`~helios.pipeline.results.PipelineObserver` for a terminal or a pipe."""
 
-    def __init__(self, console: Console, out: TextIO | None = None) -> None:
+    def __init__(self, console: Console, out: IO[str] | None = None) -> None:
         self.console = console
         self.out = out or sys.stdout
         self.interactive = console.is_terminal

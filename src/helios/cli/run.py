@@ -141,7 +141,7 @@ def print_result(result: DialecticResult, console: Console) -> None:
     console.print(
         f"total {result.duration_s:.2f} s · {result.cache_hits}/{len(result.stages)} persona "
         f"calls from cache · tokens in {result.input_tokens} / out {result.output_tokens} · "
-        f"cost ${result.cost_usd:.6f} · task {result.task_id}",
+        f"cost ${result.cost_usd:.6f} (saved ${result.saved_usd:.6f}) · task {result.task_id}",
         style="bold",
     )
 

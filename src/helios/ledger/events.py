@@ -61,6 +61,8 @@ class PersonaLLMRun(_Event):
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost_usd: float | None
+    cost_saved_usd: float | None = None
+    """What a cache hit saved: the original call's cost at catalogue prices."""
     cache_layer: str | None = None
     """The response-cache layer that answered (``"L2"``), or ``None`` for a provider call."""
 

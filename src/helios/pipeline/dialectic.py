@@ -398,6 +398,7 @@ def _persona_event(task_id: str, record: StageRecord, completion: Completion) ->
         cache_read_tokens=usage.cache_read_tokens,
         cache_write_tokens=usage.cache_write_tokens,
         cost_usd=completion.cost_usd,
+        cost_saved_usd=completion.saved_usd,
         cache_layer=completion.cache_layer,
     )
 

@@ -26,6 +26,7 @@ class StageRecord:
     input_tokens: int
     output_tokens: int
     cost_usd: float | None
+    saved_usd: float | None = None
 
     @classmethod
     def of(cls, stage: str, persona: str, pass_number: int, c: Completion) -> StageRecord:
@@ -42,6 +43,7 @@ class StageRecord:
             input_tokens=c.usage.total_input_tokens,
             output_tokens=c.usage.output_tokens,
             cost_usd=c.cost_usd,
+            saved_usd=c.saved_usd,
         )
 
     @property
@@ -76,6 +78,10 @@ class DialecticResult:
     @property
     def cost_usd(self) -> float:
         return sum(stage.cost_usd or 0.0 for stage in self.stages)
+
+    @property
+    def saved_usd(self) -> float:
+        return sum(stage.saved_usd or 0.0 for stage in self.stages)
 
     @property
     def input_tokens(self) -> int:
@@ -142,12 +148,14 @@ class DialecticResult:
                     "input_tokens": s.input_tokens,
                     "output_tokens": s.output_tokens,
                     "cost_usd": s.cost_usd,
+                    "saved_usd": s.saved_usd,
                 }
                 for s in self.stages
             ],
             "totals": {
                 "duration_s": self.duration_s,
                 "cost_usd": self.cost_usd,
+                "saved_usd": self.saved_usd,
                 "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens,
                 "cache_hits": self.cache_hits,
