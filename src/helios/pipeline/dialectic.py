@@ -39,7 +39,13 @@ from helios.pipeline.documents import Document
 from helios.pipeline.evidence import Evidence
 from helios.pipeline.gate import GateResult, check_evidence, judge
 from helios.pipeline.personas import Persona, load_personas
-from helios.pipeline.results import DialecticResult, PassOutcome, PipelineObserver, StageRecord
+from helios.pipeline.results import (
+    DialecticResult,
+    PassOutcome,
+    PipelineObserver,
+    SilentObserver,
+    StageRecord,
+)
 from helios.settings import Settings
 
 NO_EVIDENCE = "Evidence: none was provided; answer from general knowledge and cite nothing."
@@ -51,20 +57,6 @@ class Gatherer(Protocol):
     """Finds the passages of the documents that bear on the goal (``EvidenceGatherer``)."""
 
     async def gather(self, goal: str, documents: Sequence[Document]) -> Evidence: ...
-
-
-class _SilentObserver:
-    def stage_started(self, stage: str, persona: str, pass_number: int, model: str) -> None:
-        pass
-
-    def chunk(self, stage: str, text: str) -> None:
-        pass
-
-    def stage_finished(self, record: StageRecord) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
 
 
 class DialecticPipeline:
@@ -82,7 +74,7 @@ class DialecticPipeline:
         self.settings = settings
         self.gatherer = gatherer
         self.sink: EventSink = sink if sink is not None else MemorySink()
-        self.observer: PipelineObserver = observer if observer is not None else _SilentObserver()
+        self.observer: PipelineObserver = observer if observer is not None else SilentObserver()
         self.model_override = model_override
         self.personas = load_personas(settings)
         missing = [role for role in ROLES if role not in self.personas]

@@ -174,3 +174,19 @@ class PipelineObserver(Protocol):
     def stage_finished(self, record: StageRecord) -> None: ...
 
     def note(self, message: str) -> None: ...
+
+
+class SilentObserver:
+    """Ignores progress: the default when nobody is watching (the Python API, tests)."""
+
+    def stage_started(self, stage: str, persona: str, pass_number: int, model: str) -> None:
+        pass
+
+    def chunk(self, stage: str, text: str) -> None:
+        pass
+
+    def stage_finished(self, record: StageRecord) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
