@@ -108,6 +108,35 @@ class TaskFinished(_Event):
     output_tokens: int = 0
 
 
+class FlagChanged(_Event):
+    """A feature flag's runtime override was set or removed (``new=None``), and by whom."""
+
+    type: Literal["flag_changed"] = "flag_changed"
+    task_id: str = "-"
+    flag: str
+    old: FlagValue | None
+    new: FlagValue | None
+    reason: str
+    actor: str
+
+
+class GovernorDecision(_Event):
+    type: Literal["governor_decision"] = "governor_decision"
+    decision: Literal["allow", "downgrade", "defer", "reject"]
+    account: str
+    window: str = ""
+    details: dict[str, FlagValue] = Field(default_factory=dict)
+
+
+class RouteDecision(_Event):
+    type: Literal["route_decision"] = "route_decision"
+    persona: str | None = None
+    model: str
+    tier: str
+    score: float
+    reason: str = ""
+
+
 class ErrorEvent(_Event):
     type: Literal["error"] = "error"
     kind: str
@@ -124,6 +153,9 @@ Event = Annotated[
     | GateVerdict
     | SecondPass
     | TaskFinished
+    | FlagChanged
+    | GovernorDecision
+    | RouteDecision
     | ErrorEvent,
     Field(discriminator="type"),
 ]

@@ -1,0 +1,68 @@
+"""The ledger store contract: events appended durably, read back by time, task and type.
+
+Stores also keep the feature-flag overrides, because an override and the ``flag_changed``
+event that records it must be written together (one transaction): a running process reads
+overrides from the store, an analysis reads the event. Backends: SQLite (the embedded
+default) and PostgreSQL (several Helios processes sharing one ledger); one contract test
+suite runs against both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from helios.ledger.events import Event, FlagChanged, FlagValue
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events to read; every field narrows the selection, ``None`` means any."""
+
+    since: float | None = None
+    """Seconds since the epoch, inclusive."""
+    until: float | None = None
+    """Seconds since the epoch, exclusive."""
+    task_ids: Sequence[str] | None = None
+    types: Sequence[str] | None = None
+    last_tasks: int | None = None
+    """Only the events of the most recent N tasks (by their ``task_started`` time)."""
+
+
+class LedgerStore(ABC):
+    """Durable event storage. Every method is safe to call concurrently on one event loop;
+    blocking drivers run in worker threads."""
+
+    name: str
+
+    @abstractmethod
+    async def append(self, events: Sequence[Event]) -> None:
+        """Write ``events`` in one transaction: on return they are durable; on error none
+        of them is stored."""
+
+    @abstractmethod
+    async def query(self, query: EventQuery = EventQuery()) -> list[Event]:
+        """Matching events in the order they were appended."""
+
+    @abstractmethod
+    async def count(self) -> int:
+        """How many events the store holds."""
+
+    @abstractmethod
+    async def set_flag_override(
+        self, flag: str, value: FlagValue | None, *, actor: str, reason: str
+    ) -> FlagChanged:
+        """Set (or, with ``None``, remove) a flag's override and append the matching
+        ``flag_changed`` event, atomically; returns that event."""
+
+    @abstractmethod
+    async def flag_overrides(self) -> dict[str, FlagValue]:
+        """Every flag override in force."""
+
+    @abstractmethod
+    async def migrations(self) -> list[str]:
+        """The names of the schema migrations applied to this store, in order."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default holds none."""
