@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from helios.ledger.events import Event, FlagChanged, FlagValue, TaskStarted
-from helios.ledger.store import EventQuery, LedgerStore
+from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
 
 
 class MemoryLedgerStore(LedgerStore):
@@ -21,7 +21,7 @@ class MemoryLedgerStore(LedgerStore):
         async with self._lock:
             self._events.extend(events)
 
-    async def query(self, query: EventQuery = EventQuery()) -> list[Event]:
+    async def query(self, query: EventQuery = ANY_EVENT) -> list[Event]:
         selected = self._events
         if query.last_tasks is not None:
             started = [e for e in selected if isinstance(e, TaskStarted)]

@@ -30,6 +30,9 @@ class EventQuery:
     """Only the events of the most recent N tasks (by their ``task_started`` time)."""
 
 
+ANY_EVENT = EventQuery()
+
+
 class LedgerStore(ABC):
     """Durable event storage. Every method is safe to call concurrently on one event loop;
     blocking drivers run in worker threads."""
@@ -42,7 +45,7 @@ class LedgerStore(ABC):
         of them is stored."""
 
     @abstractmethod
-    async def query(self, query: EventQuery = EventQuery()) -> list[Event]:
+    async def query(self, query: EventQuery = ANY_EVENT) -> list[Event]:
         """Matching events in the order they were appended."""
 
     @abstractmethod
