@@ -124,7 +124,7 @@ async def answer(
         protocol.name, call.model, call.segments, explicit=protocol.explicit_cache
     )
     reply = sim.reply(call.segments, call.max_tokens, call.stop)
-    pacing = sim.pacing(len(reply.pieces))
+    pacing = sim.pacing(len(reply.pieces), call.model)
     delay = fault.seconds if fault is not None and fault.kind == "timeout" else 0.0
     drop = fault.after_chunks if fault is not None and fault.kind == "drop" else None
     if call.stream:

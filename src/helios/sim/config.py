@@ -1,5 +1,11 @@
 """What a simulator instance is told at start-up: latency, reply length, seeds, faults.
 
+Latency comes in two shapes (see :class:`LatencyProfile`): a per-token pace (``ttft_s``,
+``tokens_per_s``, ``jitter``) for protocol and streaming tests, or a whole call's duration
+drawn from a normal distribution (``total_mean_s``, ``total_sd_s``) for benchmarks that
+replay measured stage latencies. :attr:`SimConfig.latency_by_model` gives models their own
+profile, so one simulator can stand in for a fast and a slow model at once.
+
 A :class:`Fault` is the same object whichever way it arrives: built in Python, posted as
 JSON to ``/_sim/faults``, or written in an ``x-sim-fault`` request header such as
 ``rate_limit;retry_after=1`` (see :meth:`Fault.parse`).
@@ -9,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ProtocolName = Literal["anthropic", "openai", "gemini"]
 PROTOCOLS: tuple[ProtocolName, ...] = ("anthropic", "openai", "gemini")
@@ -35,17 +41,59 @@ class _Frozen(BaseModel):
 
 
 class LatencyProfile(_Frozen):
-    """How fast the simulated model answers.
+    """How fast the simulated model answers, in one of two shapes.
 
-    ``ttft_s`` passes before the first content chunk, then each further chunk waits
-    ``1 / tokens_per_s`` (``None``: no wait). ``jitter`` varies every delay by up to that
-    fraction either way, drawn from an RNG seeded by ``seed`` (or the config's seed).
+    **Paced** (the default): ``ttft_s`` passes before the first content chunk, then each
+    further chunk waits ``1 / tokens_per_s`` (``None``: no wait). ``jitter`` varies every
+    delay by up to that fraction either way.
+
+    **Drawn** (``total_mean_s`` set): each call's whole duration is drawn from a normal
+    distribution with mean ``total_mean_s`` and standard deviation ``total_sd_s``, clamped
+    to at least ``total_min_s`` (a normal draw can be negative). ``ttft_fraction`` of it
+    passes before the first content chunk and the rest is spread evenly over the gaps
+    between the chunks; a reply of one chunk or none waits the whole duration up front, and
+    a plain (non-streamed) reply is sent after the whole duration. This reproduces measured
+    stage latencies (mean +- sd) whatever the reply's length. The paced fields must then
+    stay unset: one profile, one meaning.
+
+    Draws come from an RNG seeded by ``seed``, else by the config's seed (see
+    :attr:`SimConfig.latency_by_model` for how per-model profiles are seeded).
     """
 
     ttft_s: float = Field(default=0.0, ge=0.0)
     tokens_per_s: float | None = Field(default=None, gt=0.0)
     jitter: float = Field(default=0.0, ge=0.0, le=1.0)
+    total_mean_s: float | None = Field(default=None, ge=0.0)
+    total_sd_s: float = Field(default=0.0, ge=0.0)
+    total_min_s: float = Field(default=0.0, ge=0.0)
+    ttft_fraction: float = Field(default=0.15, ge=0.0, le=1.0)
     seed: int | None = None
+
+    @property
+    def drawn(self) -> bool:
+        """Whether whole-call durations are drawn (``total_mean_s`` set) rather than paced."""
+        return self.total_mean_s is not None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> LatencyProfile:
+        # Compared with the defaults rather than checked as "given", so that a full dump
+        # (model_dump_json, as a config file for `helios sim --config`) loads back.
+        if self.drawn:
+            paced = self._changed("ttft_s", "tokens_per_s", "jitter")
+            if paced:
+                raise ValueError(
+                    f"total_mean_s draws the whole duration; {', '.join(paced)} cannot be "
+                    "combined with it (use ttft_fraction for the first token)"
+                )
+        else:
+            drawn = self._changed("total_sd_s", "total_min_s", "ttft_fraction")
+            if drawn:
+                raise ValueError(f"{', '.join(drawn)} need total_mean_s")
+        return self
+
+    def _changed(self, *names: str) -> list[str]:
+        fields = type(self).model_fields
+        return [name for name in names if getattr(self, name) != fields[name].default]
 
 
 class Fault(_Frozen):
@@ -107,12 +155,27 @@ class SimConfig(_Frozen):
     overrides them per model id and ``default_cache_min_tokens`` covers unknown ids.
     ``implicit_cache_ttl_s`` is how long OpenAI/Gemini-style automatic prefixes stay warm
     after their last use. ``record_limit`` bounds the log of received requests.
+
+    ``latency`` applies to every model not named in ``latency_by_model``, whose keys are
+    model ids as the request sends them (``"gpt-5"``, or any made-up id such as
+    ``"thesis"``). Each model named there draws from its own RNG, so its delays do not
+    depend on how its calls interleave with other models' calls. That RNG is seeded by the
+    profile's ``seed`` when set (two models given the same profile and seed draw the same
+    sequence, which a benchmark can use to pair its arms), else by the config's seed and
+    the model id together.
     """
 
     latency: LatencyProfile = LatencyProfile()
+    latency_by_model: dict[str, LatencyProfile] = Field(default_factory=dict)
     reply_tokens: int = Field(default=24, ge=1)
     seed: int = 0
     default_cache_min_tokens: int = Field(default=1024, ge=1)
     cache_min_tokens: dict[str, int] = Field(default_factory=dict)
     implicit_cache_ttl_s: float = Field(default=300.0, gt=0.0)
     record_limit: int = Field(default=1000, ge=0)
+
+    def latency_for(self, model: str | None) -> LatencyProfile:
+        """The profile that paces replies of ``model``."""
+        if model is not None and model in self.latency_by_model:
+            return self.latency_by_model[model]
+        return self.latency

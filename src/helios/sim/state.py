@@ -75,15 +75,29 @@ class Pacing:
 class Pacer:
     """Draws latency delays from a profile with a seeded RNG, so a run can be replayed."""
 
-    def __init__(self, profile: LatencyProfile, seed: int) -> None:
+    def __init__(self, profile: LatencyProfile, seed: int | str) -> None:
         self.profile = profile
+        # A str seed is hashed by SHA-512 (random's version 2), so it is stable across runs
+        # and processes, unlike hash().
         self._rng = random.Random(seed)
 
     def pacing(self, chunks: int) -> Pacing:
+        if self.profile.total_mean_s is not None:
+            return self._drawn(self.profile.total_mean_s, chunks)
         ttft = self._vary(self.profile.ttft_s)
         rate = self.profile.tokens_per_s
         gap = 0.0 if rate is None else 1.0 / rate
         return Pacing(ttft, tuple(self._vary(gap) for _ in range(max(chunks - 1, 0))))
+
+    def _drawn(self, mean_s: float, chunks: int) -> Pacing:
+        profile = self.profile
+        total = max(profile.total_min_s, self._rng.normalvariate(mean_s, profile.total_sd_s))
+        if chunks <= 1:
+            # No gap to spread the rest over: all of it before the only chunk (or trailer).
+            return Pacing(total, ())
+        ttft = total * profile.ttft_fraction
+        gap = (total - ttft) / (chunks - 1)
+        return Pacing(ttft, (gap,) * (chunks - 1))
 
     def _vary(self, seconds: float) -> float:
         if seconds == 0.0 or self.profile.jitter == 0.0:
@@ -106,10 +120,19 @@ class SimState:
         self._ids = 0
         self.clock: Callable[[], float] = time.monotonic
         self._pacer = self._new_pacer()
+        self._model_pacers = self._new_model_pacers()
 
     def _new_pacer(self) -> Pacer:
         latency = self.config.latency
         return Pacer(latency, latency.seed if latency.seed is not None else self.config.seed)
+
+    def _new_model_pacers(self) -> dict[str, Pacer]:
+        return {
+            model: Pacer(
+                profile, profile.seed if profile.seed is not None else f"{self.config.seed}:{model}"
+            )
+            for model, profile in self.config.latency_by_model.items()
+        }
 
     # --- control, from tests or /_sim routes -----------------------------------------------
 
@@ -133,6 +156,7 @@ class SimState:
             self._ids = 0
             self.clock = time.monotonic
             self._pacer = self._new_pacer()
+            self._model_pacers = self._new_model_pacers()
 
     @property
     def stats(self) -> SimStats:
@@ -227,6 +251,8 @@ class SimState:
             seed=self.config.seed,
         )
 
-    def pacing(self, chunks: int) -> Pacing:
+    def pacing(self, chunks: int, model: str | None = None) -> Pacing:
+        """Delays for a reply of ``chunks`` pieces from ``model`` (its own profile, if any)."""
         with self._lock:
-            return self._pacer.pacing(chunks)
+            pacer = self._model_pacers.get(model, self._pacer) if model else self._pacer
+            return pacer.pacing(chunks)

@@ -1,0 +1,597 @@
+"""Dialectic pipeline latency: the reference design's experiment, 100x faster, on the simulator.
+
+The reference design measured stage latencies over 452 production tasks (mean +- sd):
+thesis 7.54 +- 3.49 s, antithesis 8.82 +- 3.35 s, synthesis 13.73 +- 4.92 s. Here each
+persona calls its own simulator "model" whose whole-call duration is drawn from that
+normal distribution scaled down 100x (clamped at 5 ms), 15 % of it before the first token.
+Evidence gathering sleeps 60 +- 25 ms (6.0 +- 2.5 s scaled; our choice, the reference gives
+no figure) and the judge is drawn like the thesis. The simulator's replies are not judge
+JSON, so every gate makes two judge calls (the verdict and its repair request) and fails;
+that is the same in every arm and ``max_passes=1`` stops there.
+
+Arms, interleaved round-robin with the order rotating each round:
+
+- ``sequential``: evidence, then thesis (``orchestration.async_thesis.enabled=false``);
+- ``async_thesis``: thesis concurrent with evidence (the default);
+- ``parallel_prep``: async thesis + ``orchestration.parallel_prep.enabled=true``.
+
+Arms are *paired*: each arm routes its personas to models of its own (``thesis-sequential``,
+``thesis-async_thesis``, ...) that share one profile and seed per stage, and each arm's
+gatherer draws from the same seed, so task i meets the same latencies in every arm and
+the differences are the orchestration's alone. The response cache is off.
+
+Helios's own overhead per persona call is the engine's time (``CallRecord.engine_s``)
+minus the time spent inside the provider adapter, timed by a wrapper registered in the
+engine's registry around the real OpenAI adapter.
+
+Usage: .venv/bin/python bench/pipeline.py [--n 60] [--arms sequential,parallel_prep]
+Writes bench/results/<name>.json and every task's events to <name>_events.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from helios.engine import CallRecord, Engine
+from helios.ledger.events import GateVerdict, PersonaLLMRun, TaskStarted
+from helios.ledger.sink import MemorySink
+from helios.messages import Chunk, Completion, Request
+from helios.pipeline.dialectic import DialecticPipeline
+from helios.pipeline.evidence import Evidence, Passage
+from helios.pipeline.results import DialecticResult
+from helios.providers.base import Provider
+from helios.providers.openai import create as create_openai
+from helios.settings import Settings
+from helios.sim import LatencyProfile, SimConfig, SimState
+
+RESULTS = Path(__file__).parent / "results"
+SCALE = 100
+# (mean s, sd s) per stage at production scale; divided by SCALE below.
+REFERENCE_S = {
+    "evidence": (6.0, 2.5),  # chosen: comparable to the thesis, which it overlaps
+    "thesis": (7.54, 3.49),
+    "antithesis": (8.82, 3.35),
+    "synthesis": (13.73, 4.92),
+    "judge": (7.54, 3.49),  # chosen: like the thesis, per call
+}
+MIN_S = 0.005
+TTFT_FRACTION = 0.15
+REPLY_TOKENS = 32
+PERSONAS = ("thesis", "antithesis", "synthesis", "judge")
+STREAMED = ("thesis", "antithesis", "synthesis")
+STAGES = ("evidence", *PERSONAS)
+ARMS: dict[str, dict[str, Any]] = {
+    "sequential": {"async_thesis": {"enabled": False}},
+    "async_thesis": {"async_thesis": {"enabled": True}},
+    "parallel_prep": {"async_thesis": {"enabled": True}, "parallel_prep": {"enabled": True}},
+}
+BASELINE = "sequential"
+
+
+def scaled(stage: str) -> tuple[float, float]:
+    mean, sd = REFERENCE_S[stage]
+    return mean / SCALE, sd / SCALE
+
+
+def sim_model(stage: str, arm: str) -> str:
+    return f"{stage}-{arm}"
+
+
+# -- the simulator, in its own process --------------------------------------------------
+def sim_config(arms: Sequence[str], seed: int) -> SimConfig:
+    profiles: dict[str, LatencyProfile] = {}
+    for index, stage in enumerate(PERSONAS):
+        mean, sd = scaled(stage)
+        # One seed per stage, shared by the arms: this is what pairs them.
+        profile = LatencyProfile(
+            total_mean_s=mean,
+            total_sd_s=sd,
+            total_min_s=MIN_S,
+            ttft_fraction=TTFT_FRACTION,
+            seed=seed * 100 + index,
+        )
+        profiles.update({sim_model(stage, arm): profile for arm in arms})
+    return SimConfig(latency_by_model=profiles, reply_tokens=REPLY_TOKENS, seed=seed)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pin_cores(server_pid: int, client_pid: int) -> None:
+    """Simulator on the last core, this process on the others (as bench/providers.py)."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) < 2:
+        return
+    os.sched_setaffinity(server_pid, {cores[-1]})
+    os.sched_setaffinity(client_pid, set(cores[:-1]))
+
+
+def start_simulator(port: int, config_file: Path) -> subprocess.Popen[bytes]:
+    helios_cli = Path(sys.executable).with_name("helios")
+    process = subprocess.Popen(
+        [str(helios_cli), "sim", "--port", str(port), "--sim-config", str(config_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    pin_cores(process.pid, client_pid=os.getpid())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    _, stderr = process.communicate()
+    raise SystemExit(f"the simulator did not start: {stderr.decode(errors='replace')}")
+
+
+# -- the world one arm runs in ------------------------------------------------------------
+EVIDENCE = Evidence(
+    passages=tuple(
+        Passage(
+            id=f"E{i}",
+            source=f"docs/architecture{i}.md",
+            start_line=10 * i,
+            end_line=10 * i + 4,
+            text=f"Passage {i}: small teams pay for every service boundary they run.",
+            score=0.9 - i / 10,
+        )
+        for i in (1, 2)
+    ),
+    documents=2,
+    chunks=8,
+    from_cache=False,
+    embedded_chunks=8,
+    duration_s=0.0,
+)
+
+
+class SleepingGatherer:
+    """Stands in for evidence gathering: a seeded normal delay, then fixed evidence."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._mean, self._sd = scaled("evidence")
+
+    async def gather(self, goal: str, documents: Sequence[object]) -> Evidence:
+        started = time.perf_counter()
+        await asyncio.sleep(max(MIN_S, self._rng.normalvariate(self._mean, self._sd)))
+        return dataclasses.replace(EVIDENCE, duration_s=time.perf_counter() - started)
+
+
+class OverheadProbe:
+    """Pairs each call's engine time (an engine observer) with its time inside the provider."""
+
+    def __init__(self) -> None:
+        self._inside: dict[int, float] = {}
+        self.calls: list[dict[str, Any]] = []
+        self.recording = True
+
+    def provider_time(self, request: Request, seconds: float) -> None:
+        # The engine hands the provider the very request object its CallRecord carries.
+        self._inside[id(request)] = seconds
+
+    def on_call(self, record: CallRecord) -> None:
+        inside = self._inside.pop(id(record.request), None)
+        if record.error is not None or inside is None:
+            raise SystemExit(f"a {record.request.persona} call failed: {record.error!r}")
+        self.calls.append(
+            {
+                "measured": self.recording,
+                "persona": record.request.persona,
+                "model": record.model,
+                "engine_s": record.engine_s,
+                "provider_s": inside,
+                "overhead_s": record.engine_s - inside,
+            }
+        )
+
+
+class TimedProvider(Provider):
+    """Wraps the real adapter; counts only the time spent inside it.
+
+    For a stream that is the time inside each of the adapter's ``__anext__`` calls, the
+    last (which ends the stream) included: from the stream's start to its end, less the
+    time the engine and the pipeline held each chunk, which is Helios's work.
+    """
+
+    def __init__(self, inner: Provider, probe: OverheadProbe) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.model = inner.model
+        self._probe = probe
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        completion = await self.inner.complete(request)
+        self._probe.provider_time(request, time.perf_counter() - started)
+        return completion
+
+    async def stream(self, request: Request) -> AsyncIterator[Chunk]:
+        inside = 0.0
+        chunks = aiter(self.inner.stream(request))
+        while True:
+            started = time.perf_counter()
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                inside += time.perf_counter() - started
+                break
+            inside += time.perf_counter() - started
+            yield chunk
+        self._probe.provider_time(request, inside)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def arm_settings(arm: str, base_url: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "default_model": f"openai:{sim_model('default', arm)}",
+            "providers": {
+                # max_retries 0: a retried call would unpair the arms; none is expected.
+                "openai": {"base_url": base_url + "/v1", "api_key": "bench", "max_retries": 0}
+            },
+            "cache": {"enabled": False},
+            "personas": {stage: {"model": f"openai:{sim_model(stage, arm)}"} for stage in PERSONAS},
+            "orchestration": {**ARMS[arm], "max_passes": 1},
+        }
+    )
+
+
+@dataclasses.dataclass
+class Arm:
+    name: str
+    engine: Engine
+    pipeline: DialecticPipeline
+    sink: MemorySink
+    tasks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def build_arm(name: str, base_url: str, seed: int, probe: OverheadProbe) -> Arm:
+    settings = arm_settings(name, base_url)
+    engine = Engine.from_settings(settings, observers=[probe])
+    engine.registry.register_factory(
+        "openai", lambda provider, model, s: TimedProvider(create_openai(provider, model, s), probe)
+    )
+    sink = MemorySink()
+    pipeline = DialecticPipeline(engine, settings, SleepingGatherer(seed), sink=sink)
+    return Arm(name, engine, pipeline, sink)
+
+
+def task_row(index: int, result: DialecticResult, sink: MemorySink) -> dict[str, Any]:
+    stages: dict[str, float] = {"evidence": result.evidence.duration_s}
+    ttft: dict[str, float] = {}
+    for record in result.stages:
+        stages[record.stage] = stages.get(record.stage, 0.0) + record.duration_s
+        if record.stage in STREAMED:
+            ttft[record.stage] = record.ttft_s
+    started = sink.of_type(TaskStarted)[0].timestamp
+    synthesis = next(e for e in sink.of_type(PersonaLLMRun) if e.stage == "synthesis")
+    verdict = sink.of_type(GateVerdict)[0]
+    return {
+        "index": index,
+        "task_id": result.task_id,
+        "total_s": result.duration_s,
+        # From the events, so that the ledger can reproduce it: start -> synthesis done.
+        "answer_s": synthesis.timestamp - started,
+        "stages_s": stages,
+        "ttft_s": ttft,
+        "judge_calls": sum(record.stage == "judge" for record in result.stages),
+        "async_fallback": result.async_fallback,
+        "gate": {"passed": verdict.passed, "judge_valid": verdict.judge_valid},
+    }
+
+
+async def run_arms(
+    names: Sequence[str], base_url: str, n: int, warmup: int, seed: int, events_path: Path
+) -> tuple[dict[str, Arm], list[dict[str, Any]], float]:
+    probe = OverheadProbe()
+    arms = {name: build_arm(name, base_url, seed, probe) for name in names}
+    started = time.perf_counter()
+    try:
+        with events_path.open("w", encoding="utf-8") as events:
+            for i in range(warmup + n):
+                measured = i >= warmup
+                probe.recording = measured
+                # Rotate the order each round so no arm always runs first (or after another).
+                shift = i % len(names)
+                for name in [*names[shift:], *names[:shift]]:
+                    arm = arms[name]
+                    goal = f"Task {i}: should a five-person startup split its monolith?"
+                    result = await arm.pipeline.run(goal)
+                    if measured:
+                        arm.tasks.append(task_row(i - warmup, result, arm.sink))
+                        events.writelines(e.model_dump_json() + "\n" for e in arm.sink.events)
+                    arm.sink.events.clear()
+    finally:
+        for arm in arms.values():
+            await arm.engine.aclose()
+    return arms, probe.calls, time.perf_counter() - started
+
+
+# -- statistics ---------------------------------------------------------------------------
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def ms(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "mean_ms": statistics.fmean(values) * 1000,
+        "sd_ms": statistics.stdev(values) * 1000 if len(values) > 1 else 0.0,
+        "p50_ms": statistics.median(values) * 1000,
+        "p99_ms": percentile(values, 99) * 1000,
+    }
+
+
+def arm_stats(arm: Arm, baseline: Arm | None) -> dict[str, Any]:
+    tasks = arm.tasks
+    totals = [t["total_s"] for t in tasks]
+    stats: dict[str, Any] = {
+        "n": len(tasks),
+        "total": ms(totals),
+        "answer": ms([t["answer_s"] for t in tasks]),
+        "stages": {stage: ms([t["stages_s"][stage] for t in tasks]) for stage in STAGES},
+        "judge_calls_per_task": statistics.fmean(t["judge_calls"] for t in tasks),
+        "async_fallbacks": sum(t["async_fallback"] is not None for t in tasks),
+        "gate_passed": sum(t["gate"]["passed"] for t in tasks),
+        "judge_valid": sum(t["gate"]["judge_valid"] for t in tasks),
+        "streaming": {
+            persona: streaming_stats(
+                [t["ttft_s"][persona] for t in tasks], [t["stages_s"][persona] for t in tasks]
+            )
+            for persona in STREAMED
+        },
+    }
+    if baseline is not None:
+        stats["vs_baseline"] = compare(tasks, baseline.tasks)
+    return stats
+
+
+def compare(tasks: Sequence[dict[str, Any]], base: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """An arm against the baseline; task i of each met the same latency draws."""
+
+    def mean(rows: Sequence[dict[str, Any]], key: str) -> float:
+        return statistics.fmean(row[key] for row in rows)
+
+    saved = [b["total_s"] - a["total_s"] for b, a in zip(base, tasks, strict=True)]
+    variance = statistics.variance(t["total_s"] for t in tasks)
+    return {
+        "improvement_pct": 100 * (1 - mean(tasks, "total_s") / mean(base, "total_s")),
+        "variance_change_pct": 100
+        * (variance / statistics.variance(t["total_s"] for t in base) - 1),
+        "answer_improvement_pct": 100 * (1 - mean(tasks, "answer_s") / mean(base, "answer_s")),
+        "paired_saving_ms": {
+            "mean": statistics.fmean(saved) * 1000,
+            "ci95": 1.96 * statistics.stdev(saved) / len(saved) ** 0.5 * 1000,
+            "p50": statistics.median(saved) * 1000,
+        },
+        # What running evidence and thesis side by side saves, from the baseline's draws.
+        "predicted_saving_ms": 1000
+        * statistics.fmean(min(t["stages_s"]["evidence"], t["stages_s"]["thesis"]) for t in base),
+    }
+
+
+def streaming_stats(ttfts: Sequence[float], durations: Sequence[float]) -> dict[str, float]:
+    perceived = [1 - t / d for t, d in zip(ttfts, durations, strict=True) if d > 0]
+    return {
+        "ttft_mean_ms": statistics.fmean(ttfts) * 1000,
+        "ttft_p50_ms": statistics.median(ttfts) * 1000,
+        "duration_mean_ms": statistics.fmean(durations) * 1000,
+        "duration_p50_ms": statistics.median(durations) * 1000,
+        "perceived_improvement_mean": statistics.fmean(perceived),
+        "perceived_improvement_p50": statistics.median(perceived),
+    }
+
+
+def overhead_stats(calls: Sequence[dict[str, Any]], config: SimConfig) -> dict[str, Any]:
+    """Helios's overhead per call, and how far the simulator's calls ran past their draws."""
+    # The simulator draws each model's durations in call order from a seeded RNG, so a
+    # copy of its state replays them: the k-th call of a model got the k-th draw.
+    replay = SimState(config)
+    drawn = [replay.pacing(REPLY_TOKENS, call["model"]).total_s for call in calls]
+    rows = [
+        {**call, "sim_excess_s": call["provider_s"] - draw}
+        for call, draw in zip(calls, drawn, strict=True)
+        if call["measured"]
+    ]
+
+    def summary(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+        overhead = [row["overhead_s"] for row in rows]
+        excess = [row["sim_excess_s"] for row in rows]
+        return {
+            "calls": len(rows),
+            "p50_ms": statistics.median(overhead) * 1000,
+            "p99_ms": percentile(overhead, 99) * 1000,
+            "mean_ms": statistics.fmean(overhead) * 1000,
+            "provider_p50_ms": statistics.median(row["provider_s"] for row in rows) * 1000,
+            "sim_excess_p50_ms": statistics.median(excess) * 1000,
+            "sim_excess_p99_ms": percentile(excess, 99) * 1000,
+        }
+
+    by_persona = {p: summary([c for c in rows if c["persona"] == p]) for p in PERSONAS}
+    return {"by_persona": by_persona, "all": summary(rows)}
+
+
+# -- output ---------------------------------------------------------------------------------
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+    }
+
+
+def pm(stats: dict[str, float]) -> str:
+    return f"{stats['mean_ms']:.1f} ± {stats['sd_ms']:.1f}"
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    arms: dict[str, Any] = result["arms"]
+    print("\nTask time (ms; improvement and variance change of the total vs sequential)\n")
+    print(
+        "| arm | n | total mean ± sd | improvement | variance change | paired saving "
+        "(95% CI) | predicted saving | to answer mean ± sd | answer improvement |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, stats in arms.items():
+        vs = stats.get("vs_baseline")
+        if vs is None:
+            cells = ["—"] * 5
+        else:
+            saving = vs["paired_saving_ms"]
+            cells = [
+                f"{vs['improvement_pct']:+.1f} %",
+                f"{vs['variance_change_pct']:+.1f} %",
+                f"{saving['mean']:.1f} ± {saving['ci95']:.1f}",
+                f"{vs['predicted_saving_ms']:.1f}",
+                f"{vs['answer_improvement_pct']:+.1f} %",
+            ]
+        print(
+            f"| {name} | {stats['n']} | {pm(stats['total'])} | {cells[0]} | {cells[1]} | "
+            f"{cells[2]} | {cells[3]} | {pm(stats['answer'])} | {cells[4]} |"
+        )
+
+    print("\nStage durations (ms, mean ± sd; judge = both calls of the gate)\n")
+    print("| arm | " + " | ".join(STAGES) + " |")
+    print("|---|" + "---|" * len(STAGES))
+    target = [f"{m * 1000:.1f} ± {s * 1000:.1f}" for m, s in map(scaled, STAGES)]
+    target[-1] += " per call"
+    print("| target (reference ÷ 100) | " + " | ".join(target) + " |")
+    for name, stats in arms.items():
+        print(f"| {name} | " + " | ".join(pm(stats["stages"][s]) for s in STAGES) + " |")
+
+    print("\nStreaming (all arms pooled; ms)\n")
+    print("| persona | TTFT mean | TTFT p50 | total mean | total p50 | perceived improvement |")
+    print("|---|---|---|---|---|---|")
+    for persona, s in result["streaming_pooled"].items():
+        print(
+            f"| {persona} | {s['ttft_mean_ms']:.1f} | {s['ttft_p50_ms']:.1f} | "
+            f"{s['duration_mean_ms']:.1f} | {s['duration_p50_ms']:.1f} | "
+            f"{s['perceived_improvement_mean']:.1%} (p50 {s['perceived_improvement_p50']:.1%}) |"
+        )
+
+    print("\nHelios overhead per persona call: engine time - provider time (ms; target p50 ≤ 2)\n")
+    print(
+        "| persona | calls | p50 | p99 | mean | provider p50 | provider - drawn p50 "
+        "| provider - drawn p99 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    overhead = result["overhead"]
+    for persona, s in [*overhead["by_persona"].items(), ("all", overhead["all"])]:
+        print(
+            f"| {persona} | {s['calls']} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | "
+            f"{s['mean_ms']:.3f} | {s['provider_p50_ms']:.1f} | "
+            f"{s['sim_excess_p50_ms']:.1f} | {s['sim_excess_p99_ms']:.1f} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=60, help="measured tasks per arm")
+    parser.add_argument("--warmup", type=int, default=3, help="unrecorded rounds first")
+    parser.add_argument("--seed", type=int, default=452)
+    parser.add_argument(
+        "--arms",
+        default=",".join(ARMS),
+        help=f"comma-separated, from {', '.join(ARMS)}; {BASELINE} is always included",
+    )
+    parser.add_argument("--name", default="pipeline", help="results file name stem")
+    args = parser.parse_args()
+    names = [BASELINE, *(a for a in args.arms.split(",") if a and a != BASELINE)]
+    unknown = [a for a in names if a not in ARMS]
+    if unknown or args.n < 2:
+        parser.error(f"unknown arms {unknown}" if unknown else "--n must be at least 2")
+
+    config = sim_config(names, args.seed)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    events_path = RESULTS / f"{args.name}_events.jsonl"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        config_file = Path(folder, "sim.json")
+        config_file.write_text(config.model_dump_json())
+        simulator = start_simulator(port, config_file)
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            arms, calls, wall_s = asyncio.run(
+                run_arms(names, base_url, args.n, args.warmup, args.seed, events_path)
+            )
+        finally:
+            simulator.terminate()
+            simulator.wait(timeout=10)
+
+    baseline = arms[BASELINE]
+    all_tasks = [t for arm in arms.values() for t in arm.tasks]
+    result = {
+        "benchmark": "pipeline",
+        "machine": machine(),
+        "config": {
+            "n_per_arm": args.n,
+            "warmup_rounds": args.warmup,
+            "seed": args.seed,
+            "scale": SCALE,
+            "reference_s": REFERENCE_S,
+            "min_s": MIN_S,
+            "ttft_fraction": TTFT_FRACTION,
+            "reply_tokens": REPLY_TOKENS,
+            "arms": {name: ARMS[name] for name in names},
+            "max_passes": 1,
+            "response_cache": False,
+            "sim_config": config.model_dump(mode="json"),
+        },
+        "wall_s": wall_s,
+        "arms": {
+            name: arm_stats(arm, None if arm is baseline else baseline)
+            for name, arm in arms.items()
+        },
+        "streaming_pooled": {
+            persona: streaming_stats(
+                [t["ttft_s"][persona] for t in all_tasks],
+                [t["stages_s"][persona] for t in all_tasks],
+            )
+            for persona in STREAMED
+        },
+        "overhead": overhead_stats(calls, config),
+        "tasks": {name: arm.tasks for name, arm in arms.items()},
+    }
+    results_path = RESULTS / f"{args.name}.json"
+    results_path.write_text(json.dumps(result, indent=2) + "\n")
+    print_tables(result)
+    print(
+        f"\n{len(names)} arms, {args.n} tasks each, in {wall_s:.0f} s; "
+        f"wrote {results_path} and {events_path}"
+    )
+
+
+if __name__ == "__main__":
+    main()
