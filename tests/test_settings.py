@@ -9,7 +9,17 @@ from helios.settings import ProviderSettings, Settings, load_settings
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    for name in ("HELIOS_DEFAULT_MODEL", "HELIOS_LOCAL__N_CTX", "OPENAI_API_KEY", "MY_KEY"):
+    for name in (
+        "HELIOS_DEFAULT_MODEL",
+        "HELIOS_LOCAL__N_CTX",
+        "OPENAI_API_KEY",
+        "MY_KEY",
+        "THESIS_STREAMING",
+        "ANTITHESIS_STREAMING",
+        "SYNTHESIS_STREAMING",
+        "RESPONSE_CACHE_ENABLED",
+        "HELIOS_CACHE__ENABLED",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -91,3 +101,22 @@ def test_api_keys_come_from_the_usual_variables(monkeypatch: pytest.MonkeyPatch)
     assert "OPENAI_API_KEY" not in ProviderSettings(kind="openai").missing_key_message("vllm")
     monkeypatch.delenv("OPENAI_API_KEY")
     assert ProviderSettings().key("openai") is None
+
+
+def test_reference_design_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THESIS_STREAMING", "false")
+    monkeypatch.setenv("SYNTHESIS_STREAMING", "true")
+    monkeypatch.setenv("RESPONSE_CACHE_ENABLED", "0")
+    settings = load_settings()
+    assert settings.personas["thesis"].streaming is False
+    assert settings.personas["synthesis"].streaming is True
+    assert settings.cache.enabled is False
+    # the Helios name wins over the alias
+    monkeypatch.setenv("HELIOS_CACHE__ENABLED", "true")
+    assert load_settings().cache.enabled is True
+
+
+def test_bad_alias_value_names_the_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTITHESIS_STREAMING", "sometimes")
+    with pytest.raises(ConfigError, match="environment variable ANTITHESIS_STREAMING"):
+        load_settings()

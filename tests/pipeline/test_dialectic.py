@@ -250,3 +250,17 @@ async def test_parallel_prep_prepares_the_antithesis_during_the_thesis() -> None
     antithesis = world.personas.called("antithesis")[0].messages[-1].content
     assert "[E1]" in antithesis and "Adopt a modular monolith first." in antithesis
     assert world.sink.of_type(TaskStarted)[0].flags["parallel_prep"] is True
+
+
+async def test_cancelling_a_run_records_it_as_interrupted() -> None:
+    world = make_world(first_chunk_delay_s=lambda r: 5.0 if r.persona == "antithesis" else 0.0)
+    task = asyncio.create_task(world.pipeline().run(GOAL))
+    while not world.personas.called("thesis"):
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the antithesis is now waiting on its provider
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [error] = world.sink.of_type(ErrorEvent)
+    assert error.kind == "interrupted" and error.stage == "antithesis"
+    assert world.sink.of_type(TaskFinished)[-1].success is False
