@@ -53,6 +53,12 @@ EVIDENCE_PENDING = ""  # the async thesis argues before evidence exists: say not
 ROLES = ("thesis", "antithesis", "synthesis", "judge")
 
 
+class SettingsSource(Protocol):
+    """Settings as they stand now, runtime flag overrides applied (``FlagRegistry``)."""
+
+    async def current(self) -> Settings: ...
+
+
 class Gatherer(Protocol):
     """Finds the passages of the documents that bear on the goal (``EvidenceGatherer``)."""
 
@@ -69,6 +75,7 @@ class DialecticPipeline:
         sink: EventSink | None = None,
         observer: PipelineObserver | None = None,
         model_override: str | None = None,
+        settings_source: SettingsSource | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -76,39 +83,65 @@ class DialecticPipeline:
         self.sink: EventSink = sink if sink is not None else MemorySink()
         self.observer: PipelineObserver = observer if observer is not None else SilentObserver()
         self.model_override = model_override
-        self.personas = load_personas(settings)
-        missing = [role for role in ROLES if role not in self.personas]
-        if missing:
-            raise InputError(f"the dialectic pipeline needs personas: {', '.join(missing)}")
+        self.settings_source = settings_source
+        self.personas = _dialectic_personas(settings)
 
-    def flags(self) -> dict[str, bool | int | float | str]:
-        """The feature flags stamped on every task, so analyses can split by them."""
-        orchestration = self.settings.orchestration
-        flags: dict[str, bool | int | float | str] = {
-            "async_thesis": orchestration.async_thesis.enabled,
-            "parallel_prep": orchestration.parallel_prep.enabled,
-            "response_cache": self.engine.cache is not None,
-            "max_passes": orchestration.max_passes,
-        }
-        for role in ("thesis", "antithesis", "synthesis"):
-            flags[f"{role}_streaming"] = self.personas[role].streaming
-        return flags
+    async def _settings_for_task(self) -> tuple[Settings, dict[str, Persona]]:
+        """The settings a new task runs with: runtime flag overrides are read here, once per
+        task, so a task never changes course midway."""
+        if self.settings_source is not None:
+            settings = await self.settings_source.current()
+            if settings is not self.settings:
+                self.settings, self.personas = settings, _dialectic_personas(settings)
+        return self.settings, self.personas
 
     async def run(self, goal: str, documents: Sequence[Document] = ()) -> DialecticResult:
         goal = goal.strip()
         if not goal:
             raise InputError("the goal is empty")
-        run = _Run(self, goal, documents)
+        settings, personas = await self._settings_for_task()
+        run = _Run(self, settings, personas, goal, documents)
         return await run.execute()
 
 
+def _dialectic_personas(settings: Settings) -> dict[str, Persona]:
+    personas = load_personas(settings)
+    missing = [role for role in ROLES if role not in personas]
+    if missing:
+        raise InputError(f"the dialectic pipeline needs personas: {', '.join(missing)}")
+    return personas
+
+
+def task_flags(
+    settings: Settings, personas: Mapping[str, Persona], *, response_cache: bool
+) -> dict[str, bool | int | float | str]:
+    """The feature flags stamped on every task, so analyses can split by them."""
+    orchestration = settings.orchestration
+    flags: dict[str, bool | int | float | str] = {
+        "async_thesis": orchestration.async_thesis.enabled,
+        "parallel_prep": orchestration.parallel_prep.enabled,
+        "response_cache": response_cache,
+        "max_passes": orchestration.max_passes,
+    }
+    for role in ("thesis", "antithesis", "synthesis"):
+        flags[f"{role}_streaming"] = personas[role].streaming
+    return flags
+
+
 class _Run:
-    """One execution of the pipeline: its task id, timings, records and events."""
+    """One execution of the pipeline: its task id, settings, timings, records and events."""
 
     def __init__(
-        self, pipeline: DialecticPipeline, goal: str, documents: Sequence[Document]
+        self,
+        pipeline: DialecticPipeline,
+        settings: Settings,
+        personas: dict[str, Persona],
+        goal: str,
+        documents: Sequence[Document],
     ) -> None:
         self.p = pipeline
+        self.settings = settings
+        self.personas = personas
         self.goal = goal
         self.documents = documents
         self.task_id = uuid.uuid4().hex
@@ -122,7 +155,9 @@ class _Run:
 
     async def execute(self) -> DialecticResult:
         started = time.perf_counter()
-        flags = self.p.flags()
+        flags = task_flags(
+            self.settings, self.personas, response_cache=self.p.engine.cache is not None
+        )
         self.emit(
             TaskStarted(
                 task_id=self.task_id, goal=self.goal, documents=len(self.documents), flags=flags
@@ -166,7 +201,7 @@ class _Run:
 
     # -- evidence and thesis ------------------------------------------------------------
     async def _evidence_and_thesis(self) -> tuple[Evidence, Completion]:
-        settings = self.p.settings.orchestration.async_thesis
+        settings = self.settings.orchestration.async_thesis
         if not settings.enabled:
             evidence = await self._gather()
             self._start_prep(evidence)
@@ -202,7 +237,7 @@ class _Run:
     # -- the parallel preparation experiment ---------------------------------------------
     def _start_prep(self, evidence: Evidence) -> None:
         """With ``orchestration.parallel_prep``, prepare the antithesis while the thesis runs."""
-        if self.p.settings.orchestration.parallel_prep.enabled:
+        if self.settings.orchestration.parallel_prep.enabled:
             self._prep = asyncio.create_task(asyncio.to_thread(self._prepare, evidence))
             # A run that fails before the antithesis never awaits it: retrieve its outcome
             # here so that asyncio does not report an unretrieved exception.
@@ -217,9 +252,9 @@ class _Run:
         """Everything the antithesis needs but the thesis text: its evidence context, its
         template checked, its provider resolved (SDK imported, client built)."""
         values = self._values(evidence)
-        persona = self.p.personas["antithesis"]
+        persona = self.personas["antithesis"]
         persona.render({**values, "thesis": ""})
-        self.p.engine.registry.resolve(persona.model_spec(self.p.settings, self.p.model_override))
+        self.p.engine.registry.resolve(persona.model_spec(self.settings, self.p.model_override))
         return values
 
     async def _gather(self) -> Evidence:
@@ -242,7 +277,7 @@ class _Run:
     async def _synthesise(
         self, evidence: Evidence, thesis: str, antithesis: str
     ) -> list[PassOutcome]:
-        orchestration = self.p.settings.orchestration
+        orchestration = self.settings.orchestration
         passes: list[PassOutcome] = []
         feedback = ""
         for number in range(1, orchestration.max_passes + 1):
@@ -273,7 +308,7 @@ class _Run:
             pass_number=number,
             evidence=check_evidence(draft, [p.id for p in evidence.passages]),
             verdict=await judge(ask),
-            min_score=self.p.settings.orchestration.gate.min_judge_score,
+            min_score=self.settings.orchestration.gate.min_judge_score,
         )
         self.emit(
             GateVerdict(
@@ -317,8 +352,8 @@ class _Run:
         *,
         followup: tuple[Message, ...] = (),
     ) -> Completion:
-        persona: Persona = self.p.personas[role]
-        model = persona.model_spec(self.p.settings, self.p.model_override)
+        persona: Persona = self.personas[role]
+        model = persona.model_spec(self.settings, self.p.model_override)
         request = persona.request(values, model=model)
         if followup:
             request = request.model_copy(update={"messages": request.messages + followup})
