@@ -10,6 +10,7 @@ import a vendor SDK to handle a failure::
     │   └── MissingDependency       an optional extra is not installed (names the extra)
     ├── InputError                  bad user input: empty goal, missing or binary document, ...
     ├── CacheBackendError           a cache store failed (fails open: a miss, never a failed call)
+    ├── LedgerError                 the event ledger could not be opened, read or written
     └── ProviderError               a provider call failed (carries provider and model)
         ├── RateLimited             429 / quota; ``retry_after`` seconds when the provider said
         ├── ProviderTimeout         no answer in time
@@ -56,6 +57,16 @@ class CacheBackendError(HeliosError):
     The cache layers catch it and carry on without the cache (a lookup becomes a miss, a
     store is skipped), so it only reaches callers from explicit operations such as opening
     a backend or invalidating entries.
+    """
+
+
+class LedgerError(HeliosError):
+    """The event ledger could not be opened, read or written.
+
+    The message names the store (the SQLite path, or the PostgreSQL host and port, never a
+    password) and, for a row that cannot be read back, its id. Unlike the cache, the ledger
+    does not fail open: events are the record of what happened, so a failed write is kept
+    for retry by the :class:`~helios.ledger.writer.LedgerWriter` and reported by ``flush()``.
     """
 
 

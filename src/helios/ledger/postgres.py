@@ -1,0 +1,291 @@
+"""The shared ledger: PostgreSQL, for several Helios processes writing one history.
+
+psycopg 3's async API on a small connection pool, so nothing blocks the event loop. The
+tables and named migrations are those of SQLite (:mod:`.migrations`), with ``JSONB``
+bodies. ``schema`` puts the tables in their own PostgreSQL schema (created on open; tests
+use a fresh one each), selected through the connections' ``search_path``.
+
+Several processes, one ledger:
+
+- migrations run under a transaction-scoped advisory lock, so two processes opening a
+  new ledger at once apply each migration exactly once;
+- every append (and every override with its ``flag_changed`` event) takes another
+  advisory lock for its transaction, so batches commit one after another: a batch's ids
+  are contiguous, never interleaved with another process's, and ids grow in commit order
+  (a reader that has seen id ``n`` will not later find a new row below it).
+
+An unreachable server fails the first operation within ``connect_timeout_s`` with a
+:class:`LedgerError` naming host, port and database, never the password.
+
+JSONB cannot hold the NUL character, which SQLite stores; here it is written as U+FFFD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
+
+from helios.errors import ConfigError, LedgerError
+from helios.ledger.codec import (
+    decode_event,
+    decode_flag_value,
+    encode_event,
+    encode_flag_value,
+    event_filter,
+)
+from helios.ledger.events import Event, FlagChanged, FlagValue
+from helios.ledger.migrations import MIGRATIONS_TABLE_POSTGRES, pending
+from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_LOCK_CLASS = 0x4E1105  # first key of Helios's advisory locks; the second hashes the purpose
+_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+_COPY = "COPY events (task_id, type, timestamp, version, body) FROM STDIN"
+_INSERT = "INSERT INTO events (task_id, type, timestamp, version, body) VALUES (%s, %s, %s, %s, %s)"
+# a JSON \u0000 escape not itself escaped (preceded by an even run of backslashes)
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+class PostgresLedgerStore(LedgerStore):
+    """The ledger's tables in ``schema`` of the database at ``url``."""
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "public",
+        connect_timeout_s: float = 5.0,
+        max_connections: int = 4,
+    ) -> None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ConfigError(
+                f"ledger schema {schema!r}: use lower-case letters, digits and '_' (at most 63)"
+            )
+        try:
+            info = conninfo_to_dict(url)
+        except psycopg.Error:
+            # from None: the driver's message may quote the URL, password included
+            raise ConfigError(
+                "ledger.postgres_url is not a PostgreSQL URL"
+                " (postgresql://user:password@host:port/database)"
+            ) from None
+        self.schema = schema
+        self.connect_timeout_s = connect_timeout_s
+        self.max_connections = max_connections
+        self.location = _location(info)
+        """``host:port/database``: what messages name (never the password)."""
+        self._url = url
+        self._pool: AsyncConnectionPool | None = None
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        schema: str = "public",
+        connect_timeout_s: float = 5.0,
+        max_connections: int = 4,
+    ) -> PostgresLedgerStore:
+        """A store connected and migrated now, so that a bad URL or a server that is down
+        fails at start-up; the constructor alone connects on first use."""
+        store = cls(
+            url,
+            schema=schema,
+            connect_timeout_s=connect_timeout_s,
+            max_connections=max_connections,
+        )
+        await store._ensure_pool()
+        return store
+
+    async def append(self, events: Sequence[Event]) -> None:
+        batch = list(events)
+        if not batch:
+            return
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(_LOCK, (_LOCK_CLASS, f"append:{self.schema}"))
+            async with connection.cursor().copy(_COPY) as copy:
+                for event in batch:
+                    # encoded row by row inside the transaction: a failure midway rolls back
+                    await copy.write_row(_row(event))
+
+    async def query(self, query: EventQuery = ANY_EVENT) -> list[Event]:
+        where, params = event_filter(query, "postgres")
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                f"SELECT id, body::text FROM events{where} ORDER BY id", params
+            )
+            rows: list[tuple[int, str]] = await cursor.fetchall()
+        # decoding is CPU work proportional to the result: keep it off the event loop
+        return await asyncio.to_thread(_decode_rows, rows)
+
+    async def count(self) -> int:
+        async with self._connection() as connection:
+            cursor = await connection.execute("SELECT COUNT(*) FROM events")
+            row = await cursor.fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def set_flag_override(
+        self, flag: str, value: FlagValue | None, *, actor: str, reason: str
+    ) -> FlagChanged:
+        async with self._connection() as connection, connection.transaction():
+            # the append lock: the event's id keeps commit order, and two overrides of one
+            # flag cannot both read the same ``old``
+            await connection.execute(_LOCK, (_LOCK_CLASS, f"append:{self.schema}"))
+            cursor = await connection.execute(
+                "SELECT value::text FROM flag_overrides WHERE flag = %s", (flag,)
+            )
+            row = await cursor.fetchone()
+            old = None if row is None else decode_flag_value(row[0])
+            event = FlagChanged(flag=flag, old=old, new=value, reason=reason, actor=actor)
+            if value is None:
+                await connection.execute("DELETE FROM flag_overrides WHERE flag = %s", (flag,))
+            else:
+                await connection.execute(
+                    "INSERT INTO flag_overrides (flag, value, actor, reason, updated_at)"
+                    " VALUES (%s, %s::jsonb, %s, %s, %s) ON CONFLICT (flag) DO UPDATE SET"
+                    " value = excluded.value, actor = excluded.actor,"
+                    " reason = excluded.reason, updated_at = excluded.updated_at",
+                    (flag, encode_flag_value(value), actor, reason, event.timestamp),
+                )
+            await connection.execute(_INSERT, _row(event))
+        return event
+
+    async def flag_overrides(self) -> dict[str, FlagValue]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT flag, value::text FROM flag_overrides ORDER BY flag"
+            )
+            rows: list[tuple[str, str]] = await cursor.fetchall()
+        return {flag: decode_flag_value(value) for flag, value in rows}
+
+    async def migrations(self) -> list[str]:
+        async with self._connection() as connection:
+            cursor = await connection.execute("SELECT name FROM schema_migrations ORDER BY name")
+            rows: list[tuple[str]] = await cursor.fetchall()
+        return [name for (name,) in rows]
+
+    async def aclose(self) -> None:
+        async with self._open_lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    # -- connections -----------------------------------------------------------------------
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        pool = await self._ensure_pool()
+        try:
+            async with pool.connection() as connection:
+                yield connection
+        except psycopg.Error as exc:
+            raise LedgerError(f"PostgreSQL ledger {self.location}: {_one_line(exc)}") from exc
+
+    async def _ensure_pool(self) -> AsyncConnectionPool:
+        if self._pool is not None:
+            return self._pool
+        async with self._open_lock:
+            if self._closed:
+                raise LedgerError(f"PostgreSQL ledger {self.location} is closed")
+            if self._pool is None:
+                await self._migrate()
+                pool = AsyncConnectionPool(
+                    self._url,
+                    kwargs=self._connect_kwargs(),
+                    min_size=1,
+                    max_size=self.max_connections,
+                    open=False,
+                    timeout=max(10.0, 2 * self.connect_timeout_s),
+                    name="helios-ledger",
+                )
+                try:
+                    await pool.open(wait=True, timeout=self.connect_timeout_s)
+                except psycopg.Error as exc:
+                    await pool.close()
+                    raise LedgerError(self._unreachable(exc)) from exc
+                self._pool = pool
+            return self._pool
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {
+            "autocommit": True,  # reads hold no transaction; writes open one explicitly
+            # libpq takes whole seconds and treats less than 2 as 2
+            "connect_timeout": max(2, math.ceil(self.connect_timeout_s)),
+            "options": f"-c search_path={self.schema}",
+            "application_name": "helios-ledger",
+        }
+
+    async def _migrate(self) -> None:
+        try:
+            connection = await psycopg.AsyncConnection.connect(self._url, **self._connect_kwargs())
+        except psycopg.Error as exc:
+            raise LedgerError(self._unreachable(exc)) from exc
+        try:
+            async with connection, connection.transaction():
+                await connection.execute(_LOCK, (_LOCK_CLASS, f"migrate:{self.schema}"))
+                cursor = await connection.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+                )
+                if await cursor.fetchone() is None:
+                    await connection.execute(
+                        sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema))
+                    )
+                await connection.execute(MIGRATIONS_TABLE_POSTGRES)
+                cursor = await connection.execute("SELECT name FROM schema_migrations")
+                applied = {name for (name,) in await cursor.fetchall()}
+                for migration in pending(applied):
+                    for statement in migration.postgres:
+                        await connection.execute(statement)
+                    await connection.execute(
+                        "INSERT INTO schema_migrations (name, applied_at) VALUES (%s, %s)",
+                        (migration.name, time.time()),
+                    )
+        except psycopg.Error as exc:
+            raise LedgerError(
+                f"PostgreSQL ledger {self.location}: migration failed: {_one_line(exc)}"
+            ) from exc
+
+    def _unreachable(self, exc: BaseException) -> str:
+        return f"cannot connect to the PostgreSQL ledger at {self.location}: {_one_line(exc)}"
+
+
+def _row(event: Event) -> tuple[str, str, float, int, str]:
+    body = _JSON_NUL.sub(r"\1\\ufffd", encode_event(event))
+    return (
+        event.task_id.replace("\x00", "\ufffd"),
+        event.type,
+        event.timestamp,
+        event.version,
+        body,
+    )
+
+
+def _decode_rows(rows: list[tuple[int, str]]) -> list[Event]:
+    return [decode_event(row_id, body) for row_id, body in rows]
+
+
+def _location(info: dict[str, Any]) -> str:
+    host = info.get("host") or info.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
+    port = info.get("port") or os.environ.get("PGPORT") or "5432"
+    database = info.get("dbname") or os.environ.get("PGDATABASE") or info.get("user") or ""
+    return f"{host}:{port}/{database}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__

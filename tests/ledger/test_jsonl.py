@@ -1,0 +1,251 @@
+"""JSONL export and import: Helios lines, the reference design's lines, corrupt lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from helios.errors import InputError
+from helios.ledger.events import (
+    AsyncFallback,
+    ErrorEvent,
+    Event,
+    GateVerdict,
+    PersonaLLMRun,
+    TaskFinished,
+    TaskStarted,
+)
+from helios.ledger.jsonl import export_jsonl, import_jsonl, parse_line
+from helios.ledger.memory import MemoryLedgerStore
+from helios.ledger.sqlite import SQLiteLedgerStore
+from helios.ledger.store import ANY_EVENT, EventQuery
+from tests.ledger.conftest import task_events
+from tests.ledger.test_store_contract import one_of_each
+
+JUNE_FIRST_NOON = datetime(2025, 6, 1, 12, tzinfo=UTC).timestamp()
+
+
+class CountingStore(MemoryLedgerStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def append(self, events: Sequence[Event]) -> None:
+        self.batches.append(len(events))
+        await super().append(events)
+
+
+def write_lines(path: Path, lines: list[str | dict[str, object]]) -> Path:
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+    )
+    return path
+
+
+async def test_export_then_import_round_trips(tmp_path: Path) -> None:
+    source = SQLiteLedgerStore(tmp_path / "source.sqlite3")
+    events = [*one_of_each(), *task_events("a")]
+    await source.append(events)
+    out = io.StringIO()
+    assert await export_jsonl(source, ANY_EVENT, out) == len(events)
+    await source.aclose()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(events)
+    assert json.loads(lines[0])["type"] == "task_started"
+
+    path = tmp_path / "events.jsonl"
+    path.write_text(out.getvalue())
+    target = CountingStore()
+    report = await import_jsonl(path, target)
+    assert (report.imported, report.skipped) == (len(events), [])
+    assert await target.query() == events
+
+
+async def test_export_follows_the_query(tmp_path: Path) -> None:
+    store = MemoryLedgerStore()
+    await store.append([*task_events("a"), *task_events("b")])
+    out = io.StringIO()
+    written = await export_jsonl(store, EventQuery(task_ids=["b"], types=["task_started"]), out)
+    assert written == 1
+    assert json.loads(out.getvalue())["task_id"] == "b"
+
+
+async def test_non_finite_floats_survive_export_and_import(tmp_path: Path) -> None:
+    verdict = GateVerdict(
+        task_id="t",
+        pass_number=1,
+        passed=True,
+        evidence_ok=True,
+        judge_pass=True,
+        judge_score=math.nan,
+        judge_valid=True,
+    )
+    store = MemoryLedgerStore()
+    await store.append([verdict])
+    out = io.StringIO()
+    await export_jsonl(store, ANY_EVENT, out)
+    (read,) = [parse_line(line) for line in out.getvalue().splitlines()]
+    assert isinstance(read, GateVerdict) and math.isnan(read.judge_score)
+
+
+async def test_reference_events_are_mapped(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "reference.jsonl",
+        [
+            {
+                "event": "task_started",
+                "task_id": "t1",
+                "goal": "Ship it?",
+                "async_thesis": True,
+                "flags": {"max_passes": 2},
+                "timestamp": "2025-06-01T12:00:00Z",
+            },
+            {
+                "event": "persona_llm_run",
+                "task_id": "t1",
+                "persona": "thesis",
+                "streaming": True,
+                "ttft_sec": 0.92,
+                "duration_sec": 3.88,
+                "model": "claude-sonnet-4-5",
+                "provider": "anthropic",
+                "tokens_in": 10,
+                "tokens_out": 20,
+                "cost": 0.01,
+                "timestamp": JUNE_FIRST_NOON + 4,
+            },
+            {"event": "async_fallback", "task_id": "t1", "reason": "timeout", "timestamp": 5},
+            {"event": "error", "task_id": "t1", "error": "boom", "persona": "synthesis"},
+            {
+                "event": "task_finished",
+                "task_id": "t1",
+                "duration_sec": 9.5,
+                "status": "failed",
+                "timestamp": "2025-06-01T12:00:10",
+            },
+            {"event": "persona_llm_run", "task_id": 7, "persona": "antithesis"},
+        ],
+    )
+    store = MemoryLedgerStore()
+    report = await import_jsonl(path, store)
+    assert (report.imported, report.skipped) == (6, [])
+    started, run, fallback, error, finished, bare = await store.query()
+
+    assert started == TaskStarted(
+        task_id="t1",
+        goal="Ship it?",
+        flags={"max_passes": 2, "async_thesis": True},
+        timestamp=JUNE_FIRST_NOON,
+    )
+    assert isinstance(run, PersonaLLMRun)
+    assert run.model_dump() == {
+        **run.model_dump(),
+        "persona": "thesis",
+        "stage": "thesis",
+        "pass_number": 1,
+        "streaming": True,
+        "ttft_s": 0.92,
+        "duration_s": 3.88,
+        "model": "claude-sonnet-4-5",
+        "provider": "anthropic",
+        "input_tokens": 10,
+        "output_tokens": 20,
+        "cost_usd": 0.01,
+        "timestamp": JUNE_FIRST_NOON + 4,
+    }
+    assert run.perceived_improvement == pytest.approx(1 - 0.92 / 3.88)
+    assert fallback == AsyncFallback(task_id="t1", reason="timeout", timestamp=5.0)
+    assert isinstance(error, ErrorEvent)
+    assert (error.kind, error.message, error.stage) == ("error", "boom", "synthesis")
+    assert isinstance(finished, TaskFinished)
+    assert (finished.success, finished.duration_s) == (False, 9.5)
+    assert finished.timestamp == JUNE_FIRST_NOON + 10  # no zone: UTC
+    # everything missing: sensible defaults (non-streaming: the first token is the reply)
+    assert isinstance(bare, PersonaLLMRun)
+    assert (bare.task_id, bare.stage, bare.model, bare.streaming) == (
+        "7",
+        "antithesis",
+        "unknown",
+        False,
+    )
+    assert (bare.ttft_s, bare.duration_s, bare.perceived_improvement) == (0.0, 0.0, 0.0)
+    assert bare.cost_usd is None
+
+
+async def test_other_reference_types_rename_seconds(tmp_path: Path) -> None:
+    event = parse_line(
+        json.dumps(
+            {
+                "event": "evidence_gathered",
+                "task_id": "t",
+                "documents": 1,
+                "chunks": 2,
+                "passages": 1,
+                "embedded_chunks": 2,
+                "from_cache": True,
+                "duration_sec": 0.5,
+                "timestamp": 12,
+            }
+        )
+    )
+    assert event.type == "evidence_gathered" and event.timestamp == 12.0
+
+
+async def test_corrupt_lines_are_reported_and_skipped(tmp_path: Path) -> None:
+    good = TaskStarted(task_id="ok", goal="g", timestamp=1.0)
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        b"\n".join(
+            [
+                good.model_dump_json().encode(),  # 1
+                b'{"event": "persona_llm_run", "task_id": "t1", "ttft_sec": 0.1',  # 2 truncated
+                b"",  # 3 blank: ignored
+                b'{"event": "quantum_leap", "task_id": "t1"}',  # 4
+                b'{"event": "task_started", "goal": "no id"}',  # 5
+                b'{"type": "task_finished", "task_id": "t", "success": "maybe"}',  # 6
+                b"[1, 2, 3]",  # 7
+                b'{"task_id": "t"}',  # 8
+                b'{"event": "error", "task_id": "t", "timestamp": "yesterday"}',  # 9
+                b'{"event": "error", "task_id": "t", "message": "\xff"}',  # 10 not UTF-8
+                b'{"event": "async_fallback", "task_id": "t2", "reason": "slow"}',  # 11
+            ]
+        )
+        + b"\n"
+    )
+    store = MemoryLedgerStore()
+    report = await import_jsonl(path, store)
+    assert report.imported == 2
+    assert [number for number, _ in report.skipped] == [2, 4, 5, 6, 7, 8, 9, 10]
+    reasons = dict(report.skipped)
+    assert reasons[2].startswith("not JSON")
+    assert reasons[4] == "unknown event type 'quantum_leap'"
+    assert reasons[5] == "missing task_id"
+    assert reasons[6].startswith("invalid task_finished event: success:")
+    assert reasons[7] == "not a JSON object but list"
+    assert reasons[8].startswith("no event type")
+    assert "yesterday" in reasons[9]
+    assert reasons[10] == "not UTF-8 text"
+    assert [event.task_id for event in await store.query()] == ["ok", "t2"]
+
+
+async def test_import_appends_in_batches(tmp_path: Path) -> None:
+    events = [TaskStarted(task_id=f"t{n}", goal="g", timestamp=float(n)) for n in range(25)]
+    lines: list[str | dict[str, object]] = [event.model_dump_json() for event in events]
+    lines.insert(10, "not json")
+    path = write_lines(tmp_path / "many.jsonl", lines)
+    store = CountingStore()
+    report = await import_jsonl(path, store, batch_size=10)
+    assert report.imported == 25 and report.skipped[0][0] == 11
+    assert store.batches == [10, 10, 5]
+    assert await store.query() == events
+
+
+async def test_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        await import_jsonl(tmp_path / "absent.jsonl", MemoryLedgerStore())
