@@ -10,7 +10,7 @@ import typer
 from typer.exceptions import TyperException
 
 from helios._version import __version__
-from helios.cli import ask, models, run, sim
+from helios.cli import ask, flags, ledger, models, monitor, run, serve, sim
 from helios.cli.context import CliContext, console_err, print_error
 from helios.errors import ConfigError, HeliosError, InputError
 
@@ -52,6 +52,10 @@ app.command("run")(run.run)
 app.command("ask")(ask.ask)
 app.command("models")(models.models)
 app.command("sim")(sim.sim)
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(flags.app, name="flags")
+app.command("monitor")(monitor.monitor)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

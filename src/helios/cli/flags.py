@@ -1,0 +1,151 @@
+"""``helios flags``: list the feature flags, override one for every process, restore it.
+
+Overrides live in the ledger store (with a ``flag_changed`` event naming who and why), so
+every Helios process sharing that ledger picks a change up within
+``flags.poll_interval_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.table import Table
+
+from helios.cli.context import cli_context, console_out
+from helios.ledger.events import FlagChanged, FlagValue
+from helios.ledger.flags import (
+    FLAGS,
+    effective_flags,
+    flag_spec,
+    parse_flag_value,
+    settings_value,
+)
+from helios.ledger.store import LedgerStore
+from helios.settings import Settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Feature flags: list them, override one at run time, remove an override.",
+    no_args_is_help=True,
+)
+
+Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the ledger).")]
+
+
+@app.command("list")
+def list_flags(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Every flag: its setting, the override in force (if any) and the effective value."""
+    settings = cli_context(ctx).settings()
+    overrides = _with_store(settings, lambda store: store.flag_overrides())
+    effective = effective_flags(settings, overrides, persona_defaults(settings))
+    rows = [
+        {
+            "flag": flag,
+            "setting": spec.setting,
+            "settings_value": settings_value(settings, flag),
+            "override": overrides.get(flag),
+            "effective": effective.get(flag),
+        }
+        for flag, spec in FLAGS.items()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table()
+    table.add_column("flag", min_width=max(map(len, FLAGS)), no_wrap=True)
+    for column in ("settings value", "override", "effective", "setting"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["flag"]),
+            _show(row["settings_value"], "(persona)"),
+            _show(row["override"], "-"),
+            _show(row["effective"], "?"),
+            str(row["setting"]),
+        )
+    console_out.print(table)
+
+
+@app.command("set")
+def set_flag(
+    ctx: typer.Context,
+    flag: Annotated[str, typer.Argument(help=f"One of: {', '.join(FLAGS)}.")],
+    value: Annotated[str, typer.Argument(help="true/false (on/off), or a number.")],
+    reason: Reason,
+) -> None:
+    """Override FLAG with VALUE for every process using this ledger."""
+    parsed = parse_flag_value(flag, value)  # a bad name or value fails before any I/O
+    settings = cli_context(ctx).settings()
+    event = _with_store(
+        settings,
+        lambda store: store.set_flag_override(flag, parsed, actor=_actor(), reason=reason),
+    )
+    _report(event)
+
+
+@app.command("unset")
+def unset_flag(
+    ctx: typer.Context,
+    flag: Annotated[str, typer.Argument(help="The flag whose override to remove.")],
+    reason: Reason,
+) -> None:
+    """Remove FLAG's override: the value from the settings applies again."""
+    flag_spec(flag)
+    settings = cli_context(ctx).settings()
+    event = _with_store(
+        settings,
+        lambda store: store.set_flag_override(flag, None, actor=_actor(), reason=reason),
+    )
+    _report(event)
+
+
+def persona_defaults(settings: Settings) -> dict[str, FlagValue]:
+    """The shipped personas' ``streaming``, for the flags the settings leave unset."""
+    from helios.pipeline.personas import load_personas
+
+    personas = load_personas(settings)
+    return {
+        f"{role}_streaming": personas[role].streaming
+        for role in ("thesis", "antithesis", "synthesis")
+        if role in personas
+    }
+
+
+def _with_store(settings: Settings, operation: Callable[[LedgerStore], Awaitable[T]]) -> T:
+    from helios.ledger.factory import open_store
+
+    async def run() -> T:
+        store = open_store(settings.ledger)
+        try:
+            return await operation(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (some containers)
+        return "unknown"
+
+
+def _report(event: FlagChanged) -> None:
+    new = "(settings)" if event.new is None else _show(event.new, "")
+    console_out.print(f"{event.flag}: {_show(event.old, '(settings)')} -> {new}")
+
+
+def _show(value: object, missing: str) -> str:
+    if value is None:
+        return missing
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -1,0 +1,199 @@
+"""How ``helios ledger`` shows its results: rich tables, seconds in ms or s as they read best."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from helios.ledger.tasks import label
+
+if TYPE_CHECKING:
+    from helios.ledger.analysis import Summary, TaskBreakdown
+    from helios.ledger.comparison import Comparison
+    from helios.ledger.stats import Difference, Distribution
+
+TIMELINE_WIDTH = 24
+NONE = "—"
+_CONCLUSION_STYLE = {"significant": "green", "not significant": "yellow"}
+
+
+def seconds(value: float | None) -> str:
+    """``850 ms`` below a second, ``3.21 s`` above."""
+    if value is None:
+        return NONE
+    return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
+
+
+def mean_sd(dist: Distribution) -> str:
+    """``850 ± 120 ms`` or ``3.21 ± 0.40 s``: both numbers in the mean's unit."""
+    if dist.mean is None:
+        return NONE
+    if dist.sd is None:
+        return seconds(dist.mean)
+    if abs(dist.mean) < 1:
+        return f"{dist.mean * 1000:.0f} ± {dist.sd * 1000:.0f} ms"
+    return f"{dist.mean:.2f} ± {dist.sd:.2f} s"
+
+
+def percent(value: float | None, *, signed: bool = False) -> str:
+    if value is None:
+        return NONE
+    return f"{value:+.1f}%" if signed else f"{value * 100:.1f}%"
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return NONE
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(title: str, columns: list[str], *, left: int = 1) -> Table:
+    table = Table(title=title, title_justify="left")
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index < left else "right")
+    return table
+
+
+# -- summary ------------------------------------------------------------------------------
+def print_summary(summary: Summary, console: Console) -> None:
+    succeeded = (
+        f"{summary.succeeded}/{summary.finished} succeeded ({percent(summary.success_rate)})"
+        if summary.finished
+        else "none finished"
+    )
+    console.print(
+        f"[bold]{summary.tasks} tasks[/] · {succeeded} · "
+        f"{when(summary.first_timestamp)} → {when(summary.last_timestamp)}"
+    )
+    latency = _table("Latency per stage", ["stage", "n", "mean ± sd", "p50", "p95"])
+    for name, dist in summary.latency.items():
+        latency.add_row(
+            escape(name), str(dist.n), mean_sd(dist), seconds(dist.p50), seconds(dist.p95)
+        )
+    console.print(latency)
+    if summary.ttft:
+        ttft = _table("Time to first token", ["persona", "n", "mean", "p50"])
+        for persona, dist in summary.ttft.items():
+            ttft.add_row(escape(persona), str(dist.n), seconds(dist.mean), seconds(dist.p50))
+        console.print(ttft)
+    if summary.cache:
+        cache = _table("Response cache", ["layer", "lookups", "hits", "hit rate"])
+        for layer, rate in summary.cache.items():
+            cache.add_row(escape(layer), str(rate.lookups), str(rate.hits), percent(rate.rate))
+        console.print(cache)
+    else:
+        console.print("response cache: no lookups recorded", style="dim")
+    unpriced = summary.unpriced_calls
+    unpriced_note = f" · {unpriced} calls without a price" if unpriced else ""
+    console.print(
+        f"tokens in {summary.input_tokens:,} / out {summary.output_tokens:,} · "
+        f"cost ${summary.cost_usd:.6f} (saved ${summary.saved_usd:.6f}){unpriced_note}"
+    )
+    console.print(
+        f"async thesis fallbacks: {summary.async_fallbacks} of {summary.async_tasks} tasks "
+        f"({percent(summary.async_fallback_rate)}) · second pass: {summary.second_pass_tasks} "
+        f"of {summary.tasks} tasks ({percent(summary.second_pass_rate)})"
+    )
+    errors = " · ".join(f"{escape(kind)} {count}" for kind, count in summary.errors.items())
+    console.print(f"errors: {errors or 'none'}")
+
+
+# -- compare ------------------------------------------------------------------------------
+def print_comparison(comparison: Comparison, console: Console) -> None:
+    baseline = comparison.baseline if comparison.baseline is not None else NONE
+    console.print(f"[bold]compare by {escape(comparison.by)}[/] · baseline: {escape(baseline)}")
+    metrics = list(comparison.arms[0].metrics) if comparison.arms else []
+    arms = _table("Arms (mean ± sd)", ["arm", "tasks", *metrics])
+    for arm in comparison.arms:
+        arms.add_row(escape(arm.label), str(arm.tasks), *(mean_sd(arm.metrics[m]) for m in metrics))
+    console.print(arms)
+    if comparison.differences:
+        columns = ["arm", "metric", "Δ mean", "faster by", "variance", "p (Welch)", "95% CI of Δ"]
+        table = _table(f"Against {baseline}", [*columns, "result"], left=2)
+        for d in comparison.differences:
+            table.add_row(*_difference_row(d))
+        console.print(table)
+    for verdict in comparison.verdicts:
+        console.print(escape(verdict), style="bold")
+    for note in comparison.notes:
+        console.print(escape(note), style="dim")
+
+
+def _signed(value: float | None) -> str:
+    return seconds(value) if value is None or value <= 0 else "+" + seconds(value)
+
+
+def _difference_row(d: Difference) -> list[str]:
+    ci = NONE if d.ci_low_s is None else f"{seconds(d.ci_low_s)} … {seconds(d.ci_high_s)}"
+    style = _CONCLUSION_STYLE.get(d.conclusion, "dim")
+    return [
+        escape(d.arm),
+        escape(d.metric),
+        _signed(d.mean_difference_s),
+        percent(d.improvement_pct, signed=True),
+        percent(d.variance_change_pct, signed=True),
+        NONE if d.p_value is None else f"{d.p_value:.3f}" if d.p_value >= 0.001 else "<0.001",
+        ci,
+        f"[{style}]{d.conclusion}[/]",
+    ]
+
+
+# -- last task ----------------------------------------------------------------------------
+def print_breakdown(task: TaskBreakdown, console: Console) -> None:
+    flags = ", ".join(f"{escape(k)}={escape(label(v))}" for k, v in sorted(task.flags.items()))
+    goal = f' · "{escape(task.goal)}"' if task.goal else ""
+    console.print(f"[bold]task {escape(task.task_id)}[/]{goal} · started {when(task.started_at)}")
+    if flags:
+        console.print(f"flags: {flags}", style="dim")
+    span = max([task.total_s or 0.0, *(s.start_s + s.duration_s for s in task.stages)], default=0.0)
+    columns = ["stage", "pass", "start", "duration", "TTFT", "model", "cache", "timeline"]
+    table = _table("Stages", columns)
+    for column in table.columns[5:]:
+        column.justify = "left"
+    for stage in task.stages:
+        model = f"{stage.provider}:{stage.model}" if stage.model else NONE
+        table.add_row(
+            escape(stage.stage),
+            str(stage.pass_number),
+            seconds(stage.start_s),
+            seconds(stage.duration_s),
+            seconds(stage.ttft_s),
+            escape(model),
+            escape(f"hit {stage.cache}") if stage.cache else "miss",
+            _bar(stage.start_s, stage.duration_s, span),
+        )
+    console.print(table)
+    outcome = {True: "succeeded", False: "[red]failed[/]", None: "not finished"}[task.success]
+    console.print(
+        f"[bold]total {seconds(task.total_s)}[/] · {outcome} · cost ${task.cost_usd:.6f} · "
+        f"tokens in {task.input_tokens:,} / out {task.output_tokens:,}"
+    )
+    for gate in task.gates:
+        status = "[green]pass[/]" if gate.passed else "[red]fail[/]"
+        reasons = "; ".join([*gate.evidence_problems, *gate.reasons]) or NONE
+        console.print(
+            f"gate, pass {gate.pass_number}: {status} · judge score {_score(gate.judge_score)} · "
+            f"{escape(reasons)}"
+        )
+    if task.async_fallback:
+        console.print(f"async thesis fell back: {escape(task.async_fallback)}", style="yellow")
+    for error in task.errors:
+        console.print(f"error: {escape(error)}", style="red")
+
+
+def _score(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else NONE
+
+
+def _bar(start: float, duration: float, span: float) -> str:
+    if span <= 0:
+        return ""
+    offset = min(int(start / span * TIMELINE_WIDTH), TIMELINE_WIDTH - 1)
+    length = max(1, round(duration / span * TIMELINE_WIDTH))
+    length = min(length, TIMELINE_WIDTH - offset)
+    return " " * offset + "█" * length + " " * (TIMELINE_WIDTH - offset - length)

@@ -1,0 +1,303 @@
+"""Ledger analysis: pure functions over events, grouped into tasks by ``task_id``.
+
+- :func:`summarize`: latency per stage, TTFT, cache hit rates, tokens, cost, fallback,
+  second-pass and error counts.
+- :func:`compare`: tasks split into arms (by a flag, a persona-call field or a task field)
+  and each arm tested against a baseline (:mod:`helios.ledger.comparison`).
+- :func:`last_task`: the most recent task's latency breakdown.
+
+A *task* is a ``task_id`` with a ``task_started`` or ``task_finished`` event; other events
+(``flag_changed``, stray governor decisions) are not tasks. Stage latency sums the calls of
+one stage within a task (a second pass, a judge asked twice). The ``total`` latency only
+counts successful tasks: a failed task stops early and would flatter the numbers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from helios.ledger.comparison import Comparison, compare
+from helios.ledger.events import (
+    AsyncFallback,
+    CacheLookup,
+    ErrorEvent,
+    Event,
+    EvidenceGathered,
+    GateVerdict,
+    PersonaLLMRun,
+    SecondPass,
+    TaskFinished,
+)
+from helios.ledger.stats import Distribution, describe
+from helios.ledger.tasks import STAGES, TaskRecord, finite, finite_sum, group_tasks, metric_names
+
+__all__ = [
+    "CacheRate",
+    "Comparison",
+    "StageTiming",
+    "Summary",
+    "TaskBreakdown",
+    "compare",
+    "last_task",
+    "summarize",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRate:
+    lookups: int
+    hits: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.hits / self.lookups if self.lookups else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lookups": self.lookups, "hits": self.hits, "hit_rate": self.rate}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    tasks: int
+    finished: int
+    succeeded: int
+    first_timestamp: float | None
+    last_timestamp: float | None
+    latency: dict[str, Distribution]
+    """Per stage (evidence, thesis, ...) and ``total``, in seconds."""
+    ttft: dict[str, Distribution]
+    """Time to first token per persona, in seconds."""
+    cache: dict[str, CacheRate]
+    """Per cache layer, from ``cache_lookup`` events."""
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    saved_usd: float
+    unpriced_calls: int
+    """Persona calls without a known cost (local models, unknown prices)."""
+    async_tasks: int
+    """Tasks that ran the async thesis (``flags.async_thesis`` true or not recorded)."""
+    async_fallbacks: int
+    second_pass_tasks: int
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.finished if self.finished else None
+
+    @property
+    def async_fallback_rate(self) -> float | None:
+        return self.async_fallbacks / self.async_tasks if self.async_tasks else None
+
+    @property
+    def second_pass_rate(self) -> float | None:
+        return self.second_pass_tasks / self.tasks if self.tasks else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "finished": self.finished,
+            "succeeded": self.succeeded,
+            "success_rate": self.success_rate,
+            "first_timestamp": self.first_timestamp,
+            "last_timestamp": self.last_timestamp,
+            "latency_s": {name: d.to_dict() for name, d in self.latency.items()},
+            "ttft_s": {name: d.to_dict() for name, d in self.ttft.items()},
+            "cache": {layer: rate.to_dict() for layer, rate in self.cache.items()},
+            "tokens": {"input": self.input_tokens, "output": self.output_tokens},
+            "cost_usd": self.cost_usd,
+            "saved_usd": self.saved_usd,
+            "unpriced_calls": self.unpriced_calls,
+            "async_tasks": self.async_tasks,
+            "async_fallbacks": self.async_fallbacks,
+            "async_fallback_rate": self.async_fallback_rate,
+            "second_pass_tasks": self.second_pass_tasks,
+            "second_pass_rate": self.second_pass_rate,
+            "errors": dict(self.errors),
+        }
+
+
+def summarize(events: Iterable[Event]) -> Summary:
+    tasks = group_tasks(events)
+    calls = [call for task in tasks for call in task.calls]
+    latency: dict[str, list[float]] = {name: [] for name in metric_names(tasks)}
+    for task in tasks:
+        for name, seconds in task.metrics().items():
+            latency[name].append(seconds)
+    ttft: dict[str, list[float]] = defaultdict(list)
+    for call in calls:
+        ttft[call.persona].append(call.ttft_s)
+    lookups: dict[str, list[bool]] = defaultdict(list)
+    errors: Counter[str] = Counter()
+    fallback_tasks: set[str] = set()
+    for task in tasks:
+        for event in task.events:
+            if isinstance(event, CacheLookup):
+                lookups[event.layer].append(event.hit)
+            elif isinstance(event, ErrorEvent):
+                errors[event.kind] += 1
+            elif isinstance(event, AsyncFallback):
+                fallback_tasks.add(task.task_id)
+    finished = [task.finished for task in tasks if task.finished is not None]
+    stamps = [e.timestamp for task in tasks for e in task.events if finite(e.timestamp) is not None]
+    return Summary(
+        tasks=len(tasks),
+        finished=len(finished),
+        succeeded=sum(1 for event in finished if event.success),
+        first_timestamp=min(stamps, default=None),
+        last_timestamp=max(stamps, default=None),
+        latency={name: describe(values) for name, values in latency.items()},
+        ttft={persona: describe(ttft[persona]) for persona in sorted(ttft, key=_stage_order)},
+        cache={layer: CacheRate(len(hits), sum(hits)) for layer, hits in sorted(lookups.items())},
+        input_tokens=sum(call.input_tokens for call in calls),
+        output_tokens=sum(call.output_tokens for call in calls),
+        cost_usd=finite_sum(call.cost_usd for call in calls),
+        saved_usd=finite_sum(call.cost_saved_usd for call in calls),
+        unpriced_calls=sum(1 for call in calls if call.cost_usd is None),
+        async_tasks=sum(1 for task in tasks if task.ran_async_thesis),
+        async_fallbacks=len(fallback_tasks),
+        second_pass_tasks=sum(1 for task in tasks if _had_second_pass(task)),
+        errors=dict(errors.most_common()),
+    )
+
+
+def _stage_order(name: str) -> tuple[int, str]:
+    return (STAGES.index(name), "") if name in STAGES else (len(STAGES), name)
+
+
+def _had_second_pass(task: TaskRecord) -> bool:
+    return any(isinstance(event, SecondPass) for event in task.events) or any(
+        call.pass_number > 1 for call in task.calls
+    )
+
+
+# -- the last task ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class StageTiming:
+    stage: str
+    pass_number: int
+    start_s: float
+    """Offset from the task's start; events are stamped when a step ends."""
+    duration_s: float
+    ttft_s: float | None = None
+    provider: str | None = None
+    model: str | None = None
+    cache: str | None = None
+    """The cache layer that answered (``"L2"``; ``"evidence"`` for cached evidence)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "pass_number": self.pass_number,
+            "start_s": self.start_s,
+            "duration_s": self.duration_s,
+            "ttft_s": self.ttft_s,
+            "provider": self.provider,
+            "model": self.model,
+            "cache": self.cache,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBreakdown:
+    task_id: str
+    goal: str | None
+    started_at: float | None
+    flags: dict[str, Any]
+    success: bool | None
+    """``None`` while the task has no ``task_finished`` event."""
+    total_s: float | None
+    stages: list[StageTiming]
+    gates: list[GateVerdict]
+    async_fallback: str | None
+    errors: list[str]
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "goal": self.goal,
+            "started_at": self.started_at,
+            "flags": dict(self.flags),
+            "success": self.success,
+            "total_s": self.total_s,
+            "stages": [stage.to_dict() for stage in self.stages],
+            "gates": [
+                gate.model_dump(mode="json", exclude={"version", "type", "task_id"})
+                for gate in self.gates
+            ],
+            "async_fallback": self.async_fallback,
+            "errors": list(self.errors),
+            "cost_usd": self.cost_usd,
+            "tokens": {"input": self.input_tokens, "output": self.output_tokens},
+        }
+
+
+def last_task(events: Iterable[Event]) -> TaskBreakdown | None:
+    """The most recent task (by its start), or ``None`` when there is no task."""
+    tasks = group_tasks(events)
+    return _breakdown(tasks[-1]) if tasks else None
+
+
+def _breakdown(task: TaskRecord) -> TaskBreakdown:
+    stages: list[StageTiming] = []
+    for event in task.events:
+        # Events are stamped when a step ends: it started ``duration`` earlier.
+        duration = finite(getattr(event, "duration_s", None)) or 0.0
+        start = finite(event.timestamp - duration - task.start_time) or 0.0
+        if isinstance(event, EvidenceGathered):
+            stages.append(
+                StageTiming(
+                    stage="evidence",
+                    pass_number=1,
+                    start_s=max(start, 0.0),
+                    duration_s=duration,
+                    cache="evidence" if event.from_cache else None,
+                )
+            )
+        elif isinstance(event, PersonaLLMRun):
+            stages.append(
+                StageTiming(
+                    stage=event.stage,
+                    pass_number=event.pass_number,
+                    start_s=max(start, 0.0),
+                    duration_s=duration,
+                    ttft_s=finite(event.ttft_s),
+                    provider=event.provider,
+                    model=event.model,
+                    cache=event.cache_layer,
+                )
+            )
+    stages.sort(key=lambda stage: stage.start_s)
+    finished = task.finished
+    fallback = next((e.reason for e in task.events if isinstance(e, AsyncFallback)), None)
+    return TaskBreakdown(
+        task_id=task.task_id,
+        goal=task.started.goal if task.started is not None else None,
+        started_at=finite(task.start_time),
+        flags=dict(task.started.flags) if task.started is not None else {},
+        success=finished.success if finished is not None else None,
+        total_s=finite(finished.duration_s) if finished is not None else None,
+        stages=stages,
+        gates=[event for event in task.events if isinstance(event, GateVerdict)],
+        async_fallback=fallback,
+        errors=[
+            f"{event.kind}: {event.message}" + (f" (stage {event.stage})" if event.stage else "")
+            for event in task.events
+            if isinstance(event, ErrorEvent)
+        ],
+        cost_usd=_task_cost(task.calls, finished),
+        input_tokens=sum(call.input_tokens for call in task.calls),
+        output_tokens=sum(call.output_tokens for call in task.calls),
+    )
+
+
+def _task_cost(calls: Sequence[PersonaLLMRun], finished: TaskFinished | None) -> float:
+    if any(call.cost_usd is not None for call in calls):
+        return finite_sum(call.cost_usd for call in calls)
+    return (finite(finished.cost_usd) or 0.0) if finished is not None else 0.0

@@ -1,0 +1,291 @@
+"""The health monitor: rates over a recent window of the ledger, and rules that roll back.
+
+Every check reads the events of the last ``hours`` and computes, per task:
+
+- ``async_fallback_rate``: tasks with an ``async_fallback`` / tasks that ran the async thesis
+- ``error_rate``: tasks that failed (``task_finished.success`` false, or an ``error`` event)
+  / tasks that ended
+- ``second_pass_rate``: finished tasks that needed a ``second_pass`` / finished tasks
+- ``cache_hit_rate``: ``cache_lookup`` hits / lookups (over the tasks that looked up)
+- ``p95_latency_s``: the 95th percentile of ``task_finished.duration_s``
+
+A rule (``metric op threshold``) fires only over at least ``min_samples`` relevant tasks, so
+one failure in two tasks never rolls anything back. A firing rule sets its flag's override
+(once: not again while it already holds that value) and raises an alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from helios.errors import HeliosError
+from helios.ledger.events import (
+    AsyncFallback,
+    CacheLookup,
+    ErrorEvent,
+    Event,
+    FlagValue,
+    SecondPass,
+    TaskFinished,
+    TaskStarted,
+)
+from helios.ledger.flags import validate_flag_value
+from helios.ledger.store import EventQuery, LedgerStore
+from helios.settings import MonitorRule, MonitorSettings
+
+if TYPE_CHECKING:
+    from helios.ledger.alerts import Alerter
+
+logger = logging.getLogger("helios.monitor")
+
+_TYPES = (
+    "task_started",
+    "task_finished",
+    "async_fallback",
+    "error",
+    "second_pass",
+    "cache_lookup",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One metric over the window: its value (``None`` without samples) and sample size."""
+
+    value: float | None
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    rule: MonitorRule
+    value: float | None
+    samples: int
+    fired: bool
+    action: str
+    """``none``, ``too_few_samples``, ``rolled_back``, ``already_rolled_back``, ``alerted``,
+    or ``rollback_failed``."""
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.rule.metric,
+            "op": self.rule.op,
+            "threshold": self.rule.threshold,
+            "min_samples": self.rule.min_samples,
+            "flag": self.rule.flag,
+            "value": self.rule.value,
+            "observed": self.value,
+            "samples": self.samples,
+            "fired": self.fired,
+            "action": self.action,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    checked_at: float
+    window_hours: float
+    tasks: int
+    metrics: dict[str, Measure]
+    rules: list[RuleOutcome] = field(default_factory=list)
+
+    @property
+    def firing(self) -> list[RuleOutcome]:
+        return [outcome for outcome in self.rules if outcome.fired]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checked_at": self.checked_at,
+            "window_hours": self.window_hours,
+            "tasks": self.tasks,
+            "metrics": {
+                name: {"value": m.value, "samples": m.samples} for name, m in self.metrics.items()
+            },
+            "rules": [outcome.to_dict() for outcome in self.rules],
+            "healthy": not self.firing,
+        }
+
+
+def measure(events: Sequence[Event]) -> tuple[int, dict[str, Measure]]:
+    """The number of tasks started and every monitored metric over ``events``."""
+    started: set[str] = set()
+    async_on: set[str] = set()
+    fell_back: set[str] = set()
+    finished: set[str] = set()
+    failed: set[str] = set()
+    second: set[str] = set()
+    looked_up: set[str] = set()
+    lookups = hits = 0
+    durations: list[float] = []
+    for event in events:
+        if isinstance(event, TaskStarted):
+            started.add(event.task_id)
+            if event.flags.get("async_thesis") is True:
+                async_on.add(event.task_id)
+        elif isinstance(event, TaskFinished):
+            finished.add(event.task_id)
+            durations.append(event.duration_s)
+            if not event.success:
+                failed.add(event.task_id)
+        elif isinstance(event, ErrorEvent):
+            failed.add(event.task_id)
+        elif isinstance(event, AsyncFallback):
+            fell_back.add(event.task_id)
+        elif isinstance(event, SecondPass):
+            second.add(event.task_id)
+        elif isinstance(event, CacheLookup):
+            looked_up.add(event.task_id)
+            lookups += 1
+            hits += event.hit
+    # A fallback proves the async thesis was on, even for a task started before the window.
+    async_tasks = async_on | fell_back
+    ended = finished | failed
+    metrics = {
+        "async_fallback_rate": _rate(len(fell_back & async_tasks), len(async_tasks)),
+        "error_rate": _rate(len(failed & ended), len(ended)),
+        "second_pass_rate": _rate(len(second & finished), len(finished)),
+        "cache_hit_rate": Measure(hits / lookups if lookups else None, len(looked_up)),
+        "p95_latency_s": Measure(percentile(durations, 0.95), len(durations)),
+    }
+    return len(started), metrics
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile by linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class HealthMonitor:
+    """Checks the ledger's recent health and applies ``settings.rules``.
+
+    ``latest`` holds the last report (``None`` before the first check). ``clock`` gives
+    seconds since the epoch, the time base of event timestamps.
+    """
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        settings: MonitorSettings,
+        *,
+        alerter: Alerter | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        for rule in settings.rules:
+            validate_flag_value(rule.flag, rule.value)  # a bad rule fails at start-up
+        self.store = store
+        self.settings = settings
+        self.alerter = alerter
+        self._clock = clock
+        self._firing: set[int] = set()
+        self.latest: HealthReport | None = None
+
+    async def check(self) -> HealthReport:
+        now = self._clock()
+        since = now - self.settings.hours * 3600
+        events = await self.store.query(EventQuery(since=since, types=_TYPES))
+        tasks, metrics = measure(events)
+        outcomes = []
+        for index, rule in enumerate(self.settings.rules):
+            outcome = await self._apply(rule, metrics[rule.metric], index in self._firing)
+            outcomes.append(outcome)
+        self._firing = {index for index, outcome in enumerate(outcomes) if outcome.fired}
+        report = HealthReport(now, self.settings.hours, tasks, metrics, outcomes)
+        self.latest = report
+        return report
+
+    async def run(
+        self,
+        interval_s: float,
+        *,
+        once: bool = False,
+        on_report: Callable[[HealthReport], None] | None = None,
+    ) -> HealthReport | None:
+        """Check every ``interval_s`` until cancelled (or once). A failed check is logged
+        and retried at the next interval; with ``once`` it raises."""
+        while True:
+            try:
+                report = await self.check()
+            except (HeliosError, OSError) as exc:
+                if once:
+                    raise
+                logger.warning("health check failed: %s", exc)
+            else:
+                if on_report is not None:
+                    on_report(report)
+                if once:
+                    return report
+            await asyncio.sleep(interval_s)
+
+    async def _apply(self, rule: MonitorRule, measured: Measure, was_firing: bool) -> RuleOutcome:
+        value, samples = measured.value, measured.samples
+        if value is None or samples < rule.min_samples:
+            return RuleOutcome(rule, value, samples, False, "too_few_samples")
+        breached = value > rule.threshold if rule.op == ">" else value < rule.threshold
+        if not breached:
+            return RuleOutcome(rule, value, samples, False, "none")
+        reason = (
+            f"{rule.metric} {value:.2f} {rule.op} {rule.threshold:.2f} "
+            f"over {samples} tasks in the last {self.settings.hours:g} h"
+        )
+        action = "alerted"
+        if self.settings.rollback:
+            action = await self._roll_back(rule, reason)
+        # A rollback always alerts; a rule that stays firing without one alerts only once.
+        news = action == "rolled_back" or (action != "already_rolled_back" and not was_firing)
+        if news and self.settings.alert and self.alerter is not None:
+            self.alerter.alert(self._payload(rule, value, samples, action, reason))
+        return RuleOutcome(rule, value, samples, True, action, reason)
+
+    async def _roll_back(self, rule: MonitorRule, reason: str) -> str:
+        try:
+            overrides = await self.store.flag_overrides()
+            if _same(overrides.get(rule.flag), rule.value):
+                return "already_rolled_back"
+            await self.store.set_flag_override(
+                rule.flag, rule.value, actor="monitor", reason=reason
+            )
+        except (HeliosError, OSError) as exc:
+            logger.warning("could not roll back %s: %s", rule.flag, exc)
+            return "rollback_failed"
+        logger.warning("rolled back %s to %r: %s", rule.flag, rule.value, reason)
+        return "rolled_back"
+
+    def _payload(
+        self, rule: MonitorRule, value: float, samples: int, action: str, reason: str
+    ) -> dict[str, Any]:
+        return {
+            "source": "helios.monitor",
+            "rule": f"{rule.metric} {rule.op} {rule.threshold:g}",
+            "metric": rule.metric,
+            "value": value,
+            "threshold": rule.threshold,
+            "op": rule.op,
+            "n": samples,
+            "window_hours": self.settings.hours,
+            "flag": rule.flag,
+            "flag_value": rule.value,
+            "action": action,
+            "reason": reason,
+        }
+
+
+def _rate(part: int, whole: int) -> Measure:
+    return Measure(part / whole if whole else None, whole)
+
+
+def _same(current: FlagValue | None, wanted: FlagValue) -> bool:
+    # True == 1 in Python; an override of 1 is not the flag value True.
+    return current is not None and type(current) is type(wanted) and current == wanted

@@ -1,0 +1,113 @@
+"""Events grouped into tasks: the unit every ledger analysis counts.
+
+A task is a ``task_id`` with a ``task_started`` or ``task_finished`` event. Its metrics are
+latencies in seconds: ``evidence`` (``evidence_gathered``), one per persona-call stage
+(``thesis``, ``antithesis``, ``synthesis``, ``judge``; calls of one stage are summed, as
+when a second pass or a judge follow-up runs it again) and ``total`` (``task_finished``,
+successful tasks only: a failed task stops early and would flatter the numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from helios.ledger.events import (
+    Event,
+    EvidenceGathered,
+    FlagValue,
+    PersonaLLMRun,
+    TaskFinished,
+    TaskStarted,
+)
+
+STAGES = ("evidence", "thesis", "antithesis", "synthesis", "judge")
+TOTAL = "total"
+_FALSE_TEXT = frozenset({"false", "0", "no", "off", ""})
+
+
+@dataclass
+class TaskRecord:
+    task_id: str
+    events: list[Event] = field(default_factory=list)
+    started: TaskStarted | None = None
+    finished: TaskFinished | None = None
+    calls: list[PersonaLLMRun] = field(default_factory=list)
+
+    @property
+    def start_time(self) -> float:
+        if self.started is not None:
+            return self.started.timestamp
+        return min(event.timestamp for event in self.events)
+
+    @property
+    def flags(self) -> dict[str, FlagValue]:
+        return dict(self.started.flags) if self.started is not None else {}
+
+    @property
+    def ran_async_thesis(self) -> bool:
+        """Whether the task ran the async thesis; a task that did not record the flag
+        counts as async (the default)."""
+        return truthy(self.flags.get("async_thesis", True))
+
+    def metrics(self) -> dict[str, float]:
+        """Latency per stage and ``total`` (when the task succeeded), in seconds."""
+        values: dict[str, float] = defaultdict(float)
+        for event in self.events:
+            if isinstance(event, EvidenceGathered):
+                values["evidence"] += event.duration_s
+            elif isinstance(event, PersonaLLMRun):
+                values[event.stage] += event.duration_s
+        if self.finished is not None and self.finished.success:
+            values[TOTAL] = self.finished.duration_s
+        return dict(values)
+
+
+def group_tasks(events: Iterable[Event]) -> list[TaskRecord]:
+    """Events grouped by task, tasks ordered by their start; events keep their order."""
+    records: dict[str, TaskRecord] = {}
+    for event in events:
+        record = records.get(event.task_id)
+        if record is None:
+            record = records[event.task_id] = TaskRecord(event.task_id)
+        record.events.append(event)
+        if isinstance(event, TaskStarted):
+            record.started = event
+        elif isinstance(event, TaskFinished):
+            record.finished = event
+        elif isinstance(event, PersonaLLMRun):
+            record.calls.append(event)
+    tasks = [r for r in records.values() if r.started is not None or r.finished is not None]
+    return sorted(tasks, key=lambda record: record.start_time)
+
+
+def metric_names(tasks: Sequence[TaskRecord]) -> list[str]:
+    """The stages these tasks ran, known stages first in pipeline order, then ``total``."""
+    seen = {name for task in tasks for name in task.metrics()} - {TOTAL}
+    extra = sorted(seen - set(STAGES))
+    return [*(stage for stage in STAGES if stage in seen), *extra, TOTAL]
+
+
+def finite(value: float | None) -> float | None:
+    """``value``, or ``None`` for NaN and infinities (a stored event may hold them)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def finite_sum(values: Iterable[float | None]) -> float:
+    return sum(v for v in (finite(value) for value in values) if v is not None)
+
+
+def truthy(value: FlagValue) -> bool:
+    """A flag value as a boolean; imported ledgers may hold ``"false"`` as text."""
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_TEXT
+    return bool(value)
+
+
+def label(value: FlagValue) -> str:
+    """How an arm is named: booleans as ``true``/``false``, JSON style."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,91 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds the app once at start-up: the ledger store (given, or
+opened from ``settings.ledger`` in the lifespan and closed at shutdown), the metrics
+registry, and - with ``settings.monitor.enabled`` - the health monitor as a background task
+that is cancelled on shutdown. Features add routers in :mod:`helios.server.routes`, each a
+``router(state)`` factory, so no route reads module-level state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from helios._version import __version__
+from helios.errors import MissingDependency
+
+try:
+    from fastapi import FastAPI
+except ImportError:
+    raise MissingDependency("fastapi", "server", "The HTTP server") from None
+
+from helios.ledger.alerts import Alerter
+from helios.ledger.factory import open_store
+from helios.ledger.metrics import HeliosMetrics
+from helios.ledger.monitor import HealthMonitor
+from helios.ledger.store import LedgerStore
+from helios.server.routes import health
+from helios.server.routes import metrics as metrics_routes
+from helios.server.state import ServerState
+from helios.settings import Settings
+
+logger = logging.getLogger("helios.server")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: LedgerStore | None = None,
+    metrics: HeliosMetrics | None = None,
+) -> FastAPI:
+    """The Helios HTTP app. A ``store`` passed in is used as is and left open at shutdown."""
+    state = ServerState(
+        settings=settings,
+        metrics=metrics if metrics is not None else HeliosMetrics(),
+        store=store,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if state.store is None and settings.ledger.enabled:
+                # Lazy: an unreachable ledger shows on /health rather than stopping the app.
+                state.store = open_store(settings.ledger)
+                stack.push_async_callback(state.store.aclose)
+            if settings.monitor.enabled and state.store is not None:
+                await _start_monitor(state, stack)
+            yield
+
+    app = FastAPI(
+        title="Helios",
+        version=__version__,
+        description="LLM orchestration engine: metrics, health and (later) the cache API.",
+        lifespan=lifespan,
+    )
+    app.state.helios = state
+    app.include_router(metrics_routes.router(state))
+    app.include_router(health.router(state))
+    return app
+
+
+async def _start_monitor(state: ServerState, stack: contextlib.AsyncExitStack) -> None:
+    assert state.store is not None
+    config = state.settings.monitor
+    alerter = Alerter(config.webhook_url if config.alert else None)
+    stack.push_async_callback(alerter.aclose)
+    state.monitor = HealthMonitor(state.store, config, alerter=alerter)
+    state.monitor_task = asyncio.create_task(
+        state.monitor.run(config.interval_s, on_report=state.metrics.observe_health),
+        name="helios-monitor",
+    )
+    stack.push_async_callback(_stop, state.monitor_task)
+    logger.info("health monitor started: every %g s over %g h", config.interval_s, config.hours)
+
+
+async def _stop(task: asyncio.Task[object]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,80 @@
+"""``GET /health``: is the ledger reachable, and what did the health monitor last see."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel
+
+from helios.errors import HeliosError
+from helios.server.state import ServerState
+
+LEDGER_TIMEOUT_S = 2.0
+
+
+class LedgerHealth(BaseModel):
+    enabled: bool
+    backend: str | None = None
+    reachable: bool | None = None
+    error: str | None = None
+
+
+class MonitorHealth(BaseModel):
+    enabled: bool
+    running: bool
+    report: dict[str, Any] | None = None
+    """The latest :class:`~helios.ledger.monitor.HealthReport` (``None`` before the first)."""
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    """``unavailable`` (HTTP 503): the ledger cannot be read; ``degraded``: a monitor rule
+    fires or the monitor stopped."""
+    ledger: LedgerHealth
+    monitor: MonitorHealth
+
+
+def router(state: ServerState) -> APIRouter:
+    routes = APIRouter(tags=["observability"])
+
+    @routes.get(
+        "/health",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "the ledger is unreachable"}},
+        summary="Ledger reachability and the health monitor's latest report",
+    )
+    async def health(response: Response) -> Health:
+        ledger = await _ledger(state)
+        report = state.monitor.latest if state.monitor is not None else None
+        monitor = MonitorHealth(
+            enabled=state.monitor is not None,
+            running=state.monitor_running,
+            report=report.to_dict() if report is not None else None,
+        )
+        verdict: Literal["ok", "degraded", "unavailable"] = "ok"
+        if ledger.reachable is False:
+            verdict = "unavailable"
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        elif (report is not None and report.firing) or (monitor.enabled and not monitor.running):
+            verdict = "degraded"
+        return Health(status=verdict, ledger=ledger, monitor=monitor)
+
+    return routes
+
+
+async def _ledger(state: ServerState) -> LedgerHealth:
+    store = state.store
+    if store is None:
+        return LedgerHealth(enabled=False)
+    try:
+        # Reading the overrides is one small query on every backend (a count may scan).
+        await asyncio.wait_for(store.flag_overrides(), LEDGER_TIMEOUT_S)
+    except TimeoutError:
+        error = f"no answer within {LEDGER_TIMEOUT_S:g} s"
+    except (HeliosError, OSError) as exc:
+        error = str(exc) or type(exc).__name__
+    else:
+        return LedgerHealth(enabled=True, backend=store.name, reachable=True)
+    return LedgerHealth(enabled=True, backend=store.name, reachable=False, error=error)

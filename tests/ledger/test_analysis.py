@@ -1,0 +1,401 @@
+"""Ledger analysis on synthetic tasks with known timings: summary, comparison, last task,
+plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from helios.errors import InputError
+from helios.ledger.analysis import compare, last_task, summarize
+from helios.ledger.events import (
+    AsyncFallback,
+    CacheLookup,
+    ErrorEvent,
+    Event,
+    EvidenceGathered,
+    FlagChanged,
+    FlagValue,
+    GateVerdict,
+    PersonaLLMRun,
+    SecondPass,
+    TaskFinished,
+    TaskStarted,
+)
+from helios.ledger.memory import MemoryLedgerStore
+from helios.ledger.plots import plot_comparison, plot_summary
+from helios.ledger.stats import describe
+from helios.ledger.store import EventQuery
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+Call = tuple[str, float] | tuple[str, float, dict[str, object]]
+
+
+def build_task(
+    task_id: str,
+    t0: float,
+    *,
+    flags: dict[str, FlagValue] | None = None,
+    evidence: float | None = 0.5,
+    calls: Sequence[Call] = (("thesis", 1.0), ("antithesis", 1.0), ("synthesis", 1.0)),
+    total: float | None = None,
+    success: bool = True,
+    model: str = "local",
+    extra: Sequence[Event] = (),
+) -> list[Event]:
+    """One task laid out step after step from ``t0``; events are stamped when a step ends.
+
+    ``total`` defaults to the sum of the steps; ``calls`` are ``(stage, seconds[, fields])``.
+    """
+    clock = t0
+    events: list[Event] = [
+        TaskStarted(task_id=task_id, timestamp=t0, goal=f"goal {task_id}", flags=flags or {})
+    ]
+    if evidence is not None:
+        clock += evidence
+        events.append(
+            EvidenceGathered(
+                task_id=task_id,
+                timestamp=clock,
+                documents=1,
+                chunks=4,
+                passages=2,
+                embedded_chunks=4,
+                from_cache=False,
+                duration_s=evidence,
+            )
+        )
+    for call in calls:
+        stage, seconds = call[0], call[1]
+        fields: dict[str, object] = {
+            "persona": stage,
+            "stage": stage,
+            "provider": "llamacpp",
+            "model": model,
+            "streaming": True,
+            "ttft_s": seconds / 4,
+            "perceived_improvement": 0.75,
+            "input_tokens": 100,
+            "output_tokens": 20,
+            "cost_usd": 0.01,
+        }
+        fields.update(call[2] if len(call) > 2 else {})  # type: ignore[misc]
+        clock += seconds
+        events.append(
+            PersonaLLMRun.model_validate(
+                {"task_id": task_id, "timestamp": clock, "duration_s": seconds, **fields}
+            )
+        )
+    events.extend(extra)
+    events.append(
+        TaskFinished(
+            task_id=task_id,
+            timestamp=clock,
+            success=success,
+            duration_s=total if total is not None else clock - t0,
+        )
+    )
+    return events
+
+
+def arm_tasks(
+    prefix: str, totals: Sequence[float], flags: dict[str, FlagValue], t0: float = 1000.0
+) -> list[Event]:
+    events: list[Event] = []
+    for i, total in enumerate(totals):
+        events += build_task(f"{prefix}{i}", t0 + 100 * i, flags=flags, total=total)
+    return events
+
+
+# -- summarize ----------------------------------------------------------------------------
+async def test_summary_statistics_are_exact() -> None:
+    store = MemoryLedgerStore()
+    second_pass = SecondPass(task_id="b", timestamp=205.0, pass_number=2, feedback="more")
+    await store.append(
+        [
+            *build_task(
+                "a",
+                100.0,
+                total=2.0,
+                extra=[CacheLookup(task_id="a", persona="thesis", layer="L2", hit=True)],
+            ),
+            *build_task(
+                "b",
+                200.0,
+                total=4.0,
+                calls=[
+                    ("thesis", 2.0),
+                    ("antithesis", 1.0),
+                    ("synthesis", 1.0),
+                    ("synthesis", 3.0, {"pass_number": 2, "cost_saved_usd": 0.5}),
+                ],
+                extra=[
+                    second_pass,
+                    CacheLookup(task_id="b", persona="thesis", layer="L2", hit=False),
+                    AsyncFallback(task_id="b", reason="timeout"),
+                ],
+            ),
+            *build_task("c", 300.0, total=6.0, flags={"async_thesis": False}),
+            *build_task(
+                "d",
+                400.0,
+                total=0.3,
+                success=False,
+                calls=[("thesis", 0.2)],
+                extra=[ErrorEvent(task_id="d", kind="ProviderTimeout", message="slow")],
+            ),
+            FlagChanged(flag="async_thesis", old=None, new=False, reason="r", actor="t"),
+        ]
+    )
+    summary = summarize(await store.query())
+
+    assert summary.tasks == 4  # the flag_changed event is no task
+    assert (summary.finished, summary.succeeded, summary.success_rate) == (4, 3, 0.75)
+    total = summary.latency["total"]  # the failed task does not count
+    assert (total.n, total.mean, total.sd, total.p50) == (3, 4.0, 2.0, 4.0)
+    assert total.p95 == pytest.approx(5.8)
+    assert list(summary.latency) == ["evidence", "thesis", "antithesis", "synthesis", "total"]
+    synthesis = summary.latency["synthesis"]  # b's two passes are summed: 4 s
+    assert synthesis.values == (1.0, 4.0, 1.0)
+    assert synthesis.mean == pytest.approx(2.0)
+    assert synthesis.sd == pytest.approx(math.sqrt(3.0))
+    thesis = summary.latency["thesis"]
+    assert thesis.n == 4 and thesis.mean == pytest.approx((1 + 2 + 1 + 0.2) / 4)
+    assert summary.ttft["thesis"].mean == pytest.approx((1 + 2 + 1 + 0.2) / 16)
+    assert summary.cache["L2"].to_dict() == {"lookups": 2, "hits": 1, "hit_rate": 0.5}
+    assert (summary.input_tokens, summary.output_tokens) == (1100, 220)
+    assert summary.cost_usd == pytest.approx(0.11)
+    assert summary.saved_usd == pytest.approx(0.5)
+    # c ran without the async thesis: 1 fallback among 3 async tasks
+    assert (summary.async_tasks, summary.async_fallbacks) == (3, 1)
+    assert summary.async_fallback_rate == pytest.approx(1 / 3)
+    assert summary.second_pass_rate == 0.25
+    assert summary.errors == {"ProviderTimeout": 1}
+    document = json.loads(json.dumps(summary.to_dict(), allow_nan=False))
+    assert document["latency_s"]["total"]["mean"] == 4.0
+
+
+def test_summary_of_nothing_is_defined() -> None:
+    summary = summarize([])
+    assert summary.tasks == 0
+    assert summary.success_rate is None
+    assert summary.latency["total"].mean is None
+    json.dumps(summary.to_dict(), allow_nan=False)
+
+
+def test_one_task_has_no_sd() -> None:
+    summary = summarize(build_task("a", 0.0, total=3.0))
+    assert summary.latency["total"].to_dict() == {
+        "n": 1,
+        "mean": 3.0,
+        "sd": None,
+        "p50": 3.0,
+        "p95": 3.0,
+    }
+
+
+# -- compare ------------------------------------------------------------------------------
+OFFSETS = [-2.0, -1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 2.0, -1.5, 1.5]
+
+
+async def test_compare_two_clearly_different_arms() -> None:
+    store = MemoryLedgerStore()
+    await store.append(arm_tasks("sync", [10 + d for d in OFFSETS], {"async_thesis": False}))
+    await store.append(
+        arm_tasks("async", [8 + 2 * d for d in OFFSETS], {"async_thesis": True}, t0=5000.0)
+    )
+    result = compare(await store.query(), "flag:async_thesis")
+
+    assert result.baseline == "false"
+    assert [(arm.label, arm.tasks) for arm in result.arms] == [("false", 10), ("true", 10)]
+    assert result.arm("false").metrics["total"].mean == pytest.approx(10.0)  # type: ignore[union-attr]
+    assert result.arm("true").metrics["total"].mean == pytest.approx(8.0)  # type: ignore[union-attr]
+    total = result.difference("true")
+    assert total is not None
+    assert total.improvement_pct == pytest.approx(20.0)
+    assert total.variance_change_pct == pytest.approx(300.0)  # twice the spread
+    assert total.mean_difference_s == pytest.approx(-2.0)
+    assert total.p_value is not None and total.p_value < 0.05
+    assert total.ci_low_s is not None and total.ci_high_s is not None
+    assert total.ci_low_s < -2.0 < total.ci_high_s
+    assert total.significant
+    assert "true is 20.0% faster than false" in total.verdict
+    assert result.verdicts == [f"true vs false: {total.verdict}"]
+    # Per stage too: the stages are identical in both arms.
+    thesis = result.difference("true", "thesis")
+    assert thesis is not None and thesis.improvement_pct == 0.0
+    assert "cannot test" in thesis.verdict  # constant stage times: no t-test, no NaN
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_compare_identical_arms_is_not_significant() -> None:
+    totals = [10 + d for d in OFFSETS]
+    events = arm_tasks("a", totals, {"async_thesis": False}) + arm_tasks(
+        "b", totals, {"async_thesis": True}, t0=5000.0
+    )
+    total = compare(events, "flag:async_thesis").difference("true")
+    assert total is not None
+    assert total.p_value == pytest.approx(1.0)
+    assert total.improvement_pct == 0.0 and total.variance_change_pct == 0.0
+    assert not total.significant
+    assert total.verdict == "no significant difference at n=10 vs 10 (p=1.000)"
+
+
+def test_compare_refuses_to_conclude_on_small_arms() -> None:
+    events = arm_tasks("a", [10, 11, 12], {"async_thesis": False}) + arm_tasks(
+        "b", [1, 2, 3], {"async_thesis": True}, t0=5000.0
+    )
+    total = compare(events, "flag:async_thesis").difference("true")
+    assert total is not None
+    assert total.p_value is not None and total.p_value < 0.05  # computed, but not trusted
+    assert not total.significant
+    assert total.verdict.startswith("too few tasks to conclude (n=3 vs 3")
+
+
+def test_compare_baseline_choice() -> None:
+    events = arm_tasks("a", [10, 11, 12], {"mode": "b"}) + arm_tasks(
+        "b", [1, 2, 3], {"mode": "a"}, t0=5000.0
+    )
+    assert compare(events, "flag:mode").baseline == "a"  # no "false": first sorted
+    chosen = compare(events, "flag:mode", baseline="B")
+    assert chosen.baseline == "b"
+    assert [d.arm for d in chosen.differences if d.metric == "total"] == ["a"]
+    with pytest.raises(InputError, match=r"--baseline c: no such arm for flag:mode \(arms: a, b\)"):
+        compare(events, "flag:mode", baseline="c")
+
+
+def test_compare_unknown_by_lists_the_choices() -> None:
+    events = arm_tasks("a", [1, 2], {"async_thesis": True, "parallel_prep": False})
+    with pytest.raises(InputError) as info:
+        compare(events, "colour")
+    assert str(info.value) == (
+        "unknown --by 'colour': choose one of flag:async_thesis, flag:parallel_prep, "
+        "model, provider, persona, streaming, kind, documents"
+    )
+    with pytest.raises(InputError, match="unknown --by 'flag:nope'"):
+        compare(events, "flag:nope")
+
+
+def test_compare_by_model_puts_mixed_tasks_in_their_own_arm() -> None:
+    events = [
+        *build_task("a", 0.0, model="sonnet", total=3.0),
+        *build_task("b", 10.0, model="haiku", total=2.0),
+        *build_task(
+            "c",
+            20.0,
+            calls=[("thesis", 1.0, {"model": "sonnet"}), ("antithesis", 1.0, {"model": "haiku"})],
+            total=4.0,
+        ),
+        *build_task("d", 30.0, calls=[], total=0.5),  # no persona calls: left out
+    ]
+    result = compare(events, "model")
+    assert [arm.label for arm in result.arms] == ["haiku", "sonnet", "mixed"]
+    assert result.baseline == "haiku"
+    assert result.arm("mixed").metrics["total"].values == (4.0,)  # type: ignore[union-attr]
+    assert result.excluded == 1
+    assert result.notes == [
+        "1 task(s) left out: they made no persona calls",
+        "1 task(s) used several model values: arm 'mixed'",
+    ]
+
+
+def test_compare_leaves_out_tasks_without_the_flag() -> None:
+    events = arm_tasks("a", [1, 2], {"async_thesis": True}) + arm_tasks("b", [1, 2], {}, t0=5000.0)
+    result = compare(events, "flag:async_thesis")
+    assert [arm.label for arm in result.arms] == ["true"]
+    assert result.excluded == 2
+    assert result.verdicts == ["only one arm (true) for flag:async_thesis: nothing to compare"]
+    assert result.differences == []
+
+
+def test_describe_ignores_non_finite_values() -> None:
+    assert describe([1.0, float("nan"), 3.0]).mean == 2.0
+
+
+# -- last task ----------------------------------------------------------------------------
+async def test_last_task_breakdown() -> None:
+    store = MemoryLedgerStore()
+    await store.append(build_task("old", 0.0))
+    gate = GateVerdict(
+        task_id="new",
+        timestamp=106.0,
+        pass_number=1,
+        passed=True,
+        evidence_ok=True,
+        judge_pass=True,
+        judge_score=0.9,
+        judge_valid=True,
+        reasons=["sound"],
+    )
+    await store.append(
+        build_task(
+            "new",
+            100.0,
+            flags={"async_thesis": False},
+            calls=[
+                ("thesis", 2.0, {"model": "opus"}),
+                ("antithesis", 1.0, {"cache_layer": "L2", "ttft_s": 0.01}),
+                ("synthesis", 2.5),
+            ],
+            extra=[gate],
+        )
+    )
+    breakdown = last_task(await store.query(EventQuery(last_tasks=1)))
+    assert breakdown is not None
+    assert breakdown.task_id == "new" and breakdown.goal == "goal new"
+    assert breakdown.flags == {"async_thesis": False}
+    assert breakdown.success is True and breakdown.total_s == pytest.approx(6.0)
+    rows = [(s.stage, s.start_s, s.duration_s, s.model, s.cache) for s in breakdown.stages]
+    assert rows == [
+        ("evidence", 0.0, 0.5, None, None),
+        ("thesis", pytest.approx(0.5), 2.0, "opus", None),
+        ("antithesis", pytest.approx(2.5), 1.0, "local", "L2"),
+        ("synthesis", pytest.approx(3.5), 2.5, "local", None),
+    ]
+    assert breakdown.stages[2].ttft_s == 0.01
+    assert [g.judge_score for g in breakdown.gates] == [0.9]
+    assert breakdown.cost_usd == pytest.approx(0.03)
+    document = json.loads(json.dumps(breakdown.to_dict(), allow_nan=False))
+    assert document["gates"][0]["reasons"] == ["sound"]
+
+
+def test_last_task_of_nothing() -> None:
+    assert last_task([]) is None
+
+
+# -- plots --------------------------------------------------------------------------------
+def test_plots_are_png_files(tmp_path: Path) -> None:
+    events = arm_tasks("a", [10, 11, 12], {"async_thesis": False}) + arm_tasks(
+        "b", [8, 9], {"async_thesis": True}, t0=5000.0
+    )
+    plot_comparison(compare(events, "flag:async_thesis"), tmp_path / "compare.png")
+    plot_summary(summarize(events), tmp_path / "summary.png")
+    plot_summary(summarize([]), tmp_path / "empty.png")
+    for name in ("compare.png", "summary.png", "empty.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC)
+
+
+def test_plot_to_an_unwritable_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"--plot .*missing.*: cannot write it"):
+        plot_summary(summarize([]), tmp_path / "missing" / "plot.png")
+
+
+def test_non_finite_values_never_reach_the_results() -> None:
+    nan = float("nan")
+    events = build_task(
+        "a",
+        0.0,
+        calls=[("thesis", 1.0, {"duration_s": nan, "ttft_s": nan, "cost_usd": float("inf")})],
+        total=nan,
+    )
+    summary = summarize(events)
+    assert summary.latency["thesis"].n == 0
+    assert summary.cost_usd == 0.0
+    json.dumps(summary.to_dict(), allow_nan=False)
+    breakdown = last_task(events)
+    assert breakdown is not None and breakdown.total_s is None
+    json.dumps(breakdown.to_dict(), allow_nan=False)

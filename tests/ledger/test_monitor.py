@@ -1,0 +1,368 @@
+"""The health monitor (rates, rules, rollbacks) and the alerter (log line, webhook)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from helios.ledger.alerts import Alerter
+from helios.ledger.events import (
+    AsyncFallback,
+    CacheLookup,
+    ErrorEvent,
+    Event,
+    FlagChanged,
+    SecondPass,
+    TaskFinished,
+    TaskStarted,
+)
+from helios.ledger.memory import MemoryLedgerStore
+from helios.ledger.monitor import HealthMonitor, measure, percentile
+from helios.settings import MonitorRule, MonitorSettings
+
+NOW = 1_700_000_000.0
+
+
+class Webhook:
+    """A real HTTP endpoint on 127.0.0.1 that fails its first ``fail_first`` requests."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.attempts = 0
+        self.bodies: list[dict[str, Any]] = []
+        app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    async def _hook(self, request: Request) -> Response:
+        self.attempts += 1
+        if self.attempts <= self.fail_first:
+            return Response(status_code=503)
+        self.bodies.append(await request.json())
+        return Response(status_code=204)
+
+    def __enter__(self) -> Webhook:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            assert time.monotonic() < deadline, "the webhook server did not start"
+            time.sleep(0.005)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/hook"
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    with Webhook() as server:
+        yield server
+
+
+@pytest.fixture
+def flaky_webhook() -> Iterator[Webhook]:
+    with Webhook(fail_first=2) as server:
+        yield server
+
+
+def task(
+    task_id: str,
+    *,
+    at: float = NOW - 60,
+    async_thesis: bool = True,
+    fallback: bool = False,
+    success: bool = True,
+    second_pass: bool = False,
+    duration_s: float = 10.0,
+    lookups: tuple[bool, ...] = (),
+) -> list[Event]:
+    events: list[Event] = [
+        TaskStarted(task_id=task_id, goal="g", timestamp=at, flags={"async_thesis": async_thesis})
+    ]
+    if fallback:
+        events.append(AsyncFallback(task_id=task_id, reason="timeout", timestamp=at + 1))
+    events += [
+        CacheLookup(task_id=task_id, persona="thesis", layer="L2", hit=hit, timestamp=at + 1)
+        for hit in lookups
+    ]
+    if second_pass:
+        events.append(SecondPass(task_id=task_id, pass_number=2, feedback="f", timestamp=at + 2))
+    if not success:
+        events.append(ErrorEvent(task_id=task_id, kind="X", message="m", timestamp=at + 3))
+    events.append(
+        TaskFinished(task_id=task_id, success=success, duration_s=duration_s, timestamp=at + 4)
+    )
+    return events
+
+
+async def store_with(*tasks: list[Event]) -> MemoryLedgerStore:
+    store = MemoryLedgerStore()
+    await store.append([event for events in tasks for event in events])
+    return store
+
+
+def monitor_for(
+    store: MemoryLedgerStore, alerter: Alerter | None = None, **settings: Any
+) -> HealthMonitor:
+    return HealthMonitor(store, MonitorSettings(**settings), alerter=alerter, clock=lambda: NOW)
+
+
+async def flag_changes(store: MemoryLedgerStore) -> list[FlagChanged]:
+    return [e for e in await store.query() if isinstance(e, FlagChanged)]
+
+
+def test_measure_computes_every_rate() -> None:
+    events = [
+        *task("a", fallback=True, lookups=(True, False), duration_s=1),
+        *task("b", success=False, second_pass=True, lookups=(True,), duration_s=2),
+        *task("c", async_thesis=False, duration_s=3),
+        *task("d", duration_s=4),
+    ]
+    tasks, metrics = measure(events)
+    assert tasks == 4
+    assert metrics["async_fallback_rate"].value == pytest.approx(1 / 3)
+    assert metrics["async_fallback_rate"].samples == 3
+    assert metrics["error_rate"].value == pytest.approx(1 / 4)
+    assert metrics["second_pass_rate"].value == pytest.approx(1 / 4)
+    assert metrics["cache_hit_rate"].value == pytest.approx(2 / 3)
+    assert metrics["cache_hit_rate"].samples == 2
+    assert metrics["p95_latency_s"].value == pytest.approx(3.85)
+    empty_tasks, empty = measure([])
+    assert empty_tasks == 0
+    assert all(m.value is None and m.samples == 0 for m in empty.values())
+
+
+def test_percentile_interpolates() -> None:
+    assert percentile([], 0.95) is None
+    assert percentile([5.0], 0.95) == 5.0
+    assert percentile([float(n) for n in range(1, 101)], 0.95) == pytest.approx(95.05)
+
+
+async def test_one_failure_in_two_tasks_never_rolls_back() -> None:
+    store = await store_with(task("a"), task("b", success=False))
+    report = await monitor_for(store).check()
+    assert report.metrics["error_rate"].value == 0.5
+    error_rule = next(o for o in report.rules if o.rule.metric == "error_rate")
+    assert not error_rule.fired
+    assert error_rule.action == "too_few_samples"
+    assert await store.flag_overrides() == {}
+    assert await flag_changes(store) == []
+
+
+async def test_rolls_back_above_the_threshold_once(caplog: pytest.LogCaptureFixture) -> None:
+    tasks = [task(f"t{n}", fallback=n < 13) for n in range(57)]
+    store = await store_with(*tasks)
+    alerter = Alerter(None)
+    monitor = monitor_for(store, alerter)
+    with caplog.at_level(logging.WARNING):
+        report = await monitor.check()
+    fired = report.firing
+    assert [o.rule.metric for o in fired] == ["async_fallback_rate"]
+    assert fired[0].action == "rolled_back"
+    reason = "async_fallback_rate 0.23 > 0.10 over 57 tasks in the last 1 h"
+    assert fired[0].reason == reason
+    assert await store.flag_overrides() == {"async_thesis": False}
+    [change] = await flag_changes(store)
+    assert (change.flag, change.new, change.actor, change.reason) == (
+        "async_thesis",
+        False,
+        "monitor",
+        reason,
+    )
+    alerts = [r for r in caplog.records if r.name == "helios.alerts"]
+    assert len(alerts) == 1
+    assert alerts[0].levelno == logging.WARNING
+    assert '"action": "rolled_back"' in alerts[0].getMessage()
+
+    # Still firing at the next check: no second flag_changed, no second alert.
+    caplog.clear()
+    again = await monitor.check()
+    assert again.firing[0].action == "already_rolled_back"
+    assert len(await flag_changes(store)) == 1
+    assert not [r for r in caplog.records if r.name == "helios.alerts"]
+    await alerter.aclose()
+
+
+async def test_rolls_back_again_after_a_manual_unset() -> None:
+    store = await store_with(*[task(f"t{n}", success=n % 2 == 0) for n in range(30)])
+    monitor = monitor_for(store)
+    assert (await monitor.check()).firing[0].action == "rolled_back"
+    await store.set_flag_override("async_thesis", None, actor="ana", reason="try again")
+    assert (await monitor.check()).firing[0].action == "rolled_back"
+    assert len(await flag_changes(store)) == 3
+
+
+async def test_only_the_window_counts() -> None:
+    old = [task(f"old{n}", at=NOW - 7200, success=False) for n in range(30)]
+    recent = [task(f"new{n}") for n in range(30)]
+    store = await store_with(*old, *recent)
+    report = await monitor_for(store, hours=1).check()
+    assert report.tasks == 30
+    assert report.metrics["error_rate"].value == 0
+    assert not report.firing
+    wide = await monitor_for(store, hours=3).check()
+    assert wide.tasks == 60
+    assert wide.firing
+
+
+async def test_a_rule_below_its_threshold_and_the_lt_operator() -> None:
+    store = await store_with(*[task(f"t{n}", lookups=(False,)) for n in range(5)])
+    rules = [
+        MonitorRule(
+            metric="cache_hit_rate",
+            op="<",
+            threshold=0.2,
+            min_samples=5,
+            flag="response_cache",
+            value=False,
+        ),
+        MonitorRule(
+            metric="p95_latency_s", threshold=60, min_samples=5, flag="max_passes", value=1
+        ),
+    ]
+    report = await monitor_for(store, rules=rules).check()
+    assert [o.fired for o in report.rules] == [True, False]
+    assert report.rules[1].action == "none"
+    assert await store.flag_overrides() == {"response_cache": False}
+
+
+async def test_without_rollback_it_alerts_once_and_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = await store_with(*[task(f"t{n}", success=False) for n in range(25)])
+    alerter = Alerter(None)
+    monitor = monitor_for(store, alerter, rollback=False)
+    with caplog.at_level(logging.WARNING, logger="helios.alerts"):
+        first = await monitor.check()
+        await monitor.check()
+    assert first.firing[0].action == "alerted"
+    assert len([r for r in caplog.records if r.name == "helios.alerts"]) == 1
+    assert await flag_changes(store) == []
+    await alerter.aclose()
+
+
+async def test_no_alert_when_alerts_are_off(caplog: pytest.LogCaptureFixture) -> None:
+    store = await store_with(*[task(f"t{n}", success=False) for n in range(25)])
+    alerter = Alerter(None)
+    with caplog.at_level(logging.WARNING, logger="helios.alerts"):
+        report = await monitor_for(store, alerter, alert=False).check()
+    assert report.firing[0].action == "rolled_back"
+    assert not [r for r in caplog.records if r.name == "helios.alerts"]
+    await alerter.aclose()
+
+
+async def test_a_rule_with_a_bad_flag_fails_at_start() -> None:
+    from helios.errors import ConfigError
+
+    rules = [MonitorRule(metric="error_rate", threshold=0.1, flag="max_passes", value=True)]
+    with pytest.raises(ConfigError, match="flag max_passes"):
+        monitor_for(MemoryLedgerStore(), rules=rules)
+
+
+async def test_report_to_dict_is_json() -> None:
+    store = await store_with(*[task(f"t{n}", fallback=True) for n in range(20)])
+    report = await monitor_for(store).check()
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["tasks"] == 20
+    assert data["healthy"] is False
+    assert data["metrics"]["async_fallback_rate"] == {"value": 1.0, "samples": 20}
+    assert data["rules"][0]["action"] == "rolled_back"
+    assert data["rules"][1]["action"] == "none"
+
+
+async def test_run_once_and_run_until_cancelled() -> None:
+    store = await store_with(task("a"))
+    monitor = monitor_for(store)
+    seen: list[int] = []
+    report = await monitor.run(60, once=True, on_report=lambda r: seen.append(r.tasks))
+    assert report is not None and report.tasks == 1
+    assert monitor.latest is report
+
+    looping = asyncio.create_task(monitor.run(0.01, on_report=lambda r: seen.append(r.tasks)))
+    while len(seen) < 4:
+        await asyncio.sleep(0.01)
+    looping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await looping
+
+
+async def test_the_webhook_gets_the_json_body(webhook: Webhook) -> None:
+    store = await store_with(*[task(f"t{n}", success=n % 4 != 0) for n in range(40)])
+    alerter = Alerter(webhook.url, backoff_s=0.01)
+    await monitor_for(store, alerter).check()
+    await alerter.aclose()
+    [body] = webhook.bodies
+    assert body["metric"] == "error_rate"
+    assert body["value"] == 0.25
+    assert body["threshold"] == 0.05
+    assert body["n"] == 40
+    assert body["flag"] == "async_thesis"
+    assert body["action"] == "rolled_back"
+    assert body["reason"] == "error_rate 0.25 > 0.05 over 40 tasks in the last 1 h"
+
+
+async def test_a_failing_webhook_is_retried(flaky_webhook: Webhook) -> None:
+    alerter = Alerter(flaky_webhook.url, retries=3, backoff_s=0.01)
+    alerter.alert({"rule": "r"})
+    await alerter.wait(5)
+    await alerter.aclose()
+    assert flaky_webhook.attempts == 3
+    assert flaky_webhook.bodies == [{"rule": "r"}]
+
+
+async def test_an_unreachable_webhook_never_raises(
+    flaky_webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    alerter = Alerter(flaky_webhook.url, retries=1, backoff_s=0.01)
+    started = time.perf_counter()
+    alerter.alert({"rule": "r"})
+    assert time.perf_counter() - started < 0.5  # the caller does not wait for the post
+    with caplog.at_level(logging.WARNING, logger="helios.alerts"):
+        await alerter.wait(5)
+    await alerter.aclose()
+    assert flaky_webhook.bodies == []
+    assert "failed after 2 attempt(s): HTTP 503" in caplog.text
+
+
+async def test_a_closed_port_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    alerter = Alerter("http://127.0.0.1:9/hook", retries=0)
+    with caplog.at_level(logging.WARNING, logger="helios.alerts"):
+        alerter.alert({"rule": "r"})
+        await alerter.aclose()
+    assert "alert webhook http://127.0.0.1:9/hook failed after 1 attempt(s)" in caplog.text
+
+
+async def test_aclose_abandons_posts_that_take_too_long(
+    flaky_webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    alerter = Alerter(flaky_webhook.url, retries=5, backoff_s=10, close_timeout_s=0.05)
+    alerter.alert({"rule": "r"})
+    with caplog.at_level(logging.WARNING, logger="helios.alerts"):
+        await alerter.aclose()
+    assert "abandoned at shutdown" in caplog.text
+
+
+def test_alert_without_a_running_loop_only_logs(caplog: pytest.LogCaptureFixture) -> None:
+    alerter = Alerter("http://127.0.0.1:9/hook")
+    with caplog.at_level(logging.WARNING, logger="helios.alerts"):
+        alerter.alert({"rule": "r"})
+    assert "no event loop is running" in caplog.text
