@@ -1,25 +1,34 @@
 """Building and running the dialectic pipeline from settings: the Python API's front door.
 
-``await run_dialectic(goal, docs=[...])`` loads the documents, builds the engine (with its
-response cache) and the evidence gatherer (sharing the cache's store, so evidence survives
-between runs too), runs the pipeline and closes what it opened.
+``await run_dialectic(goal, docs=[...])`` loads the documents, opens the ledger (events,
+flag overrides), builds the engine (with its response cache) and the evidence gatherer
+(sharing the cache's store, so evidence survives between runs too), runs the pipeline,
+makes its events durable and closes what it opened.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from helios.cache.backends.base import CacheBackend
 from helios.cache.backends.memory import MemoryBackend
 from helios.embeddings.base import Embedder, embedder_name_for
 from helios.engine import Engine
-from helios.ledger.sink import EventSink
+from helios.errors import LedgerError
+from helios.ledger.factory import open_store
+from helios.ledger.flags import FlagRegistry
+from helios.ledger.sink import EventSink, FanOut
+from helios.ledger.writer import LedgerWriter
 from helios.pipeline.dialectic import DialecticPipeline
 from helios.pipeline.documents import Document, load_documents
 from helios.pipeline.evidence import EvidenceGatherer
 from helios.pipeline.results import DialecticResult, PipelineObserver
 from helios.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
 
 
 def local_embedder_factory(settings: Settings) -> Embedder:
@@ -68,20 +77,60 @@ async def run_dialectic(
 ) -> DialecticResult:
     """Run thesis -> antithesis -> synthesis -> gate for ``goal`` over ``docs``.
 
-    ``model`` sends every persona to one model spec. An ``engine`` passed in stays open;
-    one built here is closed before returning.
+    With the ledger enabled (the default) the task's events are written to it, and the
+    result is returned only once they are durable; runtime flag overrides stored there
+    apply to the task. ``model`` sends every persona to one model spec. An ``engine``
+    passed in stays open; one built here is closed before returning.
     """
     settings = settings if settings is not None else load_settings()
     documents = await load_docs(docs, settings)
-    own_engine = engine is None
-    engine = engine if engine is not None else Engine.from_settings(settings)
-    gatherer = build_gatherer(settings, engine)
-    try:
+    async with AsyncExitStack() as stack:
+        writer: LedgerWriter | None = None
+        flags: FlagRegistry | None = None
+        if settings.ledger.enabled:
+            store = open_store(settings.ledger)
+            stack.push_async_callback(store.aclose)
+            writer = LedgerWriter(
+                store,
+                batch_size=settings.ledger.batch_size,
+                flush_interval_s=settings.ledger.flush_interval_s,
+            )
+            stack.push_async_callback(_close_quietly, writer)
+            flags = FlagRegistry(store, settings, poll_interval_s=settings.flags.poll_interval_s)
+            settings = await flags.current()
+        if engine is None:
+            engine = Engine.from_settings(settings)
+            stack.push_async_callback(engine.aclose)
+        gatherer = build_gatherer(settings, engine)
+        stack.push_async_callback(gatherer.aclose)
+        sinks = [s for s in (writer, sink) if s is not None]
         pipeline = DialecticPipeline(
-            engine, settings, gatherer, sink=sink, observer=observer, model_override=model
+            engine,
+            settings,
+            gatherer,
+            sink=FanOut(sinks),
+            observer=observer,
+            model_override=model,
+            settings_source=flags,
         )
-        return await pipeline.run(goal, documents)
-    finally:
-        await gatherer.aclose()
-        if own_engine:
-            await engine.aclose()
+        try:
+            return await pipeline.run(goal, documents)
+        finally:
+            if writer is not None:
+                await _flush(writer)
+
+
+async def _flush(writer: LedgerWriter) -> None:
+    """Make the task's events durable. An unreachable ledger costs the record, not the
+    answer: Helios warns and goes on, as it does when a cache store fails."""
+    try:
+        await writer.flush()
+    except LedgerError as exc:
+        logger.warning("ledger unavailable, this task's events were not recorded: %s", exc)
+
+
+async def _close_quietly(writer: LedgerWriter) -> None:
+    try:
+        await writer.aclose()
+    except LedgerError as exc:
+        logger.warning("ledger unavailable on close: %s", exc)
