@@ -103,6 +103,10 @@ def compare(
     baseline: Annotated[
         str | None, typer.Option("--baseline", help="The arm the others are measured against.")
     ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", help="Keep only tasks with field=value, e.g. flag:x=false."),
+    ] = None,
     since: SinceOption = None,
     last: LastOption = None,
     as_json: JsonOption = False,
@@ -115,7 +119,7 @@ def compare(
     if empty is not None:
         _say_empty(empty, as_json, {"tasks": 0})
         return
-    result = compare_tasks(events, by, baseline)
+    result = compare_tasks(events, by, baseline, where=where or ())
     if plot is not None:
         from helios.ledger.plots import plot_comparison
 

@@ -96,11 +96,16 @@ def compare(
     by: str,
     baseline: str | None = None,
     *,
+    where: Sequence[str] = (),
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> Comparison:
-    """Split the tasks in ``events`` by ``by`` and test each arm against the baseline."""
-    tasks = group_tasks(events)
+    """Split the tasks in ``events`` by ``by`` and test each arm against the baseline.
+
+    ``where`` keeps only tasks matching every ``field=value`` (the fields ``--by`` takes),
+    e.g. ``flag:parallel_prep=false`` to compare two arms of a three-arm experiment.
+    """
+    tasks = select(group_tasks(events), where)
     arm_of = _splitter(by, tasks)
     grouped: dict[str, list[TaskRecord]] = {}
     excluded = 0
@@ -138,6 +143,18 @@ def compare(
         excluded=excluded,
         notes=_notes(by, excluded, grouped),
     )
+
+
+def select(tasks: Sequence[TaskRecord], where: Sequence[str]) -> list[TaskRecord]:
+    """The tasks whose ``field`` has ``value`` for every ``field=value`` in ``where``."""
+    selected = list(tasks)
+    for condition in where:
+        field, sep, wanted = condition.partition("=")
+        if not sep or not field:
+            raise InputError(f"--where '{condition}': expected field=value, e.g. flag:x=true")
+        value_of = _splitter(field, tasks)
+        selected = [t for t in selected if (value_of(t) or "").lower() == wanted.lower()]
+    return selected
 
 
 def _describe_arm(tasks: Sequence[TaskRecord], names: Sequence[str]) -> dict[str, Distribution]:
