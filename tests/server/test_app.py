@@ -171,3 +171,24 @@ def test_served_by_uvicorn(served: str) -> None:
     assert health.json()["status"] == "ok"
     assert "helios_health_samples" in metrics.text
     assert {"/metrics", "/health"} <= set(docs.json()["paths"])
+
+
+async def test_metrics_count_tasks_recorded_by_other_processes() -> None:
+    store = MemoryLedgerStore()
+    await failing_tasks(store, 2)  # before the server started: not counted
+    app = create_app(settings(), store=store, metrics_poll_s=0.01)
+    async with client_for(app) as client:
+        later = time.time() + 1
+        await store.append(
+            [
+                TaskStarted(task_id="new", goal="g", timestamp=later),
+                TaskFinished(task_id="new", success=True, duration_s=2, timestamp=later),
+            ]
+        )
+        for _ in range(200):
+            text = (await client.get("/metrics")).text
+            if 'helios_tasks_total{outcome="success"} 1.0' in text:
+                break
+            await asyncio.sleep(0.01)
+        assert 'helios_tasks_total{outcome="success"} 1.0' in text
+        assert 'outcome="failure"' not in text

@@ -27,6 +27,7 @@ from helios.ledger.factory import open_store
 from helios.ledger.metrics import HeliosMetrics
 from helios.ledger.monitor import HealthMonitor
 from helios.ledger.store import LedgerStore
+from helios.ledger.tail import LedgerTail
 from helios.server.routes import health
 from helios.server.routes import metrics as metrics_routes
 from helios.server.state import ServerState
@@ -40,8 +41,13 @@ def create_app(
     *,
     store: LedgerStore | None = None,
     metrics: HeliosMetrics | None = None,
+    metrics_poll_s: float = 5.0,
 ) -> FastAPI:
-    """The Helios HTTP app. A ``store`` passed in is used as is and left open at shutdown."""
+    """The Helios HTTP app. A ``store`` passed in is used as is and left open at shutdown.
+
+    The metrics follow the ledger (every ``metrics_poll_s``), so they count the tasks of
+    every process that records into it, from the moment the server started.
+    """
     state = ServerState(
         settings=settings,
         metrics=metrics if metrics is not None else HeliosMetrics(),
@@ -55,6 +61,8 @@ def create_app(
                 # Lazy: an unreachable ledger shows on /health rather than stopping the app.
                 state.store = open_store(settings.ledger)
                 stack.push_async_callback(state.store.aclose)
+            if state.store is not None:
+                _start_tail(state, stack, metrics_poll_s)
             if settings.monitor.enabled and state.store is not None:
                 await _start_monitor(state, stack)
             yield
@@ -69,6 +77,13 @@ def create_app(
     app.include_router(metrics_routes.router(state))
     app.include_router(health.router(state))
     return app
+
+
+def _start_tail(state: ServerState, stack: contextlib.AsyncExitStack, interval_s: float) -> None:
+    assert state.store is not None
+    tail = LedgerTail(state.store, state.metrics)
+    task = asyncio.create_task(tail.run(interval_s), name="helios-ledger-tail")
+    stack.push_async_callback(_stop, task)
 
 
 async def _start_monitor(state: ServerState, stack: contextlib.AsyncExitStack) -> None:
