@@ -34,19 +34,15 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import os
-import platform
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from common import free_port, machine, percentile, start_simulator
 from helios.engine import CallRecord, Engine
 from helios.ledger.events import GateVerdict, PersonaLLMRun, TaskStarted
 from helios.ledger.sink import MemorySink
@@ -107,41 +103,6 @@ def sim_config(arms: Sequence[str], seed: int) -> SimConfig:
         )
         profiles.update({sim_model(stage, arm): profile for arm in arms})
     return SimConfig(latency_by_model=profiles, reply_tokens=REPLY_TOKENS, seed=seed)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pin_cores(server_pid: int, client_pid: int) -> None:
-    """Simulator on the last core, this process on the others (as bench/providers.py)."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cores) < 2:
-        return
-    os.sched_setaffinity(server_pid, {cores[-1]})
-    os.sched_setaffinity(client_pid, set(cores[:-1]))
-
-
-def start_simulator(port: int, config_file: Path) -> subprocess.Popen[bytes]:
-    helios_cli = Path(sys.executable).with_name("helios")
-    process = subprocess.Popen(
-        [str(helios_cli), "sim", "--port", str(port), "--sim-config", str(config_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    pin_cores(process.pid, client_pid=os.getpid())
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    _, stderr = process.communicate()
-    raise SystemExit(f"the simulator did not start: {stderr.decode(errors='replace')}")
 
 
 # -- the world one arm runs in ------------------------------------------------------------
@@ -331,12 +292,6 @@ async def run_arms(
 
 
 # -- statistics ---------------------------------------------------------------------------
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def ms(values: Sequence[float]) -> dict[str, float]:
     return {
         "mean_ms": statistics.fmean(values) * 1000,
@@ -436,22 +391,6 @@ def overhead_stats(calls: Sequence[dict[str, Any]], config: SimConfig) -> dict[s
 
 
 # -- output ---------------------------------------------------------------------------------
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-    }
-
-
 def pm(stats: dict[str, float]) -> str:
     return f"{stats['mean_ms']:.1f} ± {stats['sd_ms']:.1f}"
 
@@ -540,7 +479,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         config_file = Path(folder, "sim.json")
         config_file.write_text(config.model_dump_json())
-        simulator = start_simulator(port, config_file)
+        simulator = start_simulator(port, "--sim-config", str(config_file))
         try:
             base_url = f"http://127.0.0.1:{port}"
             arms, calls, wall_s = asyncio.run(

@@ -18,12 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -36,6 +31,7 @@ from google import genai
 from google.genai import types as genai_types
 from pydantic import SecretStr
 
+from common import free_port, machine, percentile, start_simulator
 from helios import (
     Catalog,
     Engine,
@@ -51,41 +47,6 @@ RESULTS = Path(__file__).parent / "results" / "providers.json"
 PROMPT = "Summarise the trade-offs of microservices for a five-person startup."
 MAX_TOKENS = 64
 Timed = Callable[[], Awaitable[tuple[float, float]]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pin_cores(server_pid: int, client_pid: int) -> None:
-    """Simulator on the last core, this process on the others: on 2 cores, two processes
-    that wander between cores add more noise than the differences being measured."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cores) < 2:
-        return
-    os.sched_setaffinity(server_pid, {cores[-1]})
-    os.sched_setaffinity(client_pid, set(cores[:-1]))
-
-
-def start_simulator(port: int) -> subprocess.Popen[bytes]:
-    helios_cli = Path(sys.executable).with_name("helios")
-    process = subprocess.Popen(
-        [str(helios_cli), "sim", "--port", str(port), "--reply-tokens", "32"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    pin_cores(process.pid, client_pid=os.getpid())
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the simulator did not start")
 
 
 async def timed_stream(
@@ -209,12 +170,6 @@ def helios_call(engine: Engine, protocol: str) -> Timed:
         return timings
 
     return call
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def describe(values: list[float]) -> dict[str, float]:
@@ -366,7 +321,7 @@ def main() -> None:
     args = parser.parse_args()
 
     port = free_port()
-    simulator = start_simulator(port)
+    simulator = start_simulator(port, "--reply-tokens", "32")
     try:
         overhead = asyncio.run(measure_overhead(f"http://127.0.0.1:{port}", args.n, args.warmup))
     finally:
@@ -376,11 +331,7 @@ def main() -> None:
     local = None if args.skip_local else asyncio.run(measure_local(args.local_n))
     result = {
         "benchmark": "providers",
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "sdk_versions": {
             "anthropic": anthropic.__version__,
             "openai": openai.__version__,
