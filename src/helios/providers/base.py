@@ -77,3 +77,11 @@ class StreamAssembler:
             provider=self.provider,
             model=self.model,
         )
+
+
+async def complete_by_streaming(provider: Provider, request: Request) -> Completion:
+    """``complete()`` for providers whose one real call is a stream: the stream collected."""
+    assembler = StreamAssembler(provider.name, provider.model)
+    async for chunk in provider.stream(request):
+        assembler.add(chunk)
+    return assembler.completion(streamed=False)

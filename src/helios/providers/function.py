@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 
 from helios.errors import HeliosError, ProviderError
 from helios.messages import Chunk, Completion, Request, Usage
-from helios.providers.base import Provider, StreamAssembler
+from helios.providers.base import Provider, StreamAssembler, complete_by_streaming
 
 Reply = str | Sequence[str | BaseException] | BaseException
 ReplyFunction = Callable[[Request], Reply | Awaitable[Reply]]
@@ -85,10 +85,7 @@ class FunctionProvider(Provider):
         )
 
     async def complete(self, request: Request) -> Completion:
-        assembler = StreamAssembler(self.name, self.model)
-        async for chunk in self.stream(request):
-            assembler.add(chunk)
-        return assembler.completion(streamed=False)
+        return await complete_by_streaming(self, request)
 
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
         reply = await self._reply_for(request)

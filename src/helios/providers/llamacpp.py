@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from helios.errors import BadRequest, ConfigError, ProviderUnavailable, UnknownModel
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
-from helios.providers.base import Provider, StreamAssembler
+from helios.providers.base import Provider, StreamAssembler, complete_by_streaming
 from helios.settings import LocalModelSettings, Settings
 
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
@@ -135,10 +135,7 @@ class LlamaCppProvider(Provider):
         return options
 
     async def complete(self, request: Request) -> Completion:
-        assembler = StreamAssembler(self.name, self.model)
-        async for chunk in self.stream(request):
-            assembler.add(chunk)
-        return assembler.completion(streamed=False)
+        return await complete_by_streaming(self, request)
 
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
         loaded = await self._model()
