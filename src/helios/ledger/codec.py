@@ -9,6 +9,9 @@ the writer's queue or make the ledger unreadable:
   pydantic parses the strings back to the same floats;
 - a lone surrogate in a string (text decoded with ``surrogateescape``) cannot be encoded
   as UTF-8; it is stored as U+FFFD, the one lossy case.
+
+:func:`event_filter` translates an :class:`EventQuery` into the ``WHERE`` clause both SQL
+stores share, so they select exactly what the memory store does.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ FlagValue = bool | int | float | str
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN/inf as strings: pydantic would write null, which cannot be read back as a float
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
 
     version: int = SCHEMA_VERSION
     task_id: str

@@ -25,7 +25,8 @@ class MemoryLedgerStore(LedgerStore):
         selected = self._events
         if query.last_tasks is not None:
             started = [e for e in selected if isinstance(e, TaskStarted)]
-            recent = sorted(started, key=lambda e: e.timestamp)[-query.last_tasks :]
+            ordered = sorted(started, key=lambda e: e.timestamp)
+            recent = ordered[len(ordered) - query.last_tasks :] if query.last_tasks > 0 else []
             keep = {e.task_id for e in recent}
             selected = [e for e in selected if e.task_id in keep]
         return [e for e in selected if _matches(e, query)]
@@ -38,11 +39,12 @@ class MemoryLedgerStore(LedgerStore):
     ) -> FlagChanged:
         async with self._lock:
             old = self._overrides.get(flag)
+            # the event first: a value it rejects must leave the override untouched
+            event = FlagChanged(flag=flag, old=old, new=value, reason=reason, actor=actor)
             if value is None:
                 self._overrides.pop(flag, None)
             else:
                 self._overrides[flag] = value
-            event = FlagChanged(flag=flag, old=old, new=value, reason=reason, actor=actor)
             self._events.append(event)
             return event
 

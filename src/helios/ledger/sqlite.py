@@ -7,12 +7,14 @@ one writes, and each write is one ``BEGIN IMMEDIATE`` transaction (a whole batch
 override with its ``flag_changed`` event), so other readers see all of it or none.
 
 Durability: ``synchronous=FULL`` by default. In WAL mode ``NORMAL`` already survives a
-killed process (the commit is in the OS page cache); ``FULL`` adds an fsync per commit, so
-that a power cut or kernel panic cannot lose an event whose ``flush()`` returned. With the
-writer's batches (hundreds of events per commit) the fsync costs little throughput (see the
-ledger benchmark in the README), so the ledger keeps the stronger promise; pass
-``synchronous="NORMAL"`` where the disk's fsync is slow and a power cut may lose the last
-commits.
+killed process (the commit sits in the OS page cache; ``tests/ledger/test_kill.py``);
+``FULL`` adds an fsync of the WAL per commit, so that a power cut or an OS crash cannot
+lose an event whose ``flush()`` returned either. Measured through the ``LedgerWriter`` on
+a 2-vCPU VM with ``persona_llm_run`` events in batches of 500, both sustain 33-40k
+events/s (the target is 20k); with a ``flush()`` after every 7-event task, FULL does 4.1k
+tasks/s (flush p50 1.5 ms) against NORMAL's 6.4k (1.0 ms). The stronger promise costs
+little, so it is the default; pass ``synchronous="NORMAL"`` where fsync is slow and the
+last commits before a power cut may be lost.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ attempt fails, ``flush()`` raises the :class:`LedgerError` (the events stay queu
 keeps the events, so a later ``aclose()`` can try again. Only a process that dies (or a
 writer task cancelled by a closing loop) loses what it had not flushed: work whose result
 must outlive a crash awaits ``flush()`` before reporting it.
+
+Delivery is at least once: if a connection drops after the store committed but before it
+said so, the retry writes that batch again. The SQLite store cannot see this case (its
+commit is a local call); a PostgreSQL ledger may, rarely, hold such a duplicate batch.
 """
 
 from __future__ import annotations
