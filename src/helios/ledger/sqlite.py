@@ -19,14 +19,10 @@ last commits before a power cut may be lost.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
 
 from helios.errors import LedgerError
 from helios.ledger.codec import (
@@ -39,9 +35,7 @@ from helios.ledger.codec import (
 from helios.ledger.events import Event, FlagChanged, FlagValue
 from helios.ledger.migrations import MIGRATIONS_TABLE_SQLITE, pending
 from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
-
-T = TypeVar("T")
-Synchronous = Literal["NORMAL", "FULL"]
+from helios.sqlite_db import SQLiteDatabase, Synchronous, transaction
 
 _TUNING = (
     # Checkpoint every 32 MiB of WAL rather than 4 MiB: the task-id index takes random
@@ -68,10 +62,15 @@ class SQLiteLedgerStore(LedgerStore):
     ) -> None:
         self.path = Path(path)
         self.synchronous = synchronous
-        self.busy_timeout_s = busy_timeout_s
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._closed = False
+        self._db = SQLiteDatabase(
+            self.path,
+            what="SQLite ledger",
+            error=LedgerError,
+            setup=_migrate,
+            synchronous=synchronous,
+            pragmas=_TUNING,
+            busy_timeout_s=busy_timeout_s,
+        )
 
     @classmethod
     async def open(
@@ -84,13 +83,13 @@ class SQLiteLedgerStore(LedgerStore):
         """A store with its file opened and migrated now, so that a bad path fails at
         start-up; the constructor alone opens the file on first use."""
         store = cls(path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
-        await store._run(lambda _connection: None)
+        await store._db.run(lambda _connection: None)
         return store
 
     async def append(self, events: Sequence[Event]) -> None:
         batch = list(events)
         if batch:
-            await self._run(lambda connection: _append(connection, batch))
+            await self._db.run(lambda connection: _append(connection, batch))
 
     async def query(self, query: EventQuery = ANY_EVENT) -> list[Event]:
         where, params = event_filter(query, "sqlite")
@@ -99,10 +98,10 @@ class SQLiteLedgerStore(LedgerStore):
             rows = connection.execute(f"SELECT id, body FROM events{where} ORDER BY id", params)
             return [decode_event(row_id, body) for row_id, body in rows]
 
-        return await self._run(select)
+        return await self._db.run(select)
 
     async def count(self) -> int:
-        (total,) = await self._run(
+        (total,) = await self._db.run(
             lambda connection: connection.execute("SELECT COUNT(*) FROM events").fetchone()
         )
         return int(total)
@@ -111,7 +110,7 @@ class SQLiteLedgerStore(LedgerStore):
         self, flag: str, value: FlagValue | None, *, actor: str, reason: str
     ) -> FlagChanged:
         def set_override(connection: sqlite3.Connection) -> FlagChanged:
-            with _transaction(connection):
+            with transaction(connection):
                 row = connection.execute(
                     "SELECT value FROM flag_overrides WHERE flag = ?", (flag,)
                 ).fetchone()
@@ -130,10 +129,10 @@ class SQLiteLedgerStore(LedgerStore):
                 _insert(connection, [event])
             return event
 
-        return await self._run(set_override)
+        return await self._db.run(set_override)
 
     async def flag_overrides(self) -> dict[str, FlagValue]:
-        rows = await self._run(
+        rows = await self._db.run(
             lambda connection: connection.execute(
                 "SELECT flag, value FROM flag_overrides ORDER BY flag"
             ).fetchall()
@@ -141,7 +140,7 @@ class SQLiteLedgerStore(LedgerStore):
         return {flag: decode_flag_value(value) for flag, value in rows}
 
     async def migrations(self) -> list[str]:
-        rows = await self._run(
+        rows = await self._db.run(
             lambda connection: connection.execute(
                 "SELECT name FROM schema_migrations ORDER BY name"
             ).fetchall()
@@ -149,53 +148,11 @@ class SQLiteLedgerStore(LedgerStore):
         return [name for (name,) in rows]
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._close)
-
-    # -- in the worker thread -------------------------------------------------------------
-    async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self._run_locked, operation)
-
-    def _run_locked(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            try:
-                return operation(self._connect())
-            except (sqlite3.Error, OSError) as exc:
-                raise LedgerError(f"SQLite ledger {self.path}: {exc}") from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._closed:
-            raise LedgerError(f"SQLite ledger {self.path} is closed")
-        if self._connection is not None:
-            return self._connection
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _transaction)
-        connection = sqlite3.connect(
-            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        try:
-            (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode!r})")
-            connection.execute(f"PRAGMA synchronous={self.synchronous}")
-            for pragma in _TUNING:
-                connection.execute(pragma)
-            _migrate(connection)
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
-        return connection
-
-    def _close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+        await self._db.close()
 
 
 def _append(connection: sqlite3.Connection, events: list[Event]) -> None:
-    with _transaction(connection):
+    with transaction(connection):
         _insert(connection, events)
 
 
@@ -214,7 +171,7 @@ def _insert(connection: sqlite3.Connection, events: list[Event]) -> None:
 def _migrate(connection: sqlite3.Connection) -> None:
     """Apply the missing migrations; BEGIN IMMEDIATE takes the write lock first, so a second
     process opening the file waits, then finds them applied."""
-    with _transaction(connection):
+    with transaction(connection):
         connection.execute(MIGRATIONS_TABLE_SQLITE)
         applied = {name for (name,) in connection.execute("SELECT name FROM schema_migrations")}
         for migration in pending(applied):
@@ -224,16 +181,3 @@ def _migrate(connection: sqlite3.Connection) -> None:
                 "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
                 (migration.name, time.time()),
             )
-
-
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction; IMMEDIATE takes the write lock up front, so two processes
-    never both read, then both fail to upgrade to writing."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.rollback()
-        raise
-    connection.commit()

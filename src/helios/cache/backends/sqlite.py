@@ -13,17 +13,15 @@ opens it at once, so that a bad path fails at start-up rather than as cache miss
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
 from helios.cache.backends.base import CacheBackend, Clock
 from helios.errors import CacheBackendError
+from helios.sqlite_db import SQLiteDatabase, transaction
 
 T = TypeVar("T")
 
@@ -76,9 +74,15 @@ class SQLiteBackend(CacheBackend):
         self.path = Path(path)
         self.max_entries = max_entries
         self.busy_timeout_s = busy_timeout_s
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._closed = False
+        self._db = SQLiteDatabase(
+            self.path,
+            what="SQLite cache",
+            error=CacheBackendError,
+            setup=_create_schema,
+            busy_timeout_s=busy_timeout_s,
+            # UnicodeError: a key with a lone surrogate cannot be stored as SQLite text
+            driver_errors=(sqlite3.Error, OSError, UnicodeError),
+        )
 
     @classmethod
     async def open(
@@ -91,18 +95,18 @@ class SQLiteBackend(CacheBackend):
     ) -> SQLiteBackend:
         """A backend with its file already opened; raises :class:`CacheBackendError`."""
         backend = cls(path, max_entries=max_entries, clock=clock, busy_timeout_s=busy_timeout_s)
-        await backend._run(lambda _connection: None)
+        await backend._db.run(lambda _connection: None)
         return backend
 
     async def get(self, key: str) -> bytes | None:
-        return await self._run(lambda connection: self._get(connection, key))
+        return await self._db.run(lambda connection: self._get(connection, key))
 
     async def set(self, key: str, value: bytes, *, ttl_s: float | None) -> None:
-        await self._run(lambda connection: self._set(connection, key, bytes(value), ttl_s))
+        await self._db.run(lambda connection: self._set(connection, key, bytes(value), ttl_s))
 
     async def delete(self, key: str) -> bool:
         def delete(connection: sqlite3.Connection) -> bool:
-            with _transaction(connection):
+            with transaction(connection):
                 cursor = connection.execute(
                     f"DELETE FROM cache_entries WHERE key = ? AND {_LIVE}", (key, self.clock())
                 )
@@ -110,11 +114,11 @@ class SQLiteBackend(CacheBackend):
                 connection.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
             return removed
 
-        return await self._run(delete)
+        return await self._db.run(delete)
 
     async def scan(self, prefix: str = "") -> AsyncIterator[str]:
         low, high = _prefix_bounds(prefix)
-        rows = await self._run(
+        rows = await self._db.run(
             lambda connection: connection.execute(
                 f"SELECT key FROM cache_entries WHERE {_UNDER} AND {_LIVE} ORDER BY key",
                 (low, high, high, self.clock()),
@@ -127,18 +131,18 @@ class SQLiteBackend(CacheBackend):
         low, high = _prefix_bounds(prefix)
 
         def delete_prefix(connection: sqlite3.Connection) -> int:
-            with _transaction(connection):
+            with transaction(connection):
                 cursor = connection.execute(
                     f"DELETE FROM cache_entries WHERE {_UNDER} AND {_LIVE}",
                     (low, high, high, self.clock()),
                 )
                 return cursor.rowcount
 
-        return await self._run(delete_prefix)
+        return await self._db.run(delete_prefix)
 
     async def count(self, prefix: str = "") -> int:
         low, high = _prefix_bounds(prefix)
-        (total,) = await self._run(
+        (total,) = await self._db.run(
             lambda connection: connection.execute(
                 f"SELECT COUNT(*) FROM cache_entries WHERE {_UNDER} AND {_LIVE}",
                 (low, high, high, self.clock()),
@@ -147,12 +151,12 @@ class SQLiteBackend(CacheBackend):
         return int(total)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._close)
+        await self._db.close()
 
     # -- in the worker thread -------------------------------------------------------------
     def _get(self, connection: sqlite3.Connection, key: str) -> bytes | None:
         now = self.clock()
-        with _transaction(connection):
+        with transaction(connection):
             row = connection.execute(
                 "SELECT value, expires_at FROM cache_entries WHERE key = ?", (key,)
             ).fetchone()
@@ -172,7 +176,7 @@ class SQLiteBackend(CacheBackend):
         self, connection: sqlite3.Connection, key: str, value: bytes, ttl_s: float | None
     ) -> None:
         now = self.clock()
-        with _transaction(connection):
+        with transaction(connection):
             if ttl_s is not None and ttl_s <= 0:
                 connection.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
                 return
@@ -200,57 +204,8 @@ class SQLiteBackend(CacheBackend):
         (newest,) = connection.execute("SELECT MAX(last_access) FROM cache_entries").fetchone()
         return now if newest is None or now > newest else float(newest) + _STAMP_STEP
 
-    def _run_locked(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            try:
-                return operation(self._connect())
-            except (sqlite3.Error, OSError, UnicodeError) as exc:
-                # UnicodeError: a key with a lone surrogate cannot be stored as SQLite text
-                raise CacheBackendError(f"SQLite cache {self.path}: {exc}") from exc
 
-    async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self._run_locked, operation)
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._closed:
-            raise CacheBackendError(f"SQLite cache {self.path} is closed")
-        if self._connection is not None:
-            return self._connection
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _transaction)
-        connection = sqlite3.connect(
-            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        try:
-            (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode!r})")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            with _transaction(connection):
-                for statement in _SCHEMA:
-                    connection.execute(statement)
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
-        return connection
-
-    def _close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction; IMMEDIATE takes the write lock up front, so two processes
-    never both read, then both fail to upgrade to writing."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.rollback()
-        raise
-    connection.commit()
+def _create_schema(connection: sqlite3.Connection) -> None:
+    with transaction(connection):
+        for statement in _SCHEMA:
+            connection.execute(statement)

@@ -1,0 +1,110 @@
+"""One SQLite connection used from worker threads: what the cache and the ledger share.
+
+The stdlib driver blocks, so every operation runs in a worker thread, one at a time under
+a lock (a connection is not safe to share between threads). The file is opened on first
+use, in WAL mode (readers never block the writer; several processes may share the file),
+and write transactions are explicit (``BEGIN IMMEDIATE``: the write lock is taken up
+front, so two processes never both read, then both fail to upgrade to writing). Driver
+errors become the owner's error type, with the file named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from helios.errors import HeliosError
+
+T = TypeVar("T")
+Synchronous = Literal["NORMAL", "FULL"]
+
+
+class SQLiteDatabase:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        what: str,
+        error: Callable[[str], HeliosError],
+        setup: Callable[[sqlite3.Connection], None],
+        synchronous: Synchronous = "NORMAL",
+        pragmas: tuple[str, ...] = (),
+        busy_timeout_s: float = 5.0,
+        driver_errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError),
+    ) -> None:
+        """``what`` names the file in messages ("SQLite cache"); ``setup`` creates or migrates
+        the schema when the file is first opened; ``driver_errors`` become ``error``."""
+        self.path = path
+        self.what = what
+        self.error = error
+        self.setup = setup
+        self.synchronous = synchronous
+        self.pragmas = pragmas
+        self.busy_timeout_s = busy_timeout_s
+        self.driver_errors = driver_errors
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._closed = False
+
+    async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """``operation(connection)`` in a worker thread."""
+        return await asyncio.to_thread(self.run_now, operation)
+
+    def run_now(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """``operation(connection)`` in the calling thread (for code already off the loop)."""
+        with self._lock:
+            try:
+                return operation(self._connect())
+            except self.driver_errors as exc:
+                raise self.error(f"{self.what} {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._closed:
+            raise self.error(f"{self.what} {self.path} is closed")
+        if self._connection is not None:
+            return self._connection
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in transaction())
+        connection = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        try:
+            (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode!r})")
+            connection.execute(f"PRAGMA synchronous={self.synchronous}")
+            for pragma in self.pragmas:
+                connection.execute(pragma)
+            self.setup(connection)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        return connection
+
+    def _close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+@contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, committed on success and rolled back on any error."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
