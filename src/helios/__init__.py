@@ -9,6 +9,7 @@ from helios.engine import CallObserver, CallRecord, CompletionStream, Engine
 from helios.errors import (
     AuthenticationError,
     BadRequest,
+    BudgetExceeded,
     CacheBackendError,
     ConfigError,
     HeliosError,
@@ -41,6 +42,7 @@ from helios.settings import LocalModelSettings, ProviderSettings, Settings, load
 __all__ = [
     "AuthenticationError",
     "BadRequest",
+    "BudgetExceeded",
     "CacheBackendError",
     "CacheControl",
     "CallObserver",

@@ -9,6 +9,7 @@ import a vendor SDK to handle a failure::
     │   ├── UnknownModel            a model spec that neither the catalogue nor a provider knows
     │   └── MissingDependency       an optional extra is not installed (names the extra)
     ├── InputError                  bad user input: empty goal, missing or binary document, ...
+    ├── BudgetExceeded              a budget window is full (names the window and reset time)
     ├── CacheBackendError           a cache store failed (fails open: a miss, never a failed call)
     ├── LedgerError                 the event ledger could not be opened, read or written
     └── ProviderError               a provider call failed (carries provider and model)
@@ -68,6 +69,16 @@ class LedgerError(HeliosError):
     does not fail open: events are the record of what happened, so a failed write is kept
     for retry by the :class:`~helios.ledger.writer.LedgerWriter` and reported by ``flush()``.
     """
+
+
+class BudgetExceeded(HeliosError):
+    """A budget window has no room for the call; ``resets_at`` (epoch seconds) says when."""
+
+    def __init__(self, message: str, *, account: str, window: str, resets_at: float | None) -> None:
+        self.account = account
+        self.window = window
+        self.resets_at = resets_at
+        super().__init__(message)
 
 
 class ProviderError(HeliosError):

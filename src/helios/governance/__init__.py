@@ -1,0 +1,1 @@
+"""Governance: budgets (the governor), model choice (the router)."""
