@@ -1,0 +1,320 @@
+"""The resource governor: reserve budget before a call, commit the real usage after it.
+
+::
+
+    reservation = await governor.reserve(request, provider, model, priority="normal")
+    # reservation.decision: "allow"     -> call; then commit(reservation, usage) or release()
+    #                       "downgrade" -> the router retries with reservation.suggested_tier
+    #                       "defer"     -> the scheduler waits reservation.eta_s, then retries
+    # no room and the budget says "reject" (or nothing cheaper / no wait short enough):
+    #                       BudgetExceeded(account=, window=, resets_at=)
+
+A call is charged against every window of every budget that covers its provider, all or
+nothing (see :mod:`helios.governance.state.base`). Normal priority may fill each window only
+up to ``(1 - high_priority_share)`` of its limit; high priority may use all of it. Units are
+tier-weighted tokens, requests or dollars, per budget. Each decision is one
+``GovernorDecision`` event.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from helios.catalog import Catalog, ModelEntry, Tier
+from helios.errors import BudgetExceeded
+from helios.governance.config import BudgetSettings, GovernorSettings, WindowKind, WindowSettings
+from helios.governance.estimate import TokenEstimate, Tokenizer, estimate_tokens
+from helios.governance.state import GovernorState, open_state
+from helios.governance.windows import Charge, ReserveResult, WindowSpec
+from helios.ledger.events import FlagValue, GovernorDecision
+from helios.ledger.sink import EventSink
+from helios.messages import Request, Usage
+
+Decision = Literal["allow", "downgrade", "defer"]
+Priority = Literal["high", "normal"]
+Clock = Callable[[], float]
+TIERS_BY_COST: tuple[Tier, ...] = ("strong", "fast", "local")
+
+
+def cheaper_tier(tier: Tier | None) -> Tier | None:
+    """One step down strong -> fast -> local; ``None`` when nothing is cheaper."""
+    if tier is None or tier == TIERS_BY_COST[-1]:
+        return None
+    return TIERS_BY_COST[TIERS_BY_COST.index(tier) + 1]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The governor's answer. Only an ``allow`` holds units; commit or release it once."""
+
+    id: str
+    decision: Decision
+    provider: str
+    model: str
+    tier: Tier | None
+    priority: Priority
+    task_id: str
+    estimate: TokenEstimate
+    units: tuple[tuple[str, float], ...] = ()
+    """(account, units reserved) per covering budget."""
+    account: str = ""
+    window: str = ""
+    """downgrade / defer: the window that had no room."""
+    suggested_tier: Tier | None = None
+    eta_s: float | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allow"
+
+
+@dataclass(frozen=True)
+class WindowStatus:
+    account: str
+    window: str
+    kind: WindowKind
+    used: float
+    reserved: float
+    limit: float
+    remaining: float
+    resets_at: float | None
+
+
+@dataclass(frozen=True)
+class _Slot:
+    budget: BudgetSettings
+    window: WindowSettings
+    spec: WindowSpec
+
+
+class Governor:
+    def __init__(
+        self,
+        state: GovernorState,
+        budgets: Sequence[BudgetSettings],
+        catalog: Catalog,
+        *,
+        sink: EventSink | None = None,
+        clock: Clock = time.time,
+        tokenizer: Tokenizer | None = None,
+        default_max_tokens: int = 1024,
+    ) -> None:
+        """``clock`` is wall-clock epoch seconds (windows persist across processes)."""
+        self.state = state
+        self.budgets = list(budgets)
+        self.catalog = catalog
+        self.sink = sink
+        self.clock = clock
+        self.tokenizer = tokenizer
+        self.default_max_tokens = default_max_tokens
+        self._open: dict[str, list[tuple[_Slot, Charge]]] = {}
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: GovernorSettings,
+        catalog: Catalog,
+        *,
+        sink: EventSink | None = None,
+        clock: Clock = time.time,
+        tokenizer: Tokenizer | None = None,
+    ) -> Governor:
+        return cls(
+            open_state(settings),
+            settings.budgets,
+            catalog,
+            sink=sink,
+            clock=clock,
+            tokenizer=tokenizer,
+            default_max_tokens=settings.default_max_tokens,
+        )
+
+    async def close(self) -> None:
+        await self.state.close()
+
+    async def reserve(
+        self, request: Request, provider: str, model: str, *, priority: Priority = "normal"
+    ) -> Reservation:
+        """Reserve the call's estimated units, or say what to do instead (see module doc)."""
+        entry = self._entry(provider, model)
+        tier = entry.tier if entry is not None else None
+        estimate = estimate_tokens(
+            request, tokenizer=self.tokenizer, default_max_tokens=self.default_max_tokens
+        )
+        planned = Usage(input_tokens=estimate.input_tokens, output_tokens=estimate.output_tokens)
+        held: list[tuple[_Slot, Charge]] = []
+        units: dict[str, float] = {}
+        for budget in self.budgets:
+            if not budget.covers(provider):
+                continue
+            amount = _units(budget, entry, planned)
+            units[budget.account] = amount
+            share = 1.0 if priority == "high" else 1.0 - budget.high_priority_share
+            for window in budget.windows:
+                slot = _Slot(budget, window, _spec(budget, window))
+                held.append((slot, Charge(slot.spec, amount, window.limit * share)))
+        reservation = Reservation(
+            id=uuid.uuid4().hex,
+            decision="allow",
+            provider=provider,
+            model=model,
+            tier=tier,
+            priority=priority,
+            task_id=str(request.metadata.get("task_id", "-")),
+            estimate=estimate,
+            units=tuple(units.items()),
+        )
+        if held:
+            result = await self.state.try_reserve(
+                reservation.id, [charge for _, charge in held], self.clock()
+            )
+            if not result.ok:
+                return self._refuse(reservation, held, result)
+            self._open[reservation.id] = held
+        account = ",".join(units) if units else ""
+        self._emit(reservation, "allow", account, "")
+        return reservation
+
+    async def commit(self, reservation: Reservation, usage: Usage) -> None:
+        """The actual usage replaces the estimate (once; later calls do nothing)."""
+        held = self._open.pop(reservation.id, None)
+        if held is None:
+            return
+        entry = self._entry(reservation.provider, reservation.model)
+        charges = [
+            Charge(charge.window, _units(slot.budget, entry, usage), charge.limit)
+            for slot, charge in held
+        ]
+        await self.state.commit(reservation.id, charges, self.clock())
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give the units back (the call failed before using any)."""
+        held = self._open.pop(reservation.id, None)
+        if held is None:
+            return
+        await self.state.release(reservation.id, [c.window for _, c in held], self.clock())
+
+    async def status(self) -> list[WindowStatus]:
+        """Every window of every budget, for ``helios budget``."""
+        slots = [
+            _Slot(budget, window, _spec(budget, window))
+            for budget in self.budgets
+            for window in budget.windows
+        ]
+        usages = await self.state.usage([slot.spec for slot in slots], self.clock())
+        return [
+            WindowStatus(
+                account=slot.budget.account,
+                window=slot.window.name,
+                kind=slot.window.kind,
+                used=usage.used,
+                reserved=usage.reserved,
+                limit=slot.window.limit,
+                remaining=max(0.0, slot.window.limit - usage.used - usage.reserved),
+                resets_at=usage.resets_at,
+            )
+            for slot, usage in zip(slots, usages, strict=True)
+        ]
+
+    def _refuse(
+        self, reservation: Reservation, held: list[tuple[_Slot, Charge]], result: ReserveResult
+    ) -> Reservation:
+        blocked = result.blocked
+        slot = held[blocked[0]][0]
+        budget = slot.budget
+        frees = [result.windows[index].frees_at for index in blocked]
+        known = [at for at in frees if at is not None]
+        frees_at = max(known) if len(known) == len(frees) else None
+        eta_s = None if frees_at is None else max(0.0, frees_at - result.now)
+        suggested = cheaper_tier(reservation.tier)
+        if budget.on_exhausted == "downgrade" and suggested is not None:
+            answer = replace(
+                reservation,
+                decision="downgrade",
+                account=budget.account,
+                window=slot.window.name,
+                suggested_tier=suggested,
+            )
+        elif budget.on_exhausted == "defer" and eta_s is not None and eta_s <= budget.max_defer_s:
+            answer = replace(
+                reservation,
+                decision="defer",
+                account=budget.account,
+                window=slot.window.name,
+                eta_s=eta_s,
+            )
+        else:
+            resets_at = frees_at if frees_at is not None else result.windows[blocked[0]].resets_at
+            self._emit(reservation, "reject", budget.account, slot.window.name, resets_at)
+            when = "" if resets_at is None else f"; room again at epoch {resets_at:.0f}"
+            raise BudgetExceeded(
+                f"budget '{budget.account}' window '{slot.window.name}' has no room for "
+                f"{reservation.model} ({reservation.priority} priority){when}",
+                account=budget.account,
+                window=slot.window.name,
+                resets_at=resets_at,
+            )
+        self._emit(answer, answer.decision, budget.account, slot.window.name)
+        return answer
+
+    def _entry(self, provider: str, model: str) -> ModelEntry | None:
+        return (
+            self.catalog.lookup(provider, model)
+            or self.catalog.find(f"{provider}:{model}")
+            or self.catalog.find(model)
+        )
+
+    def _emit(
+        self,
+        reservation: Reservation,
+        decision: Literal["allow", "downgrade", "defer", "reject"],
+        account: str,
+        window: str,
+        resets_at: float | None = None,
+    ) -> None:
+        if self.sink is None:
+            return
+        details: dict[str, FlagValue] = {
+            "provider": reservation.provider,
+            "model": reservation.model,
+            "priority": reservation.priority,
+            "estimated_tokens": reservation.estimate.total,
+        }
+        for name, amount in reservation.units:
+            details[f"units.{name}"] = amount
+        if reservation.tier is not None:
+            details["tier"] = reservation.tier
+        if reservation.suggested_tier is not None:
+            details["suggested_tier"] = reservation.suggested_tier
+        if reservation.eta_s is not None:
+            details["eta_s"] = reservation.eta_s
+        if resets_at is not None:
+            details["resets_at"] = resets_at
+        self.sink.emit(
+            GovernorDecision(
+                task_id=reservation.task_id,
+                decision=decision,
+                account=account,
+                window=window,
+                details=details,
+            )
+        )
+
+
+def _spec(budget: BudgetSettings, window: WindowSettings) -> WindowSpec:
+    return WindowSpec(f"{budget.account}:{window.name}", window.kind, window.length_s)
+
+
+def _units(budget: BudgetSettings, entry: ModelEntry | None, usage: Usage) -> float:
+    """What one call counts against ``budget``. An unknown model counts tokens at weight 1
+    and costs nothing in dollars (it has no price to count)."""
+    if budget.unit == "requests":
+        return 1.0
+    if budget.unit == "usd":
+        return entry.cost(usage) if entry is not None else 0.0
+    weight = budget.tier_weights.get(entry.tier, 1.0) if entry is not None else 1.0
+    return usage.total_tokens * weight
