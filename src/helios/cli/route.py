@@ -1,0 +1,102 @@
+"""``helios route``: explain where the economic router would send a prompt, calling no model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from helios.catalog import Catalog
+from helios.cli.context import cli_context, console_out
+from helios.errors import ConfigError
+from helios.governance.router import EconomicRouter, Route
+from helios.governance.routing_config import RouterSettings
+from helios.messages import Request, SamplingParams
+from helios.providers.registry import ProviderRegistry
+from helios.settings import Settings
+
+
+def router_settings(settings: Settings) -> RouterSettings:
+    """The ``router`` section, or the defaults while the settings have none."""
+    configured = getattr(settings, "router", None)
+    return configured if isinstance(configured, RouterSettings) else RouterSettings()
+
+
+def route(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(help="The prompt to route.")],
+    task_type: Annotated[str, typer.Option("--task-type", "-t", help="Task type.")] = "general",
+    persona: Annotated[str | None, typer.Option("--persona", "-p", help="Persona.")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="Expected reply length cap.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Explain the router's choice for a prompt: score, features, tier, model, fallbacks."""
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty")
+    settings = cli_context(ctx).settings()
+    catalog = Catalog.load(settings.catalog_files)
+    policy = router_settings(settings)
+    router = EconomicRouter(ProviderRegistry(settings, catalog), catalog, settings.tiers, policy)
+    request = Request.of(
+        prompt,
+        model="auto",
+        task_type=task_type,
+        persona=persona,
+        params=SamplingParams(max_tokens=max_tokens),
+    )
+    decision = asyncio.run(router.decide(request))
+    if as_json:
+        sys.stdout.write(json.dumps(_as_dict(decision, policy), indent=2) + "\n")
+        return
+    _print(decision, policy)
+
+
+def _as_dict(decision: Route, policy: RouterSettings) -> dict[str, Any]:
+    return {
+        "score": decision.score,
+        "features": {
+            name: {
+                "value": value,
+                "weight": policy.feature_weights.get(name, 0.0),
+                "contribution": decision.contributions.get(name, 0.0),
+            }
+            for name, value in decision.features.items()
+        },
+        "thresholds": {"strong_above": policy.strong_above, "fast_above": policy.fast_above},
+        "scored_tier": decision.scored_tier,
+        "budget": decision.budget,
+        "tier": decision.tier,
+        "model": decision.model,
+        "reason": decision.reason,
+        "skipped": list(decision.skipped),
+        "fallbacks": [{"tier": hop.tier, "model": hop.spec} for hop in decision.fallbacks],
+    }
+
+
+def _print(decision: Route, policy: RouterSettings) -> None:
+    table = Table(title=f"complexity score {decision.score:.3f}")
+    table.add_column("feature", no_wrap=True)
+    for numeric in ("value", "weight", "contribution"):
+        table.add_column(numeric, justify="right", no_wrap=True)
+    for name, value in decision.features.items():
+        weight = policy.feature_weights.get(name, 0.0)
+        contribution = decision.contributions.get(name, 0.0)
+        table.add_row(name, f"{value:.3f}", f"{weight:.2f}", f"{contribution:.3f}")
+    console_out.print(table)
+    lines = [
+        f"thresholds: strong > {policy.strong_above:g}, fast > {policy.fast_above:g}, else local",
+        f"score picks: {decision.scored_tier}",
+        f"budget: {decision.budget}",
+        *(f"health: {reason}" for reason in decision.skipped),
+        f"chosen: {decision.tier} -> {decision.model}",
+        "fallbacks: "
+        + (" -> ".join(f"{hop.tier} ({hop.spec})" for hop in decision.fallbacks) or "none"),
+    ]
+    for line in lines:
+        console_out.print(line, markup=False, soft_wrap=True)

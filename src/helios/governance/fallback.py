@@ -1,0 +1,81 @@
+"""``FallbackProvider``: try providers in order until one answers; itself a provider.
+
+A provider's failure moves the call to the next one when the error is retryable (rate
+limits, timeouts, outages) or an :class:`~helios.errors.AuthenticationError` (another
+provider holds other credentials). A :class:`~helios.errors.BadRequest` does not fall back:
+the same request would be refused again. A stream falls back only before its first chunk:
+once the caller has seen text, switching models would splice two different replies.
+When every provider fails, the last error is raised.
+
+The providers belong to whoever built them (usually the registry), so ``aclose()`` here
+closes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from helios.errors import (
+    AuthenticationError,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from helios.messages import Chunk, Completion, Request
+from helios.providers.base import Provider
+
+FallbackHandler = Callable[[Provider, ProviderError, Provider], None]
+"""``on_fallback(failed, error, next_provider)``: told before each switch; must not block."""
+
+_FALLS_BACK = (AuthenticationError, ProviderUnavailable, RateLimited, ProviderTimeout)
+
+
+def falls_back(error: BaseException) -> bool:
+    """Whether another provider may succeed where this error happened."""
+    return isinstance(error, ProviderError) and (error.retryable or isinstance(error, _FALLS_BACK))
+
+
+def _ignore(_failed: Provider, _error: ProviderError, _next: Provider) -> None:
+    return None
+
+
+class FallbackProvider(Provider):
+    def __init__(
+        self, providers: Sequence[Provider], *, on_fallback: FallbackHandler | None = None
+    ) -> None:
+        if not providers:
+            raise ValueError("a fallback chain needs at least one provider")
+        self.providers = list(providers)
+        self.on_fallback = on_fallback or _ignore
+        self.name = "fallback"
+        self.model = ",".join(provider.spec for provider in self.providers)
+
+    def _next_after(self, index: int, error: ProviderError) -> Provider | None:
+        """The provider to try after ``providers[index]`` failed with ``error``, if any."""
+        if not falls_back(error) or index + 1 >= len(self.providers):
+            return None
+        following = self.providers[index + 1]
+        self.on_fallback(self.providers[index], error, following)
+        return following
+
+    async def complete(self, request: Request) -> Completion:
+        for index, provider in enumerate(self.providers):
+            try:
+                return await provider.complete(request)
+            except ProviderError as error:
+                if self._next_after(index, error) is None:
+                    raise
+        raise AssertionError("unreachable: the last provider returns or raises")
+
+    async def stream(self, request: Request) -> AsyncIterator[Chunk]:
+        for index, provider in enumerate(self.providers):
+            started = False
+            try:
+                async for chunk in provider.stream(request):
+                    started = True
+                    yield chunk
+                return
+            except ProviderError as error:
+                if started or self._next_after(index, error) is None:
+                    raise
