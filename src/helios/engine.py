@@ -10,8 +10,9 @@ entry. Each step is its own method so the router (inside ``_provider_for``), the
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,13 +20,18 @@ from helios.cache.backends.base import CacheBackend
 from helios.cache.backends.memory import MemoryBackend
 from helios.cache.backends.sqlite import SQLiteBackend
 from helios.cache.exact import CachedReply, ExactCache
-from helios.catalog import Catalog
+from helios.catalog import Catalog, Tier
+from helios.errors import BudgetExceeded
+from helios.governance.governor import Governor, Priority, Reservation
+from helios.governance.router import EconomicRouter
+from helios.ledger.sink import EventSink
 from helios.messages import Chunk, Completion, Request
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.registry import ProviderRegistry
 from helios.settings import CacheSettings, Settings
 
 CACHE_LAYER = "L2"
+_MAX_ADMISSION_ROUNDS = 4  # a downgrade or a wait, then ask again; never loop forever
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +61,45 @@ class Engine:
         catalog: Catalog,
         *,
         cache: ExactCache | None = None,
+        governor: Governor | None = None,
+        tiers: Mapping[Tier, str] | None = None,
         observers: Sequence[CallObserver] = (),
     ) -> None:
         self.registry = registry
         self.catalog = catalog
         self.cache = cache
+        self.governor = governor
+        self.tiers = dict(tiers or {})
         self.observers = list(observers)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, observers: Sequence[CallObserver] = ()) -> Engine:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        sink: EventSink | None = None,
+        observers: Sequence[CallObserver] = (),
+    ) -> Engine:
+        """The engine the settings describe. ``sink`` receives routing and budget events."""
         catalog = Catalog.load(settings.catalog_files)
-        cache = response_cache(settings.cache)
-        return cls(ProviderRegistry(settings, catalog), catalog, cache=cache, observers=observers)
+        registry = ProviderRegistry(settings, catalog)
+        # "auto" (as a model spec) lets the economic router choose per call
+        router = EconomicRouter(registry, catalog, settings.tiers, settings.router, sink=sink)
+        registry.add(router)
+        registry.alias("auto", router.spec)
+        governor = (
+            Governor.from_settings(settings.governor, catalog, sink=sink)
+            if settings.governor.enabled and settings.governor.budgets
+            else None
+        )
+        return cls(
+            registry,
+            catalog,
+            cache=response_cache(settings.cache),
+            governor=governor,
+            tiers=settings.tiers,
+            observers=observers,
+        )
 
     async def complete(self, request: Request) -> Completion:
         """The whole reply in one piece (the provider's non-streaming call)."""
@@ -77,14 +110,16 @@ class Engine:
             completion = self._from_cache(cached, elapsed, elapsed, streamed=False)
             self._notify(request, completion.provider, completion.model, completion, None, started)
             return completion
-        provider = self._provider_for(request)
+        provider, reservation = await self._admit(request, self._provider_for(request))
         try:
             reply = await provider.complete(request)
         except BaseException as exc:
+            await self._release(reservation)
             self._notify(request, provider.name, provider.model, None, exc, started)
             raise
         elapsed = time.perf_counter() - started
         completion = self._finish(reply, ttft_s=elapsed, duration_s=elapsed, streamed=False)
+        await self._commit(reservation, completion)
         await self._store(key, request, completion, None)
         self._notify(request, provider.name, provider.model, completion, None, started)
         return completion
@@ -95,6 +130,8 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        if self.governor is not None:
+            await self.governor.close()
         if self.cache is not None:
             await self.cache.aclose()
 
@@ -136,6 +173,50 @@ class Engine:
 
     def _provider_for(self, request: Request) -> Provider:
         return self.registry.resolve(request.model)
+
+    async def _admit(
+        self, request: Request, provider: Provider
+    ) -> tuple[Provider, Reservation | None]:
+        """Ask the governor: go ahead, go cheaper, wait, or refuse (``BudgetExceeded``).
+
+        A deferred call waits in its own coroutine, so other calls carry on meanwhile.
+        """
+        if self.governor is None:
+            return provider, None
+        priority: Priority = "high" if request.metadata.get("priority") == "high" else "normal"
+        for _ in range(_MAX_ADMISSION_ROUNDS):
+            name, model = await self._concrete(request, provider)
+            reservation = await self.governor.reserve(request, name, model, priority=priority)
+            if reservation.decision == "allow":
+                return provider, reservation
+            if reservation.decision == "defer":
+                await asyncio.sleep(reservation.eta_s or 0.0)
+            elif reservation.suggested_tier in self.tiers:  # downgrade
+                provider = self.registry.resolve(self.tiers[reservation.suggested_tier])
+            else:
+                break
+        raise BudgetExceeded(
+            f"no budget for {request.model or 'the default model'} after "
+            f"{_MAX_ADMISSION_ROUNDS} tries",
+            account="-",
+            window="-",
+            resets_at=None,
+        )
+
+    async def _concrete(self, request: Request, provider: Provider) -> tuple[str, str]:
+        """The provider and model a call will really use: the router's choice for ``auto``."""
+        if isinstance(provider, EconomicRouter):
+            name, _, model = (await provider.decide(request)).model.partition(":")
+            return name, model
+        return provider.name, provider.model
+
+    async def _commit(self, reservation: Reservation | None, completion: Completion) -> None:
+        if reservation is not None and self.governor is not None:
+            await self.governor.commit(reservation, completion.usage)
+
+    async def _release(self, reservation: Reservation | None) -> None:
+        if reservation is not None and self.governor is not None:
+            await self.governor.release(reservation)
 
     def _finish(
         self, reply: Completion, *, ttft_s: float, duration_s: float, streamed: bool
@@ -195,7 +276,9 @@ class CompletionStream:
             async for chunk in self._replay(cached, started):
                 yield chunk
             return
-        provider = engine._provider_for(self.request)
+        provider, reservation = await engine._admit(
+            self.request, engine._provider_for(self.request)
+        )
         assembler = StreamAssembler(provider.name, provider.model)
         ttft_s: float | None = None
         try:
@@ -205,6 +288,7 @@ class CompletionStream:
                 assembler.add(chunk)
                 yield chunk
         except BaseException as exc:
+            await engine._release(reservation)
             engine._notify(self.request, provider.name, provider.model, None, exc, started)
             raise
         duration_s = time.perf_counter() - started
@@ -214,6 +298,7 @@ class CompletionStream:
             duration_s=duration_s,
             streamed=True,
         )
+        await engine._commit(reservation, self.completion)
         await engine._store(key, self.request, self.completion, assembler.parts)
         engine._notify(self.request, provider.name, provider.model, self.completion, None, started)
 

@@ -26,6 +26,8 @@ from pydantic_settings import (
 
 from helios.catalog import Tier
 from helios.errors import ConfigError
+from helios.governance.config import GovernorSettings
+from helios.governance.routing_config import RouterSettings
 
 DEFAULT_CONFIG_FILE = "helios.yaml"
 ProviderKind = Literal["anthropic", "openai", "gemini", "llamacpp"]
@@ -265,6 +267,8 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     flags: FlagSettings = Field(default_factory=FlagSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    governor: GovernorSettings = Field(default_factory=GovernorSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()

@@ -138,3 +138,27 @@ def test_ctrl_c_during_a_stream_exits_130_without_traceback(
     assert process.returncode == 130
     assert b"Traceback" not in stderr
     assert b"interrupted" in stderr
+
+
+def test_ask_as_a_specialist_persona(run_cli: RunCli, sim: SimServer, tmp_path: Path) -> None:
+    write_config(tmp_path, sim.base_url)
+    result = run_cli(
+        "ask",
+        "A coffee brand for night owls",
+        "--persona",
+        "bard",
+        "--model",
+        "openai:gpt-5.4-mini",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    [request] = [r for r in sim.state.requests if r.protocol == "openai"][-1:]
+    body = request.body
+    assert body["messages"][0]["role"] == "system"  # the persona's system text
+    assert "A coffee brand for night owls" in body["messages"][-1]["content"]
+
+
+def test_ask_with_an_unknown_persona(run_cli: RunCli) -> None:
+    result = run_cli("ask", "hi", "--persona", "nobody")
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "unknown persona 'nobody'", "bard", "zeitgeist")

@@ -10,7 +10,20 @@ import typer
 from typer.exceptions import TyperException
 
 from helios._version import __version__
-from helios.cli import ask, flags, ledger, models, monitor, run, serve, sim
+from helios.cli import (
+    ask,
+    budget,
+    dag,
+    flags,
+    ledger,
+    models,
+    monitor,
+    plan,
+    route,
+    run,
+    serve,
+    sim,
+)
 from helios.cli.context import CliContext, console_err, print_error
 from helios.errors import ConfigError, HeliosError, InputError
 
@@ -56,6 +69,10 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(flags.app, name="flags")
 app.command("monitor")(monitor.monitor)
 app.command("serve")(serve.serve)
+app.command("plan")(plan.plan)
+app.add_typer(dag.app, name="dag")
+app.command("budget")(budget.budget)
+app.command("route")(route.route)
 
 
 def main() -> None:

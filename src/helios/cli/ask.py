@@ -13,6 +13,7 @@ from helios.cli.context import cli_context, console_err
 from helios.engine import Engine
 from helios.errors import ConfigError
 from helios.messages import Completion, Request, SamplingParams
+from helios.settings import Settings
 
 
 def ask(
@@ -22,6 +23,10 @@ def ask(
         str | None, typer.Option("--model", "-m", help="Model spec, catalogue id or alias.")
     ] = None,
     system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    persona: Annotated[
+        str | None,
+        typer.Option("--persona", "-p", help="Answer as a persona, e.g. zeitgeist or bard."),
+    ] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1)] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0)] = None,
     no_stream: Annotated[
@@ -33,12 +38,27 @@ def ask(
     if not prompt.strip():
         raise ConfigError("the prompt is empty")
     settings = cli_context(ctx).settings()
-    request = Request.of(
-        prompt,
-        model=model or "",
-        system=system,
-        params=SamplingParams(max_tokens=max_tokens, temperature=temperature),
-    )
+    if persona is not None:
+        request = _persona_request(persona, prompt, settings, model)
+        if system is not None or max_tokens is not None or temperature is not None:
+            update = {
+                "system": system or request.system,
+                "params": request.params.model_copy(
+                    update={
+                        k: v
+                        for k, v in (("max_tokens", max_tokens), ("temperature", temperature))
+                        if v is not None
+                    }
+                ),
+            }
+            request = request.model_copy(update=update)
+    else:
+        request = Request.of(
+            prompt,
+            model=model or "",
+            system=system,
+            params=SamplingParams(max_tokens=max_tokens, temperature=temperature),
+        )
     streaming = not (no_stream or as_json)
     completion = asyncio.run(_ask(Engine.from_settings(settings), request, streaming))
     if as_json:
@@ -49,6 +69,19 @@ def ask(
     sys.stdout.write("\n")
     sys.stdout.flush()
     console_err.print(_summary(completion), style="dim", soft_wrap=True)
+
+
+def _persona_request(name: str, prompt: str, settings: Settings, model: str | None) -> Request:
+    """The persona's system text and template, with the prompt as its goal."""
+    from helios.pipeline.personas import load_personas
+
+    personas = load_personas(settings)
+    if name not in personas:
+        raise ConfigError(f"unknown persona '{name}': choose one of {', '.join(sorted(personas))}")
+    chosen = personas[name]
+    values = {field: "" for field in chosen.placeholders}
+    values["goal"] = prompt
+    return chosen.request(values, model=chosen.model_spec(settings, model), task_type="ask")
 
 
 async def _ask(engine: Engine, request: Request, streaming: bool) -> Completion:

@@ -47,6 +47,7 @@ class ProviderRegistry:
             kind: _lazy_factory(module) for kind, module in BUILTIN_ADAPTERS.items()
         }
         self._providers: dict[tuple[str, str], Provider] = {}
+        self._aliases: dict[str, str] = {}
         # resolve() may run in a worker thread (the pipeline prepares providers ahead of
         # use) while the event loop resolves too: one provider per spec, never two.
         self._lock = threading.Lock()
@@ -55,6 +56,10 @@ class ProviderRegistry:
     def register_factory(self, name: str, factory: ProviderFactory) -> None:
         """Make ``name:<model>`` specs build providers with ``factory``."""
         self._factories[name] = factory
+
+    def alias(self, name: str, spec: str) -> None:
+        """A built-in alias (e.g. ``auto`` -> ``router:auto``); the settings' aliases win."""
+        self._aliases[name] = spec
 
     def add(self, provider: Provider) -> None:
         """Serve ``provider.name:provider.model`` with this ready-made provider (tests, doubles)."""
@@ -71,9 +76,10 @@ class ProviderRegistry:
         original = spec
         spec = spec or self.settings.default_model
         for _ in range(_MAX_ALIAS_DEPTH):
-            if spec not in self.settings.aliases:
+            target = self.settings.aliases.get(spec) or self._aliases.get(spec)
+            if target is None:
                 break
-            spec = self.settings.aliases[spec]
+            spec = target
         else:
             raise ConfigError(f"aliases: '{original}' expands in a loop")
         prefix, sep, rest = spec.partition(":")
