@@ -109,11 +109,14 @@ class Usage(_Frozen):
 
 
 class Chunk(_Frozen):
-    """A piece of a streamed reply. The last chunk of a stream carries usage and finish."""
+    """A piece of a streamed reply. The last chunk of a stream carries usage and finish,
+    and, from wrappers that choose among providers (router, fallback chain), who answered."""
 
     text: str = ""
     usage: Usage | None = None
     finish_reason: FinishReason | None = None
+    provider: str | None = None
+    model: str | None = None
 
 
 class Completion(_Frozen):

@@ -124,3 +124,14 @@ async def test_dag_admission_defers_until_a_reset_or_rejects() -> None:
     assert rejected.action == "reject" and "resets" in rejected.reason
     waiting = await GovernorAdmission(governor, max_defer_s=10 * 3600).admit(task)
     assert waiting.action == "defer" and 0 < waiting.eta_s <= 18000
+
+
+async def test_a_routed_stream_reports_the_model_that_answered() -> None:
+    engine, _, sink, _ = world(limit=100_000)
+    stream = engine.stream(ask("auto"))
+    async for _ in stream:
+        pass
+    assert stream.completion is not None
+    [route] = sink.of_type(RouteDecision)
+    assert f"{stream.completion.provider}:{stream.completion.model}" == route.model
+    assert stream.completion.cost_usd is not None  # priced: the catalogue knows the model

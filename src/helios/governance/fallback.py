@@ -74,6 +74,11 @@ class FallbackProvider(Provider):
             try:
                 async for chunk in provider.stream(request):
                     started = True
+                    if chunk.finish_reason is not None and chunk.provider is None:
+                        # the caller only knows it called the chain: say who answered
+                        chunk = chunk.model_copy(
+                            update={"provider": provider.name, "model": provider.model}
+                        )
                     yield chunk
                 return
             except ProviderError as error:

@@ -54,6 +54,8 @@ class StreamAssembler:
             self.usage = chunk.usage
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
+        if chunk.provider is not None and chunk.model is not None:
+            self.provider, self.model = chunk.provider, chunk.model
 
     @property
     def text(self) -> str:
