@@ -23,7 +23,7 @@ from helios.cache.exact import CachedReply, ExactCache
 from helios.catalog import Catalog, Tier
 from helios.errors import BudgetExceeded
 from helios.governance.governor import Governor, Priority, Reservation
-from helios.governance.router import EconomicRouter
+from helios.governance.router import EconomicRouter, ObservationSource
 from helios.ledger.sink import EventSink
 from helios.messages import Chunk, Completion, Request
 from helios.providers.base import Provider, StreamAssembler
@@ -78,13 +78,23 @@ class Engine:
         settings: Settings,
         *,
         sink: EventSink | None = None,
+        observations: ObservationSource | None = None,
         observers: Sequence[CallObserver] = (),
     ) -> Engine:
-        """The engine the settings describe. ``sink`` receives routing and budget events."""
+        """The engine the settings describe. ``sink`` receives routing and budget events;
+        ``observations`` (model health from the ledger) steer the router away from failing
+        models."""
         catalog = Catalog.load(settings.catalog_files)
         registry = ProviderRegistry(settings, catalog)
         # "auto" (as a model spec) lets the economic router choose per call
-        router = EconomicRouter(registry, catalog, settings.tiers, settings.router, sink=sink)
+        router = EconomicRouter(
+            registry,
+            catalog,
+            settings.tiers,
+            settings.router,
+            observations=observations,
+            sink=sink,
+        )
         registry.add(router)
         registry.alias("auto", router.spec)
         governor = (

@@ -9,6 +9,7 @@ makes its events durable and closes what it opened.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -18,9 +19,11 @@ from helios.cache.backends.memory import MemoryBackend
 from helios.embeddings.base import Embedder, embedder_name_for
 from helios.engine import Engine
 from helios.errors import LedgerError
+from helios.governance.router import ModelObservations
 from helios.ledger.factory import open_store
 from helios.ledger.flags import FlagRegistry
 from helios.ledger.sink import EventSink, FanOut
+from helios.ledger.store import EventQuery, LedgerStore
 from helios.ledger.writer import LedgerWriter
 from helios.pipeline.dialectic import DialecticPipeline
 from helios.pipeline.documents import Document, load_documents
@@ -29,6 +32,7 @@ from helios.pipeline.results import DialecticResult, PipelineObserver
 from helios.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
+HEALTH_WINDOW_S = 3600.0  # how far back the router looks at each model's errors
 
 
 def local_embedder_factory(settings: Settings) -> Embedder:
@@ -87,6 +91,7 @@ async def run_dialectic(
     async with AsyncExitStack() as stack:
         writer: LedgerWriter | None = None
         flags: FlagRegistry | None = None
+        observations: ModelObservations | None = None
         if settings.ledger.enabled:
             store = open_store(settings.ledger)
             stack.push_async_callback(store.aclose)
@@ -98,12 +103,13 @@ async def run_dialectic(
             stack.push_async_callback(_close_quietly, writer)
             flags = FlagRegistry(store, settings, poll_interval_s=settings.flags.poll_interval_s)
             settings = await flags.current()
+            observations = await _recent_health(store)
+        sinks = [s for s in (writer, sink) if s is not None]
         if engine is None:
-            engine = Engine.from_settings(settings)
+            engine = Engine.from_settings(settings, sink=FanOut(sinks), observations=observations)
             stack.push_async_callback(engine.aclose)
         gatherer = build_gatherer(settings, engine)
         stack.push_async_callback(gatherer.aclose)
-        sinks = [s for s in (writer, sink) if s is not None]
         pipeline = DialecticPipeline(
             engine,
             settings,
@@ -118,6 +124,18 @@ async def run_dialectic(
         finally:
             if writer is not None:
                 await _flush(writer)
+
+
+async def _recent_health(store: LedgerStore) -> ModelObservations | None:
+    """What the ledger saw of each model in the last hour, for the router; a ledger that
+    cannot be read leaves the router without it rather than failing the run."""
+    kinds = ["persona_llm_run", "error", "route_decision"]
+    try:
+        events = await store.query(EventQuery(since=time.time() - HEALTH_WINDOW_S, types=kinds))
+    except LedgerError as exc:
+        logger.warning("ledger unavailable, routing without model health: %s", exc)
+        return None
+    return ModelObservations.from_events(events)
 
 
 async def _flush(writer: LedgerWriter) -> None:
