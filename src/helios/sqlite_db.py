@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,9 +78,7 @@ class SQLiteDatabase:
             self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         try:
-            (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode!r})")
+            self._enable_wal(connection)
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
             for pragma in self.pragmas:
                 connection.execute(pragma)
@@ -89,6 +88,21 @@ class SQLiteDatabase:
             raise
         self._connection = connection
         return connection
+
+    def _enable_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting out a concurrent opener: on a new file SQLite can answer
+        "database is locked" to this pragma at once, without its busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)  # a worker thread: sleeping here blocks no event loop
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode!r})")
 
     def _close(self) -> None:
         with self._lock:
