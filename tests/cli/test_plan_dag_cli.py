@@ -18,6 +18,7 @@ from helios.messages import Request
 from helios.providers.function import FunctionProvider, Reply
 from helios.providers.registry import ProviderRegistry
 from helios.settings import Settings
+from helios.sim import SimServer
 from tests.cli.conftest import RunCli
 
 PLAN = {
@@ -160,3 +161,21 @@ def test_bad_dag_file_is_one_line_exit_2(
     assert len(lines) == 1, result.stderr
     assert "bad.yaml" in lines[0] and problem in lines[0]
     assert provider.calls == []
+
+
+def test_dag_runs_are_recorded_in_the_ledger(
+    run_cli: RunCli, sim: SimServer, tmp_path: Path
+) -> None:
+    (tmp_path / "helios.yaml").write_text(
+        "default_model: openai:gpt-5.4-mini\n"
+        f"providers:\n  openai: {{base_url: '{sim.base_url}/v1', api_key: test, max_retries: 0}}\n"
+    )
+    (tmp_path / "two.yaml").write_text(
+        "name: two\ntasks:\n  - {id: a, persona: bard, prompt: 'x {goal}'}\n"
+        "  - {id: b, persona: zeitgeist, prompt: 'y {a}', depends_on: [a]}\n"
+    )
+    result = run_cli("dag", "run", "two.yaml", "--goal", "tea")
+    assert result.exit_code == 0, result.stderr
+    summary = run_cli("ledger", "export")
+    types = [json.loads(line)["type"] for line in summary.stdout.splitlines() if line.strip()]
+    assert types[0] == "task_started" and types[-1] == "task_finished"

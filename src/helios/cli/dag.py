@@ -15,11 +15,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from helios.cli.context import cli_context, console_out
-from helios.engine import Engine
 from helios.governance.admission import admission_for
-from helios.ledger.sink import MemorySink
 from helios.pipeline.dag import Dag, load_dag
 from helios.pipeline.personas import load_personas
+from helios.pipeline.runner import ledger_session
 from helios.pipeline.runners import EngineTaskRunner
 from helios.pipeline.scheduler import DagResult, DagScheduler, TaskResult
 from helios.settings import Settings
@@ -57,15 +56,16 @@ def run(
 
 async def run_dag(dag: Dag, settings: Settings, *, goal: str = "") -> DagResult:
     """Run ``dag`` on an engine built from ``settings`` and closed afterwards."""
-    engine = Engine.from_settings(settings)
-    runner = EngineTaskRunner(engine, settings)
-    try:
-        admission = admission_for(engine.governor)
-        scheduler = DagScheduler(runner, sink=MemorySink(), admission=admission)
-        return await scheduler.run(dag, goal=goal)
-    finally:
-        await runner.aclose()
-        await engine.aclose()
+    async with ledger_session(settings) as session:
+        engine = session.engine()
+        runner = EngineTaskRunner(engine, session.settings, sink=session.sink)
+        try:
+            admission = admission_for(engine.governor)
+            scheduler = DagScheduler(runner, sink=session.sink, admission=admission)
+            return await scheduler.run(dag, goal=goal)
+        finally:
+            await runner.aclose()
+            await engine.aclose()
 
 
 def print_dag_result(result: DagResult, dag: Dag, console: Console) -> None:

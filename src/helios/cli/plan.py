@@ -15,13 +15,12 @@ from rich.tree import Tree
 
 from helios.cli.context import cli_context, console_err, console_out
 from helios.cli.dag import EXIT_FAILED, print_dag_result
-from helios.engine import Engine
 from helios.governance.admission import admission_for
-from helios.ledger.sink import MemorySink
 from helios.pipeline.dag import Dag
 from helios.pipeline.planner import PlanResult
 from helios.pipeline.planner import execute as execute_plan
 from helios.pipeline.planner import plan as make_plan
+from helios.pipeline.runner import ledger_session
 from helios.settings import Settings
 
 
@@ -63,21 +62,27 @@ def _write_json(document: dict[str, Any]) -> None:
 
 
 async def _plan_only(goal: str, settings: Settings) -> Dag:
-    engine = Engine.from_settings(settings)
-    try:
-        return await make_plan(goal, engine, settings)
-    finally:
-        await engine.aclose()
+    async with ledger_session(settings) as session:
+        engine = session.engine()
+        try:
+            return await make_plan(goal, engine, session.settings)
+        finally:
+            await engine.aclose()
 
 
 async def _plan_and_execute(goal: str, settings: Settings) -> PlanResult:
-    engine = Engine.from_settings(settings)
-    try:
-        return await execute_plan(
-            goal, engine, settings, sink=MemorySink(), admission=admission_for(engine.governor)
-        )
-    finally:
-        await engine.aclose()
+    async with ledger_session(settings) as session:
+        engine = session.engine()
+        try:
+            return await execute_plan(
+                goal,
+                engine,
+                session.settings,
+                sink=session.sink,
+                admission=admission_for(engine.governor),
+            )
+        finally:
+            await engine.aclose()
 
 
 def print_plan(dag: Dag, console: Console) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from helios.cache.backends.base import CacheBackend
@@ -89,24 +90,10 @@ async def run_dialectic(
     settings = settings if settings is not None else load_settings()
     documents = await load_docs(docs, settings)
     async with AsyncExitStack() as stack:
-        writer: LedgerWriter | None = None
-        flags: FlagRegistry | None = None
-        observations: ModelObservations | None = None
-        if settings.ledger.enabled:
-            store = open_store(settings.ledger)
-            stack.push_async_callback(store.aclose)
-            writer = LedgerWriter(
-                store,
-                batch_size=settings.ledger.batch_size,
-                flush_interval_s=settings.ledger.flush_interval_s,
-            )
-            stack.push_async_callback(_close_quietly, writer)
-            flags = FlagRegistry(store, settings, poll_interval_s=settings.flags.poll_interval_s)
-            settings = await flags.current()
-            observations = await _recent_health(store)
-        sinks = [s for s in (writer, sink) if s is not None]
+        session = await stack.enter_async_context(ledger_session(settings, sink))
+        settings = session.settings
         if engine is None:
-            engine = Engine.from_settings(settings, sink=FanOut(sinks), observations=observations)
+            engine = session.engine()
             stack.push_async_callback(engine.aclose)
         gatherer = build_gatherer(settings, engine)
         stack.push_async_callback(gatherer.aclose)
@@ -114,16 +101,59 @@ async def run_dialectic(
             engine,
             settings,
             gatherer,
-            sink=FanOut(sinks),
+            sink=session.sink,
             observer=observer,
             model_override=model,
-            settings_source=flags,
+            settings_source=session.flags,
+        )
+        return await pipeline.run(goal, documents)
+
+
+@dataclass
+class LedgerSession:
+    """What a run gets from the ledger: settings with flag overrides applied, a sink that
+    records (plus the caller's), the flag registry, and the models' recent health."""
+
+    settings: Settings
+    sink: EventSink
+    flags: FlagRegistry | None
+    observations: ModelObservations | None
+
+    def engine(self) -> Engine:
+        """An engine whose routing and budget decisions are recorded too."""
+        return Engine.from_settings(self.settings, sink=self.sink, observations=self.observations)
+
+
+@asynccontextmanager
+async def ledger_session(
+    settings: Settings, sink: EventSink | None = None
+) -> AsyncIterator[LedgerSession]:
+    """Open the ledger for one run (``helios run``, ``plan``, ``dag run``); on the way out
+    its events are made durable, then the writer and store are closed."""
+    if not settings.ledger.enabled:
+        yield LedgerSession(settings, FanOut([sink] if sink else []), None, None)
+        return
+    store = open_store(settings.ledger)
+    writer = LedgerWriter(
+        store,
+        batch_size=settings.ledger.batch_size,
+        flush_interval_s=settings.ledger.flush_interval_s,
+    )
+    try:
+        flags = FlagRegistry(store, settings, poll_interval_s=settings.flags.poll_interval_s)
+        session = LedgerSession(
+            await flags.current(),
+            FanOut([writer, sink] if sink else [writer]),
+            flags,
+            await _recent_health(store),
         )
         try:
-            return await pipeline.run(goal, documents)
+            yield session
         finally:
-            if writer is not None:
-                await _flush(writer)
+            await _flush(writer)
+    finally:
+        await _close_quietly(writer)
+        await store.aclose()
 
 
 async def _recent_health(store: LedgerStore) -> ModelObservations | None:
