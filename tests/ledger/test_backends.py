@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from helios.errors import ConfigError, LedgerError
+from helios.ledger.config import LedgerSettings
 from helios.ledger.events import ErrorEvent
 from helios.ledger.factory import open_store
 from helios.ledger.migrations import MIGRATIONS
 from helios.ledger.postgres import PostgresLedgerStore
 from helios.ledger.sqlite import SQLiteLedgerStore
-from helios.settings import LedgerSettings
 from tests.ledger.conftest import Ledger, postgres_url, task_events
 
 

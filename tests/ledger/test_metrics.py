@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from helios.ledger.config import MonitorRule
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -25,7 +26,6 @@ from helios.ledger.events import (
 from helios.ledger.metrics import HeliosMetrics
 from helios.ledger.monitor import HealthReport, Measure, RuleOutcome
 from helios.ledger.sink import FanOut, MemorySink
-from helios.settings import MonitorRule
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "helios.json"
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from helios.ledger.alerts import Alerter
+from helios.ledger.config import MonitorRule, MonitorSettings
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -30,7 +31,6 @@ from helios.ledger.events import (
 )
 from helios.ledger.memory import MemoryLedgerStore
 from helios.ledger.monitor import HealthMonitor, measure, percentile
-from helios.settings import MonitorRule, MonitorSettings
 
 NOW = 1_700_000_000.0
 

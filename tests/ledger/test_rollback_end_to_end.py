@@ -5,6 +5,7 @@ later tasks run sequentially, and the flag_changed event says why."""
 from pathlib import Path
 
 from helios.errors import ProviderUnavailable
+from helios.ledger.config import MonitorSettings
 from helios.ledger.events import AsyncFallback, FlagChanged, TaskStarted
 from helios.ledger.flags import FlagRegistry
 from helios.ledger.monitor import HealthMonitor
@@ -13,7 +14,6 @@ from helios.ledger.store import EventQuery
 from helios.ledger.writer import LedgerWriter
 from helios.messages import Request
 from helios.pipeline.dialectic import DialecticPipeline
-from helios.settings import MonitorSettings
 from tests.pipeline.helpers import Personas, ScriptedGatherer, make_world, pipeline_settings
 
 GOAL = "Should a five-person startup adopt microservices?"

@@ -18,7 +18,8 @@ from rich.table import Table
 
 from helios.cli.context import cli_context, console_out
 from helios.errors import ConfigError
-from helios.settings import MonitorSettings, Settings
+from helios.ledger.config import MonitorSettings
+from helios.settings import Settings
 
 if TYPE_CHECKING:
     from helios.ledger.metrics import HeliosMetrics

@@ -10,9 +10,9 @@ store either way.
 from __future__ import annotations
 
 from helios.errors import ConfigError, MissingDependency
+from helios.ledger.config import LedgerSettings
 from helios.ledger.sqlite import SQLiteLedgerStore
 from helios.ledger.store import LedgerStore
-from helios.settings import LedgerSettings
 
 
 def open_store(settings: LedgerSettings) -> LedgerStore:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from helios.errors import HeliosError
+from helios.ledger.config import MonitorRule, MonitorSettings
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -37,7 +38,6 @@ from helios.ledger.events import (
 )
 from helios.ledger.flags import validate_flag_value
 from helios.ledger.store import EventQuery, LedgerStore
-from helios.settings import MonitorRule, MonitorSettings
 
 if TYPE_CHECKING:
     from helios.ledger.alerts import Alerter

@@ -1,0 +1,69 @@
+"""Settings of the ledger, the feature flags and the health monitor (part of ``Settings``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LedgerSettings(_Section):
+    enabled: bool = True
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    path: Path | None = Field(default=None, description="SQLite file; default: user data dir")
+    postgres_url: str | None = Field(
+        default=None, description="postgresql://... (backend postgres)"
+    )
+    batch_size: int = Field(default=500, ge=1)
+    flush_interval_s: float = Field(default=0.05, gt=0)
+
+    def resolved_path(self) -> Path:
+        from helios.settings import data_dir  # at call time: settings imports this module
+
+        return self.path if self.path is not None else data_dir() / "ledger.sqlite3"
+
+
+class FlagSettings(_Section):
+    poll_interval_s: float = Field(
+        default=10.0, gt=0, description="how often running processes re-read overrides"
+    )
+
+
+MonitorMetric = Literal[
+    "async_fallback_rate", "error_rate", "second_pass_rate", "cache_hit_rate", "p95_latency_s"
+]
+
+
+class MonitorRule(_Section):
+    """``metric op threshold`` over the window, with at least ``min_samples`` tasks, sets
+    ``flag`` to ``value`` (a rollback)."""
+
+    metric: MonitorMetric
+    op: Literal[">", "<"] = ">"
+    threshold: float
+    min_samples: int = Field(default=20, ge=1)
+    flag: str = "async_thesis"
+    value: bool | int | float | str = False
+
+
+def _default_rules() -> list[MonitorRule]:
+    # The reference design's rollback rules for the async thesis.
+    return [
+        MonitorRule(metric="async_fallback_rate", threshold=0.10),
+        MonitorRule(metric="error_rate", threshold=0.05),
+    ]
+
+
+class MonitorSettings(_Section):
+    enabled: bool = Field(default=False, description="run the monitor inside `helios serve`")
+    hours: float = Field(default=1.0, gt=0)
+    interval_s: float = Field(default=60.0, gt=0)
+    rollback: bool = True
+    alert: bool = True
+    webhook_url: str | None = None
+    rules: list[MonitorRule] = Field(default_factory=_default_rules)
