@@ -21,7 +21,7 @@ from helios.cache.backends.memory import MemoryBackend
 from helios.cache.backends.sqlite import SQLiteBackend
 from helios.cache.exact import CachedReply, ExactCache
 from helios.catalog import Catalog, Tier
-from helios.errors import BudgetExceeded
+from helios.errors import BudgetExceeded, ConfigError
 from helios.governance.governor import Governor, Priority, Reservation
 from helios.governance.router import EconomicRouter, ObservationSource
 from helios.ledger.sink import EventSink
@@ -334,6 +334,12 @@ def response_cache(settings: CacheSettings) -> ExactCache | None:
     backend: CacheBackend
     if settings.backend == "memory":
         backend = MemoryBackend(max_entries=settings.max_entries)
+    elif settings.backend == "redis":
+        if not settings.redis_url:
+            raise ConfigError("cache.redis_url must be set when cache.backend is 'redis'")
+        from helios.cache.backends.redis import RedisBackend  # redis is an optional extra
+
+        backend = RedisBackend(settings.redis_url, prefix=settings.redis_prefix)
     else:
         backend = SQLiteBackend(settings.resolved_path(), max_entries=settings.max_entries)
     return ExactCache(backend, ttl_s=settings.ttl_s)

@@ -146,10 +146,14 @@ class CacheSettings(_Section):
     """The response cache (exact match, L2). ``RESPONSE_CACHE_ENABLED`` aliases ``enabled``."""
 
     enabled: bool = True
-    backend: Literal["sqlite", "memory"] = "sqlite"
+    backend: Literal["sqlite", "memory", "redis"] = "sqlite"
     path: Path | None = Field(default=None, description="SQLite file; default: user data dir")
     ttl_s: float = Field(default=3600.0, gt=0)
-    max_entries: int = Field(default=500, ge=1)
+    max_entries: int = Field(
+        default=500, ge=1, description="memory/SQLite; Redis uses the server's maxmemory"
+    )
+    redis_url: str | None = Field(default=None, description="required for backend redis")
+    redis_prefix: str = "helios:cache"
 
     def resolved_path(self) -> Path:
         return self.path if self.path is not None else data_dir() / "cache.sqlite3"

@@ -1,0 +1,169 @@
+"""The shared backend: one Redis server, seen by every process on every host that uses it.
+
+Keys are stored as ``<prefix>:<key>`` (prefix ``helios:cache``), values as raw bytes.
+Where Redis differs from the memory and SQLite backends:
+
+- **Expiry is the server's.** ``set`` passes the TTL as ``PX`` (milliseconds, rounded up),
+  so the server's clock decides, not the injected ``clock`` (kept for the contract only);
+  an expired key is gone for ``get``, ``scan``, ``count`` and ``delete`` alike.
+- **No ``max_entries``.** Size is bounded by the server's ``maxmemory`` with a policy such
+  as ``allkeys-lru`` (approximate LRU over the whole server, by memory rather than count)
+  or ``volatile-lru``; without one, entries live until they expire or are deleted.
+- **Scans are SCAN.** ``scan``/``count``/``delete_prefix`` walk the keyspace with
+  ``SCAN MATCH`` (never ``KEYS``), so they do not block the server but are not a snapshot:
+  a key written or removed meanwhile may or may not be seen. Keys come back unordered.
+
+Every driver error becomes :class:`CacheBackendError` naming the server as ``host:port``
+(never the password), which the cache layers treat as a miss. One reconnecting retry, no
+backoff: a cache that is down should cost a lookup milliseconds, not seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from helios.cache.backends.base import CacheBackend, Clock
+from helios.errors import CacheBackendError
+
+T = TypeVar("T")
+
+SCAN_COUNT = 500
+"""Keys the server examines per SCAN call (a hint), and keys per UNLINK."""
+_GLOB_SPECIAL = frozenset("*?[]\\")
+# UnicodeError: a key with a lone surrogate cannot be encoded as UTF-8
+_DRIVER_ERRORS = (RedisError, OSError, UnicodeError)
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis ``MATCH`` pattern."""
+    return "".join("\\" + char if char in _GLOB_SPECIAL else char for char in text)
+
+
+def redis_address(url: str) -> str:
+    """``host:port`` (or the socket path) of a Redis URL, without user or password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path or "?"
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        port = 6379
+    return f"{parts.hostname or 'localhost'}:{port}"
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    """The client is built without ``decode_responses``, so replies are bytes already."""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+class RedisBackend(CacheBackend):
+    """Values under ``<prefix>:<key>`` with native TTLs; see the module docstring."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "helios:cache",
+        clock: Clock = time.time,
+        socket_timeout_s: float = 2.0,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.prefix = prefix
+        self.address = redis_address(url)
+        self._stem = f"{prefix}:"
+        try:
+            self._client: Redis = Redis.from_url(
+                url,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+                retry=Retry(NoBackoff(), 1),
+            )
+        except (*_DRIVER_ERRORS, ValueError) as exc:
+            raise CacheBackendError(f"Redis cache at {self.address}: bad URL: {exc}") from None
+        self._closed = False
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._run("GET", self._client.get(self._full(key)))
+        return None if value is None else _as_bytes(value)
+
+    async def set(self, key: str, value: bytes, *, ttl_s: float | None) -> None:
+        full = self._full(key)
+        if ttl_s is not None and ttl_s <= 0:
+            await self._run("SET", self._client.unlink(full))
+        elif ttl_s is None:
+            await self._run("SET", self._client.set(full, bytes(value)))  # clears any TTL
+        else:
+            millis = max(1, math.ceil(ttl_s * 1000))
+            await self._run("SET", self._client.set(full, bytes(value), px=millis))
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._run("UNLINK", self._client.unlink(self._full(key))))
+
+    async def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        seen: set[bytes] = set()  # SCAN may return a key twice while the table rehashes
+        async for batch in self._scan_batches(prefix):
+            for raw in batch:
+                if raw not in seen:
+                    seen.add(raw)
+                    yield raw.decode("utf-8")[len(self._stem) :]
+
+    async def delete_prefix(self, prefix: str) -> int:
+        # UNLINK counts only keys that existed, so a key SCAN returns twice counts once
+        removed = 0
+        async for batch in self._scan_batches(prefix):
+            pipe = self._client.pipeline(transaction=False)
+            for start in range(0, len(batch), SCAN_COUNT):
+                pipe.unlink(*batch[start : start + SCAN_COUNT])
+            counts: list[int] = await self._run("UNLINK", pipe.execute())
+            removed += sum(counts)
+        return removed
+
+    async def count(self, prefix: str = "") -> int:
+        seen: set[bytes] = set()
+        async for batch in self._scan_batches(prefix):
+            seen.update(batch)
+        return len(seen)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # closing a connection that is already broken is not worth reporting
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            await self._client.aclose()
+
+    def _full(self, key: str) -> str:
+        return self._stem + key
+
+    async def _scan_batches(self, prefix: str) -> AsyncIterator[list[bytes]]:
+        """Pages of full keys under ``prefix``, one per SCAN call (empty pages skipped)."""
+        pattern = glob_escape(self._stem + prefix) + "*"
+        cursor: int = 0
+        while True:
+            cursor, keys = await self._run(
+                "SCAN", self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
+            )
+            if keys:
+                yield [_as_bytes(key) for key in keys]
+            if cursor == 0:
+                return
+
+    async def _run(self, what: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except _DRIVER_ERRORS as exc:
+            raise CacheBackendError(
+                f"Redis cache at {self.address}: {what} failed: {type(exc).__name__}: {exc}"
+            ) from exc
