@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from helios.cache.backends.base import CacheBackend
+import pytest
+
+from helios.cache.backends.base import CacheBackend, EntryInfo
 from tests.cache.conftest import FakeClock, MakeBackend
 
 
@@ -148,3 +150,131 @@ async def test_aclose_is_idempotent(make_backend: MakeBackend) -> None:
     await backend.set("a", b"v", ttl_s=None)
     await backend.aclose()
     await backend.aclose()
+
+
+# -- access counts and entry info: tests without `clock` run on Redis too, where the test
+# clock stands still (it stamps times there, but expiry is the server's)
+
+
+async def listed(backend: CacheBackend, prefix: str = "", limit: int = 100) -> list[str]:
+    return [info.key for info in await backend.entries(prefix, limit=limit)]
+
+
+async def test_hits_are_counted_not_misses_or_looks(make_backend: MakeBackend) -> None:
+    backend = make_backend()
+    assert await backend.info("a") is None
+    await backend.set("a", b"value", ttl_s=None)
+    never_read = EntryInfo("a", 5, 0, None, created_at=backend.clock(), expires_at=None)
+    assert await backend.info("a") == never_read
+    for _ in range(3):
+        assert await backend.get("a") == b"value"
+    assert await backend.get("missing") is None
+    assert await backend.info("missing") is None
+    await backend.info("a")
+    await backend.entries()
+    info = await backend.info("a")
+    assert info is not None
+    assert (info.access_count, info.last_access) == (3, backend.clock())
+    assert info.created_at == backend.clock() and info.size_bytes == 5
+
+
+async def test_concurrent_hits_are_all_counted(make_backend: MakeBackend) -> None:
+    backend = make_backend()
+    await backend.set("a", b"v", ttl_s=None)
+    assert await asyncio.gather(*(backend.get("a") for _ in range(40))) == [b"v"] * 40
+    info = await backend.info("a")
+    assert info is not None and info.access_count == 40
+
+
+async def test_a_replacing_set_starts_a_new_entry(make_backend: MakeBackend) -> None:
+    backend = make_backend()
+    await backend.set("a", b"old", ttl_s=None)
+    await backend.get("a")
+    await backend.get("a")
+    await backend.set("a", b"newer", ttl_s=60)
+    info = await backend.info("a")
+    assert info is not None
+    assert (info.size_bytes, info.access_count, info.last_access) == (5, 0, None)
+    assert info.expires_at == pytest.approx(backend.clock() + 60, abs=1)
+    assert await backend.get("a") == b"newer"
+    info = await backend.info("a")
+    assert info is not None and info.access_count == 1
+
+
+async def test_entry_times_follow_the_clock(make_backend: MakeBackend, clock: FakeClock) -> None:
+    backend = make_backend()
+    created = clock.now
+    await backend.set("a", b"v", ttl_s=60)
+    clock.advance(5)
+    await backend.get("a")
+    assert await backend.info("a") == EntryInfo("a", 1, 1, created + 5, created, created + 60)
+    clock.advance(55)
+    assert await backend.info("a") is None
+    assert await backend.entries() == []
+    assert await backend.get("a") is None
+
+
+async def test_entries_most_recently_accessed_first(
+    make_backend: MakeBackend, clock: FakeClock
+) -> None:
+    backend = make_backend()
+    for key in ["l2:a:1", "l2:a:2", "l2:a:3", "l2:a:4", "l2:b:1", "l2:ab:1"]:
+        await backend.set(key, b"v", ttl_s=None)
+    await backend.set("l2:a:brief", b"v", ttl_s=2)
+    await backend.get("l2:a:brief")
+    for key in ["l2:a:3", "l2:a:1", "l2:b:1", "l2:ab:1", "l2:a:3"]:
+        clock.advance(1)
+        await backend.get(key)
+    entries = await backend.entries("l2:a:")
+    assert [info.key for info in entries] == ["l2:a:3", "l2:a:1", "l2:a:2", "l2:a:4"]
+    assert [info.access_count for info in entries] == [2, 1, 0, 0]
+    assert [info.last_access for info in entries] == [clock.now, clock.now - 3, None, None]
+    assert await listed(backend, "l2:a:", limit=2) == ["l2:a:3", "l2:a:1"]
+    assert await listed(backend, limit=3) == ["l2:a:3", "l2:ab:1", "l2:b:1"]
+    assert await listed(backend, "l2:c:") == []
+
+
+async def test_entries_ties_fall_back_to_key_order(make_backend: MakeBackend) -> None:
+    backend = make_backend()
+    for key in ["ns:d", "ns:c", "ns:b", "ns:a", "other:a"]:
+        await backend.set(key, key.encode(), ttl_s=None)
+    for key in ["ns:d", "ns:c", "other:a", "ns:c"]:
+        await backend.get(key)
+    entries = await backend.entries("ns:")
+    # the clock stands still, so every hit happened at the same time
+    assert [(info.key, info.access_count) for info in entries] == [
+        ("ns:c", 2),
+        ("ns:d", 1),
+        ("ns:a", 0),
+        ("ns:b", 0),
+    ]
+    assert all(info.size_bytes == len(info.key) for info in entries)
+    assert await listed(backend, "ns:", limit=1) == ["ns:c"]
+    assert await listed(backend, limit=0) == []
+    with pytest.raises(ValueError, match="limit"):
+        await backend.entries(limit=-1)
+
+
+async def test_delete_and_delete_prefix_remove_entry_info(make_backend: MakeBackend) -> None:
+    backend = make_backend()
+    for key in ["x:1", "x:2", "y:1"]:
+        await backend.set(key, b"v", ttl_s=None)
+        await backend.get(key)
+    assert await backend.delete("x:1") is True
+    assert await backend.info("x:1") is None
+    assert await backend.delete_prefix("x:") == 1
+    assert await backend.info("x:2") is None
+    assert await listed(backend) == ["y:1"]
+    await backend.set("x:1", b"again", ttl_s=None)
+    info = await backend.info("x:1")
+    assert info is not None and (info.access_count, info.last_access) == (0, None)
+
+
+async def test_looking_does_not_refresh_eviction_order(make_backend: MakeBackend) -> None:
+    backend = make_backend(max_entries=2)
+    await backend.set("a", b"v", ttl_s=None)
+    await backend.set("b", b"v", ttl_s=None)
+    await backend.info("a")
+    await backend.entries()
+    await backend.set("c", b"v", ttl_s=None)
+    assert await keys(backend) == ["b", "c"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from helios.cache.backends.base import CacheBackend
+from helios.cache.backends.base import CacheBackend, EntryInfo
 from helios.cache.backends.memory import MemoryBackend
 from helios.cache.exact import CachedReply, ExactCache
 from helios.errors import CacheBackendError
@@ -132,6 +132,9 @@ class BrokenBackend(CacheBackend):
     async def count(self, prefix: str = "") -> int:
         raise CacheBackendError("disk on fire")
 
+    async def info(self, key: str) -> EntryInfo | None:
+        raise CacheBackendError("disk on fire")
+
 
 async def test_a_failing_backend_is_a_miss_and_an_error_never_a_raise() -> None:
     cache = ExactCache(BrokenBackend())
@@ -146,6 +149,14 @@ async def test_invalidate_reports_a_failing_backend() -> None:
     cache = ExactCache(BrokenBackend())
     with pytest.raises(CacheBackendError):
         await cache.invalidate(tenant="acme")
+
+
+async def test_entries_reports_a_failing_backend() -> None:
+    cache = ExactCache(BrokenBackend())
+    with pytest.raises(CacheBackendError):
+        await cache.entries(tenant="acme")
+    with pytest.raises(CacheBackendError):
+        await cache.entries(task_type="qa")
 
 
 @pytest.mark.parametrize(
@@ -194,3 +205,64 @@ async def test_ttl_none_keeps_entries(clock: FakeClock) -> None:
     await cache.store(key, reply())
     clock.advance(10**9)
     assert await cache.lookup(key) is not None
+
+
+async def test_entries_by_tenant_task_type_and_all(make_backend: MakeBackend) -> None:
+    cache = ExactCache(make_backend())
+    keys = {
+        (tenant, task): key_of(cache, tenant=tenant, task_type=task)
+        for tenant in ("acme", "globex", "acme:eu")
+        for task in ("qa", "summary")
+    }
+    for key in keys.values():
+        await cache.store(key, reply())
+    await cache.backend.set("evidence:abc", b"not L2", ttl_s=None)
+    for hit in [("globex", "summary"), ("acme", "qa"), ("globex", "summary")]:
+        assert await cache.lookup(keys[hit]) is not None
+
+    def named(entries: list[EntryInfo]) -> list[tuple[str, str]]:
+        by_key = {key: name for name, key in keys.items()}
+        return [by_key[info.key] for info in entries]
+
+    everything = await cache.entries()
+    counts = {
+        name: info.access_count for name, info in zip(named(everything), everything, strict=True)
+    }
+    assert counts == {name: 0 for name in keys} | {("globex", "summary"): 2, ("acme", "qa"): 1}
+    # hits first, then the rest; the test clock stands still, so ties go by key
+    assert set(named(everything[:2])) == {("globex", "summary"), ("acme", "qa")}
+    assert [info.key for info in everything[:2]] == sorted(info.key for info in everything[:2])
+    assert [info.key for info in everything[2:]] == sorted(info.key for info in everything[2:])
+    assert sorted(named(await cache.entries(tenant="acme"))) == [
+        ("acme", "qa"),
+        ("acme", "summary"),
+    ]
+    assert sorted(named(await cache.entries(task_type="summary"))) == [
+        ("acme", "summary"),
+        ("acme:eu", "summary"),
+        ("globex", "summary"),
+    ]
+    assert named(await cache.entries(task_type="summary", limit=1)) == [("globex", "summary")]
+    assert named(await cache.entries(tenant="acme:eu", task_type="qa")) == [("acme:eu", "qa")]
+    assert len(await cache.entries(limit=3)) == 3
+    assert cache.stats.total.hits == 3  # listing is not a lookup
+    assert [info.access_count for info in await cache.entries()] == [
+        info.access_count for info in everything
+    ]
+    with pytest.raises(ValueError):
+        await cache.entries(task_type="qa", limit=-1)
+
+
+async def test_entries_most_recently_hit_first(cache: ExactCache, clock: FakeClock) -> None:
+    first, second, unread = (key_of(cache, prompt) for prompt in ("one?", "two?", "three?"))
+    for key in (first, second, unread):
+        await cache.store(key, reply())
+    clock.advance(1)
+    await cache.lookup(second)
+    clock.advance(1)
+    await cache.lookup(first)
+    entries = await cache.entries()
+    assert [info.key for info in entries] == [first, second, unread]
+    assert [info.last_access for info in entries] == [clock.now, clock.now - 1, None]
+    assert entries[0].size_bytes == len(reply().to_bytes())
+    assert entries[0].expires_at == clock.now - 2 + 60

@@ -52,3 +52,21 @@ def test_limits_must_be_positive() -> None:
         MemoryBackend(max_entries=0)
     with pytest.raises(ValueError):
         MemoryBackend(max_bytes=0)
+
+
+async def test_entry_size_is_the_value_while_the_budget_counts_the_key_too() -> None:
+    backend = MemoryBackend()
+    await backend.set("key", b"x" * 10, ttl_s=None)
+    info = await backend.info("key")
+    assert info is not None and info.size_bytes == 10
+    assert backend.size_bytes == 13
+
+
+async def test_an_evicted_entry_takes_its_counts_with_it() -> None:
+    backend = MemoryBackend(max_entries=1)
+    await backend.set("a", b"v", ttl_s=None)
+    await backend.get("a")
+    await backend.set("b", b"v", ttl_s=None)
+    await backend.set("a", b"v", ttl_s=None)
+    info = await backend.info("a")
+    assert info is not None and info.access_count == 0

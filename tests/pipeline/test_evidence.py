@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from helios.cache.backends.base import CacheBackend
+from helios.cache.backends.base import CacheBackend, EntryInfo
 from helios.cache.backends.memory import MemoryBackend
 from helios.embeddings.base import LOCAL_MINILM, Embedder
 from helios.errors import CacheBackendError, ConfigError, InputError
@@ -86,6 +86,9 @@ class BrokenBackend(CacheBackend):
         yield prefix  # pragma: no cover - makes this an async generator
 
     async def count(self, prefix: str = "") -> int:
+        raise self.error
+
+    async def info(self, key: str) -> EntryInfo | None:
         raise self.error
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from helios.cache.backends.base import CacheBackend
+from helios.cache.backends.base import CacheBackend, EntryInfo, check_limit, most_recent_first
 from helios.cache.keys import namespace_of, prefix_for, request_key
 from helios.errors import CacheBackendError
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
@@ -219,6 +219,22 @@ class ExactCache:
         for found in doomed:
             removed += await self.backend.delete(found)
         return removed
+
+    async def entries(
+        self, *, tenant: str | None = None, task_type: str | None = None, limit: int = 100
+    ) -> list[EntryInfo]:
+        """Up to ``limit`` L2 entries of a tenant, a task type (of one tenant or of all), or
+        all, most recently hit first; looking is not a hit. Raises CacheBackendError."""
+        if tenant is not None or task_type is None:
+            return await self.backend.entries(prefix_for(tenant, task_type), limit=limit)
+        check_limit(limit)
+        # task type across tenants: tenant leads the key, so no prefix selects it
+        infos = [
+            await self.backend.info(found)
+            async for found in self.backend.scan(prefix_for())
+            if (namespace := namespace_of(found)) is not None and namespace[1] == task_type
+        ]
+        return most_recent_first((info for info in infos if info is not None), limit)
 
     def snapshot(self) -> dict[str, Any]:
         """Counters and configuration as plain data, for ``--json`` output and the server."""

@@ -12,19 +12,40 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from helios.cache.backends.base import CacheBackend, Clock
+from helios.cache.backends.base import (
+    CacheBackend,
+    Clock,
+    EntryInfo,
+    check_limit,
+    most_recent_first,
+)
 
 MIB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Entry:
+    """Mutable only in its access counters, which ``get`` moves in place."""
+
     value: bytes
     expires_at: float | None
     size: int
+    created_at: float
+    access_count: int = 0
+    last_access: float | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
+
+    def info(self, key: str) -> EntryInfo:
+        return EntryInfo(
+            key=key,
+            size_bytes=len(self.value),
+            access_count=self.access_count,
+            last_access=self.last_access,
+            created_at=self.created_at,
+            expires_at=self.expires_at,
+        )
 
 
 class MemoryBackend(CacheBackend):
@@ -60,10 +81,13 @@ class MemoryBackend(CacheBackend):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expired(self.clock()):
+        now = self.clock()
+        if entry.expired(now):
             self._remove(key)
             return None
         self._entries.move_to_end(key)
+        entry.access_count += 1
+        entry.last_access = now
         return entry.value
 
     async def set(self, key: str, value: bytes, *, ttl_s: float | None) -> None:
@@ -73,8 +97,9 @@ class MemoryBackend(CacheBackend):
         size = len(value) + len(key)
         if size > self.max_bytes:
             return  # could never fit; storing it would only flush everything else
-        expires_at = None if ttl_s is None else self.clock() + ttl_s
-        self._entries[key] = _Entry(bytes(value), expires_at, size)
+        now = self.clock()
+        expires_at = None if ttl_s is None else now + ttl_s
+        self._entries[key] = _Entry(bytes(value), expires_at, size, created_at=now)
         self._bytes += size
         if len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._purge_expired()
@@ -101,6 +126,20 @@ class MemoryBackend(CacheBackend):
 
     async def count(self, prefix: str = "") -> int:
         return len(self._live_keys(prefix))
+
+    async def info(self, key: str) -> EntryInfo | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expired(self.clock()):
+            self._remove(key)
+            return None
+        return entry.info(key)
+
+    async def entries(self, prefix: str = "", limit: int = 100) -> list[EntryInfo]:
+        check_limit(limit)
+        live = self._live_keys(prefix)
+        return most_recent_first((self._entries[key].info(key) for key in live), limit)
 
     async def aclose(self) -> None:
         self._entries.clear()

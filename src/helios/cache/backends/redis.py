@@ -1,11 +1,21 @@
 """The shared backend: one Redis server, seen by every process on every host that uses it.
 
-Keys are stored as ``<prefix>:<key>`` (prefix ``helios:cache``), values as raw bytes.
+Keys are stored as ``<prefix>:<key>`` (prefix ``helios:cache``), each a hash: ``v`` the
+value (raw bytes), ``c`` when it was set, ``n`` its access count and ``a`` its last access
+(seconds since the epoch by the injected ``clock``, so every client writes its own clock's
+time). A hash rather than a counter key beside a string value, because one key has one TTL:
+the counters can never outlive their value or lose theirs, and SCAN/UNLINK invalidation
+stays one key per entry. A hit is one round trip, a Lua script (``EVALSHA``) that reads the
+value and counts the access atomically on the server, so a miss never creates a key. A key
+of another type (a string value from before the counters) reads as a miss and is dropped.
+
 Where Redis differs from the memory and SQLite backends:
 
 - **Expiry is the server's.** ``set`` passes the TTL as ``PX`` (milliseconds, rounded up),
   so the server's clock decides, not the injected ``clock`` (kept for the contract only);
   an expired key is gone for ``get``, ``scan``, ``count`` and ``delete`` alike.
+  ``EntryInfo.expires_at`` is the client's ``clock()`` plus the server's ``PTTL``: close,
+  not exact.
 - **No ``max_entries``.** Size is bounded by the server's ``maxmemory`` with a policy such
   as ``allkeys-lru`` (approximate LRU over the whole server, by memory rather than count)
   or ``volatile-lru``; without one, entries live until they expire or are deleted.
@@ -24,7 +34,7 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -32,7 +42,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from helios.cache.backends.base import CacheBackend, Clock
+from helios.cache.backends.base import (
+    CacheBackend,
+    Clock,
+    EntryInfo,
+    check_limit,
+    most_recent_first,
+)
 from helios.errors import CacheBackendError
 
 T = TypeVar("T")
@@ -42,6 +58,31 @@ SCAN_COUNT = 500
 _GLOB_SPECIAL = frozenset("*?[]\\")
 # UnicodeError: a key with a lone surrogate cannot be encoded as UTF-8
 _DRIVER_ERRORS = (RedisError, OSError, UnicodeError)
+
+# KEYS[1]: the entry, ARGV[1]: now. redis.pcall hands back a WRONGTYPE error as a table.
+_HIT_SCRIPT = """
+local value = redis.pcall('HGET', KEYS[1], 'v')
+if type(value) == 'table' then
+  redis.call('UNLINK', KEYS[1])
+  return false
+end
+if value then
+  redis.call('HINCRBY', KEYS[1], 'n', 1)
+  redis.call('HSET', KEYS[1], 'a', ARGV[1])
+end
+return value
+"""
+# KEYS[1]: the entry -> {value length, created at, count, last access or nil, PTTL}
+_INFO_SCRIPT = """
+local fields = redis.pcall('HMGET', KEYS[1], 'c', 'n', 'a')
+if fields.err or not fields[1] then
+  return false
+end
+local size = redis.call('HSTRLEN', KEYS[1], 'v')
+return {size, fields[1], fields[2], fields[3], redis.call('PTTL', KEYS[1])}
+"""
+InfoReply = list[Any] | None
+"""What ``_INFO_SCRIPT`` returns, as the driver hands it over (numbers and bytes)."""
 
 
 def glob_escape(text: str) -> str:
@@ -92,21 +133,26 @@ class RedisBackend(CacheBackend):
             )
         except (*_DRIVER_ERRORS, ValueError) as exc:
             raise CacheBackendError(f"Redis cache at {self.address}: bad URL: {exc}") from None
+        self._hit = self._client.register_script(_HIT_SCRIPT)
+        self._info = self._client.register_script(_INFO_SCRIPT)
         self._closed = False
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._run("GET", self._client.get(self._full(key)))
+        value = await self._run("GET", self._hit(keys=[self._full(key)], args=[self.clock()]))
         return None if value is None else _as_bytes(value)
 
     async def set(self, key: str, value: bytes, *, ttl_s: float | None) -> None:
         full = self._full(key)
         if ttl_s is not None and ttl_s <= 0:
             await self._run("SET", self._client.unlink(full))
-        elif ttl_s is None:
-            await self._run("SET", self._client.set(full, bytes(value)))  # clears any TTL
-        else:
-            millis = max(1, math.ceil(ttl_s * 1000))
-            await self._run("SET", self._client.set(full, bytes(value), px=millis))
+            return
+        # one MULTI: the old hash (fields, counters, TTL) goes and the new one comes whole
+        pipe = self._client.pipeline(transaction=True)
+        pipe.unlink(full)
+        pipe.hset(full, mapping={"v": bytes(value), "n": 0, "c": self.clock()})
+        if ttl_s is not None:
+            pipe.pexpire(full, max(1, math.ceil(ttl_s * 1000)))
+        await self._run("SET", pipe.execute())
 
     async def delete(self, key: str) -> bool:
         return bool(await self._run("UNLINK", self._client.unlink(self._full(key))))
@@ -136,6 +182,27 @@ class RedisBackend(CacheBackend):
             seen.update(batch)
         return len(seen)
 
+    async def info(self, key: str) -> EntryInfo | None:
+        reply: InfoReply = await self._run("INFO", self._info(keys=[self._full(key)]))
+        return self._entry_info(key, reply)
+
+    async def entries(self, prefix: str = "", limit: int = 100) -> list[EntryInfo]:
+        check_limit(limit)
+        found: list[EntryInfo] = []
+        seen: set[bytes] = set()
+        async for batch in self._scan_batches(prefix):
+            fresh = [raw for raw in batch if raw not in seen]
+            seen.update(fresh)
+            pipe = self._client.pipeline(transaction=False)  # one round trip per page
+            for raw in fresh:
+                await self._info(keys=[raw], client=pipe)
+            replies: list[InfoReply] = await self._run("INFO", pipe.execute())
+            for raw, reply in zip(fresh, replies, strict=True):
+                info = self._entry_info(raw.decode("utf-8")[len(self._stem) :], reply)
+                if info is not None:  # expired or deleted since the scan
+                    found.append(info)
+        return most_recent_first(found, limit)
+
     async def aclose(self) -> None:
         if self._closed:
             return
@@ -146,6 +213,19 @@ class RedisBackend(CacheBackend):
 
     def _full(self, key: str) -> str:
         return self._stem + key
+
+    def _entry_info(self, key: str, reply: InfoReply) -> EntryInfo | None:
+        if reply is None:
+            return None
+        size, created_at, count, last_access, pttl = reply
+        return EntryInfo(
+            key=key,
+            size_bytes=int(size),
+            access_count=0 if count is None else int(count),
+            last_access=None if last_access is None else float(last_access),
+            created_at=float(created_at),
+            expires_at=None if int(pttl) < 0 else self.clock() + int(pttl) / 1000,
+        )
 
     async def _scan_batches(self, prefix: str) -> AsyncIterator[list[bytes]]:
         """Pages of full keys under ``prefix``, one per SCAN call (empty pages skipped)."""

@@ -3,12 +3,21 @@
 The stdlib driver blocks, so every statement runs in a worker thread (``asyncio.to_thread``)
 on one connection guarded by a lock. WAL mode lets readers in other processes carry on
 while one writes; ``synchronous=NORMAL`` is durable across process crashes (a power cut
-may lose the last writes, which for a cache is only a few misses). Each write is its own
-``BEGIN IMMEDIATE`` transaction, so a value is stored whole or not at all and the row
-count is evicted back under ``max_entries`` before another writer can see it.
+may lose the last writes, which for a cache is only a few misses). Each write of several
+statements is one ``BEGIN IMMEDIATE`` transaction, so a value is stored whole or not at all
+and the row count is evicted back under ``max_entries`` before another writer can see it.
 
 The file is opened on first use, in the worker thread; ``await SQLiteBackend.open(path)``
 opens it at once, so that a bad path fails at start-up rather than as cache misses.
+
+Two access times per row, on purpose: ``last_access`` is the eviction order (a stamp that
+``set`` refreshes too and that never repeats, see ``_stamp``), ``accessed_at`` the real
+time of the last hit that :class:`EntryInfo` reports. A hit writes both, and the count, in
+one ``UPDATE ... RETURNING`` statement (its own transaction), so counting costs the hit
+path no extra statement. Files from before the counters get their columns added on open
+(no row is rewritten). A row without ``created_at`` (from such a file, or written by an
+older version still sharing it) reports its eviction stamp instead, the nearest time it
+kept, and the first counted hit fixes that value in place.
 """
 
 from __future__ import annotations
@@ -19,15 +28,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
-from helios.cache.backends.base import CacheBackend, Clock
+from helios.cache.backends.base import CacheBackend, Clock, EntryInfo, check_limit
 from helios.errors import CacheBackendError
 from helios.sqlite_db import SQLiteDatabase, transaction
 
 T = TypeVar("T")
 
+_ADDED_COLUMNS = {
+    "access_count": "INTEGER NOT NULL DEFAULT 0",
+    "accessed_at": "REAL",
+    "created_at": "REAL",
+}
+"""Columns newer than the first schema; ``_create_schema`` adds them to older files."""
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS cache_entries ("
-    " key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL, last_access REAL NOT NULL)",
+    " key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL, last_access REAL NOT NULL, "
+    + ", ".join(f"{column} {declaration}" for column, declaration in _ADDED_COLUMNS.items())
+    + ")",
     "CREATE INDEX IF NOT EXISTS cache_entries_last_access ON cache_entries (last_access)",
     "CREATE INDEX IF NOT EXISTS cache_entries_expires_at ON cache_entries (expires_at)",
 )
@@ -36,6 +53,18 @@ _UNDER = "key >= ? AND (? IS NULL OR key < ?)"
 _MAX_CODE_POINT = 0x10FFFF
 _SURROGATES = range(0xD800, 0xE000)
 _STAMP_STEP = 1e-6
+_NEWEST = "(SELECT MAX(last_access) FROM cache_entries)"  # the last_access index answers it
+# the stamp as ``_stamp`` computes it, inlined so that a hit stays one statement; a row
+# without created_at (see the module docstring) keeps the stamp it had before this hit
+_HIT = (
+    "UPDATE cache_entries SET access_count = access_count + 1, accessed_at = :now,"
+    " created_at = COALESCE(created_at, last_access),"
+    f" last_access = CASE WHEN :now > {_NEWEST} THEN :now ELSE {_NEWEST} + :step END"
+    " WHERE key = :key AND (expires_at IS NULL OR expires_at > :now) RETURNING value"
+)
+_INFO_COLUMNS = (
+    "key, length(value), access_count, accessed_at, COALESCE(created_at, last_access), expires_at"
+)
 
 
 def _prefix_bounds(prefix: str) -> tuple[str, str | None]:
@@ -56,7 +85,8 @@ def _prefix_bounds(prefix: str) -> tuple[str, str | None]:
 
 
 class SQLiteBackend(CacheBackend):
-    """Rows ``(key, value, expires_at, last_access)``; least recently accessed evicted first."""
+    """Rows ``(key, value, expires_at, last_access, access_count, accessed_at, created_at)``;
+    least recently used (read or written) evicted first."""
 
     name = "sqlite"
 
@@ -150,27 +180,38 @@ class SQLiteBackend(CacheBackend):
         )
         return int(total)
 
+    async def info(self, key: str) -> EntryInfo | None:
+        row = await self._db.run(
+            lambda connection: connection.execute(
+                f"SELECT {_INFO_COLUMNS} FROM cache_entries WHERE key = ? AND {_LIVE}",
+                (key, self.clock()),
+            ).fetchone()
+        )
+        return None if row is None else _entry_info(row)
+
+    async def entries(self, prefix: str = "", limit: int = 100) -> list[EntryInfo]:
+        check_limit(limit)
+        low, high = _prefix_bounds(prefix)
+        rows = await self._db.run(
+            lambda connection: connection.execute(
+                f"SELECT {_INFO_COLUMNS} FROM cache_entries WHERE {_UNDER} AND {_LIVE}"
+                " ORDER BY accessed_at IS NULL, accessed_at DESC, key LIMIT ?",
+                (low, high, high, self.clock(), limit),
+            ).fetchall()
+        )
+        return [_entry_info(row) for row in rows]
+
     async def aclose(self) -> None:
         await self._db.close()
 
     # -- in the worker thread -------------------------------------------------------------
     def _get(self, connection: sqlite3.Connection, key: str) -> bytes | None:
-        now = self.clock()
-        with transaction(connection):
-            row = connection.execute(
-                "SELECT value, expires_at FROM cache_entries WHERE key = ?", (key,)
-            ).fetchone()
-            if row is None:
-                return None
-            value, expires_at = row
-            if expires_at is not None and expires_at <= now:
-                connection.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
-                return None
-            connection.execute(
-                "UPDATE cache_entries SET last_access = ? WHERE key = ?",
-                (self._stamp(connection, now), key),
-            )
-        return bytes(value)
+        # an expired row is left to the next set, which purges expired rows before evicting;
+        # fetchall: the statement (and so its implicit transaction) ends only when exhausted
+        rows = connection.execute(
+            _HIT, {"now": self.clock(), "step": _STAMP_STEP, "key": key}
+        ).fetchall()
+        return bytes(rows[0][0]) if rows else None
 
     def _set(
         self, connection: sqlite3.Connection, key: str, value: bytes, ttl_s: float | None
@@ -180,12 +221,20 @@ class SQLiteBackend(CacheBackend):
             if ttl_s is not None and ttl_s <= 0:
                 connection.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
                 return
+            # a new value is a new entry: counters start again
             connection.execute(
-                "INSERT INTO cache_entries (key, value, expires_at, last_access)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                "INSERT INTO cache_entries (key, value, expires_at, last_access, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
                 " value = excluded.value, expires_at = excluded.expires_at,"
-                " last_access = excluded.last_access",
-                (key, value, None if ttl_s is None else now + ttl_s, self._stamp(connection, now)),
+                " last_access = excluded.last_access, created_at = excluded.created_at,"
+                " access_count = 0, accessed_at = NULL",
+                (
+                    key,
+                    value,
+                    None if ttl_s is None else now + ttl_s,
+                    self._stamp(connection, now),
+                    now,
+                ),
             )
             # expired rows go first so that they never push out a live one
             connection.execute(
@@ -200,12 +249,30 @@ class SQLiteBackend(CacheBackend):
 
     def _stamp(self, connection: sqlite3.Connection, now: float) -> float:
         """``now``, nudged past the newest stamp so that accesses within one clock tick (a
-        coarse system clock, a frozen test clock) still evict in the order they happened."""
+        coarse system clock, a frozen test clock) still evict in the order they happened.
+        ``_HIT`` computes the same in SQL; change both together."""
         (newest,) = connection.execute("SELECT MAX(last_access) FROM cache_entries").fetchone()
         return now if newest is None or now > newest else float(newest) + _STAMP_STEP
 
 
+def _entry_info(row: tuple[str, int, int, float | None, float, float | None]) -> EntryInfo:
+    key, size, count, accessed_at, created_at, expires_at = row
+    return EntryInfo(
+        key=key,
+        size_bytes=size,
+        access_count=count,
+        last_access=accessed_at,
+        created_at=created_at,
+        expires_at=expires_at,
+    )
+
+
 def _create_schema(connection: sqlite3.Connection) -> None:
+    # in the write transaction, so that two processes opening an old file add columns once
     with transaction(connection):
         for statement in _SCHEMA:
             connection.execute(statement)
+        present = {row[1] for row in connection.execute("PRAGMA table_info(cache_entries)")}
+        for column, declaration in _ADDED_COLUMNS.items():
+            if column not in present:  # ADD COLUMN rewrites no rows
+                connection.execute(f"ALTER TABLE cache_entries ADD COLUMN {column} {declaration}")
