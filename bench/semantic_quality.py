@@ -1,0 +1,387 @@
+"""L3 hit quality: cosine alone vs cosine + HitVerifier, on GPTCache's and fow-cache's data.
+
+Every text is embedded once with the local MiniLM (OnnxMiniLM, batches, nothing cached to
+disk); search is exact (numpy), because the index only decides speed, not these numbers.
+
+- gptcache: GPTCache's mock data (999 {origin, similar} pairs). Every distinct origin is
+  stored once (28 texts repeat: 964 entries), every ``similar`` is looked up among its k
+  nearest; a hit is correct when the served entry's text equals the expected origin.
+- fow-cache questions: 600 labelled pairs (300 should-hit, 300 traps: negation,
+  entity_swap, number_date, scope), scored with ``fow_cache.evaluate``: the cached
+  question is the only candidate. The verifier's rules and parameters were tuned on the
+  pairs whose sha256(id) is even ("tune") and are reported on the odd ones ("held-out").
+- fow-cache conversations: 240 pairs of chats ending in similar user messages. L3 keys
+  every entry on a hash of everything before the last message (``context_of``), so a pair
+  can only meet when its earlier turns are identical; scored that way, and, to show what
+  the context protects against, on the last messages alone (GPTCache's default).
+
+Usage: .venv/bin/python bench/semantic_quality.py [--k 5] [--gptcache PATH]
+Writes bench/results/semantic_quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from common import machine, percentile
+from helios.cache.semantic import context_of
+from helios.cache.verifier import Candidate, CosineOnly, HitVerifier, Verdict
+from helios.embeddings.base import LOCAL_MINILM
+from helios.embeddings.onnx import OnnxMiniLM
+from helios.messages import Message, Request
+
+try:
+    from fow_cache import evaluate, load_conversations, load_questions
+    from fow_cache.evaluate import Report
+except ImportError as exc:  # a dev extra
+    raise SystemExit("fow-cache is missing: .venv/bin/pip install fow-cache==0.1.0") from exc
+
+RESULTS = Path(__file__).parent / "results" / "semantic_quality.json"
+GPTCACHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "gptcache_mock_data.json"
+TOP1 = -1.0
+"""No threshold: every cosine is at least -1."""
+REJECTED = -2.0
+"""The score of a pair the verifier rejects: below every threshold, never served."""
+THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.90, TOP1)
+TRAP_SHARES = (0.01, 0.05)
+TRAPS = ("negation", "entity_swap", "number_date", "scope")
+SPLITS = ("tune", "held_out", "all")
+AMBIGUITY_MARGINS = (0.01, 0.02, 0.03, 0.05)
+
+
+class Selector(Protocol):
+    def select(
+        self, query: str, candidates: Sequence[Candidate], threshold: float
+    ) -> tuple[int, Verdict] | None: ...
+
+
+def split_of(item_id: str) -> str:
+    return "tune" if int(hashlib.sha256(item_id.encode()).hexdigest(), 16) % 2 == 0 else "held_out"
+
+
+def label(threshold: float) -> str:
+    return "top-1" if threshold == TOP1 else f"{threshold:.2f}"
+
+
+async def embed_all(texts: Sequence[str], batch: int) -> dict[str, np.ndarray]:
+    embedder = OnnxMiniLM()
+    vectors: dict[str, np.ndarray] = {}
+    for start in range(0, len(texts), batch):
+        chunk = list(texts[start : start + batch])
+        vectors.update(zip(chunk, await embedder.embed(chunk), strict=True))
+    await embedder.aclose()
+    return vectors
+
+
+# -- GPTCache's protocol --------------------------------------------------------------------
+Lookup = tuple[str, str, list[Candidate]]
+
+
+def gptcache_lookups(
+    pairs: list[dict[str, str]], vectors: dict[str, np.ndarray], k: int
+) -> list[Lookup]:
+    stored = sorted({pair["origin"] for pair in pairs})
+    matrix = np.stack([vectors[text] for text in stored])
+    lookups = []
+    for pair in pairs:
+        scores = matrix @ vectors[pair["similar"]]
+        nearest = np.argsort(-scores, kind="stable")[:k]
+        candidates = [Candidate(stored[i], float(scores[i])) for i in nearest]
+        lookups.append((pair["similar"], pair["origin"], candidates))
+    return lookups
+
+
+def gptcache_counts(selector: Selector, lookups: list[Lookup], threshold: float) -> dict[str, int]:
+    counts = {"correct": 0, "wrong": 0, "miss": 0}
+    for query, expected, candidates in lookups:
+        chosen = selector.select(query, candidates, threshold)
+        if chosen is None:
+            counts["miss"] += 1
+        else:
+            counts["correct" if candidates[chosen[0]].question == expected else "wrong"] += 1
+    return counts
+
+
+# -- fow-cache --------------------------------------------------------------------------------
+Score = Callable[[str, str], float]
+
+
+def scorers(vectors: dict[str, np.ndarray], verifier: HitVerifier) -> dict[str, Score]:
+    def cosine(cached: str, new: str) -> float:
+        return float(vectors[cached] @ vectors[new])
+
+    def verified(cached: str, new: str) -> float:
+        score = cosine(cached, new)
+        accepted = verifier.verify(new, Candidate(cached, score)).accepted
+        return score if accepted else REJECTED
+
+    return {"cosine": cosine, "verifier": verified}
+
+
+def subset(report: Report, split: str) -> Report:
+    results = [r for r in report.results if split == "all" or split_of(r.id) == split]
+    return Report(report.dataset, report.threshold, results)
+
+
+def fow_summary(report: Report, thresholds: Sequence[float]) -> dict[str, Any]:
+    """Best served share per trap budget and split, and the picture at fixed thresholds."""
+    best: dict[str, dict[str, Any]] = {}
+    for split in SPLITS:
+        part = subset(report, split)
+        best[split] = {}
+        for share in TRAP_SHARES:
+            threshold, served = part.best_threshold(max_wrong=share)
+            best[split][f"{share:.0%}"] = {"threshold": threshold, "served": served}
+    fixed: dict[str, Any] = {}
+    for threshold in thresholds:
+        row: dict[str, Any] = {}
+        for split in SPLITS:
+            part = subset(report, split).at_threshold(threshold)
+            traps = [r for r in part.results if not r.same_answer]
+            row[split] = {
+                "served": part.hit_rate,
+                "traps_served": sum(r.served for r in traps),
+                "traps": len(traps),
+                "by_group": dict(Counter(r.group for r in traps if r.served)),
+            }
+        fixed[label(threshold)] = row
+    return {"best": best, "at_threshold": fixed}
+
+
+def conversation_context(messages: list[dict[str, str]]) -> str:
+    """L3's context key of a chat: the hash of everything before its last message."""
+    request = Request(
+        messages=tuple(Message(role=m["role"], content=m["content"]) for m in messages)
+    )
+    return context_of(request, "bench", LOCAL_MINILM)
+
+
+def recommend(report: Report, grid: Sequence[float]) -> float:
+    """The lowest threshold whose trap share stays within 1% on the tune half."""
+    tune = subset(report, "tune")
+    for threshold in grid:
+        if tune.at_threshold(threshold).wrong_rate <= 0.01:
+            return threshold
+    return grid[-1]
+
+
+# -- cost -------------------------------------------------------------------------------------
+def timing(pairs: Sequence[tuple[str, Candidate]], repeats: int) -> dict[str, Any]:
+    """Per candidate: cold (both texts parsed) and memoised (both signatures known, as for
+    a stored question seen before and a query parsed for its first candidate).
+
+    CPU time of this thread, the least of ``repeats`` runs: the development machine is
+    shared, and wall-clock time there measures the neighbours as much as the verifier.
+    """
+    cold, warm = [], []
+    verifier = HitVerifier()
+    for query, candidate in pairs:
+        cold_ns, warm_ns = [], []
+        for _ in range(repeats):
+            fresh = HitVerifier()
+            started = time.thread_time_ns()
+            fresh.verify(query, candidate)
+            cold_ns.append(time.thread_time_ns() - started)
+            verifier.verify(query, candidate)
+            started = time.thread_time_ns()
+            verifier.verify(query, candidate)
+            warm_ns.append(time.thread_time_ns() - started)
+        cold.append(min(cold_ns) / 1000)
+        warm.append(min(warm_ns) / 1000)
+    return {
+        "candidates": len(pairs),
+        "clock": f"thread CPU time, least of {repeats} runs",
+        "cold_us": {"median": percentile(cold, 50), "p99": percentile(cold, 99)},
+        "memoised_us": {"median": percentile(warm, 50), "p99": percentile(warm, 99)},
+    }
+
+
+# -- the run ------------------------------------------------------------------------------------
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = json.loads(Path(args.gptcache).read_text())
+    questions, conversations = load_questions(), load_conversations()
+    texts = {p[key] for p in pairs for key in ("origin", "similar")}
+    texts |= {q[key] for q in questions for key in ("a", "b")}
+    texts |= {c[key][-1]["content"] for c in conversations for key in ("a", "b")}
+    started = time.perf_counter()
+    vectors = await embed_all(sorted(texts), args.batch)
+    embed_s = time.perf_counter() - started
+
+    verifier = HitVerifier()
+    score = scorers(vectors, verifier)
+    grid = [round(0.70 + i / 100, 2) for i in range(21)]
+    question_reports = {
+        arm: evaluate(fn, dataset="questions", threshold=0.85) for arm, fn in score.items()
+    }
+    recommended = recommend(question_reports["verifier"], grid)
+    thresholds = sorted({*THRESHOLDS, recommended}, reverse=True)
+
+    lookups = gptcache_lookups(pairs, vectors, args.k)
+    selectors: dict[str, Selector] = {"cosine": CosineOnly(), "verifier": verifier}
+    gptcache = {
+        arm: {label(t): gptcache_counts(selector, lookups, t) for t in thresholds}
+        for arm, selector in selectors.items()
+    }
+    ambiguity = {
+        f"{margin:.2f}": gptcache_counts(HitVerifier(ambiguity_margin=margin), lookups, recommended)
+        for margin in AMBIGUITY_MARGINS
+    }
+
+    def last_message(fn: Score) -> Callable[[Any, Any], float]:
+        return lambda a, b: fn(a[-1]["content"], b[-1]["content"])
+
+    def in_context(fn: Score) -> Callable[[Any, Any], float]:
+        def check(a: Any, b: Any) -> float:
+            same = conversation_context(a) == conversation_context(b)
+            return fn(a[-1]["content"], b[-1]["content"]) if same else REJECTED
+
+        return check
+
+    conversation_reports = {
+        f"{scoring}/{arm}": evaluate(wrap(fn), dataset="conversations", threshold=0.85)
+        for scoring, wrap in (("helios_context", in_context), ("last_message", last_message))
+        for arm, fn in score.items()
+    }
+    shared_context = sum(
+        conversation_context(c["a"]) == conversation_context(c["b"]) for c in conversations
+    )
+    timed = [(q["b"], Candidate(q["a"], score["cosine"](q["a"], q["b"]))) for q in questions]
+    timed += [(query, candidate) for query, _, candidates in lookups for candidate in candidates]
+    return {
+        "machine": machine(),
+        "embedder": LOCAL_MINILM,
+        "embed_s": round(embed_s, 2),
+        "texts": len(texts),
+        "k": args.k,
+        "verifier": {
+            key: getattr(verifier, key)
+            for key in (
+                "edit_similarity",
+                "slot_words",
+                "short_question",
+                "rerank_weight",
+                "tie_weight",
+                "fallback_window",
+                "ambiguity_margin",
+            )
+        },
+        "split": "tune: sha256(id) even, held_out: odd; rules and parameters tuned on tune",
+        "recommended_threshold": recommended,
+        "recommendation_rule": "lowest threshold (0.01 grid from 0.70) keeping fow-cache "
+        "question traps served <= 1% on the tune half, verifier on",
+        "gptcache": {
+            "stored": len({p["origin"] for p in pairs}),
+            "lookups": len(pairs),
+            "results": gptcache,
+            "verifier_ambiguity_margin_at_recommended": ambiguity,
+        },
+        "fow_questions": {
+            arm: fow_summary(report, thresholds) for arm, report in question_reports.items()
+        },
+        "fow_conversations": {
+            "pairs": len(conversations),
+            "pairs_sharing_earlier_turns": shared_context,
+            **{
+                name: fow_summary(report, thresholds)
+                for name, report in conversation_reports.items()
+            },
+        },
+        "verifier_cost": timing(timed, args.repeats),
+    }
+
+
+# -- the table ----------------------------------------------------------------------------------
+def share(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:6.1%}"
+
+
+def print_table(result: dict[str, Any]) -> None:
+    recommended = label(result["recommended_threshold"])
+    gpt = result["gptcache"]
+    print(
+        f"gptcache: {gpt['lookups']} lookups, {gpt['stored']} stored, k={result['k']}: "
+        "correct / wrong / miss"
+    )
+    print(f"  {'threshold':10} {'cosine only':>16} {'cosine + verifier':>20}")
+    for threshold, counts in gpt["results"]["cosine"].items():
+        verified = gpt["results"]["verifier"][threshold]
+        mark = "  <- recommended" if threshold == recommended else ""
+        cos = f"{counts['correct']}/{counts['wrong']}/{counts['miss']}"
+        ver = f"{verified['correct']}/{verified['wrong']}/{verified['miss']}"
+        print(f"  {threshold:10} {cos:>16} {ver:>20}{mark}")
+    for margin, counts in gpt["verifier_ambiguity_margin_at_recommended"].items():
+        line = f"{counts['correct']}/{counts['wrong']}/{counts['miss']}"
+        print(f"  verifier at {recommended} declining near-ties < {margin}: {line}")
+
+    print("\nfow-cache questions: should-hit served at the best threshold with traps <= 1% | 5%")
+    print("  (tune = sha256(id) even, rules tuned there; held-out = odd)")
+    for arm in ("cosine", "verifier"):
+        best = result["fow_questions"][arm]["best"]
+        cells = "  ".join(
+            f"{split}: {share(best[split]['1%']['served'])} | {share(best[split]['5%']['served'])}"
+            for split in SPLITS
+        )
+        print(f"  {arm:9} {cells}")
+    print("  at fixed thresholds (all 600): served should-hit, traps served (by kind)")
+    for threshold in result["fow_questions"]["cosine"]["at_threshold"]:
+        for arm in ("cosine", "verifier"):
+            row = result["fow_questions"][arm]["at_threshold"][threshold]["all"]
+            kinds = " ".join(f"{k}={row['by_group'].get(k, 0)}" for k in TRAPS)
+            print(
+                f"  {threshold:6} {arm:9} {share(row['served'])} "
+                f"{row['traps_served']:3}/{row['traps']} ({kinds})"
+            )
+
+    conv = result["fow_conversations"]
+    print(
+        f"\nfow-cache conversations: {conv['pairs']} pairs, "
+        f"{conv['pairs_sharing_earlier_turns']} share their earlier turns"
+    )
+    for name in ("helios_context/cosine", "helios_context/verifier", "last_message/cosine",
+                 "last_message/verifier"):  # fmt: skip
+        best = conv[name]["best"]["all"]
+        at = conv[name]["at_threshold"][recommended]["all"]
+        print(
+            f"  {name:24} best served at traps <=1%: {share(best['1%']['served'])} "
+            f"<=5%: {share(best['5%']['served'])}   at {recommended}: "
+            f"served {share(at['served'])}, traps {at['traps_served']}/{at['traps']}"
+        )
+
+    cost = result["verifier_cost"]
+    print(
+        f"\nverifier per candidate ({cost['candidates']} candidates): "
+        f"cold {cost['cold_us']['median']:.0f} us median, {cost['cold_us']['p99']:.0f} us p99; "
+        f"memoised {cost['memoised_us']['median']:.0f} us median, "
+        f"{cost['memoised_us']['p99']:.0f} us p99 ({cost['clock']})"
+    )
+    print(
+        f"\nrecommended default threshold with the verifier on: {recommended} "
+        f"({result['recommendation_rule']})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--k", type=int, default=5, help="candidates per lookup (L3 default)")
+    parser.add_argument("--gptcache", default=str(GPTCACHE), help="gptcache_mock_data.json")
+    parser.add_argument("--batch", type=int, default=64, help="texts per embedding call")
+    parser.add_argument("--repeats", type=int, default=3, help="timing runs per candidate")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    print_table(result)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
