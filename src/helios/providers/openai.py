@@ -57,22 +57,32 @@ _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 
 def create(name: str, model: str, settings: Settings) -> Provider:
     """Build the provider from ``settings.providers[name]``; the key is checked here."""
+    client = async_client(name, model, settings)
+    limit_field: TokenLimitField = (
+        "max_completion_tokens" if name == OFFICIAL_NAME else "max_tokens"
+    )
+    provider = OpenAIProvider(name, model, client, token_limit_field=limit_field)
+    return with_retries(provider, settings.provider(name))
+
+
+def async_client(name: str, model: str, settings: Settings) -> openai.AsyncOpenAI:
+    """The SDK client for ``settings.providers[name]`` (also used by the OpenAI embedder).
+
+    Raises :class:`AuthenticationError` naming the settings when the key is missing.
+    """
     config = settings.provider(name)
-    official = name == OFFICIAL_NAME
     key = config.key(name)
     if key is None:
-        if official or config.base_url is None:
+        if name == OFFICIAL_NAME or config.base_url is None:
             raise AuthenticationError(config.missing_key_message(name), provider=name, model=model)
         key = KEYLESS_PLACEHOLDER
-    client = openai.AsyncOpenAI(
+    return openai.AsyncOpenAI(
         api_key=key,
         base_url=config.base_url,
         timeout=config.timeout_s,
         max_retries=0,  # Helios retries (RetryingProvider): the SDK's wait is uncapped
         default_headers=config.headers or None,
     )
-    limit_field: TokenLimitField = "max_completion_tokens" if official else "max_tokens"
-    return with_retries(OpenAIProvider(name, model, client, token_limit_field=limit_field), config)
 
 
 class OpenAIProvider(Provider):
@@ -104,6 +114,7 @@ class OpenAIProvider(Provider):
                 stop=list(params.stop) or openai.omit,
                 seed=_given(params.seed),
                 response_format=_response_format(request),
+                prompt_cache_key=_prompt_cache_key(request),
             )
         except openai.OpenAIError as exc:
             raise self._translate(exc) from exc
@@ -135,6 +146,7 @@ class OpenAIProvider(Provider):
                 stop=list(params.stop) or openai.omit,
                 seed=_given(params.seed),
                 response_format=_response_format(request),
+                prompt_cache_key=_prompt_cache_key(request),
                 stream=True,
                 stream_options={"include_usage": True},
             )
@@ -167,24 +179,33 @@ class OpenAIProvider(Provider):
         yield Chunk(usage=usage, finish_reason=finish)
 
     def _translate(self, exc: openai.OpenAIError) -> ProviderError:
-        """The Helios error for an SDK error: the one place that decides."""
-        name, model = self.name, self.model
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderTimeout(f"no answer in time: {exc}", provider=name, model=model)
-        if isinstance(exc, openai.APIConnectionError):
-            return ProviderUnavailable(f"connection failed: {exc}", provider=name, model=model)
-        if not isinstance(exc, openai.APIStatusError):
-            # An error event inside a stream, a malformed body, or a client-side failure.
-            return ProviderUnavailable(f"unusable response: {exc}", provider=name, model=model)
-        status = exc.status_code
-        message = _api_message(exc)
-        retry_after = parse_retry_after(exc.response.headers) if status == 429 else None
-        return error_for_status(
-            status, message, provider=name, model=model, retry_after=retry_after
-        )
+        return translate_error(exc, provider=self.name, model=self.model)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def translate_error(exc: openai.OpenAIError, *, provider: str, model: str) -> ProviderError:
+    """The Helios error for an SDK error: the one place that decides (chat and embeddings)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderTimeout(f"no answer in time: {exc}", provider=provider, model=model)
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderUnavailable(f"connection failed: {exc}", provider=provider, model=model)
+    if not isinstance(exc, openai.APIStatusError):
+        # An error event inside a stream, a malformed body, or a client-side failure.
+        return ProviderUnavailable(f"unusable response: {exc}", provider=provider, model=model)
+    status = exc.status_code
+    message = _api_message(exc)
+    retry_after = parse_retry_after(exc.response.headers) if status == 429 else None
+    return error_for_status(
+        status, message, provider=provider, model=model, retry_after=retry_after
+    )
+
+
+def _prompt_cache_key(request: Request) -> str | openai.Omit:
+    """The stable-prefix hash that L1 sets: OpenAI routes calls sharing it to one cache."""
+    key = request.metadata.get("prompt_cache_key")
+    return key if isinstance(key, str) and key else openai.omit
 
 
 def _response_format(request: Request) -> ResponseFormatJSONSchema | openai.Omit:

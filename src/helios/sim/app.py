@@ -4,6 +4,7 @@ Routes::
 
     POST /v1/messages                              Anthropic Messages
     POST /v1/chat/completions                      OpenAI Chat Completions
+    POST /v1/embeddings                            OpenAI Embeddings (hashed, not semantic)
     POST /{v1|v1beta|v1alpha}/models/{model}:generateContent         Gemini
     POST /{v1|v1beta|v1alpha}/models/{model}:streamGenerateContent   Gemini (SSE)
     POST /_sim/faults     queue a fault: {"kind": ..., "times": 1, "protocol": null, ...}
@@ -12,6 +13,7 @@ Routes::
     GET  /_sim/requests   the request bodies received since the last reset
 
 Any protocol request may carry ``x-sim-fault: kind;name=value`` to fault just itself.
+Embeddings count as the ``openai`` protocol for faults, stats and the request log.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helios.sim.anthropic import AnthropicProtocol
-from helios.sim.config import ERROR_KINDS, FaultOrder, SimConfig
+from helios.sim.config import ERROR_KINDS, Fault, FaultOrder, SimConfig
+from helios.sim.embeddings import EmbeddingsProtocol
 from helios.sim.gemini import GeminiProtocol
 from helios.sim.openai import OpenAIProtocol
 from helios.sim.response import Script, ScriptedResponse
 from helios.sim.state import SimState
-from helios.sim.wire import BadRequest, WireProtocol, dumps
+from helios.sim.wire import BadRequest, ErrorReply, WireProtocol, dumps
 
 FAULT_HEADER = "x-sim-fault"
 GEMINI_VERSIONS = frozenset({"v1", "v1beta", "v1alpha"})
@@ -43,12 +46,16 @@ def create_app(config: SimConfig | None = None, *, state: SimState | None = None
     """A simulator app; its :class:`SimState` is ``app.state.sim``."""
     sim = state if state is not None else SimState(config)
     anthropic, openai, gemini = AnthropicProtocol(), OpenAIProtocol(), GeminiProtocol()
+    embeddings = EmbeddingsProtocol()
 
     async def anthropic_messages(request: Request) -> Response:
         return await answer(sim, anthropic, request)
 
     async def openai_chat(request: Request) -> Response:
         return await answer(sim, openai, request)
+
+    async def openai_embeddings(request: Request) -> Response:
+        return await answer_embeddings(sim, embeddings, request)
 
     async def gemini_generate(request: Request) -> Response:
         model, _, method = request.path_params["target"].rpartition(":")
@@ -79,6 +86,7 @@ def create_app(config: SimConfig | None = None, *, state: SimState | None = None
         routes=[
             Route("/v1/messages", anthropic_messages, methods=["POST"]),
             Route("/v1/chat/completions", openai_chat, methods=["POST"]),
+            Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
             Route("/{version}/models/{target}", gemini_generate, methods=["POST"]),
             Route("/_sim/faults", post_fault, methods=["POST"]),
             Route("/_sim/reset", post_reset, methods=["POST"]),
@@ -111,14 +119,12 @@ async def answer(
     if stream is not None:
         call = replace(call, stream=stream)
     number = sim.admit(protocol.name, request.url.path, body, request.headers)
-    ids = {"request-id": f"req_sim{number:08d}", "x-request-id": f"req_sim{number:08d}"}
+    ids = _request_ids(number)
 
     if fault is not None and fault.kind in ERROR_KINDS:
-        error = protocol.error(fault.kind, fault.message, fault.retry_after_s)
-        headers = dict(ids)
-        if fault.kind == "rate_limit":
-            headers["retry-after"] = f"{fault.retry_after_s:g}"
-        return JSONResponse(error.body, error.status, headers=headers)
+        return _fault_reply(
+            protocol.error(fault.kind, fault.message, fault.retry_after_s), fault, ids
+        )
 
     usage = sim.prompt_usage(
         protocol.name, call.model, call.segments, explicit=protocol.explicit_cache
@@ -149,3 +155,46 @@ async def answer(
             drop_after=None if drop is None else 0,
         )
     return ScriptedResponse(script)
+
+
+async def answer_embeddings(
+    sim: SimState, protocol: EmbeddingsProtocol, request: Request
+) -> Response:
+    """Serve one embeddings request as :func:`answer` serves the others: validate, apply
+    any fault (``drop`` closes before the body), pace by the model's latency profile."""
+    try:
+        body: Any = json.loads(await request.body())
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        call = protocol.parse(body)
+        fault = sim.take_fault("openai", request.headers.get(FAULT_HEADER))
+    except ValueError as exc:
+        error = protocol.error("bad_request", str(exc), 0)
+        return JSONResponse(error.body, error.status)
+    number = sim.admit("openai", request.url.path, body, request.headers)
+    ids = _request_ids(number)
+    if fault is not None and fault.kind in ERROR_KINDS:
+        return _fault_reply(
+            protocol.error(fault.kind, fault.message, fault.retry_after_s), fault, ids
+        )
+    delay = fault.seconds if fault is not None and fault.kind == "timeout" else 0.0
+    dropped = fault is not None and fault.kind == "drop"
+    script = Script(
+        media_type="application/json",
+        trailer=(dumps(protocol.body(call)).encode(),),
+        headers=ids,
+        delay_s=delay + sim.pacing(1, call.model).total_s,
+        drop_after=0 if dropped else None,
+    )
+    return ScriptedResponse(script)
+
+
+def _request_ids(number: int) -> dict[str, str]:
+    return {"request-id": f"req_sim{number:08d}", "x-request-id": f"req_sim{number:08d}"}
+
+
+def _fault_reply(error: ErrorReply, fault: Fault, ids: dict[str, str]) -> Response:
+    headers = dict(ids)
+    if fault.kind == "rate_limit":
+        headers["retry-after"] = f"{fault.retry_after_s:g}"
+    return JSONResponse(error.body, error.status, headers=headers)
