@@ -99,6 +99,7 @@ def cached_engine(provider: FunctionProvider) -> tuple[Engine, list[str]]:
     """An engine with a memory L2 cache; ``built`` lists the provider specs it resolved."""
     from helios.cache.backends.memory import MemoryBackend
     from helios.cache.exact import ExactCache
+    from helios.cache.manager import CacheManager
 
     catalog = Catalog.load()
     registry = ProviderRegistry(Settings(), catalog)
@@ -109,7 +110,9 @@ def cached_engine(provider: FunctionProvider) -> tuple[Engine, list[str]]:
         return provider
 
     registry.register_factory(provider.name, factory)
-    return Engine(registry, catalog, cache=ExactCache(MemoryBackend())), built
+    return Engine(
+        registry, catalog, cache=CacheManager(catalog, exact=ExactCache(MemoryBackend()))
+    ), built
 
 
 async def test_cache_hit_never_builds_the_provider() -> None:

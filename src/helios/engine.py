@@ -1,11 +1,13 @@
 """The engine: the one place that composes the parts of a model call.
 
-One call is request -> response cache -> provider -> completion, timed around the
-provider (TTFT and duration) and priced from the catalogue. A cache hit is answered without
-resolving the provider at all (no SDK import, no model load) and a cached stream replays
-its original chunks. Only complete replies are stored: a stream that breaks leaves no
-entry. Each step is its own method so the router (inside ``_provider_for``), the governor
-(around the provider call) and the ledger (an observer) slot in without reshaping the call.
+One call is request -> cache (L2 exact, then L3 semantic) -> provider -> completion, timed
+around the provider (TTFT and duration) and priced from the catalogue. A cache hit is
+answered without resolving the provider at all (no SDK import, no model load) and a cached
+stream replays its original chunks. On a miss, L1 places the provider's prompt-cache
+breakpoints (or key) before the call and prices what the prompt cache saved after it.
+Only complete replies are stored: a stream that breaks leaves no entry. Each step is its
+own method so the router (inside ``_provider_for``), the governor (around the provider
+call) and the ledger (an observer) slot in without reshaping the call.
 """
 
 from __future__ import annotations
@@ -16,21 +18,20 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from helios.cache.backends.base import CacheBackend
-from helios.cache.backends.memory import MemoryBackend
-from helios.cache.backends.sqlite import SQLiteBackend
-from helios.cache.exact import CachedReply, ExactCache
+from helios.cache.exact import CachedReply
+from helios.cache.factory import cache_manager
+from helios.cache.manager import CacheLookup, CacheManager
+from helios.cache.prompt import PlannedRequest
 from helios.catalog import Catalog, Tier
-from helios.errors import BudgetExceeded, ConfigError
+from helios.errors import BudgetExceeded
 from helios.governance.governor import Governor, Priority, Reservation
 from helios.governance.router import EconomicRouter, ObservationSource
 from helios.ledger.sink import EventSink
 from helios.messages import Chunk, Completion, Request
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.registry import ProviderRegistry
-from helios.settings import CacheSettings, Settings
+from helios.settings import Settings
 
-CACHE_LAYER = "L2"
 _MAX_ADMISSION_ROUNDS = 4  # a downgrade or a wait, then ask again; never loop forever
 
 
@@ -60,7 +61,7 @@ class Engine:
         registry: ProviderRegistry,
         catalog: Catalog,
         *,
-        cache: ExactCache | None = None,
+        cache: CacheManager | None = None,
         governor: Governor | None = None,
         tiers: Mapping[Tier, str] | None = None,
         observers: Sequence[CallObserver] = (),
@@ -105,7 +106,7 @@ class Engine:
         return cls(
             registry,
             catalog,
-            cache=response_cache(settings.cache),
+            cache=cache_manager(settings, catalog, kind_of=registry.kind_of),
             governor=governor,
             tiers=settings.tiers,
             observers=observers,
@@ -114,23 +115,25 @@ class Engine:
     async def complete(self, request: Request) -> Completion:
         """The whole reply in one piece (the provider's non-streaming call)."""
         started = time.perf_counter()
-        key, cached = await self._lookup(request)
-        if cached is not None:
+        lookup = await self._lookup(request)
+        if lookup is not None and lookup.reply is not None:
             elapsed = time.perf_counter() - started
-            completion = self._from_cache(cached, elapsed, elapsed, streamed=False)
+            completion = self._from_cache(lookup, elapsed, elapsed, streamed=False)
             self._notify(request, completion.provider, completion.model, completion, None, started)
             return completion
         provider, reservation = await self._admit(request, self._provider_for(request))
+        planned = await self._plan(request, provider)
         try:
-            reply = await provider.complete(request)
+            reply = await provider.complete(_sent(request, planned))
         except BaseException as exc:
             await self._release(reservation)
             self._notify(request, provider.name, provider.model, None, exc, started)
             raise
         elapsed = time.perf_counter() - started
         completion = self._finish(reply, ttft_s=elapsed, duration_s=elapsed, streamed=False)
+        completion = await self._after_call(planned, completion)
         await self._commit(reservation, completion)
-        await self._store(key, request, completion, None)
+        await self._store(lookup, request, completion, None)
         self._notify(request, provider.name, provider.model, completion, None, started)
         return completion
 
@@ -146,38 +149,59 @@ class Engine:
             await self.cache.aclose()
 
     # -- the steps of one call ----------------------------------------------------------
-    async def _lookup(self, request: Request) -> tuple[str | None, CachedReply | None]:
-        """The cache key and the cached reply, if any; parsing the spec imports nothing."""
+    async def _lookup(self, request: Request) -> CacheLookup | None:
+        """The waterfall lookup (``None`` without a cache); parsing the spec imports nothing."""
         if self.cache is None:
-            return None, None
+            return None
         provider, model = self.registry.parse(request.model)
-        key = self.cache.key_for(request, provider, model)
-        return key, await self.cache.lookup(key, persona=request.persona)
+        return await self.cache.lookup(request, provider, model)
+
+    async def _plan(self, request: Request, provider: Provider) -> PlannedRequest | None:
+        """L1: the request with prompt-cache breakpoints (or key) for the model it goes to."""
+        if self.cache is None or self.cache.planner is None:
+            return None
+        name, model = await self._concrete(request, provider)
+        return self.cache.plan(request, name, model)
+
+    async def _after_call(
+        self, planned: PlannedRequest | None, completion: Completion
+    ) -> Completion:
+        """Mark a prefix the provider cached as warm; report what its cache saved."""
+        if self.cache is None:
+            return completion
+        saved = await self.cache.record_call(planned, completion)
+        if saved is None:
+            return completion
+        return completion.model_copy(update={"saved_usd": saved.net_usd})
 
     async def _store(
         self,
-        key: str | None,
+        lookup: CacheLookup | None,
         request: Request,
         completion: Completion,
         chunks: Sequence[str] | None,
     ) -> None:
-        if key is None or self.cache is None or completion.finish_reason not in ("stop", "length"):
+        if lookup is None or self.cache is None:
+            return
+        if completion.finish_reason not in ("stop", "length"):
             return
         reply = CachedReply.from_completion(completion, chunks, created_at=time.time())
-        await self.cache.store(key, reply, persona=request.persona)
+        # stored under the spec's resolution, where the next lookup of this request looks
+        provider, model = self.registry.parse(request.model)
+        await self.cache.store(request, provider, model, reply, key=lookup.key)
 
     def _from_cache(
-        self, cached: CachedReply, ttft_s: float, duration_s: float, *, streamed: bool
+        self, lookup: CacheLookup, ttft_s: float, duration_s: float, *, streamed: bool
     ) -> Completion:
-        entry = self.catalog.lookup(cached.provider, cached.model)
-        return cached.to_completion().model_copy(
+        assert lookup.reply is not None
+        return lookup.reply.to_completion().model_copy(
             update={
                 "ttft_s": ttft_s,
                 "duration_s": duration_s,
                 "cost_usd": 0.0,
-                "saved_usd": entry.cost(cached.usage) if entry is not None else None,
+                "saved_usd": lookup.cost_saved_usd,
                 "streamed": streamed,
-                "cache_layer": CACHE_LAYER,
+                "cache_layer": lookup.layer,
             }
         )
 
@@ -281,18 +305,19 @@ class CompletionStream:
     async def _run(self) -> AsyncIterator[Chunk]:
         engine = self._engine
         started = time.perf_counter()
-        key, cached = await engine._lookup(self.request)
-        if cached is not None:
-            async for chunk in self._replay(cached, started):
+        lookup = await engine._lookup(self.request)
+        if lookup is not None and lookup.reply is not None:
+            async for chunk in self._replay(lookup, started):
                 yield chunk
             return
         provider, reservation = await engine._admit(
             self.request, engine._provider_for(self.request)
         )
+        planned = await engine._plan(self.request, provider)
         assembler = StreamAssembler(provider.name, provider.model)
         ttft_s: float | None = None
         try:
-            async for chunk in provider.stream(self.request):
+            async for chunk in provider.stream(_sent(self.request, planned)):
                 if ttft_s is None and chunk.text:
                     ttft_s = time.perf_counter() - started
                 assembler.add(chunk)
@@ -302,18 +327,21 @@ class CompletionStream:
             engine._notify(self.request, provider.name, provider.model, None, exc, started)
             raise
         duration_s = time.perf_counter() - started
-        self.completion = engine._finish(
+        completion = engine._finish(
             assembler.completion(),
             ttft_s=duration_s if ttft_s is None else ttft_s,
             duration_s=duration_s,
             streamed=True,
         )
+        self.completion = await engine._after_call(planned, completion)
         await engine._commit(reservation, self.completion)
-        await engine._store(key, self.request, self.completion, assembler.parts)
+        await engine._store(lookup, self.request, self.completion, assembler.parts)
         engine._notify(self.request, provider.name, provider.model, self.completion, None, started)
 
-    async def _replay(self, cached: CachedReply, started: float) -> AsyncIterator[Chunk]:
+    async def _replay(self, lookup: CacheLookup, started: float) -> AsyncIterator[Chunk]:
         """The cached reply chunk by chunk, as its original stream delivered it."""
+        cached = lookup.reply
+        assert cached is not None
         ttft_s: float | None = None
         for chunk in cached.replay():
             if ttft_s is None and chunk.text:
@@ -322,24 +350,11 @@ class CompletionStream:
         duration_s = time.perf_counter() - started
         engine = self._engine
         self.completion = engine._from_cache(
-            cached, duration_s if ttft_s is None else ttft_s, duration_s, streamed=True
+            lookup, duration_s if ttft_s is None else ttft_s, duration_s, streamed=True
         )
         engine._notify(self.request, cached.provider, cached.model, self.completion, None, started)
 
 
-def response_cache(settings: CacheSettings) -> ExactCache | None:
-    """The exact-match cache the settings ask for, or ``None`` when it is disabled."""
-    if not settings.enabled:
-        return None
-    backend: CacheBackend
-    if settings.backend == "memory":
-        backend = MemoryBackend(max_entries=settings.max_entries)
-    elif settings.backend == "redis":
-        if not settings.redis_url:
-            raise ConfigError("cache.redis_url must be set when cache.backend is 'redis'")
-        from helios.cache.backends.redis import RedisBackend  # redis is an optional extra
-
-        backend = RedisBackend(settings.redis_url, prefix=settings.redis_prefix)
-    else:
-        backend = SQLiteBackend(settings.resolved_path(), max_entries=settings.max_entries)
-    return ExactCache(backend, ttl_s=settings.ttl_s)
+def _sent(request: Request, planned: PlannedRequest | None) -> Request:
+    """What goes to the provider: the request with L1's breakpoints when it planned some."""
+    return planned.request if planned is not None else request

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -29,6 +29,7 @@ from helios.errors import ConfigError
 from helios.governance.config import GovernorSettings
 from helios.governance.routing_config import RouterSettings
 from helios.ledger.config import FlagSettings, LedgerSettings, MonitorSettings
+from helios.messages import CacheTTL
 
 DEFAULT_CONFIG_FILE = "helios.yaml"
 ProviderKind = Literal["anthropic", "openai", "gemini", "llamacpp"]
@@ -142,8 +143,58 @@ class OrchestrationSettings(_Section):
     max_passes: int = Field(default=2, ge=1, le=10, description="synthesis passes at most")
 
 
+class PromptCacheSettings(_Section):
+    """L1: provider prompt caching (breakpoints, ``prompt_cache_key``, warm-prefix report)."""
+
+    enabled: bool = True
+    ttl: CacheTTL = Field(default="5m", description="Anthropic breakpoints: 5m or 1h")
+
+
+class SemanticCacheSettings(_Section):
+    """L3: a reply to a question that *means* the same, in the same context."""
+
+    enabled: bool = True
+    index: Literal["usearch", "pgvector"] = "usearch"
+    path: Path | None = Field(
+        default=None,
+        description="SQLite file of the usearch index's entries; default: the L2 SQLite file",
+    )
+    postgres_url: str | None = Field(default=None, description="required for index pgvector")
+    table: str = Field(default="helios_semantic_cache", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    embedder: Literal["local", "openai"] = "local"
+    openai_embedding_model: str = "text-embedding-3-small"
+    openai_embedding_dimensions: int = Field(
+        default=1536, ge=1, le=3072, description="sent as `dimensions` (text-embedding-3-*)"
+    )
+    openai_provider: str = Field(
+        default="openai", description="providers.<name> whose key and base_url embed"
+    )
+    threshold: float = Field(default=0.85, ge=0.0, le=1.0, description="cosine similarity")
+    task_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="per task type; overrides threshold"
+    )
+    ttl_s: float = Field(default=86_400.0, gt=0)
+    max_temperature: float = Field(
+        default=0.7, ge=0.0, le=2.0, description="requests sampled hotter skip L3"
+    )
+    verify: bool = Field(default=True, description="reject negation/entity/number traps")
+    candidates: int = Field(default=5, ge=1, le=100, description="nearest entries verified")
+
+    @field_validator("task_thresholds")
+    @classmethod
+    def _thresholds_are_cosines(cls, value: dict[str, float]) -> dict[str, float]:
+        for task_type, threshold in value.items():
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"{task_type}: {threshold} is not between 0 and 1")
+        return value
+
+    def threshold_for(self, task_type: str) -> float:
+        return self.task_thresholds.get(task_type, self.threshold)
+
+
 class CacheSettings(_Section):
-    """The response cache (exact match, L2). ``RESPONSE_CACHE_ENABLED`` aliases ``enabled``."""
+    """The response cache: L2 exact match here, ``prompt`` (L1) and ``semantic`` (L3) nested.
+    ``RESPONSE_CACHE_ENABLED`` aliases ``enabled``, which switches every layer."""
 
     enabled: bool = True
     backend: Literal["sqlite", "memory", "redis"] = "sqlite"
@@ -154,9 +205,15 @@ class CacheSettings(_Section):
     )
     redis_url: str | None = Field(default=None, description="required for backend redis")
     redis_prefix: str = "helios:cache"
+    prompt: PromptCacheSettings = Field(default_factory=PromptCacheSettings)
+    semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
 
     def resolved_path(self) -> Path:
         return self.path if self.path is not None else data_dir() / "cache.sqlite3"
+
+    def semantic_path(self) -> Path:
+        """Where the usearch index keeps its entries (its index files lie next to it)."""
+        return self.semantic.path if self.semantic.path is not None else self.resolved_path()
 
 
 class PersonaSettings(_Section):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -18,11 +17,12 @@ import pytest
 
 from helios.cache.backends.redis import RedisBackend, glob_escape, redis_address
 from helios.cache.exact import CachedReply, ExactCache
-from helios.engine import response_cache
+from helios.cache.factory import l2_backend
 from helios.errors import CacheBackendError, ConfigError
 from helios.messages import Usage
 from helios.settings import CacheSettings
-from tests.cache.conftest import redis_namespace, redis_url
+from tests.cache.conftest import FakeClock, redis_namespace, redis_url
+from tests.cache.tcp_proxy import Proxy, free_port
 
 
 @pytest.fixture
@@ -35,13 +35,6 @@ async def backend() -> AsyncIterator[RedisBackend]:
 
 async def keys(backend: RedisBackend, prefix: str = "") -> list[str]:
     return sorted([key async for key in backend.scan(prefix)])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def a_reply() -> CachedReply:
@@ -77,6 +70,84 @@ async def test_overwrite_replaces_the_ttl(backend: RedisBackend) -> None:
     await backend.set("a", b"tiny", ttl_s=0.0001)  # rounds up to 1 ms, never to "no TTL"
     await asyncio.sleep(0.01)
     assert await backend.get("a") is None
+
+
+async def test_an_entry_is_one_hash_with_its_ttl(backend: RedisBackend) -> None:
+    raw = backend._client
+    await backend.set("a", b"value", ttl_s=60)
+    assert await backend.get("a") == b"value"
+    assert await backend.get("missing") is None  # a miss writes nothing
+    full = f"{backend.prefix}:a"
+    assert [key async for key in raw.scan_iter(match=f"{backend.prefix}:*")] == [full.encode()]
+    fields = await raw.hgetall(full)
+    assert (fields[b"v"], fields[b"n"]) == (b"value", b"1")
+    assert float(fields[b"c"]) <= float(fields[b"a"]) <= backend.clock()
+    assert 59_000 < await raw.pttl(full) <= 60_000  # counting kept the TTL
+    await backend.set("a", b"again", ttl_s=None)
+    assert sorted(await raw.hkeys(full)) == [b"c", b"n", b"v"]
+    assert await raw.pttl(full) == -1
+
+
+async def test_a_value_from_before_the_counters_is_a_miss_and_dropped(
+    backend: RedisBackend,
+) -> None:
+    full = f"{backend.prefix}:old"
+    await backend._client.set(full, b"plain string value")
+    assert await backend.info("old") is None
+    assert await backend.entries() == []
+    assert await backend.get("old") is None
+    assert await backend._client.exists(full) == 0
+    await backend.set("old", b"new", ttl_s=None)
+    assert await backend.get("old") == b"new"
+
+
+async def test_entry_times_use_the_injected_clock_and_expiry_the_server() -> None:
+    clock = FakeClock()
+    backend = RedisBackend(redis_url(), prefix=redis_namespace(), clock=clock)
+    try:
+        await backend.set("brief", b"x", ttl_s=0.3)
+        for key in ["a", "b", "c"]:
+            await backend.set(key, b"v", ttl_s=None)
+        for key in ["b", "brief", "a"]:
+            clock.advance(1)
+            await backend.get(key)
+        entries = await backend.entries()
+        assert [(info.key, info.last_access) for info in entries] == [
+            ("a", clock.now),
+            ("brief", clock.now - 1),
+            ("b", clock.now - 2),
+            ("c", None),
+        ]
+        brief = entries[1]
+        assert brief.created_at == clock.now - 3
+        assert brief.expires_at is not None and 0 < brief.expires_at - clock.now <= 0.3
+        await asyncio.sleep(0.45)
+        assert await backend.info("brief") is None
+        assert [info.key for info in await backend.entries(limit=2)] == ["a", "b"]
+    finally:
+        await backend.delete_prefix("")
+        await backend.aclose()
+
+
+async def test_entries_over_many_scan_pages(backend: RedisBackend) -> None:
+    for n in range(1_234):
+        await backend.set(f"bulk:{n:04}", b"v", ttl_s=None)
+    await backend.get("bulk:1000")
+    entries = await backend.entries("bulk:", limit=4)
+    assert [info.key for info in entries] == ["bulk:1000", "bulk:0000", "bulk:0001", "bulk:0002"]
+    assert len(await backend.entries("bulk:", limit=5_000)) == 1_234
+
+
+async def test_scripts_survive_a_server_that_forgot_them(backend: RedisBackend) -> None:
+    """A restarted or failed-over server has an empty script cache."""
+    await backend.set("k", b"v", ttl_s=None)
+    await backend._client.script_flush()
+    assert await backend.get("k") == b"v"
+    await backend._client.script_flush()
+    assert [(info.key, info.access_count) for info in await backend.entries()] == [("k", 1)]
+    await backend._client.script_flush()
+    info = await backend.info("k")
+    assert info is not None and info.access_count == 1
 
 
 async def test_glob_characters_in_prefixes_are_literal(backend: RedisBackend) -> None:
@@ -129,6 +200,8 @@ async def test_errors_name_host_and_port_never_the_password() -> None:
             dead.delete("k"),
             dead.count(),
             dead.delete_prefix(""),
+            dead.info("k"),
+            dead.entries(),
         ):
             with pytest.raises(CacheBackendError) as caught:
                 await operation
@@ -140,41 +213,6 @@ async def test_errors_name_host_and_port_never_the_password() -> None:
         await dead.aclose()
     assert redis_address("redis://:pw@example.com/3") == "example.com:6379"
     assert redis_address("unix:///run/redis.sock?db=1") == "/run/redis.sock"
-
-
-class Proxy:
-    """A TCP forwarder to the test server that can be taken down and brought back."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._writers.update((writer, up_writer))
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers.difference_update((writer, up_writer))
 
 
 async def test_exact_cache_fails_open_and_recovers() -> None:
@@ -207,22 +245,21 @@ async def test_exact_cache_fails_open_and_recovers() -> None:
 
 async def test_settings_select_redis() -> None:
     with pytest.raises(ConfigError, match=r"cache\.redis_url"):
-        response_cache(CacheSettings(backend="redis"))
-    cache = response_cache(
+        l2_backend(CacheSettings(backend="redis"))
+    backend = l2_backend(
         CacheSettings(backend="redis", redis_url="redis://127.0.0.1:1/0", redis_prefix="p")
     )
-    assert cache is not None
-    assert isinstance(cache.backend, RedisBackend)
-    assert cache.backend.prefix == "p"
-    assert cache.backend.address == "127.0.0.1:1"
-    await cache.backend.aclose()
+    assert isinstance(backend, RedisBackend)
+    assert backend.prefix == "p"
+    assert backend.address == "127.0.0.1:1"
+    await backend.aclose()
 
 
 def test_default_install_never_imports_redis() -> None:
     code = (
-        "import sys, helios.engine; from helios.engine import response_cache;"
+        "import sys, helios.engine; from helios.cache.factory import l2_backend;"
         "from helios.settings import CacheSettings;"
-        "response_cache(CacheSettings(backend='memory'));"
+        "l2_backend(CacheSettings(backend='memory'));"
         "assert not any(m == 'redis' or m.startswith('redis.') for m in sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

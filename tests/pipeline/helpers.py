@@ -11,6 +11,7 @@ from typing import Any
 
 from helios.cache.backends.memory import MemoryBackend
 from helios.cache.exact import ExactCache
+from helios.cache.manager import CacheManager
 from helios.catalog import Catalog
 from helios.engine import Engine
 from helios.ledger.sink import MemorySink
@@ -145,7 +146,9 @@ def make_world(
     registry = ProviderRegistry(Settings(default_model=MODEL), catalog)
     registry.add(provider)
     backend = MemoryBackend(max_entries=500, clock=clock)
-    engine = Engine(registry, catalog, cache=ExactCache(backend) if cache else None)
+    engine = Engine(
+        registry, catalog, cache=CacheManager(catalog, exact=ExactCache(backend)) if cache else None
+    )
     return World(
         personas=personas,
         provider=provider,

@@ -117,7 +117,8 @@ async def test_second_run_is_served_from_the_cache_with_the_same_chunks() -> Non
     assert world.observer.chunks == first_chunks  # replayed chunk by chunk
     lookups = [e for e in world.sink.of_type(CacheLookup) if e.task_id == second.task_id]
     assert len(lookups) == 4 and all(lookup.hit for lookup in lookups)
-    snapshot = world.engine.cache.snapshot() if world.engine.cache else {}
+    exact = world.engine.cache.exact if world.engine.cache else None
+    snapshot = exact.snapshot() if exact else {}
     assert snapshot["by_persona"]["thesis"]["hits"] == 1
     assert snapshot["by_persona"]["thesis"]["misses"] == 1
 

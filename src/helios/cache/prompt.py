@@ -14,7 +14,7 @@ can be cached:
   forces (or is not placed when no TTL could satisfy it).
 - **OpenAI** caches prefixes of at least 1024 tokens automatically. The request is left as
   it is except for ``metadata["prompt_cache_key"]`` (the prefix hash), which routes calls
-  sharing a prefix to the same cache; the OpenAI adapter does not send it yet.
+  sharing a prefix to the same cache; the OpenAI adapter sends it as ``prompt_cache_key``.
 - **Gemini** caches implicitly: the plan only reports the prefix.
 - Anything else (llama.cpp, custom providers) has no provider prompt cache.
 

@@ -372,14 +372,18 @@ class _Run:
         record = StageRecord.of(role, persona.name, pass_number, completion)
         self.stages.append(record)
         if self.p.engine.cache is not None:
-            self.emit(
-                CacheLookup(
-                    task_id=self.task_id,
-                    persona=persona.name,
-                    layer="L2",
-                    hit=completion.cache_layer is not None,
+            # one event per layer consulted, so each layer's hit rate has its own lookups
+            for layer in self.p.engine.cache.layers_for(request):
+                self.emit(
+                    CacheLookup(
+                        task_id=self.task_id,
+                        persona=persona.name,
+                        layer=layer,
+                        hit=completion.cache_layer == layer,
+                    )
                 )
-            )
+                if completion.cache_layer == layer:
+                    break
         self.emit(_persona_event(self.task_id, record, completion))
         observer.stage_finished(record)
         return completion

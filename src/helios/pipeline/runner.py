@@ -49,9 +49,8 @@ def local_embedder_factory(settings: Settings) -> Embedder:
 def build_gatherer(settings: Settings, engine: Engine) -> EvidenceGatherer:
     evidence = settings.orchestration.evidence
     # One store for everything cached: the response cache's backend when there is one.
-    backend: CacheBackend = (
-        engine.cache.backend if engine.cache is not None else MemoryBackend(max_entries=256)
-    )
+    shared = engine.cache.backend if engine.cache is not None else None
+    backend: CacheBackend = shared if shared is not None else MemoryBackend(max_entries=256)
     return EvidenceGatherer(
         lambda: local_embedder_factory(settings),
         backend,

@@ -114,6 +114,11 @@ class ProviderRegistry:
                 self._providers[(name, model)] = provider
         return provider
 
+    def kind_of(self, name: str) -> str:
+        """The adapter kind behind a provider name (``"anthropic"`` for a named endpoint of
+        kind anthropic); the name itself for built-in providers."""
+        return self._kind(name)
+
     def _kind(self, name: str) -> str:
         configured = self.settings.providers.get(name)
         return configured.resolved_kind(name) if configured is not None else name
