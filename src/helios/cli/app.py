@@ -13,6 +13,7 @@ from helios._version import __version__
 from helios.cli import (
     ask,
     budget,
+    cache,
     dag,
     flags,
     ledger,
@@ -73,6 +74,7 @@ app.command("plan")(plan.plan)
 app.add_typer(dag.app, name="dag")
 app.command("budget")(budget.budget)
 app.command("route")(route.route)
+app.add_typer(cache.app, name="cache")
 
 
 def main() -> None:

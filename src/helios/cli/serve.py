@@ -1,4 +1,5 @@
-"""``helios serve``: the HTTP server (``/metrics``, ``/health``) under uvicorn."""
+"""``helios serve``: the HTTP server under uvicorn: ``/metrics``, ``/health``, and the
+response cache API under ``/api/v1/helios/cache`` (Swagger UI at ``/docs``)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,18 @@ def serve(
     log_level: Annotated[
         str, typer.Option(help="uvicorn's log level (debug, info, warning, error).")
     ] = "info",
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every request (a line costs about a quarter of a cache lookup's CPU).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve Helios over HTTP; with monitor.enabled the health monitor runs inside."""
+    """Serve Helios over HTTP: /metrics, /health and the cache API under
+    /api/v1/helios/cache (lookup, store, invalidate, metrics, health); Swagger UI at /docs.
+    With monitor.enabled the health monitor runs inside. Requests are logged one by one
+    only with --access-log."""
     settings = cli_context(ctx).settings()
     from helios.server import create_app
 
@@ -31,4 +42,5 @@ def serve(
     app = create_app(settings)
     # uvicorn handles Ctrl-C itself: it stops the app (lifespan shutdown included), then
     # re-raises the signal, which the CLI's entry point turns into exit code 130.
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level)).run()
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log)
+    uvicorn.Server(config).run()

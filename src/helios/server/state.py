@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from helios.cache.manager import CacheManager
 from helios.ledger.metrics import HeliosMetrics
 from helios.ledger.monitor import HealthMonitor, HealthReport
 from helios.ledger.store import LedgerStore
+from helios.providers.registry import ProviderRegistry
 from helios.settings import Settings
 
 
@@ -19,6 +21,11 @@ class ServerState:
     """Set at start-up when the ledger is enabled (given, or opened from the settings)."""
     monitor: HealthMonitor | None = None
     monitor_task: asyncio.Task[HealthReport | None] | None = None
+    cache: CacheManager | None = None
+    """The response cache (given, or built from ``settings.cache`` at start-up); ``None``
+    when ``cache.enabled`` is false."""
+    registry: ProviderRegistry | None = None
+    """Resolves model specs for the cache routes; it builds no provider, so imports no SDK."""
 
     @property
     def monitor_running(self) -> bool:

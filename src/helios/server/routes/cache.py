@@ -1,0 +1,495 @@
+"""``/api/v1/helios/cache``: the three-layer response cache over HTTP.
+
+Lookups and stores speak the reference design's fields (``input_text``, ``task_type``,
+``system_prompt``, ``use_l1``..., layer names such as ``L2_REDIS_EXACT``) so that its
+clients keep working, plus what Helios adds: earlier conversation turns, the model, the
+tenant and the temperature. Both build the :class:`~helios.messages.Request` the engine
+would build, so an entry stored here answers the engine's calls and the other way round.
+
+The cache fails open (:mod:`helios.cache.manager`): a store that is down turns a lookup
+into a miss and a store into a no-op, both still answered 200, and ``/health`` names the
+degraded layer. Only an invalidation that could not be carried out is an error (503): an
+operator who asked for a purge must learn that it did not happen.
+
+Input is bounded by :data:`LIMITS`, checked before any work: a body above its limit is 413
+before it is read; a text above its limit is 413 naming the field; a malformed body is 422
+naming the field (FastAPI's ``{"detail": [{"loc", "msg", "type"}]}``, which the 413s of
+fields share). No user input reaches a 500. The hot path (``/lookup``) builds no registry
+and no response model: the body is validated once, and the answer is written as JSON
+straight from the manager's reports.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal, NoReturn
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticSerializationError, to_json
+from starlette.responses import Response
+
+from helios.cache.backends.base import EntryInfo
+from helios.cache.exact import CachedReply
+from helios.cache.keys import namespace_of
+from helios.cache.manager import (
+    API_LAYER_NAMES,
+    LAYERS,
+    CacheHealth,
+    CacheLookup,
+    CacheManager,
+    L1Report,
+    Layer,
+    LayerReport,
+)
+from helios.errors import CacheBackendError, ConfigError
+from helios.messages import Message, Request, SamplingParams, Usage
+from helios.providers.registry import ProviderRegistry
+from helios.server.state import ServerState
+
+PREFIX = "/api/v1/helios/cache"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    """What one call may carry. Constants, not settings: they protect the server from
+    oversized or hostile input and do not change what the cache does (L3 has its own,
+    smaller question limit, ``helios.cache.semantic.MAX_QUESTION_CHARS``, and skips longer
+    questions rather than refusing them)."""
+
+    text_chars: int = 32 * 1024
+    """``input_text``, ``system_prompt`` and each earlier turn's ``content``."""
+    response_chars: int = 256 * 1024
+    """``response_data``: a long reply is normal, but a cache entry is not a file store."""
+    messages: int = 100
+    """Earlier turns of the conversation."""
+    body_bytes: int = 8 * 1024 * 1024
+    """The whole JSON body, refused before it is read (JSON escapes may triple a text)."""
+
+
+LIMITS = ApiLimits()
+
+_LAYER_BY_NAME: dict[str, Layer] = {
+    **{name: layer for layer, name in API_LAYER_NAMES.items()},
+    **{layer: layer for layer in LAYERS},
+}
+VALID_LAYERS = ", ".join([*API_LAYER_NAMES.values(), *LAYERS])
+
+
+def parse_layer(name: str) -> Layer | None:
+    """``L2``, ``l2`` or ``L2_REDIS_EXACT`` -> ``"L2"``; ``None`` for an unknown name."""
+    return _LAYER_BY_NAME.get(name.strip().upper())
+
+
+# -- bodies ---------------------------------------------------------------------------------
+class Turn(BaseModel):
+    """An earlier turn of the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class _Conversation(BaseModel):
+    """The fields that make up the :class:`~helios.messages.Request` (and so the keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_text: str = Field(min_length=1, description="the user's (last) message")
+    task_type: str = Field(default="general", min_length=1, max_length=256)
+    system_prompt: str | None = None
+    messages: list[Turn] = Field(
+        default_factory=list, description="earlier turns; input_text follows them"
+    )
+    tenant: str = Field(default="default", min_length=1, max_length=256)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+
+
+class LookupBody(_Conversation):
+    model: str | None = Field(
+        default=None, max_length=256, description="model spec; default: the settings' default"
+    )
+    use_l1: bool = True
+    use_l2: bool = True
+    use_l3: bool = True
+    similarity_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="L3 cosine; default: the settings'"
+    )
+
+
+class StoreBody(_Conversation):
+    response_data: str = Field(min_length=1, description="the reply to cache")
+    model_used: str | None = Field(
+        default=None, max_length=256, description="model spec; default: the settings' default"
+    )
+    tokens_used: int = Field(default=0, ge=0, description="output tokens of the reply")
+    input_tokens: int = Field(default=0, ge=0)
+    store_in_l1: bool = Field(default=False, description="mark the prompt prefix warm")
+    store_in_l2: bool = True
+    store_in_l3: bool = True
+
+
+class InvalidateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    layer: str | None = Field(default=None, description=f"one of {VALID_LAYERS}; null: all")
+    task_type: str | None = Field(default=None, min_length=1, max_length=256)
+    tenant: str | None = Field(default=None, min_length=1, max_length=256)
+    key: str | None = Field(default=None, min_length=1, max_length=512, description="an L2 key")
+
+    @field_validator("layer")
+    @classmethod
+    def _known_layer(cls, value: str | None) -> str | None:
+        if value is not None and parse_layer(value) is None:
+            raise ValueError(f"unknown layer '{value}': one of {VALID_LAYERS}")
+        return value
+
+
+# -- answers (documentation of the JSON the routes write) --------------------------------------
+class LookupResult(BaseModel):
+    hit: bool
+    layer: str | None = Field(description="the answering layer's API name, null on a miss")
+    cached_response: str | None
+    confidence: float = Field(description="1 for L2, the verifier's for L3, 0 on a miss")
+    l1_result: dict[str, Any]
+    l2_result: dict[str, Any]
+    l3_result: dict[str, Any]
+    lookup_time_ms: float
+    tokens_saved: int
+    cost_saved: float
+
+
+class StoreResult(BaseModel):
+    layers_stored: list[str]
+    key: str | None = Field(description="the request's L2 key (for invalidation); null: no L2")
+
+
+class InvalidateResult(BaseModel):
+    removed: dict[str, int] = Field(description="entries removed per layer (API names)")
+    total: int
+
+
+class LayerHealthResult(BaseModel):
+    status: Literal["ok", "degraded", "disabled"]
+    backend: str | None
+    detail: str
+
+
+class HealthResult(BaseModel):
+    status: Literal["ok", "degraded", "disabled"]
+    layers: dict[str, LayerHealthResult]
+
+
+# -- the routes -----------------------------------------------------------------------------
+def router(state: ServerState) -> APIRouter:
+    # FastAPI refuses a larger body (413) while reading it, before any parsing
+    routes = APIRouter(prefix=PREFIX, tags=["cache"], max_body_size=LIMITS.body_bytes)
+
+    def ready() -> tuple[CacheManager, ProviderRegistry]:
+        if state.cache is None or state.registry is None:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the response cache is disabled (cache.enabled is false)",
+            )
+        return state.cache, state.registry
+
+    @routes.post(
+        "/lookup",
+        response_model=LookupResult,
+        summary="L2 exact, then L3 semantic; with what L1 (the prompt cache) will do",
+    )
+    async def lookup(body: LookupBody) -> Response:
+        manager, registry = ready()
+        _check_conversation(body)
+        provider, model = _parse_model(registry, body.model, "model")
+        request = _request(body, body.model)
+        found = await manager.lookup(
+            request,
+            provider,
+            model,
+            use_l1=body.use_l1,
+            use_l2=body.use_l2,
+            use_l3=body.use_l3,
+            similarity_threshold=body.similarity_threshold,
+        )
+        return _json(_lookup_answer(found))
+
+    @routes.post(
+        "/store",
+        response_model=StoreResult,
+        summary="Cache a reply in L2 and L3 (and mark its prompt prefix warm in L1 if asked)",
+    )
+    async def store(body: StoreBody) -> Response:
+        manager, registry = ready()
+        _check_conversation(body)
+        _check_text("response_data", body.response_data, LIMITS.response_chars)
+        provider, model = _parse_model(registry, body.model_used, "model_used")
+        request = _request(body, body.model_used)
+        reply = CachedReply(
+            text=body.response_data,
+            chunks=(body.response_data,),
+            usage=Usage(input_tokens=body.input_tokens, output_tokens=body.tokens_used),
+            model=model,
+            provider=provider,
+            created_at=time.time(),
+        )
+        asked: tuple[tuple[Layer, bool], ...] = (
+            ("L1", body.store_in_l1),
+            ("L2", body.store_in_l2),
+            ("L3", body.store_in_l3),
+        )
+        layers = [layer for layer, wanted in asked if wanted]
+        key = manager.exact.key_for(request, provider, model) if manager.exact else None
+        stored = await manager.store(request, provider, model, reply, key=key, layers=layers)
+        return _json({"layers_stored": [API_LAYER_NAMES[layer] for layer in stored], "key": key})
+
+    @routes.get("/metrics", summary="Hit rates, savings and entries per layer since start-up")
+    async def metrics() -> dict[str, Any]:
+        manager, _ = ready()
+        return await _metrics(manager)
+
+    @routes.post(
+        "/invalidate",
+        response_model=InvalidateResult,
+        responses={503: {"description": "a store could not be purged; nothing is promised"}},
+        summary="Remove the entries of a key, tenant or task type, or all, from one layer or all",
+    )
+    async def invalidate(body: InvalidateBody) -> InvalidateResult:
+        manager, _ = ready()
+        layer = parse_layer(body.layer) if body.layer is not None else None
+        _check_selection(layer, body)
+        try:
+            removed = await manager.invalidate(
+                layer=layer, key=body.key, tenant=body.tenant, task_type=body.task_type
+            )
+        except CacheBackendError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+        counts = {API_LAYER_NAMES[name]: count for name, count in removed.items()}
+        return InvalidateResult(removed=counts, total=sum(counts.values()))
+
+    @routes.get("/health", response_model=HealthResult, summary="Each layer's store, probed now")
+    async def health() -> dict[str, Any]:
+        """``ok``, or ``degraded`` while a layer's store fails; always HTTP 200, because the
+        cache fails open: a degraded layer only misses, and calls still get answered."""
+        if state.cache is None:
+            return _disabled_health()
+        return _health(await state.cache.health())
+
+    @routes.get("/summary", summary="Metrics and health in one answer")
+    async def summary() -> dict[str, Any]:
+        manager, _ = ready()
+        return {"metrics": await _metrics(manager), "health": _health(await manager.health())}
+
+    @routes.get(
+        "/stats/layer/{layer}",
+        responses={404: {"description": f"not a layer: one of {VALID_LAYERS}"}},
+        summary="One layer's counters, entries and configuration",
+    )
+    async def layer_stats(
+        layer: str,
+        tenant: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        task_type: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        limit: Annotated[int, Query(ge=0, le=100, description="L2: recent entries listed")] = 20,
+    ) -> dict[str, Any]:
+        """For L2, also the entries most recently hit (of a tenant / task type if given)."""
+        manager, _ = ready()
+        chosen = parse_layer(layer)
+        if chosen is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"unknown layer '{layer}': one of {VALID_LAYERS}"
+            )
+        return await _layer_stats(manager, chosen, tenant, task_type, limit)
+
+    return routes
+
+
+# -- request building and checks ------------------------------------------------------------
+def _request(body: _Conversation, spec: str | None) -> Request:
+    turns = [Message(role=turn.role, content=turn.content) for turn in body.messages]
+    turns.append(Message(role="user", content=body.input_text))
+    return Request(
+        messages=tuple(turns),
+        model=spec or "",
+        system=body.system_prompt,
+        params=SamplingParams(temperature=body.temperature),
+        task_type=body.task_type,
+        tenant=body.tenant,
+    )
+
+
+def _parse_model(registry: ProviderRegistry, spec: str | None, field: str) -> tuple[str, str]:
+    try:
+        return registry.parse(spec or "")
+    except ConfigError as exc:  # an unknown model, or an alias loop in the settings
+        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, (field,), str(exc), "value_error")
+
+
+def _check_conversation(body: _Conversation) -> None:
+    _check_text("input_text", body.input_text, LIMITS.text_chars)
+    if body.system_prompt is not None:
+        _check_text("system_prompt", body.system_prompt, LIMITS.text_chars)
+    if len(body.messages) > LIMITS.messages:
+        message = f"messages: {len(body.messages)} turns, above the limit of {LIMITS.messages}"
+        _refuse(status.HTTP_413_CONTENT_TOO_LARGE, ("messages",), message, "too_large")
+    for index, turn in enumerate(body.messages):
+        _check_text(f"messages.{index}.content", turn.content, LIMITS.text_chars)
+
+
+def _check_text(field: str, text: str, limit: int) -> None:
+    if len(text) > limit:
+        location = tuple(int(part) if part.isdigit() else part for part in field.split("."))
+        message = f"{field}: {len(text)} characters, above the limit of {limit}"
+        _refuse(status.HTTP_413_CONTENT_TOO_LARGE, location, message, "too_large")
+
+
+def _check_selection(layer: Layer | None, body: InvalidateBody) -> None:
+    """Combinations the manager would silently ignore: an error names them instead."""
+    if body.key is not None and (body.tenant is not None or body.task_type is not None):
+        message = "key: select by key, or by tenant/task_type, not both"
+        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, ("key",), message, "value_error")
+    if body.key is not None and layer in ("L1", "L3"):
+        message = f"key: a key is an L2 key; it selects no {API_LAYER_NAMES[layer]} entry"
+        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, ("key",), message, "value_error")
+    if layer == "L1" and (body.tenant is not None or body.task_type is not None):
+        message = "layer: L1 warm prefixes belong to no tenant or task type"
+        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, ("layer",), message, "value_error")
+
+
+def _refuse(code: int, location: tuple[str | int, ...], message: str, kind: str) -> NoReturn:
+    """An error in FastAPI's validation shape, so clients read every refusal one way."""
+    raise HTTPException(code, [{"loc": ["body", *location], "msg": message, "type": kind}])
+
+
+# -- answers --------------------------------------------------------------------------------
+_L1_FIELDS = tuple(field.name for field in fields(L1Report))
+_LAYER_FIELDS = tuple(field.name for field in fields(LayerReport))
+
+
+def _json(content: Mapping[str, Any]) -> Response:
+    try:
+        body = to_json(content)  # 4x faster than json.dumps on the hot path
+    except PydanticSerializationError:  # text no UTF-8 can hold (a lone surrogate)
+        body = json.dumps(content).encode()
+    return Response(body, media_type="application/json")
+
+
+def _lookup_answer(found: CacheLookup) -> dict[str, Any]:
+    reply = found.reply
+    return {
+        "hit": reply is not None,
+        "layer": API_LAYER_NAMES[found.layer] if found.layer is not None else None,
+        "cached_response": reply.text if reply is not None else None,
+        "confidence": found.confidence or 0.0,
+        "l1_result": {name: getattr(found.l1, name) for name in _L1_FIELDS},
+        "l2_result": {name: getattr(found.l2, name) for name in _LAYER_FIELDS},
+        "l3_result": {name: getattr(found.l3, name) for name in _LAYER_FIELDS},
+        "lookup_time_ms": found.lookup_time_ms,
+        "tokens_saved": found.tokens_saved,
+        "cost_saved": found.cost_saved_usd,
+    }
+
+
+async def _metrics(manager: CacheManager) -> dict[str, Any]:
+    snapshot = manager.snapshot()
+    entries = await manager.entries()
+    snapshot["layers"] = {API_LAYER_NAMES[k]: v for k, v in snapshot["layers"].items()}
+    snapshot["last_errors"] = {API_LAYER_NAMES[k]: v for k, v in snapshot["last_errors"].items()}
+    for layer, count in entries.items():
+        snapshot[f"{layer.lower()}_entries"] = count  # None: that store could not be counted
+    return snapshot
+
+
+def _health(health: CacheHealth) -> dict[str, Any]:
+    return {
+        "status": health.status,
+        "layers": {
+            API_LAYER_NAMES[layer]: {
+                "status": layer_health.status,
+                "backend": layer_health.backend,
+                "detail": layer_health.detail,
+            }
+            for layer, layer_health in health.layers.items()
+        },
+    }
+
+
+def _disabled_health() -> dict[str, Any]:
+    detail = "the response cache is disabled (cache.enabled is false)"
+    layer = {"status": "disabled", "backend": None, "detail": detail}
+    return {"status": "disabled", "layers": {name: layer for name in API_LAYER_NAMES.values()}}
+
+
+async def _layer_stats(
+    manager: CacheManager, layer: Layer, tenant: str | None, task_type: str | None, limit: int
+) -> dict[str, Any]:
+    entries = await manager.entries()
+    answer: dict[str, Any] = {
+        "layer": API_LAYER_NAMES[layer],
+        "entries": entries[layer],
+        "metrics": manager.metrics[layer].snapshot(),
+    }
+    if layer == "L1":
+        planner = manager.planner
+        answer["config"] = {
+            "enabled": planner is not None,
+            "ttl": planner.ttl if planner is not None else None,
+        }
+    elif layer == "L2":
+        exact = manager.exact
+        answer["config"] = {
+            "enabled": exact is not None,
+            "backend": exact.backend.name if exact else None,
+            "ttl_s": exact.ttl_s if exact else None,
+        }
+        if exact is not None:
+            answer["recent_entries"], answer["error"] = await _recent(
+                manager, tenant, task_type, limit
+            )
+    else:
+        semantic = manager.semantic
+        answer["config"] = {"enabled": semantic is not None}
+        if semantic is not None:
+            settings = semantic.settings
+            answer["config"].update(
+                index=semantic.index.name,
+                embedder=semantic.embedder.name,
+                threshold=settings.threshold,
+                task_thresholds=settings.task_thresholds,
+                ttl_s=settings.ttl_s,
+                max_temperature=settings.max_temperature,
+                verify=settings.verify,
+            )
+            answer["counts"] = semantic.counts.snapshot()
+        elif "L3" in manager.unavailable:
+            answer["config"]["unavailable"] = manager.unavailable["L3"]
+    return answer
+
+
+async def _recent(
+    manager: CacheManager, tenant: str | None, task_type: str | None, limit: int
+) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """The L2 entries most recently hit; ``(None, why)`` when the store cannot list them."""
+    assert manager.exact is not None
+    try:
+        infos = await manager.exact.entries(tenant=tenant, task_type=task_type, limit=limit)
+    except CacheBackendError as exc:
+        return None, str(exc)
+    return [_entry(info) for info in infos], None
+
+
+def _entry(info: EntryInfo) -> dict[str, Any]:
+    namespace = namespace_of(info.key)
+    return {
+        "key": info.key,
+        "tenant": namespace[0] if namespace else None,
+        "task_type": namespace[1] if namespace else None,
+        "size_bytes": info.size_bytes,
+        "access_count": info.access_count,
+        "last_access": info.last_access,
+        "created_at": info.created_at,
+        "expires_at": info.expires_at,
+    }
