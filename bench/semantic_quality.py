@@ -15,6 +15,13 @@ disk); search is exact (numpy), because the index only decides speed, not these 
   can only meet when its earlier turns are identical; scored that way, and, to show what
   the context protects against, on the last messages alone (GPTCache's default).
 
+- re-ranking: the verifier's order among accepted candidates against plain cosine order,
+  k=10 against k=5, declining near-twins (``ambiguity_margin``), and how well a served
+  hit's confidence tells right from wrong (ROC AUC), on GPTCache's data, also per half
+  (sha256 of the looked-up text even / odd) because ``separation_scale`` was chosen there.
+- the curve: at each threshold from 0.70 to 0.90, GPTCache's counts beside fow-cache's
+  served share and trap share, to show what the recommended default trades.
+
 Usage: .venv/bin/python bench/semantic_quality.py [--k 5] [--gptcache PATH]
 Writes bench/results/semantic_quality.json.
 """
@@ -57,6 +64,7 @@ TRAP_SHARES = (0.01, 0.05)
 TRAPS = ("negation", "entity_swap", "number_date", "scope")
 SPLITS = ("tune", "held_out", "all")
 AMBIGUITY_MARGINS = (0.01, 0.02, 0.03, 0.05)
+WIDER_K = 10
 
 
 class Selector(Protocol):
@@ -110,6 +118,68 @@ def gptcache_counts(selector: Selector, lookups: list[Lookup], threshold: float)
         else:
             counts["correct" if candidates[chosen[0]].question == expected else "wrong"] += 1
     return counts
+
+
+def lookup_half(lookup: Lookup) -> str:
+    return split_of(lookup[0])
+
+
+def confidence_auc(selector: Selector, lookups: list[Lookup], threshold: float) -> float | None:
+    """ROC AUC of the served hits' confidence: the chance that a right hit is more
+    confident than a wrong one (0.5 = the confidence says nothing)."""
+    right, wrong = [], []
+    for query, expected, candidates in lookups:
+        chosen = selector.select(query, candidates, threshold)
+        if chosen is not None:
+            is_right = candidates[chosen[0]].question == expected
+            (right if is_right else wrong).append(chosen[1].confidence)
+    if not right or not wrong:
+        return None
+    above = np.array(right)[:, None] - np.array(wrong)[None, :]
+    return float((above > 0).mean() + 0.5 * (above == 0).mean())
+
+
+def rerank_rows(
+    lookups: list[Lookup], wide: list[Lookup], thresholds: Sequence[float]
+) -> dict[str, Any]:
+    """The verifier as shipped against variants, per half of GPTCache's lookups and all."""
+    variants: dict[str, tuple[Selector, list[Lookup]]] = {
+        "verifier": (HitVerifier(), lookups),
+        "verifier, cosine order": (HitVerifier(rerank_weight=0.0, tie_weight=0.0), lookups),
+        f"verifier, k={WIDER_K}": (HitVerifier(), wide),
+    }
+    rows: dict[str, Any] = {}
+    for name, (selector, pool) in variants.items():
+        rows[name] = {
+            label(t): {
+                half: gptcache_counts(
+                    selector, [x for x in pool if half == "all" or lookup_half(x) == half], t
+                )
+                for half in SPLITS
+            }
+            for t in thresholds
+        }
+    return rows
+
+
+def confidence_rows(lookups: list[Lookup], thresholds: Sequence[float]) -> dict[str, Any]:
+    variants = {
+        "cosine": CosineOnly(),
+        "verifier, no separation": HitVerifier(separation_scale=0.0),
+        "verifier": HitVerifier(),
+    }
+    return {
+        name: {
+            label(t): {
+                half: confidence_auc(
+                    selector, [x for x in lookups if half == "all" or lookup_half(x) == half], t
+                )
+                for half in SPLITS
+            }
+            for t in thresholds
+        }
+        for name, selector in variants.items()
+    }
 
 
 # -- fow-cache --------------------------------------------------------------------------------
@@ -166,6 +236,21 @@ def conversation_context(messages: list[dict[str, str]]) -> str:
     return context_of(request, "bench", LOCAL_MINILM)
 
 
+def curve(
+    report: Report, lookups: list[Lookup], grid: Sequence[float]
+) -> dict[str, dict[str, Any]]:
+    """At each threshold: GPTCache's counts and fow-cache's served and trap shares."""
+    rows = {}
+    verifier = HitVerifier()
+    for threshold in grid:
+        row: dict[str, Any] = {"gptcache": gptcache_counts(verifier, lookups, threshold)}
+        for split in ("tune", "all"):
+            part = subset(report, split).at_threshold(threshold)
+            row[f"fow_{split}"] = {"served": part.hit_rate, "traps": part.wrong_rate}
+        rows[label(threshold)] = row
+    return rows
+
+
 def recommend(report: Report, grid: Sequence[float]) -> float:
     """The lowest threshold whose trap share stays within 1% on the tune half."""
     tune = subset(report, "tune")
@@ -206,6 +291,32 @@ def timing(pairs: Sequence[tuple[str, Candidate]], repeats: int) -> dict[str, An
     }
 
 
+def select_timing(lookups: list[Lookup], threshold: float, repeats: int) -> dict[str, Any]:
+    """One select() call as L3 makes it: the stored questions parsed before (memoised), the
+    query new. CPU time of this thread, the least of ``repeats`` runs."""
+    calls, per_candidate = [], []
+    for query, _, candidates in lookups:
+        spent = []
+        for _ in range(repeats):
+            verifier = HitVerifier()
+            for candidate in candidates:
+                verifier.signature(candidate.question)
+            started = time.thread_time_ns()
+            verifier.select(query, candidates, threshold)
+            spent.append(time.thread_time_ns() - started)
+        calls.append(min(spent) / 1000)
+        per_candidate.append(calls[-1] / max(1, len(candidates)))
+    return {
+        "calls": len(calls),
+        "threshold": label(threshold),
+        "call_us": {"median": percentile(calls, 50), "p99": percentile(calls, 99)},
+        "per_candidate_us": {
+            "median": percentile(per_candidate, 50),
+            "p99": percentile(per_candidate, 99),
+        },
+    }
+
+
 # -- the run ------------------------------------------------------------------------------------
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     pairs = json.loads(Path(args.gptcache).read_text())
@@ -227,6 +338,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     thresholds = sorted({*THRESHOLDS, recommended}, reverse=True)
 
     lookups = gptcache_lookups(pairs, vectors, args.k)
+    wide = gptcache_lookups(pairs, vectors, max(args.k, WIDER_K))
     selectors: dict[str, Selector] = {"cosine": CosineOnly(), "verifier": verifier}
     gptcache = {
         arm: {label(t): gptcache_counts(selector, lookups, t) for t in thresholds}
@@ -255,6 +367,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     shared_context = sum(
         conversation_context(c["a"]) == conversation_context(c["b"]) for c in conversations
     )
+    curve_grid = [round(0.70 + i / 100, 2) for i in range(0, 21, 2)]
+    curve_grid = sorted({*curve_grid, recommended}, reverse=True)
     timed = [(q["b"], Candidate(q["a"], score["cosine"](q["a"], q["b"]))) for q in questions]
     timed += [(query, candidate) for query, _, candidates in lookups for candidate in candidates]
     return {
@@ -273,6 +387,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "tie_weight",
                 "fallback_window",
                 "ambiguity_margin",
+                "separation_scale",
             )
         },
         "split": "tune: sha256(id) even, held_out: odd; rules and parameters tuned on tune",
@@ -297,6 +412,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             },
         },
         "verifier_cost": timing(timed, args.repeats),
+        "select_cost": {
+            f"k={len(pool[0][2])}": select_timing(pool, TOP1, args.repeats)
+            for pool in (lookups, wide)
+        },
+        "rerank": {
+            "halves": "sha256 of the looked-up text: even = tune, odd = held_out",
+            "counts": rerank_rows(lookups, wide, (recommended, 0.80, 0.75, TOP1)),
+            "confidence_auc": confidence_rows(lookups, (recommended, TOP1)),
+        },
+        "curve": curve(question_reports["verifier"], lookups, curve_grid),
     }
 
 
@@ -357,6 +482,8 @@ def print_table(result: dict[str, Any]) -> None:
             f"served {share(at['served'])}, traps {at['traps_served']}/{at['traps']}"
         )
 
+    print_rerank(result)
+    print_curve(result)
     cost = result["verifier_cost"]
     print(
         f"\nverifier per candidate ({cost['candidates']} candidates): "
@@ -364,10 +491,51 @@ def print_table(result: dict[str, Any]) -> None:
         f"memoised {cost['memoised_us']['median']:.0f} us median, "
         f"{cost['memoised_us']['p99']:.0f} us p99 ({cost['clock']})"
     )
+    for k, call in result["select_cost"].items():
+        print(
+            f"select() with {k}, stored questions memoised, query new: "
+            f"{call['call_us']['median']:.0f} us median, {call['call_us']['p99']:.0f} us p99 "
+            f"per call; {call['per_candidate_us']['median']:.0f} us median, "
+            f"{call['per_candidate_us']['p99']:.0f} us p99 per candidate"
+        )
     print(
         f"\nrecommended default threshold with the verifier on: {recommended} "
         f"({result['recommendation_rule']})"
     )
+
+
+def counts_cell(counts: dict[str, int]) -> str:
+    return f"{counts['correct']}/{counts['wrong']}/{counts['miss']}"
+
+
+def print_rerank(result: dict[str, Any]) -> None:
+    rerank = result["rerank"]
+    print(f"\nre-ranking on gptcache (correct/wrong/miss; {rerank['halves']})")
+    for name, rows in rerank["counts"].items():
+        for threshold, halves in rows.items():
+            cells = "  ".join(f"{half}: {counts_cell(halves[half]):>12}" for half in SPLITS)
+            print(f"  {name:24} {threshold:6} {cells}")
+    print("  confidence of served hits, ROC AUC right vs wrong:")
+    for name, rows in rerank["confidence_auc"].items():
+        for threshold, halves in rows.items():
+            cells = "  ".join(
+                f"{half}: {'-' if halves[half] is None else f'{halves[half]:.3f}'}"
+                for half in SPLITS
+            )
+            print(f"  {name:24} {threshold:6} {cells}")
+
+
+def print_curve(result: dict[str, Any]) -> None:
+    print(
+        "\nthreshold curve, verifier on: gptcache c/w/m | fow questions served, traps (tune, all)"
+    )
+    for threshold, row in result["curve"].items():
+        tune, everything = row["fow_tune"], row["fow_all"]
+        print(
+            f"  {threshold:6} {counts_cell(row['gptcache']):>12} | "
+            f"tune {share(tune['served'])} traps {share(tune['traps'])}  "
+            f"all {share(everything['served'])} traps {share(everything['traps'])}"
+        )
 
 
 def main() -> None:
