@@ -221,8 +221,8 @@ def test_warm_needs_a_file_with_entries(run_cli: RunCli, cache_file: Path, tmp_p
         ((), "nothing selected: give --tenant, --task-type or --key, or --all to empty every"),
         (("--layer", "L2"), "or --all to empty layer L2"),
         (("--all", "--tenant", "acme"), "--all empties every layer: leave out --tenant"),
-        (("--key", "l2:a:b:c", "--tenant", "a"), "--key selects one entry"),
-        (("--layer", "L3", "--key", "l2:a:b:c"), "--key is an L2 key"),
+        (("--key", "l2:a:b:c", "--tenant", "a"), "--key: select by key, or by tenant"),
+        (("--layer", "L3", "--key", "l2:a:b:c"), "--key: a key is an L2 key"),
         (("--layer", "L4", "--all"), "--layer L4: one of L1, L2, L3"),
     ],
 )

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,10 +26,11 @@ from rich.text import Text
 
 from helios.cache.exact import CachedReply
 from helios.cache.manager import API_LAYER_NAMES, LAYERS, CacheManager, Layer
+from helios.cache.supplied import Turn, selection_problem, supplied_reply, supplied_request
 from helios.catalog import Catalog
 from helios.cli.context import cli_context, console_err, console_out
 from helios.errors import ConfigError, HeliosError, InputError
-from helios.messages import Message, Request, SamplingParams, Usage
+from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
 from helios.settings import Settings
 
@@ -170,13 +170,6 @@ def warm(
 
 
 # -- warm -----------------------------------------------------------------------------------
-class Turn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["user", "assistant"]
-    content: str
-
-
 class WarmEntry(BaseModel):
     """One line of a warm file."""
 
@@ -290,24 +283,21 @@ def _plan(line: int, entry: WarmEntry, registry: ProviderRegistry) -> _Planned:
         provider, model = registry.parse(entry.model or "")
     except ConfigError as exc:
         raise ValueError(f"model: {exc}") from None
-    turns = [Message(role=turn.role, content=turn.content) for turn in entry.messages]
-    turns.append(Message(role="user", content=entry.text))
-    params = SamplingParams(temperature=entry.temperature)
-    request = Request(
-        messages=tuple(turns),
-        model=entry.model or "",
+    request = supplied_request(
+        entry.text,
+        turns=entry.messages,
+        model=entry.model,
         system=entry.system_prompt,
         task_type=entry.task_type,
         tenant=entry.tenant,
-        params=params,
+        temperature=entry.temperature,
     )
-    reply = CachedReply(
-        text=entry.response,
-        chunks=(entry.response,),
-        usage=Usage(input_tokens=entry.input_tokens, output_tokens=entry.tokens_used),
-        model=model,
-        provider=provider,
-        created_at=time.time(),
+    reply = supplied_reply(
+        entry.response,
+        provider,
+        model,
+        input_tokens=entry.input_tokens,
+        output_tokens=entry.tokens_used,
     )
     return _Planned(line, request, provider, model, reply)
 
@@ -367,12 +357,10 @@ def _check_selection(
         )
     if selectors and all_:
         raise InputError(f"--all empties {where}: leave out {', '.join(selectors)}, or --all")
-    if key is not None and (tenant is not None or task_type is not None):
-        raise InputError("--key selects one entry: leave out --tenant and --task-type")
-    if key is not None and layer in ("L1", "L3"):
-        raise InputError(f"--key is an L2 key: it selects nothing in {layer}")
-    if layer == "L1" and (tenant is not None or task_type is not None):
-        raise InputError("L1 warm prefixes belong to no tenant or task type")
+    problem = selection_problem(layer, key=key, tenant=tenant, task_type=task_type)
+    if problem is not None:
+        option, message = problem
+        raise InputError(f"--{option}: {message}")
 
 
 def _with_cache(

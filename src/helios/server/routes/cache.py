@@ -22,7 +22,6 @@ straight from the manager's reports.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal, NoReturn
@@ -33,7 +32,6 @@ from pydantic_core import PydanticSerializationError, to_json
 from starlette.responses import Response
 
 from helios.cache.backends.base import EntryInfo
-from helios.cache.exact import CachedReply
 from helios.cache.keys import namespace_of
 from helios.cache.manager import (
     API_LAYER_NAMES,
@@ -45,8 +43,9 @@ from helios.cache.manager import (
     Layer,
     LayerReport,
 )
+from helios.cache.supplied import Turn, selection_problem, supplied_reply, supplied_request
 from helios.errors import CacheBackendError, ConfigError
-from helios.messages import Message, Request, SamplingParams, Usage
+from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
 from helios.server.state import ServerState
 
@@ -85,15 +84,6 @@ def parse_layer(name: str) -> Layer | None:
 
 
 # -- bodies ---------------------------------------------------------------------------------
-class Turn(BaseModel):
-    """An earlier turn of the conversation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["user", "assistant"]
-    content: str
-
-
 class _Conversation(BaseModel):
     """The fields that make up the :class:`~helios.messages.Request` (and so the keys)."""
 
@@ -229,13 +219,12 @@ def router(state: ServerState) -> APIRouter:
         _check_text("response_data", body.response_data, LIMITS.response_chars)
         provider, model = _parse_model(registry, body.model_used, "model_used")
         request = _request(body, body.model_used)
-        reply = CachedReply(
-            text=body.response_data,
-            chunks=(body.response_data,),
-            usage=Usage(input_tokens=body.input_tokens, output_tokens=body.tokens_used),
-            model=model,
-            provider=provider,
-            created_at=time.time(),
+        reply = supplied_reply(
+            body.response_data,
+            provider,
+            model,
+            input_tokens=body.input_tokens,
+            output_tokens=body.tokens_used,
         )
         asked: tuple[tuple[Layer, bool], ...] = (
             ("L1", body.store_in_l1),
@@ -309,15 +298,14 @@ def router(state: ServerState) -> APIRouter:
 
 # -- request building and checks ------------------------------------------------------------
 def _request(body: _Conversation, spec: str | None) -> Request:
-    turns = [Message(role=turn.role, content=turn.content) for turn in body.messages]
-    turns.append(Message(role="user", content=body.input_text))
-    return Request(
-        messages=tuple(turns),
-        model=spec or "",
+    return supplied_request(
+        body.input_text,
+        turns=body.messages,
+        model=spec,
         system=body.system_prompt,
-        params=SamplingParams(temperature=body.temperature),
         task_type=body.task_type,
         tenant=body.tenant,
+        temperature=body.temperature,
     )
 
 
@@ -348,15 +336,11 @@ def _check_text(field: str, text: str, limit: int) -> None:
 
 def _check_selection(layer: Layer | None, body: InvalidateBody) -> None:
     """Combinations the manager would silently ignore: an error names them instead."""
-    if body.key is not None and (body.tenant is not None or body.task_type is not None):
-        message = "key: select by key, or by tenant/task_type, not both"
-        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, ("key",), message, "value_error")
-    if body.key is not None and layer in ("L1", "L3"):
-        message = f"key: a key is an L2 key; it selects no {API_LAYER_NAMES[layer]} entry"
-        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, ("key",), message, "value_error")
-    if layer == "L1" and (body.tenant is not None or body.task_type is not None):
-        message = "layer: L1 warm prefixes belong to no tenant or task type"
-        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, ("layer",), message, "value_error")
+    problem = selection_problem(layer, key=body.key, tenant=body.tenant, task_type=body.task_type)
+    if problem is not None:
+        field, message = problem
+        unprocessable = status.HTTP_422_UNPROCESSABLE_CONTENT
+        _refuse(unprocessable, (field,), f"{field}: {message}", "value_error")
 
 
 def _refuse(code: int, location: tuple[str | int, ...], message: str, kind: str) -> NoReturn:
