@@ -511,3 +511,9 @@ async def test_the_cache_routes_are_documented(client: httpx2.AsyncClient) -> No
             assert operation["tags"] == ["cache"]
     lookup_answer = document["paths"][f"{PREFIX}/lookup"]["post"]["responses"]["200"]
     assert lookup_answer["content"]["application/json"]["schema"]["$ref"].endswith("LookupResult")
+
+
+async def test_auto_keys_entries_like_the_engine(client: httpx2.AsyncClient) -> None:
+    await store(client, model_used="auto")
+    answer = await lookup(client, model="auto")
+    assert answer["hit"] is True and answer["layer"] == "L2_REDIS_EXACT"

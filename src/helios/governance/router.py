@@ -39,6 +39,8 @@ from helios.providers.base import Provider
 from helios.providers.registry import ProviderRegistry
 
 AUTO_MODELS = frozenset({"auto", ""})
+ROUTER_NAME = "router"
+"""The provider name the router registers under: ``auto`` is ``router:auto``."""
 TIER_ORDER: tuple[Tier, ...] = ("local", "fast", "strong")
 NO_BUDGET = "no budget configured"
 
@@ -175,7 +177,7 @@ class EconomicRouter(Provider):
         for tier, spec in tiers.items():
             if spec in AUTO_MODELS:
                 raise ConfigError(f"tiers.{tier}: '{spec}' would route to the router itself")
-        self.name = "router"
+        self.name = ROUTER_NAME
         self.model = "auto"
         self.registry = registry
         self.catalog = catalog

@@ -61,6 +61,10 @@ class ProviderRegistry:
         """A built-in alias (e.g. ``auto`` -> ``router:auto``); the settings' aliases win."""
         self._aliases[name] = spec
 
+    def parse_only(self, name: str) -> None:
+        """Let ``name:<model>`` specs parse (for cache keys) where no provider is ever built."""
+        self._factories.setdefault(name, self._unknown_model_of(name))
+
     def add(self, provider: Provider) -> None:
         """Serve ``provider.name:provider.model`` with this ready-made provider (tests, doubles)."""
         self._providers[(provider.name, provider.model)] = provider

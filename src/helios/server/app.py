@@ -30,6 +30,7 @@ except ImportError:
 from helios.cache.factory import cache_manager
 from helios.cache.manager import CacheManager
 from helios.catalog import Catalog
+from helios.governance.router import ROUTER_NAME
 from helios.ledger.alerts import Alerter
 from helios.ledger.factory import open_store
 from helios.ledger.metrics import HeliosMetrics
@@ -108,6 +109,9 @@ def _open_cache(state: ServerState, stack: contextlib.AsyncExitStack) -> None:
     given = state.cache
     catalog = given.catalog if given is not None else Catalog.load(state.settings.catalog_files)
     registry = ProviderRegistry(state.settings, catalog)
+    # "auto" keys entries as the engine does (router:auto), without building the router
+    registry.parse_only(ROUTER_NAME)
+    registry.alias("auto", f"{ROUTER_NAME}:auto")
     state.registry = registry
     if given is not None:
         return
