@@ -396,17 +396,7 @@ def _index_name(table: str, suffix: str) -> str:
 
 
 def _entry(row: tuple[Any, ...]) -> SemanticEntry:
-    entry_id, context, tenant, task_type, question, reply, created_at, expires_at = row
-    return SemanticEntry(
-        entry_id=entry_id,
-        context=context,
-        tenant=tenant,
-        task_type=task_type,
-        question=question,
-        reply=bytes(reply),
-        created_at=created_at,
-        expires_at=expires_at,
-    )
+    return SemanticEntry(*row)  # the columns of _COLUMNS, in the dataclass's field order
 
 
 def _location(info: dict[str, Any]) -> str:
