@@ -3,30 +3,20 @@
 Rows live in the table ``semantic_entries`` of a SQLite file (by default the L2 cache's,
 opened through its own :class:`~helios.sqlite_db.SQLiteDatabase`), each with its vector as
 a float32 blob. Searching happens in memory, one structure per context, because a context
-must only ever see its own entries, and one global graph filtered afterwards loses recall
-when most contexts are tiny (a context is one conversation):
-
-- a context below ``hnsw_min_entries`` (1024) is an exact numpy scan: exact, and faster
-  than a graph at that size (measured at 384 dimensions: 55 us against 106 us);
-- a bigger one is a usearch HNSW graph, inner product on the unit vectors (the cosine
-  without the norms). f16 by default: at 100k random 384-d vectors it takes half the
-  memory of f32 (152 against 286 MB), builds and searches faster, and its recall@1 was
-  within the measurement's noise of f32's. ``bf16`` searched faster still on a CPU with
-  AVX-512 BF16; it stays an option because that depends on the CPU.
+must only ever see its own entries (:mod:`~helios.cache.backends.usearch_graphs` holds
+them, and says why): a context below ``hnsw_min_entries`` (1024) is an exact numpy scan, a
+bigger one a usearch HNSW graph (f16 by default).
 
 Either way the candidates are rescored from their float32 rows, so scores are exact
 cosines whatever the graph's precision, and the candidates' rows are read with one query.
-Only graphs are saved (small contexts are rebuilt from their rows in milliseconds).
 
 Keys are the rows' ``INTEGER PRIMARY KEY AUTOINCREMENT`` ids, never reused: replacing an
 entry deletes its row and inserts a new one, so a stale key can only ever miss (its row is
 gone), never point at another entry.
 
-Graphs are saved under ``<file>.usearch/dim<dim>/`` on :meth:`UsearchIndex.aclose` and,
-after a change, every ``persist_interval_s``: one file per context plus ``manifest.json``
-with the settings and each file's size, CRC-32, entry count and highest key. At load a
-graph is taken from its file only when all of those and its set of keys match the rows in
-SQLite; otherwise (missing, damaged, stale) it is rebuilt from the rows.
+Graphs are saved on :meth:`UsearchIndex.aclose` and, after a change, every
+``persist_interval_s``, and taken back at load only when they match the rows
+(:mod:`~helios.cache.backends.usearch_files` holds the files, the manifest and the checks).
 
 Several processes may share the file. Before every operation an index reads the rows
 added since the highest id it has seen (one primary-key range query), so other processes'
@@ -34,7 +24,7 @@ additions and replacements are searchable at once. Their deletions and invalidat
 remove rows that this process's graphs still hold: such a key is dropped when a search
 finds its row gone, and the search widens until it has ``k`` live entries or has looked at
 the whole context. What is not shared is the graphs themselves: each process builds its
-own, and one process's save may replace another's files (the checks above catch that).
+own, and one process's save may replace another's files (the checks at load catch that).
 Expired rows are never returned; they are deleted when a search meets them, on every
 ``add`` and at load.
 
@@ -48,19 +38,25 @@ Vectors of another dimension may share the file (another embedder): rows carry t
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import sqlite3
-import threading
 import time
-import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from hashlib import sha256
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from helios.cache.backends.base import Clock
+from helios.cache.backends.usearch_files import GraphFiles
+from helios.cache.backends.usearch_graphs import (
+    ContextVectors,
+    ExactVectors,
+    GraphDType,
+    GraphVectors,
+    Keys,
+    Vector,
+    new_graph,
+)
 from helios.cache.backends.vector import IndexStats, SemanticEntry, VectorIndex, VectorMatch
 from helios.errors import CacheBackendError, MissingDependency
 from helios.sqlite_db import SQLiteDatabase, transaction
@@ -75,13 +71,13 @@ with contextlib.suppress(ImportError):
 try:
     import numpy
     from numpy.typing import NDArray
-    from usearch.index import Index
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingDependency("usearch", "semantic", "The usearch semantic index") from exc
 
-GraphDType = Literal["f16", "bf16", "f32"]
-Keys = NDArray[numpy.int64]
-Vector = NDArray[numpy.float32]
+if TYPE_CHECKING:
+    from usearch.index import Index
+
+__all__ = ["GraphDType", "LoadReport", "UsearchIndex"]
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS semantic_entries ("
@@ -96,72 +92,8 @@ _SCHEMA = (
 )
 _ENTRY = "entry_id, context, tenant, task_type, question, reply, created_at, expires_at"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_FORMAT = 1
-_MANIFEST = "manifest.json"
 _TOMBSTONE_SLACK = 1024  # removed graph nodes tolerated beyond the live ones
 _MAX_PARAMETERS = 10_000  # below SQLite's 32,766 bound parameters per statement
-
-
-class _ExactVectors:
-    """A small context: its vectors in one matrix, scanned whole (exact, no graph)."""
-
-    def __init__(self, dim: int) -> None:
-        self.keys = numpy.empty(0, dtype=numpy.int64)
-        self.matrix = numpy.empty((0, dim), dtype=numpy.float32)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def add(self, keys: Keys, vectors: Vector) -> None:
-        self.keys = numpy.concatenate([self.keys, keys])
-        self.matrix = numpy.concatenate([self.matrix, vectors])
-
-    def remove(self, keys: Iterable[int]) -> None:
-        kept = ~numpy.isin(self.keys, numpy.fromiter(keys, dtype=numpy.int64))
-        self.keys, self.matrix = self.keys[kept], self.matrix[kept]
-
-    def search(self, vector: Vector, count: int) -> list[int]:
-        scores = self.matrix @ vector
-        if count < len(scores):
-            top = numpy.argpartition(-scores, count - 1)[:count]
-            return [int(key) for key in self.keys[top[numpy.argsort(-scores[top])]]]
-        return [int(key) for key in self.keys[numpy.argsort(-scores)]]
-
-
-class _GraphVectors:
-    """A big context: a usearch HNSW graph; ``dirty`` until saved."""
-
-    def __init__(self, new_graph: Callable[[], Index], graph: Index | None = None) -> None:
-        self.new_graph = new_graph
-        self.graph = new_graph() if graph is None else graph
-        self.dirty = graph is None
-        self.removed = 0
-
-    def __len__(self) -> int:
-        return len(self.graph)
-
-    def add(self, keys: Keys, vectors: Vector) -> None:
-        self.graph.add(keys.astype(numpy.uint64), vectors, threads=0 if len(keys) > 1 else 1)
-        self.dirty = True
-
-    def remove(self, keys: Iterable[int]) -> None:
-        for key in keys:
-            self.removed += int(self.graph.remove(key))
-        self.dirty = True
-        if self.removed > max(len(self.graph), _TOMBSTONE_SLACK):
-            # removed nodes stay in the graph as tombstones: rebuild once they outnumber it
-            live = numpy.asarray(self.graph.keys, dtype=numpy.uint64)
-            vectors = numpy.asarray(self.graph.get(live), dtype=numpy.float32)
-            self.graph = self.new_graph()
-            if len(live):
-                self.graph.add(live, vectors, threads=0)
-            self.removed = 0
-
-    def search(self, vector: Vector, count: int) -> list[int]:
-        return [int(key) for key in self.graph.search(vector, count, threads=1).keys]
-
-
-_ContextVectors = _ExactVectors | _GraphVectors
 
 
 @dataclass
@@ -178,7 +110,7 @@ class LoadReport:
 
 @dataclass
 class _Memory:
-    contexts: dict[str, _ContextVectors] = field(default_factory=dict)
+    contexts: dict[str, ContextVectors] = field(default_factory=dict)
     last_seen_id: int = 0
     last_persist: float = field(default_factory=time.monotonic)
 
@@ -219,6 +151,13 @@ class UsearchIndex(VectorIndex):
         self.persist_interval_s = persist_interval_s
         self.index_dir = self.path.with_name(self.path.name + ".usearch") / f"dim{dim}"
         """Where the graphs are saved."""
+        self._files = GraphFiles(
+            self.index_dir,
+            dim=dim,
+            dtype=dtype,
+            connectivity=connectivity,
+            new_graph=self._new_graph,
+        )
         self.load_report: LoadReport | None = None
         """Set when the index is first used (``None`` before)."""
         self._memory: _Memory | None = None
@@ -446,9 +385,9 @@ class UsearchIndex(VectorIndex):
     def _remember(self, memory: _Memory, context: str, keys: Keys, vectors: Vector) -> None:
         current = memory.contexts.get(context)
         if current is None:
-            current = memory.contexts[context] = _ExactVectors(self.dim)
-        if isinstance(current, _ExactVectors) and len(current) + len(keys) >= self.hnsw_min_entries:
-            graph = _GraphVectors(self._new_graph)
+            current = memory.contexts[context] = ExactVectors(self.dim)
+        if isinstance(current, ExactVectors) and len(current) + len(keys) >= self.hnsw_min_entries:
+            graph = self._graph_vectors()
             if len(current):
                 graph.add(current.keys, current.matrix)
             current = memory.contexts[context] = graph
@@ -466,14 +405,17 @@ class UsearchIndex(VectorIndex):
                     del memory.contexts[context]
 
     def _new_graph(self) -> Index:
-        return Index(
-            ndim=self.dim,
-            metric="ip",  # unit vectors: inner product is the cosine, without the norms
+        return new_graph(
+            dim=self.dim,
             dtype=self.dtype,
             connectivity=self.connectivity,
             expansion_add=self.expansion_add,
             expansion_search=self.expansion_search,
         )
+
+    def _graph_vectors(self, graph: Index | None = None) -> GraphVectors:
+        """A big context's structure: ``graph`` as loaded from its file, or a new one."""
+        return GraphVectors(self._new_graph, graph, tombstone_slack=_TOMBSTONE_SLACK)
 
     # -- loading and saving ---------------------------------------------------------------
     def _load(self, connection: sqlite3.Connection) -> _Memory:
@@ -492,17 +434,23 @@ class UsearchIndex(VectorIndex):
                 " GROUP BY context",
                 (self.dim,),
             ).fetchall()
-            saved = self._read_manifest()
+            saved = self._files.read_manifest()
             for context, count, max_id in sizes:
                 if count < self.hnsw_min_entries:
                     continue
-                graph = self._saved_graph(connection, saved, context, count, max_id)
+                graph = self._files.saved_graph(
+                    saved,
+                    context,
+                    count,
+                    max_id,
+                    partial(_context_ids, connection, self.dim, context),
+                )
                 if graph is not None:
-                    memory.contexts[context] = _GraphVectors(self._new_graph, graph)
+                    memory.contexts[context] = self._graph_vectors(graph)
                     report.from_files += 1
                     continue
                 keys, vectors = _context_rows(connection, self.dim, context)
-                rebuilt = _GraphVectors(self._new_graph)
+                rebuilt = self._graph_vectors()
                 rebuilt.add(keys, vectors)
                 memory.contexts[context] = rebuilt
                 report.rebuilt += 1
@@ -518,7 +466,7 @@ class UsearchIndex(VectorIndex):
         for context, key, blob in small:
             grouped.setdefault(context, []).append((key, blob))
         for context, found in grouped.items():
-            exact = memory.contexts[context] = _ExactVectors(self.dim)
+            exact = memory.contexts[context] = ExactVectors(self.dim)
             exact.add(
                 numpy.array([key for key, _blob in found], dtype=numpy.int64),
                 _matrix([blob for _key, blob in found], self.dim),
@@ -527,104 +475,19 @@ class UsearchIndex(VectorIndex):
         self.load_report = report
         return memory
 
-    def _settings(self) -> dict[str, object]:
-        return {
-            "format": _FORMAT,
-            "dim": self.dim,
-            "dtype": self.dtype,
-            "metric": "ip",
-            "connectivity": self.connectivity,
-        }
-
-    def _read_manifest(self) -> dict[str, Any]:
-        """The saved graphs' records by file name, or none when the manifest is unusable."""
-        try:
-            manifest = json.loads((self.index_dir / _MANIFEST).read_text(encoding="utf-8"))
-            if manifest.get("settings") != self._settings():
-                return {}
-            graphs = manifest["graphs"]
-            return graphs if isinstance(graphs, dict) else {}
-        except (OSError, ValueError, KeyError, AttributeError):
-            return {}
-
-    def _saved_graph(
-        self,
-        connection: sqlite3.Connection,
-        saved: dict[str, Any],
-        context: str,
-        count: int,
-        max_id: int,
-    ) -> Index | None:
-        """The context's saved graph when it holds exactly the context's rows, else ``None``."""
-        name = _file_name(context)
-        record = saved.get(name)
-        if not isinstance(record, dict) or record.get("count") != count:
-            return None
-        if record.get("max_id") != max_id:
-            return None
-        try:
-            data = (self.index_dir / name).read_bytes()
-            # checked before usearch parses it: a damaged graph could point anywhere
-            if len(data) != record.get("size") or zlib.crc32(data) != record.get("crc32"):
-                return None
-            graph = self._new_graph()
-            graph.load(data)
-        except (OSError, RuntimeError, ValueError):
-            return None
-        ids = numpy.array(
-            connection.execute(
-                "SELECT id FROM semantic_entries WHERE dim = ? AND context = ? ORDER BY id",
-                (self.dim, context),
-            ).fetchall(),
-            dtype=numpy.int64,
-        ).reshape(-1)
-        keys = numpy.sort(numpy.asarray(graph.keys, dtype=numpy.int64))
-        return graph if numpy.array_equal(keys, ids) else None
-
     def _persist(self) -> None:
-        """Save the graphs that changed, then a manifest naming every saved graph."""
+        """Save the graphs that changed (see :meth:`GraphFiles.save`)."""
         memory = self._memory
         if memory is None:
             return
         memory.last_persist = time.monotonic()
-        graphs = {
-            context: vectors
-            for context, vectors in memory.contexts.items()
-            if isinstance(vectors, _GraphVectors)
-        }
-        if not graphs and not self.index_dir.exists():
-            return
-        try:
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            records = self._read_manifest()
-            kept: dict[str, Any] = {}
-            for context, vectors in graphs.items():
-                name = _file_name(context)
-                if not vectors.dirty and name in records:
-                    kept[name] = records[name]
-                    continue
-                saved_bytes = vectors.graph.save()
-                if saved_bytes is None:
-                    raise OSError("usearch returned no bytes")
-                data = bytes(saved_bytes)
-                _write_atomically(self.index_dir / name, data)
-                keys = numpy.asarray(vectors.graph.keys, dtype=numpy.int64)
-                kept[name] = {
-                    "count": len(keys),
-                    "max_id": int(keys.max()) if len(keys) else 0,
-                    "size": len(data),
-                    "crc32": zlib.crc32(data),
-                }
-                vectors.dirty = False
-            manifest = {"settings": self._settings(), "graphs": kept}
-            _write_atomically(self.index_dir / _MANIFEST, json.dumps(manifest).encode())
-            for stale in self.index_dir.glob("*.usearch"):
-                if stale.name not in kept:
-                    stale.unlink(missing_ok=True)
-        except OSError as exc:
-            raise CacheBackendError(
-                f"usearch semantic index {self.index_dir}: cannot save: {exc}"
-            ) from exc
+        self._files.save(
+            {
+                context: vectors
+                for context, vectors in memory.contexts.items()
+                if isinstance(vectors, GraphVectors)
+            }
+        )
 
 
 def _create_schema(connection: sqlite3.Connection) -> None:
@@ -665,15 +528,15 @@ def _context_rows(connection: sqlite3.Connection, dim: int, context: str) -> tup
     return keys, _matrix([blob for _key, blob in rows], dim)
 
 
+def _context_ids(connection: sqlite3.Connection, dim: int, context: str) -> Keys:
+    return numpy.array(
+        connection.execute(
+            "SELECT id FROM semantic_entries WHERE dim = ? AND context = ? ORDER BY id",
+            (dim, context),
+        ).fetchall(),
+        dtype=numpy.int64,
+    ).reshape(-1)
+
+
 def _matrix(blobs: list[bytes], dim: int) -> Vector:
     return numpy.frombuffer(b"".join(blobs), dtype="<f4").reshape(-1, dim).astype(numpy.float32)
-
-
-def _file_name(context: str) -> str:
-    return f"{sha256(context.encode('utf-8', 'surrogatepass')).hexdigest()}.usearch"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
