@@ -132,7 +132,8 @@ def test_ctrl_c_exits_130(make_sim: Callable[..., SimServer], tmp_path: Path) ->
     write_config(tmp_path, slow.base_url)
     helios = Path(sys.executable).with_name("helios")
     process = subprocess.Popen(
-        [str(helios), "run", GOAL, *SIM_MODEL],
+        # no cache: an earlier test's run of the same goal would answer at once (L3 at least)
+        [str(helios), "run", GOAL, *SIM_MODEL, "--flag", "cache.enabled=false"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
