@@ -22,8 +22,12 @@ disk); search is exact (numpy), because the index only decides speed, not these 
 - the curve: at each threshold from 0.70 to 0.90, GPTCache's counts beside fow-cache's
   served share and trap share, to show what the recommended default trades.
 
-Usage: .venv/bin/python bench/semantic_quality.py [--k 5] [--gptcache PATH]
-Writes bench/results/semantic_quality.json.
+- embedding cost: one short question embedded alone (as an L3 lookup does), with 1 and 2
+  intra-op threads, for the model under test and the packaged one, interleaved so that
+  both see the same load.
+
+Usage: .venv/bin/python bench/semantic_quality.py [--k 5] [--gptcache PATH] [--model-path F]
+Writes bench/results/semantic_quality.json (or --output).
 """
 
 from __future__ import annotations
@@ -81,8 +85,14 @@ def label(threshold: float) -> str:
     return "top-1" if threshold == TOP1 else f"{threshold:.2f}"
 
 
-async def embed_all(texts: Sequence[str], batch: int) -> dict[str, np.ndarray]:
-    embedder = OnnxMiniLM()
+def make_embedder(args: argparse.Namespace, threads: int | None = None) -> OnnxMiniLM:
+    """The model under test: ``--model-path`` if given, else the default local embedder."""
+    return OnnxMiniLM(model_path=args.model_path, threads=threads)
+
+
+async def embed_all(
+    embedder: OnnxMiniLM, texts: Sequence[str], batch: int
+) -> dict[str, np.ndarray]:
     vectors: dict[str, np.ndarray] = {}
     for start in range(0, len(texts), batch):
         chunk = list(texts[start : start + batch])
@@ -317,6 +327,40 @@ def select_timing(lookups: list[Lookup], threshold: float, repeats: int) -> dict
     }
 
 
+LATENCY_QUESTION = "How do I reset my password for the mobile app?"
+
+
+async def embed_latency(
+    models: dict[str, Callable[[int], OnnxMiniLM]], runs: int, warmup: int = 20
+) -> dict[str, Any]:
+    """Wall-clock latency of ``embed([one short question])`` per model and thread count.
+
+    The models take turns call by call, so that whatever else the machine is doing falls
+    on all of them alike; only their relative figures are meant to be compared.
+    """
+    result: dict[str, Any] = {"question": LATENCY_QUESTION, "runs": runs}
+    for threads in (1, 2):
+        embedders = {name: build(threads) for name, build in models.items()}
+        spent: dict[str, list[float]] = {name: [] for name in embedders}
+        for embedder in embedders.values():
+            for _ in range(warmup):
+                await embedder.embed([LATENCY_QUESTION])
+        for _ in range(runs):
+            for name, embedder in embedders.items():
+                started = time.perf_counter()
+                await embedder.embed([LATENCY_QUESTION])
+                spent[name].append((time.perf_counter() - started) * 1000)
+        result[f"threads={threads}"] = {
+            name: {
+                "embedder": embedders[name].name,
+                "p50_ms": round(percentile(times, 50), 2),
+                "p99_ms": round(percentile(times, 99), 2),
+            }
+            for name, times in spent.items()
+        }
+    return result
+
+
 # -- the run ------------------------------------------------------------------------------------
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     pairs = json.loads(Path(args.gptcache).read_text())
@@ -324,9 +368,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     texts = {p[key] for p in pairs for key in ("origin", "similar")}
     texts |= {q[key] for q in questions for key in ("a", "b")}
     texts |= {c[key][-1]["content"] for c in conversations for key in ("a", "b")}
+    embedder = make_embedder(args)
     started = time.perf_counter()
-    vectors = await embed_all(sorted(texts), args.batch)
+    vectors = await embed_all(embedder, sorted(texts), args.batch)
     embed_s = time.perf_counter() - started
+    latency = await embed_latency(
+        {
+            "tested": lambda threads: make_embedder(args, threads),
+            "packaged": lambda threads: OnnxMiniLM(threads=threads),
+        },
+        args.latency_runs,
+    )
 
     verifier = HitVerifier()
     score = scorers(vectors, verifier)
@@ -373,7 +425,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     timed += [(query, candidate) for query, _, candidates in lookups for candidate in candidates]
     return {
         "machine": machine(),
-        "embedder": LOCAL_MINILM,
+        "embedder": embedder.name,
+        "model_file": str(embedder.model_path),
+        "embed_latency": latency,
         "embed_s": round(embed_s, 2),
         "texts": len(texts),
         "k": args.k,
@@ -430,7 +484,19 @@ def share(value: float | None) -> str:
     return "   -  " if value is None else f"{value:6.1%}"
 
 
+def print_latency(result: dict[str, Any]) -> None:
+    latency = result["embed_latency"]
+    print(f"\nembedding one short question ({latency['runs']} runs per model, interleaved):")
+    for threads in ("threads=1", "threads=2"):
+        for name, row in latency[threads].items():
+            print(
+                f"  {threads} {name:9} {row['embedder']:40} "
+                f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms"
+            )
+
+
 def print_table(result: dict[str, Any]) -> None:
+    print(f"embedder: {result['embedder']} ({result['model_file']})")
     recommended = label(result["recommended_threshold"])
     gpt = result["gptcache"]
     print(
@@ -498,6 +564,7 @@ def print_table(result: dict[str, Any]) -> None:
             f"per call; {call['per_candidate_us']['median']:.0f} us median, "
             f"{call['per_candidate_us']['p99']:.0f} us p99 per candidate"
         )
+    print_latency(result)
     print(
         f"\nrecommended default threshold with the verifier on: {recommended} "
         f"({result['recommendation_rule']})"
@@ -544,11 +611,14 @@ def main() -> None:
     parser.add_argument("--gptcache", default=str(GPTCACHE), help="gptcache_mock_data.json")
     parser.add_argument("--batch", type=int, default=64, help="texts per embedding call")
     parser.add_argument("--repeats", type=int, default=3, help="timing runs per candidate")
+    parser.add_argument("--model-path", type=Path, help="an ONNX file to test instead")
+    parser.add_argument("--latency-runs", type=int, default=300, help="embeds timed per model")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     print_table(result)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.output.parent.mkdir(exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
