@@ -70,11 +70,15 @@ async def test_health_ok_without_a_monitor() -> None:
     async with client_for(app) as client:
         response = await client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    cache = body.pop("cache")
+    assert body == {
         "status": "ok",
         "ledger": {"enabled": True, "backend": "memory", "reachable": True, "error": None},
         "monitor": {"enabled": False, "running": False, "report": None},
     }
+    assert cache["enabled"] is True and cache["status"] == "ok"
+    assert {layer["status"] for layer in cache["layers"].values()} == {"ok"}
 
 
 async def test_health_reports_an_unreachable_ledger() -> None:

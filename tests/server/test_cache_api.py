@@ -361,6 +361,7 @@ async def test_a_broken_l2_is_degraded_while_lookups_still_answer(tmp_path: Path
     manager = build_manager(tmp_path, backend=BrokenBackend())
     async with client_for(create_app(settings(), cache=manager)) as client:
         health = await client.get(f"{PREFIX}/health")
+        overall = await client.get("/health")
         stored = await store(client)
         answer = await lookup(client, input_text="What is the capital of France?")
         metrics = (await client.get(f"{PREFIX}/metrics")).json()
@@ -368,6 +369,8 @@ async def test_a_broken_l2_is_degraded_while_lookups_still_answer(tmp_path: Path
 
     assert health.status_code == 200
     assert health.json()["status"] == "degraded"
+    assert overall.status_code == 200 and overall.json()["status"] == "degraded"
+    assert overall.json()["cache"]["layers"]["L2_REDIS_EXACT"]["status"] == "degraded"
     l2 = health.json()["layers"]["L2_REDIS_EXACT"]
     assert (l2["status"], l2["backend"]) == ("degraded", "redis 127.0.0.1:1")
     assert "connection refused" in l2["detail"]

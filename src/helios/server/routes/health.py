@@ -1,4 +1,5 @@
-"""``GET /health``: is the ledger reachable, and what did the health monitor last see."""
+"""``GET /health``: is the ledger reachable, is every cache layer, and what did the health
+monitor last see."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
+from helios.cache.manager import API_LAYER_NAMES
 from helios.errors import HeliosError
 from helios.server.state import ServerState
 
@@ -28,12 +30,26 @@ class MonitorHealth(BaseModel):
     """The latest :class:`~helios.ledger.monitor.HealthReport` (``None`` before the first)."""
 
 
+class CacheLayerHealth(BaseModel):
+    status: Literal["ok", "degraded", "disabled"]
+    backend: str | None
+    detail: str
+
+
+class CacheHealthReport(BaseModel):
+    enabled: bool
+    status: Literal["ok", "degraded", "disabled"]
+    layers: dict[str, CacheLayerHealth] = {}
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     """``unavailable`` (HTTP 503): the ledger cannot be read; ``degraded``: a monitor rule
-    fires or the monitor stopped."""
+    fires, the monitor stopped, or a cache layer's store is down (the cache fails open, so
+    requests are still served)."""
     ledger: LedgerHealth
     monitor: MonitorHealth
+    cache: CacheHealthReport
 
 
 def router(state: ServerState) -> APIRouter:
@@ -53,13 +69,18 @@ def router(state: ServerState) -> APIRouter:
             running=state.monitor_running,
             report=report.to_dict() if report is not None else None,
         )
+        cache = await _cache(state)
         verdict: Literal["ok", "degraded", "unavailable"] = "ok"
         if ledger.reachable is False:
             verdict = "unavailable"
             response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        elif (report is not None and report.firing) or (monitor.enabled and not monitor.running):
-            verdict = "degraded"
-        return Health(status=verdict, ledger=ledger, monitor=monitor)
+        else:
+            monitor_unwell = (report is not None and report.firing) or (
+                monitor.enabled and not monitor.running
+            )
+            if monitor_unwell or cache.status == "degraded":
+                verdict = "degraded"
+        return Health(status=verdict, ledger=ledger, monitor=monitor, cache=cache)
 
     return routes
 
@@ -78,3 +99,16 @@ async def _ledger(state: ServerState) -> LedgerHealth:
     else:
         return LedgerHealth(enabled=True, backend=store.name, reachable=True)
     return LedgerHealth(enabled=True, backend=store.name, reachable=False, error=error)
+
+
+async def _cache(state: ServerState) -> CacheHealthReport:
+    if state.cache is None:
+        return CacheHealthReport(enabled=False, status="disabled")
+    health = await state.cache.health()
+    layers = {
+        API_LAYER_NAMES[layer]: CacheLayerHealth(
+            status=layer_health.status, backend=layer_health.backend, detail=layer_health.detail
+        )
+        for layer, layer_health in health.layers.items()
+    }
+    return CacheHealthReport(enabled=True, status=health.status, layers=layers)
