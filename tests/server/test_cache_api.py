@@ -520,3 +520,14 @@ async def test_auto_keys_entries_like_the_engine(client: httpx2.AsyncClient) -> 
     await store(client, model_used="auto")
     answer = await lookup(client, model="auto")
     assert answer["hit"] is True and answer["layer"] == "L2_REDIS_EXACT"
+
+
+async def test_prometheus_metrics_carry_the_cache_counters(client: httpx2.AsyncClient) -> None:
+    await store(client, model_used=SONNET)
+    await lookup(client, model=SONNET)
+    await lookup(client, model=SONNET, input_text="Something else entirely?")
+    text = (await client.get("/metrics")).text
+    assert 'helios_cache_lookups_total{layer="L2"} 2.0' in text
+    assert 'helios_cache_hits_total{layer="L2"} 1.0' in text
+    assert 'helios_cache_stores_total{layer="L3"} 1.0' in text
+    assert 'helios_cache_lookup_ms{layer="L2",quantile="0.5"}' in text

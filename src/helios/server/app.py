@@ -38,6 +38,7 @@ from helios.ledger.monitor import HealthMonitor
 from helios.ledger.store import LedgerStore
 from helios.ledger.tail import LedgerTail
 from helios.providers.registry import ProviderRegistry
+from helios.server.cache_metrics import CacheCollector
 from helios.server.routes import cache as cache_routes
 from helios.server.routes import health
 from helios.server.routes import metrics as metrics_routes
@@ -90,6 +91,7 @@ def create_app(
     )
     app.state.helios = state
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    state.metrics.registry.register(CacheCollector(lambda: state.cache))
     app.include_router(metrics_routes.router(state))
     app.include_router(health.router(state))
     app.include_router(cache_routes.router(state))
