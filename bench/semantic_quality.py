@@ -50,6 +50,12 @@ from helios.cache.verifier import Candidate, CosineOnly, HitVerifier, Verdict
 from helios.embeddings.base import LOCAL_MINILM
 from helios.embeddings.onnx import OnnxMiniLM
 from helios.messages import Message, Request
+from semantic_quality_report import (
+    SPLITS,
+    TOP1,
+    label,
+    print_table,
+)
 
 try:
     from fow_cache import evaluate, load_conversations, load_questions
@@ -59,14 +65,10 @@ except ImportError as exc:  # a dev extra
 
 RESULTS = Path(__file__).parent / "results" / "semantic_quality.json"
 GPTCACHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "gptcache_mock_data.json"
-TOP1 = -1.0
-"""No threshold: every cosine is at least -1."""
 REJECTED = -2.0
 """The score of a pair the verifier rejects: below every threshold, never served."""
 THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.90, TOP1)
 TRAP_SHARES = (0.01, 0.05)
-TRAPS = ("negation", "entity_swap", "number_date", "scope")
-SPLITS = ("tune", "held_out", "all")
 AMBIGUITY_MARGINS = (0.01, 0.02, 0.03, 0.05)
 WIDER_K = 10
 
@@ -79,10 +81,6 @@ class Selector(Protocol):
 
 def split_of(item_id: str) -> str:
     return "tune" if int(hashlib.sha256(item_id.encode()).hexdigest(), 16) % 2 == 0 else "held_out"
-
-
-def label(threshold: float) -> str:
-    return "top-1" if threshold == TOP1 else f"{threshold:.2f}"
 
 
 def make_embedder(args: argparse.Namespace, threads: int | None = None) -> OnnxMiniLM:
@@ -480,131 +478,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- the table ----------------------------------------------------------------------------------
-def share(value: float | None) -> str:
-    return "   -  " if value is None else f"{value:6.1%}"
-
-
-def print_latency(result: dict[str, Any]) -> None:
-    latency = result["embed_latency"]
-    print(f"\nembedding one short question ({latency['runs']} runs per model, interleaved):")
-    for threads in ("threads=1", "threads=2"):
-        for name, row in latency[threads].items():
-            print(
-                f"  {threads} {name:9} {row['embedder']:40} "
-                f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms"
-            )
-
-
-def print_table(result: dict[str, Any]) -> None:
-    print(f"embedder: {result['embedder']} ({result['model_file']})")
-    recommended = label(result["recommended_threshold"])
-    gpt = result["gptcache"]
-    print(
-        f"gptcache: {gpt['lookups']} lookups, {gpt['stored']} stored, k={result['k']}: "
-        "correct / wrong / miss"
-    )
-    print(f"  {'threshold':10} {'cosine only':>16} {'cosine + verifier':>20}")
-    for threshold, counts in gpt["results"]["cosine"].items():
-        verified = gpt["results"]["verifier"][threshold]
-        mark = "  <- recommended" if threshold == recommended else ""
-        cos = f"{counts['correct']}/{counts['wrong']}/{counts['miss']}"
-        ver = f"{verified['correct']}/{verified['wrong']}/{verified['miss']}"
-        print(f"  {threshold:10} {cos:>16} {ver:>20}{mark}")
-    for margin, counts in gpt["verifier_ambiguity_margin_at_recommended"].items():
-        line = f"{counts['correct']}/{counts['wrong']}/{counts['miss']}"
-        print(f"  verifier at {recommended} declining near-ties < {margin}: {line}")
-
-    print("\nfow-cache questions: should-hit served at the best threshold with traps <= 1% | 5%")
-    print("  (tune = sha256(id) even, rules tuned there; held-out = odd)")
-    for arm in ("cosine", "verifier"):
-        best = result["fow_questions"][arm]["best"]
-        cells = "  ".join(
-            f"{split}: {share(best[split]['1%']['served'])} | {share(best[split]['5%']['served'])}"
-            for split in SPLITS
-        )
-        print(f"  {arm:9} {cells}")
-    print("  at fixed thresholds (all 600): served should-hit, traps served (by kind)")
-    for threshold in result["fow_questions"]["cosine"]["at_threshold"]:
-        for arm in ("cosine", "verifier"):
-            row = result["fow_questions"][arm]["at_threshold"][threshold]["all"]
-            kinds = " ".join(f"{k}={row['by_group'].get(k, 0)}" for k in TRAPS)
-            print(
-                f"  {threshold:6} {arm:9} {share(row['served'])} "
-                f"{row['traps_served']:3}/{row['traps']} ({kinds})"
-            )
-
-    conv = result["fow_conversations"]
-    print(
-        f"\nfow-cache conversations: {conv['pairs']} pairs, "
-        f"{conv['pairs_sharing_earlier_turns']} share their earlier turns"
-    )
-    for name in ("helios_context/cosine", "helios_context/verifier", "last_message/cosine",
-                 "last_message/verifier"):  # fmt: skip
-        best = conv[name]["best"]["all"]
-        at = conv[name]["at_threshold"][recommended]["all"]
-        print(
-            f"  {name:24} best served at traps <=1%: {share(best['1%']['served'])} "
-            f"<=5%: {share(best['5%']['served'])}   at {recommended}: "
-            f"served {share(at['served'])}, traps {at['traps_served']}/{at['traps']}"
-        )
-
-    print_rerank(result)
-    print_curve(result)
-    cost = result["verifier_cost"]
-    print(
-        f"\nverifier per candidate ({cost['candidates']} candidates): "
-        f"cold {cost['cold_us']['median']:.0f} us median, {cost['cold_us']['p99']:.0f} us p99; "
-        f"memoised {cost['memoised_us']['median']:.0f} us median, "
-        f"{cost['memoised_us']['p99']:.0f} us p99 ({cost['clock']})"
-    )
-    for k, call in result["select_cost"].items():
-        print(
-            f"select() with {k}, stored questions memoised, query new: "
-            f"{call['call_us']['median']:.0f} us median, {call['call_us']['p99']:.0f} us p99 "
-            f"per call; {call['per_candidate_us']['median']:.0f} us median, "
-            f"{call['per_candidate_us']['p99']:.0f} us p99 per candidate"
-        )
-    print_latency(result)
-    print(
-        f"\nrecommended default threshold with the verifier on: {recommended} "
-        f"({result['recommendation_rule']})"
-    )
-
-
-def counts_cell(counts: dict[str, int]) -> str:
-    return f"{counts['correct']}/{counts['wrong']}/{counts['miss']}"
-
-
-def print_rerank(result: dict[str, Any]) -> None:
-    rerank = result["rerank"]
-    print(f"\nre-ranking on gptcache (correct/wrong/miss; {rerank['halves']})")
-    for name, rows in rerank["counts"].items():
-        for threshold, halves in rows.items():
-            cells = "  ".join(f"{half}: {counts_cell(halves[half]):>12}" for half in SPLITS)
-            print(f"  {name:24} {threshold:6} {cells}")
-    print("  confidence of served hits, ROC AUC right vs wrong:")
-    for name, rows in rerank["confidence_auc"].items():
-        for threshold, halves in rows.items():
-            cells = "  ".join(
-                f"{half}: {'-' if halves[half] is None else f'{halves[half]:.3f}'}"
-                for half in SPLITS
-            )
-            print(f"  {name:24} {threshold:6} {cells}")
-
-
-def print_curve(result: dict[str, Any]) -> None:
-    print(
-        "\nthreshold curve, verifier on: gptcache c/w/m | fow questions served, traps (tune, all)"
-    )
-    for threshold, row in result["curve"].items():
-        tune, everything = row["fow_tune"], row["fow_all"]
-        print(
-            f"  {threshold:6} {counts_cell(row['gptcache']):>12} | "
-            f"tune {share(tune['served'])} traps {share(tune['traps'])}  "
-            f"all {share(everything['served'])} traps {share(everything['traps'])}"
-        )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--k", type=int, default=5, help="candidates per lookup (L3 default)")
