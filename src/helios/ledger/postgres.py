@@ -23,8 +23,6 @@ JSONB cannot hold the NUL character, which SQLite stores; here it is written as 
 from __future__ import annotations
 
 import asyncio
-import math
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -47,6 +45,7 @@ from helios.ledger.codec import (
 from helios.ledger.events import Event, FlagChanged, FlagValue
 from helios.ledger.migrations import MIGRATIONS_TABLE_POSTGRES, pending
 from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
+from helios.postgres_db import connect_kwargs, location, one_line
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _LOCK_CLASS = 0x4E1105  # first key of Helios's advisory locks; the second hashes the purpose
@@ -85,7 +84,7 @@ class PostgresLedgerStore(LedgerStore):
         self.schema = schema
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
-        self.location = _location(info)
+        self.location = location(info)
         """``host:port/database``: what messages name (never the password)."""
         self._url = url
         self._pool: AsyncConnectionPool | None = None
@@ -194,7 +193,7 @@ class PostgresLedgerStore(LedgerStore):
             async with pool.connection() as connection:
                 yield connection
         except psycopg.Error as exc:
-            raise LedgerError(f"PostgreSQL ledger {self.location}: {_one_line(exc)}") from exc
+            raise LedgerError(f"PostgreSQL ledger {self.location}: {one_line(exc)}") from exc
 
     async def _ensure_pool(self) -> AsyncConnectionPool:
         if self._pool is not None:
@@ -222,19 +221,11 @@ class PostgresLedgerStore(LedgerStore):
             return self._pool
 
     def _connect_kwargs(self) -> dict[str, Any]:
-        return {
-            "autocommit": True,  # reads hold no transaction; writes open one explicitly
-            # libpq takes whole seconds and treats less than 2 as 2
-            "connect_timeout": max(2, math.ceil(self.connect_timeout_s)),
-            "options": f"-c search_path={self.schema}",
-            "application_name": "helios-ledger",
-            # a server that vanishes mid-statement is noticed in about a minute, so a write
-            # fails (and is retried) rather than waiting on a dead socket for hours
-            "keepalives": 1,
-            "keepalives_idle": 30,
-            "keepalives_interval": 10,
-            "keepalives_count": 3,
-        }
+        return connect_kwargs(
+            application_name="helios-ledger",
+            options=f"-c search_path={self.schema}",
+            connect_timeout_s=self.connect_timeout_s,
+        )
 
     async def _migrate(self) -> None:
         try:
@@ -263,11 +254,11 @@ class PostgresLedgerStore(LedgerStore):
                     )
         except psycopg.Error as exc:
             raise LedgerError(
-                f"PostgreSQL ledger {self.location}: migration failed: {_one_line(exc)}"
+                f"PostgreSQL ledger {self.location}: migration failed: {one_line(exc)}"
             ) from exc
 
     def _unreachable(self, exc: BaseException) -> str:
-        return f"cannot connect to the PostgreSQL ledger at {self.location}: {_one_line(exc)}"
+        return f"cannot connect to the PostgreSQL ledger at {self.location}: {one_line(exc)}"
 
 
 def _row(event: Event) -> tuple[str, str, float, int, str]:
@@ -285,15 +276,3 @@ def _row(event: Event) -> tuple[str, str, float, int, str]:
 
 def _decode_rows(rows: list[tuple[int, str]]) -> list[Event]:
     return [decode_event(row_id, body) for row_id, body in rows]
-
-
-def _location(info: dict[str, Any]) -> str:
-    host = info.get("host") or info.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
-    port = info.get("port") or os.environ.get("PGPORT") or "5432"
-    database = info.get("dbname") or os.environ.get("PGDATABASE") or info.get("user") or ""
-    return f"{host}:{port}/{database}"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    return text or type(exc).__name__

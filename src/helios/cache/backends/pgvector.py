@@ -31,8 +31,6 @@ down must cost a lookup microseconds, not seconds.
 from __future__ import annotations
 
 import asyncio
-import math
-import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -43,6 +41,7 @@ from typing import Any
 from helios.cache.backends.base import Clock
 from helios.cache.backends.vector import IndexStats, SemanticEntry, VectorIndex, VectorMatch
 from helios.errors import CacheBackendError, ConfigError, MissingDependency
+from helios.postgres_db import connect_kwargs, location, one_line
 
 try:
     import numpy
@@ -103,7 +102,7 @@ class PgvectorIndex(VectorIndex):
         self.max_connections = max_connections
         self.ef_search = ef_search
         self.retry_after_s = retry_after_s
-        self.location = _location(info)
+        self.location = location(info)
         """``host:port/database``: what messages name (never the password)."""
         self._url = url
         self._pool: AsyncConnectionPool | None = None
@@ -282,17 +281,11 @@ class PgvectorIndex(VectorIndex):
             return pool
 
     def _connect_kwargs(self) -> dict[str, Any]:
-        return {
-            "autocommit": True,  # every statement stands alone
-            # libpq takes whole seconds and treats less than 2 as 2
-            "connect_timeout": max(2, math.ceil(self.connect_timeout_s)),
-            "options": f"-c hnsw.ef_search={self.ef_search}",
-            "application_name": "helios-semantic-cache",
-            "keepalives": 1,
-            "keepalives_idle": 30,
-            "keepalives_interval": 10,
-            "keepalives_count": 3,
-        }
+        return connect_kwargs(
+            application_name="helios-semantic-cache",
+            options=f"-c hnsw.ef_search={self.ef_search}",
+            connect_timeout_s=self.connect_timeout_s,
+        )
 
     async def _create_schema(self) -> None:
         try:
@@ -317,7 +310,7 @@ class PgvectorIndex(VectorIndex):
         except psycopg.Error as exc:
             raise CacheBackendError(
                 f"pgvector semantic index {self.location}: cannot create table"
-                f" {self.table}: {_one_line(exc)}"
+                f" {self.table}: {one_line(exc)}"
             ) from exc
         if row is not None and row[0] != self.dim:
             raise CacheBackendError(
@@ -326,10 +319,10 @@ class PgvectorIndex(VectorIndex):
             )
 
     def _failure(self, exc: BaseException) -> str:
-        return f"pgvector semantic index {self.location}: {_one_line(exc)}"
+        return f"pgvector semantic index {self.location}: {one_line(exc)}"
 
     def _unreachable(self, exc: BaseException) -> str:
-        return f"cannot connect to the pgvector semantic index at {self.location}: {_one_line(exc)}"
+        return f"cannot connect to the pgvector semantic index at {self.location}: {one_line(exc)}"
 
 
 class _Statements:
@@ -397,15 +390,3 @@ def _index_name(table: str, suffix: str) -> str:
 
 def _entry(row: tuple[Any, ...]) -> SemanticEntry:
     return SemanticEntry(*row)  # the columns of _COLUMNS, in the dataclass's field order
-
-
-def _location(info: dict[str, Any]) -> str:
-    host = info.get("host") or info.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
-    port = info.get("port") or os.environ.get("PGPORT") or "5432"
-    database = info.get("dbname") or os.environ.get("PGDATABASE") or info.get("user") or ""
-    return f"{host}:{port}/{database}"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    return text or type(exc).__name__
