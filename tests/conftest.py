@@ -9,6 +9,7 @@ their own config (latency profiles, reply length, seeds) and stops them after th
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -78,3 +79,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             return
         report.outcome = "failed"
         report.longrepr = f"skipped, but HELIOS_REQUIRE_SERVICES=1 requires it to run: {reason}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """llama-cpp-python opens /dev/null twice at import and never closes it; at interpreter
+    exit that can print a ResourceWarning after pytest's summary line, which CI reads last."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()

@@ -177,6 +177,10 @@ class SemanticCacheSettings(_Section):
     max_temperature: float = Field(
         default=0.7, ge=0.0, le=2.0, description="requests sampled hotter skip L3"
     )
+    skip_task_types: list[str] = Field(
+        default_factory=lambda: ["dialectic", "dag", "plan", "ask"],
+        description="task types whose prompts are filled-in templates: L2 only",
+    )
     verify: bool = Field(default=True, description="reject negation/entity/number traps")
     candidates: int = Field(default=5, ge=1, le=100, description="nearest entries verified")
 

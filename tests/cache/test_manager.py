@@ -188,3 +188,14 @@ async def test_health_is_ok_when_every_store_answers(manager: CacheManager) -> N
         "L2": "ok",
         "L3": "ok",
     }
+
+
+async def test_templated_persona_prompts_skip_l3(manager: CacheManager) -> None:
+    template = "Goal: {goal}\n\nArgue for the best answer to the goal, then your reasons."
+    startup = template.format(goal="Should a five-person startup adopt microservices?")
+    bank = template.format(goal="Should a five-person bank adopt microservices?")
+    await manager.store(ask(startup, task_type="dialectic"), *SONNET, reply())
+    found = await manager.lookup(ask(bank, task_type="dialectic"), *SONNET)
+    assert not found.hit and not found.l3.checked
+    assert "skip_task_types" in found.l3.reason
+    assert manager.layers_for(ask(bank, task_type="dialectic")) == ("L2",)
