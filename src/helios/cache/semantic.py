@@ -15,8 +15,8 @@ tell "how do I enable 2FA" from "how do I disable 2FA".
 What L3 will not answer, by design:
 
 - task types listed in ``skip_task_types`` (by default Helios's own persona templates:
-  dialectic, dag, plan, ask): a template around a short goal embeds almost the same
-  whatever one word of the goal says, so only L2's exact match is safe there;
+  dialectic, dag, plan, ask): the longer a template around a short goal, the closer two
+  goals that differ in one word embed, so only L2's exact match is safe there;
 - requests sampled above ``max_temperature``: the caller asked for variety;
 - questions longer than ``MAX_QUESTION_CHARS``: the embedder reads 256 tokens, so two long
   prompts differing only past that point would embed identically. Semantic caching is for
@@ -174,8 +174,8 @@ class SemanticCache:
     def skip_reason(self, request: Request) -> str | None:
         """Why L3 must not answer ``request``, or ``None`` when it may."""
         if request.task_type in self.settings.skip_task_types:
-            # A persona prompt is a template around a short goal: changing one word of the
-            # goal ("startup" -> "bank") barely moves the embedding of the whole prompt.
+            # A persona prompt is a template around a short goal: the longer the template,
+            # the less one changed word of the goal ("startup" -> "bank") moves its embedding.
             return f"task type {request.task_type} is in cache.semantic.skip_task_types"
         temperature = request.params.temperature
         if temperature is not None and temperature > self.settings.max_temperature:
