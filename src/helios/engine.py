@@ -187,8 +187,7 @@ class Engine:
             return
         reply = CachedReply.from_completion(completion, chunks, created_at=time.time())
         # stored under the spec's resolution, where the next lookup of this request looks
-        provider, model = self.registry.parse(request.model)
-        await self.cache.store(request, provider, model, reply, key=lookup.key)
+        await self.cache.store(request, lookup.provider, lookup.model, reply, key=lookup.key)
 
     def _from_cache(
         self, lookup: CacheLookup, ttft_s: float, duration_s: float, *, streamed: bool

@@ -83,6 +83,9 @@ class CacheLookup:
     layer: Layer | None
     confidence: float | None
     key: str | None
+    provider: str
+    model: str
+    """Where the request's spec resolved: a miss stores its reply under the same."""
     l1: L1Report
     l2: LayerReport
     l3: LayerReport
@@ -240,6 +243,8 @@ class CacheManager:
             layer=layer,
             confidence=confidence,
             key=key,
+            provider=provider,
+            model=model,
             l1=l1,
             l2=l2,
             l3=l3,
