@@ -34,9 +34,9 @@ from cache_peers import LiteLLMCache, litellm_cache
 from helios.cache.factory import cache_manager
 from helios.cache.manager import CacheManager
 from helios.catalog import Catalog
+from helios.config.settings import Settings
 from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 L2_KEYS = 64
 

@@ -56,9 +56,10 @@ from helios.cache.manager import CacheManager
 from helios.cache.prompt import PromptCachePlanner, WarmPrefixes
 from helios.cache.semantic import SemanticCache, context_of
 from helios.catalog import Catalog
+from helios.config.cache import SemanticCacheSettings
+from helios.config.settings import Settings
 from helios.embeddings.base import Embedder
 from helios.providers.registry import ProviderRegistry
-from helios.settings import SemanticCacheSettings, Settings
 
 if TYPE_CHECKING:
     import numpy

@@ -39,8 +39,8 @@ def server_options() -> dict[str, Any]:
 
 
 def helios_app(settings_file: Path) -> Any:
+    from helios.config.settings import Settings
     from helios.server.app import create_app
-    from helios.settings import Settings
 
     return create_app(Settings.model_validate(json.loads(settings_file.read_text())))
 

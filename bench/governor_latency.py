@@ -25,8 +25,8 @@ from typing import Any
 
 from common import machine, percentile
 from helios.catalog import Catalog
+from helios.config.governor import BudgetSettings, WindowSettings
 from helios.errors import HeliosError
-from helios.governance.config import BudgetSettings, WindowSettings
 from helios.governance.governor import Governor
 from helios.governance.state.base import GovernorState
 from helios.governance.state.memory import MemoryState

@@ -29,6 +29,7 @@ from typing import Any
 
 from common import machine, percentile
 from helios.catalog import Catalog
+from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.ledger.events import PersonaLLMRun
 from helios.ledger.postgres import PostgresLedgerStore
@@ -40,7 +41,6 @@ from helios.pipeline.dialectic import DialecticPipeline
 from helios.pipeline.evidence import Evidence, Passage
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "ledger.json"
 VERDICT = '{"pass": true, "score": 0.9, "reasons": ["ok"]}'

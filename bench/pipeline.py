@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from common import free_port, machine, percentile, start_simulator
+from helios.config.settings import Settings
 from helios.engine import CallRecord, Engine
 from helios.ledger.events import GateVerdict, PersonaLLMRun, TaskStarted
 from helios.ledger.sink import MemorySink
@@ -52,7 +53,6 @@ from helios.pipeline.evidence import Evidence, Passage
 from helios.pipeline.results import DialecticResult
 from helios.providers.base import Provider
 from helios.providers.openai import create as create_openai
-from helios.settings import Settings
 from helios.sim import LatencyProfile, SimConfig, SimState
 
 RESULTS = Path(__file__).parent / "results"

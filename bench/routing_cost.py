@@ -38,11 +38,11 @@ from typing import Any
 
 from common import machine
 from helios.catalog import Catalog, Tier
+from helios.config.router import RouterSettings
+from helios.config.settings import Settings
 from helios.governance.router import EconomicRouter
-from helios.governance.routing_config import RouterSettings
 from helios.messages import Request, SamplingParams, Usage
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "routing_cost.json"
 TIERS: dict[Tier, str] = {"strong": "opus", "fast": "sonnet", "local": "local"}

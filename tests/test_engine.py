@@ -3,12 +3,12 @@ import asyncio
 import pytest
 
 from helios.catalog import Catalog
+from helios.config.settings import Settings
 from helios.engine import CallRecord, Engine
 from helios.errors import ProviderUnavailable, RateLimited
 from helios.messages import Request, Usage
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 
 class Recorder:

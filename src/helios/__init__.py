@@ -5,6 +5,8 @@ The public API is what ``__all__`` lists; everything else is internal and may mo
 
 from helios._version import __version__
 from helios.catalog import Catalog, ModelEntry, Prices
+from helios.config.providers import LocalModelSettings, ProviderSettings
+from helios.config.settings import Settings, load_settings
 from helios.engine import CallObserver, CallRecord, CompletionStream, Engine
 from helios.errors import (
     AuthenticationError,
@@ -37,7 +39,6 @@ from helios.pipeline.runner import run_dialectic
 from helios.providers.base import Provider
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
-from helios.settings import LocalModelSettings, ProviderSettings, Settings, load_settings
 
 __all__ = [
     "AuthenticationError",

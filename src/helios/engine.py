@@ -23,6 +23,7 @@ from helios.cache.factory import cache_manager
 from helios.cache.manager import CacheLookup, CacheManager
 from helios.cache.prompt import PlannedRequest
 from helios.catalog import Catalog, Tier
+from helios.config.settings import Settings
 from helios.errors import BudgetExceeded
 from helios.governance.governor import Governor, Priority, Reservation
 from helios.governance.router import EconomicRouter, ObservationSource
@@ -30,7 +31,6 @@ from helios.ledger.sink import EventSink
 from helios.messages import Chunk, Completion, Request
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 _MAX_ADMISSION_ROUNDS = 4  # a downgrade or a wait, then ask again; never loop forever
 

@@ -16,12 +16,13 @@ from helios.cache.prompt import PromptCachePlanner, WarmPrefixes
 from helios.cache.semantic import SemanticCache
 from helios.cache.verifier import HitVerifier
 from helios.catalog import Catalog
+from helios.config.cache import SemanticCacheSettings
+from helios.config.settings import Settings
 from helios.embeddings.onnx import OnnxMiniLM
 from helios.engine import Engine
 from helios.messages import Request
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
-from helios.settings import SemanticCacheSettings, Settings
 from helios.sim import SimServer
 from tests.providers.remote import remote_settings
 

@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 from helios.cache.exact import ExactCache
 from helios.cache.manager import CacheManager
 from helios.catalog import Catalog
+from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.messages import Request
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 from tests.cache.conftest import redis_namespace, redis_url
 from tests.cache.tcp_proxy import Proxy
 

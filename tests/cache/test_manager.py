@@ -15,9 +15,9 @@ from helios.cache.prompt import PromptCachePlanner, WarmPrefixes
 from helios.cache.semantic import SemanticCache
 from helios.cache.verifier import HitVerifier
 from helios.catalog import Catalog
+from helios.config.cache import SemanticCacheSettings
 from helios.embeddings.onnx import OnnxMiniLM
 from helios.messages import Message, Request, SamplingParams, Usage
-from helios.settings import SemanticCacheSettings
 
 SONNET = ("anthropic", "claude-sonnet-5-5")
 QUESTION = "How do I reset my password?"

@@ -18,9 +18,9 @@ import pytest
 from helios.cache.backends.redis import RedisBackend, glob_escape, redis_address
 from helios.cache.exact import CachedReply, ExactCache
 from helios.cache.factory import l2_backend
+from helios.config.cache import CacheSettings
 from helios.errors import CacheBackendError, ConfigError
 from helios.messages import Usage
-from helios.settings import CacheSettings
 from tests.cache.conftest import FakeClock, redis_namespace, redis_url
 from tests.cache.tcp_proxy import Proxy, free_port
 
@@ -258,7 +258,7 @@ async def test_settings_select_redis() -> None:
 def test_default_install_never_imports_redis() -> None:
     code = (
         "import sys, helios.engine; from helios.cache.factory import l2_backend;"
-        "from helios.settings import CacheSettings;"
+        "from helios.config.cache import CacheSettings;"
         "l2_backend(CacheSettings(backend='memory'));"
         "assert not any(m == 'redis' or m.startswith('redis.') for m in sys.modules)"
     )

@@ -16,8 +16,8 @@ import pytest
 
 from helios.cache.factory import cache_manager
 from helios.catalog import Catalog
+from helios.config.settings import load_settings
 from helios.messages import Message, Request
-from helios.settings import load_settings
 from tests.cli.conftest import RunCli
 from tests.cli.test_flags_monitor_cli import HELIOS, free_port, wait_for
 

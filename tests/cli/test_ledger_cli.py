@@ -13,8 +13,8 @@ import pytest
 from helios.cli.ledger import parse_since
 from helios.errors import InputError
 from helios.ledger.events import Event
+from tests.analysis.test_analysis import PNG_MAGIC, arm_tasks, build_task
 from tests.cli.conftest import RunCli
-from tests.ledger.test_analysis import PNG_MAGIC, arm_tasks, build_task
 
 OFFSETS = [-2.0, -1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 2.0, -1.5, 1.5]
 EMPTY = "the ledger is empty: run `helios run` first or `helios ledger import`"

@@ -13,11 +13,11 @@ from helios.catalog import Catalog
 from helios.cli import dag as dag_cli
 from helios.cli import plan as plan_cli
 from helios.cli.app import app as helios_app
+from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.messages import Request
 from helios.providers.function import FunctionProvider, Reply
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 from helios.sim import SimServer
 from tests.cli.conftest import RunCli
 

@@ -18,6 +18,9 @@ import openai
 import pytest
 from pydantic import SecretStr
 
+from helios.config.cache import CacheSettings, SemanticCacheSettings
+from helios.config.providers import ProviderSettings
+from helios.config.settings import Settings
 from helios.embeddings import Embedder
 from helios.embeddings.openai import (
     MAX_INPUTS_PER_REQUEST,
@@ -32,7 +35,6 @@ from helios.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from helios.settings import CacheSettings, ProviderSettings, SemanticCacheSettings, Settings
 from helios.sim import Fault, SimServer
 from helios.sim.embeddings import embed
 

@@ -13,8 +13,8 @@ import os
 import sys
 
 from helios.catalog import Catalog
+from helios.config.governor import BudgetSettings, WindowSettings
 from helios.errors import BudgetExceeded
-from helios.governance.config import BudgetSettings, WindowSettings
 from helios.governance.governor import Governor
 from helios.governance.state.base import GovernorState
 from helios.governance.state.sqlite import SQLiteState

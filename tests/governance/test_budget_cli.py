@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from helios.cli import budget as budget_cli
 from helios.cli.context import CliContext
-from helios.governance.config import GovernorSettings
-from helios.settings import Settings
+from helios.config.governor import GovernorSettings
+from helios.config.settings import Settings
 
 
 def make_app() -> typer.Typer:

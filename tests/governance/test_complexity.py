@@ -1,5 +1,5 @@
+from helios.config.router import RouterSettings
 from helios.governance.complexity import FEATURES, score
-from helios.governance.routing_config import RouterSettings
 from helios.messages import Request, SamplingParams
 
 TRIVIAL = Request.of("What is the capital of France?")

@@ -5,21 +5,21 @@ from __future__ import annotations
 import pytest
 
 from helios.catalog import Catalog
+from helios.config.governor import BudgetSettings, WindowSettings
+from helios.config.router import RouterSettings
+from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.errors import BudgetExceeded, ProviderUnavailable
-from helios.governance.admission import GovernorAdmission
-from helios.governance.config import BudgetSettings, WindowSettings
 from helios.governance.governor import Governor
 from helios.governance.router import EconomicRouter
-from helios.governance.routing_config import RouterSettings
 from helios.governance.state import MemoryState
 from helios.ledger.events import GovernorDecision, RouteDecision
 from helios.ledger.sink import MemorySink
 from helios.messages import Request, SamplingParams, Usage
+from helios.pipeline.admission import GovernorAdmission
 from helios.pipeline.dag import TaskSpec
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 TIERS = {"strong": "opus", "fast": "sonnet", "local": "local"}
 OPUS = ("anthropic", "claude-opus-5-5")

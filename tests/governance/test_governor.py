@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from helios.catalog import Catalog
+from helios.config.governor import BudgetSettings, GovernorSettings, WindowSettings
 from helios.errors import BudgetExceeded
-from helios.governance.config import BudgetSettings, GovernorSettings, WindowSettings
 from helios.governance.estimate import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from helios.governance.governor import Governor, cheaper_tier
 from helios.governance.state.memory import MemoryState

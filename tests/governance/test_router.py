@@ -3,6 +3,8 @@ from collections.abc import Sequence
 import pytest
 
 from helios.catalog import Catalog, Tier
+from helios.config.router import RouterSettings
+from helios.config.settings import Settings
 from helios.errors import ConfigError, ProviderUnavailable
 from helios.governance.router import (
     NO_BUDGET,
@@ -12,14 +14,12 @@ from helios.governance.router import (
     failed_spec_of,
     fallback_reason,
 )
-from helios.governance.routing_config import RouterSettings
 from helios.ledger.events import ErrorEvent, Event, PersonaLLMRun, RouteDecision
 from helios.ledger.sink import MemorySink
 from helios.messages import Request, SamplingParams
 from helios.providers.base import Provider
 from helios.providers.function import FunctionProvider, Reply
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 OPUS = "anthropic:claude-opus-5-5"
 SONNET = "anthropic:claude-sonnet-5-5"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helios.config.ledger import LedgerSettings
 from helios.errors import ConfigError, LedgerError
-from helios.ledger.config import LedgerSettings
 from helios.ledger.events import ErrorEvent
 from helios.ledger.factory import open_store
 from helios.ledger.migrations import MIGRATIONS

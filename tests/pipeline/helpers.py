@@ -13,6 +13,7 @@ from helios.cache.backends.memory import MemoryBackend
 from helios.cache.exact import ExactCache
 from helios.cache.manager import CacheManager
 from helios.catalog import Catalog
+from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.ledger.sink import MemorySink
 from helios.messages import Request
@@ -22,7 +23,6 @@ from helios.pipeline.evidence import Evidence, Passage
 from helios.pipeline.results import StageRecord
 from helios.providers.function import FunctionProvider, Reply
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 MODEL = "fake:model"
 PASSING_VERDICT = json.dumps({"pass": True, "score": 0.9, "reasons": ["sound"]})

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from helios.config.settings import Settings
 from helios.pipeline.dag import Dag, DagError, TaskSpec, check_dag, find_cycle, load_dag
 from helios.pipeline.personas import load_personas
-from helios.settings import Settings
 
 GOOD = """
 name: launch

@@ -2,6 +2,7 @@ import asyncio
 
 import pytest
 
+from helios.config.orchestration import PersonaSettings
 from helios.errors import InputError, ProviderUnavailable
 from helios.ledger.events import (
     AsyncFallback,
@@ -16,7 +17,6 @@ from helios.ledger.events import (
 )
 from helios.messages import Request
 from helios.pipeline.dialectic import NO_EVIDENCE
-from helios.settings import PersonaSettings
 from tests.pipeline.helpers import (
     FAILING_VERDICT,
     PASSING_VERDICT,

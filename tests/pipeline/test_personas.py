@@ -1,8 +1,9 @@
 import pytest
 
+from helios.config.orchestration import PersonaSettings
+from helios.config.settings import Settings
 from helios.errors import ConfigError
 from helios.pipeline.personas import load_personas
-from helios.settings import PersonaSettings, Settings
 
 VALUES = {
     "goal": "g",

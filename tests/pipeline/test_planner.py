@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from helios.config.settings import Settings
 from helios.messages import Request
 from helios.pipeline.personas import load_personas
 from helios.pipeline.planner import PlanError, execute, parse_plan, plan
 from helios.providers.function import Reply
-from helios.settings import Settings
 from tests.pipeline.helpers import make_world, pipeline_settings
 
 PLAN = {

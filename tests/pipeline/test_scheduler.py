@@ -15,7 +15,7 @@ from helios.errors import BudgetExceeded, InputError
 from helios.ledger.events import ErrorEvent, TaskFinished, TaskStarted
 from helios.ledger.sink import MemorySink
 from helios.pipeline.dag import Dag, TaskSpec, check_dag
-from helios.pipeline.runners import EngineTaskRunner
+from helios.pipeline.dag_runner import EngineTaskRunner
 from helios.pipeline.scheduler import AdmitDecision, DagScheduler
 from tests.pipeline.helpers import Personas, ScriptedGatherer, make_world, pipeline_settings
 

@@ -18,6 +18,8 @@ import pytest
 from pydantic import SecretStr
 
 from helios.catalog import Catalog
+from helios.config.providers import ProviderSettings
+from helios.config.settings import Settings
 from helios.errors import (
     AuthenticationError,
     BadRequest,
@@ -29,7 +31,6 @@ from helios.errors import (
 from helios.messages import Chunk, Request
 from helios.providers.base import Provider
 from helios.providers.registry import ProviderRegistry
-from helios.settings import ProviderSettings, Settings
 from helios.sim import Fault, LatencyProfile, SimServer
 
 # About 1,700 simulator tokens (4 characters each): above every 1024-token cache minimum.

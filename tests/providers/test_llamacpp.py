@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from helios.config.providers import LocalModelSettings
+from helios.config.settings import Settings
 from helios.errors import BadRequest, ConfigError, UnknownModel
 from helios.messages import Request, SamplingParams
-from helios.settings import LocalModelSettings, Settings
 
 llamacpp = pytest.importorskip("helios.providers.llamacpp", reason="needs helios[local]")
 

@@ -4,12 +4,13 @@ from typing import ClassVar
 import pytest
 
 from helios.catalog import Catalog
+from helios.config.providers import ProviderSettings
+from helios.config.settings import Settings
 from helios.errors import AuthenticationError
 from helios.messages import Request
 from helios.providers import openai as adapter
 from helios.providers.registry import ProviderRegistry
 from helios.providers.retry import RetryingProvider
-from helios.settings import ProviderSettings, Settings
 from helios.sim import SimServer
 from tests.providers.remote import (
     LONG_TEXT,

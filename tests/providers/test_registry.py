@@ -1,11 +1,12 @@
 import pytest
 
 from helios.catalog import Catalog
+from helios.config.providers import ProviderSettings
+from helios.config.settings import Settings
 from helios.errors import ConfigError, UnknownModel
 from helios.providers.base import Provider
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
-from helios.settings import ProviderSettings, Settings
 
 
 def registry(**settings: object) -> ProviderRegistry:

@@ -28,8 +28,8 @@ from helios.cache.manager import CacheManager
 from helios.cache.prompt import PromptCachePlanner, WarmPrefixes
 from helios.cache.semantic import SemanticCache
 from helios.catalog import Catalog
+from helios.config.cache import SemanticCacheSettings
 from helios.errors import CacheBackendError
-from helios.settings import SemanticCacheSettings
 
 importlib.import_module("onnxruntime")  # before usearch: see the module docstring
 

@@ -16,12 +16,12 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from helios.config.settings import Settings
 from helios.errors import LedgerError
 from helios.ledger.events import FlagValue, TaskFinished, TaskStarted
 from helios.ledger.memory import MemoryLedgerStore
-from helios.ledger.metrics import HeliosMetrics
+from helios.ops.metrics import HeliosMetrics
 from helios.server import create_app
-from helios.settings import Settings
 
 
 class DownStore(MemoryLedgerStore):

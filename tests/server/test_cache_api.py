@@ -12,10 +12,10 @@ import httpx2
 import pytest
 
 from helios.cache.manager import CacheManager
+from helios.config.settings import Settings
 from helios.ledger.memory import MemoryLedgerStore
 from helios.server import create_app
 from helios.server.routes.cache import LIMITS, PREFIX
-from helios.settings import Settings
 from tests.server.cache_fixtures import BrokenBackend, build_manager, client_for
 
 QUESTION = "How do I reset my password?"

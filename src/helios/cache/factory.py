@@ -20,9 +20,10 @@ from helios.cache.manager import CacheManager
 from helios.cache.prompt import PromptCachePlanner, WarmPrefixes
 from helios.cache.semantic import SemanticCache
 from helios.catalog import Catalog
+from helios.config.cache import CacheSettings
+from helios.config.settings import Settings
 from helios.embeddings.base import Embedder
 from helios.errors import ConfigError
-from helios.settings import CacheSettings, Settings
 
 logger = logging.getLogger(__name__)
 

@@ -44,10 +44,10 @@ from helios.cache.backends.vector import SemanticEntry, VectorIndex
 from helios.cache.exact import UNCACHEABLE_FINISH, CachedReply
 from helios.cache.keys import escape_part
 from helios.cache.verifier import Candidate, Verdict
+from helios.config.cache import SemanticCacheSettings
 from helios.embeddings.base import Embedder
 from helios.errors import CacheBackendError, ConfigError, HeliosError
 from helios.messages import Request
-from helios.settings import SemanticCacheSettings
 
 if TYPE_CHECKING:
     import numpy

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 from helios.cli.context import cli_context, console_err
+from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.errors import ConfigError
 from helios.messages import Completion, Request, SamplingParams
-from helios.settings import Settings
 
 
 def ask(

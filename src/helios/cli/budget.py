@@ -14,9 +14,9 @@ from rich.table import Table
 
 from helios.catalog import Catalog
 from helios.cli.context import cli_context, console_out
-from helios.governance.config import GovernorSettings
+from helios.config.governor import GovernorSettings
+from helios.config.settings import Settings
 from helios.governance.governor import Governor, WindowStatus
-from helios.settings import Settings
 
 NO_BUDGETS = (
     "no budgets configured: add to helios.yaml e.g. `governor: {enabled: true, budgets: "

@@ -29,10 +29,10 @@ from helios.cache.manager import API_LAYER_NAMES, LAYERS, CacheManager, Layer
 from helios.cache.supplied import Turn, selection_problem, supplied_reply, supplied_request
 from helios.catalog import Catalog
 from helios.cli.context import cli_context, console_err, console_out
+from helios.config.settings import Settings
 from helios.errors import ConfigError, HeliosError, InputError
 from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 T = TypeVar("T")
 EXIT_NOT_STORED = 1

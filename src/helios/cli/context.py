@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from helios.settings import Settings, load_settings
+from helios.config.settings import Settings, load_settings
 
 console_out = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)

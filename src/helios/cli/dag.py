@@ -15,13 +15,13 @@ from rich.panel import Panel
 from rich.table import Table
 
 from helios.cli.context import cli_context, console_out
-from helios.governance.admission import admission_for
+from helios.config.settings import Settings
+from helios.pipeline.admission import admission_for
 from helios.pipeline.dag import Dag, load_dag
+from helios.pipeline.dag_runner import EngineTaskRunner
 from helios.pipeline.personas import load_personas
 from helios.pipeline.runner import ledger_session
-from helios.pipeline.runners import EngineTaskRunner
 from helios.pipeline.scheduler import DagResult, DagScheduler, TaskResult
-from helios.settings import Settings
 
 EXIT_FAILED = 1
 

@@ -17,16 +17,16 @@ import typer
 from rich.table import Table
 
 from helios.cli.context import cli_context, console_out
+from helios.config.settings import Settings
 from helios.ledger.events import FlagChanged, FlagValue
-from helios.ledger.flags import (
+from helios.ledger.store import LedgerStore
+from helios.ops.flags import (
     FLAGS,
     effective_flags,
     flag_spec,
     parse_flag_value,
     settings_value,
 )
-from helios.ledger.store import LedgerStore
-from helios.settings import Settings
 
 T = TypeVar("T")
 

@@ -31,10 +31,10 @@ import typer
 
 from helios.cli.context import cli_context, console_err, console_out
 from helios.cli.ledger_view import print_breakdown, print_comparison, print_summary
+from helios.config.settings import Settings
 from helios.errors import InputError
 from helios.ledger.events import Event, TaskStarted
 from helios.ledger.store import EventQuery, LedgerStore
-from helios.settings import Settings
 
 if TYPE_CHECKING:
     from helios.ledger.jsonl import ImportReport
@@ -72,7 +72,7 @@ def summary(
     plot: PlotOption = None,
 ) -> None:
     """Latency per stage, TTFT, cache hit rates, tokens, cost, fallbacks and errors."""
-    from helios.ledger.analysis import summarize
+    from helios.analysis.summary import summarize
 
     events, empty = _tasks(ctx, since, last)
     result = summarize(events)
@@ -80,7 +80,7 @@ def summary(
         _say_empty(empty, as_json, result.to_dict())
         return
     if plot is not None:
-        from helios.ledger.plots import plot_summary
+        from helios.analysis.plots import plot_summary
 
         plot_summary(result, plot)
     if as_json:
@@ -113,7 +113,7 @@ def compare(
     plot: PlotOption = None,
 ) -> None:
     """Split tasks into arms and test each against a baseline (Welch's t-test, bootstrap)."""
-    from helios.ledger.analysis import compare as compare_tasks
+    from helios.analysis.summary import compare as compare_tasks
 
     events, empty = _tasks(ctx, since, last)
     if empty is not None:
@@ -121,7 +121,7 @@ def compare(
         return
     result = compare_tasks(events, by, baseline, where=where or ())
     if plot is not None:
-        from helios.ledger.plots import plot_comparison
+        from helios.analysis.plots import plot_comparison
 
         plot_comparison(result, plot)
     if as_json:
@@ -135,7 +135,7 @@ def compare(
 @app.command("last")
 def last(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """The most recent task: each stage's start, duration, TTFT, model and cache hit."""
-    from helios.ledger.analysis import last_task
+    from helios.analysis.summary import last_task
 
     events, empty = _tasks(ctx, None, 1)
     breakdown = last_task(events)

@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from helios.ledger.tasks import label
+from helios.analysis.tasks import label
 
 if TYPE_CHECKING:
-    from helios.ledger.analysis import Summary, TaskBreakdown
-    from helios.ledger.comparison import Comparison
-    from helios.ledger.stats import Difference, Distribution
+    from helios.analysis.comparison import Comparison
+    from helios.analysis.stats import Difference, Distribution
+    from helios.analysis.summary import Summary, TaskBreakdown
 
 TIMELINE_WIDTH = 24
 NONE = "—"

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from helios.catalog import Catalog, ModelEntry
 from helios.cli.context import cli_context, console_out
-from helios.settings import Settings
+from helios.config.settings import Settings
 
 # The import each provider kind needs before it can run.
 _SDK_MODULES = {

@@ -17,13 +17,13 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from helios.cli.context import cli_context, console_out
+from helios.config.ops import MonitorSettings
+from helios.config.settings import Settings
 from helios.errors import ConfigError
-from helios.ledger.config import MonitorSettings
-from helios.settings import Settings
 
 if TYPE_CHECKING:
-    from helios.ledger.metrics import HeliosMetrics
-    from helios.ledger.monitor import HealthReport, RuleOutcome
+    from helios.ops.metrics import HeliosMetrics
+    from helios.ops.monitor import HealthReport, RuleOutcome
 
 
 def monitor(
@@ -87,9 +87,9 @@ async def _watch(
     as_json: bool,
     metrics_port: int | None,
 ) -> None:
-    from helios.ledger.alerts import Alerter
     from helios.ledger.factory import open_store
-    from helios.ledger.monitor import HealthMonitor
+    from helios.ops.alerts import Alerter
+    from helios.ops.monitor import HealthMonitor
 
     metrics = _serve_metrics(metrics_port) if metrics_port is not None else None
     store = open_store(settings.ledger)
@@ -114,7 +114,7 @@ async def _watch(
 def _serve_metrics(port: int) -> tuple[HeliosMetrics, Any]:
     from prometheus_client import start_http_server
 
-    from helios.ledger.metrics import HeliosMetrics
+    from helios.ops.metrics import HeliosMetrics
 
     metrics = HeliosMetrics()
     try:

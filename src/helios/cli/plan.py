@@ -15,13 +15,13 @@ from rich.tree import Tree
 
 from helios.cli.context import cli_context, console_err, console_out
 from helios.cli.dag import EXIT_FAILED, print_dag_result
-from helios.governance.admission import admission_for
+from helios.config.settings import Settings
+from helios.pipeline.admission import admission_for
 from helios.pipeline.dag import Dag
 from helios.pipeline.planner import PlanResult
 from helios.pipeline.planner import execute as execute_plan
 from helios.pipeline.planner import plan as make_plan
 from helios.pipeline.runner import ledger_session
-from helios.settings import Settings
 
 
 def plan(

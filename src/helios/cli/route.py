@@ -12,12 +12,12 @@ from rich.table import Table
 
 from helios.catalog import Catalog
 from helios.cli.context import cli_context, console_out
+from helios.config.router import RouterSettings
+from helios.config.settings import Settings
 from helios.errors import ConfigError
 from helios.governance.router import EconomicRouter, Route
-from helios.governance.routing_config import RouterSettings
 from helios.messages import Request, SamplingParams
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 
 def router_settings(settings: Settings) -> RouterSettings:

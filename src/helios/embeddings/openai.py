@@ -28,9 +28,9 @@ import base64
 from collections.abc import Sequence
 from typing import cast
 
+from helios.config.settings import Settings
 from helios.embeddings.base import Embedder
 from helios.errors import AuthenticationError, ConfigError, MissingDependency, ProviderUnavailable
-from helios.settings import Settings
 
 try:
     import numpy as np
@@ -43,7 +43,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependency("openai", "openai", "OpenAI embeddings") from exc
 
-from helios.providers.openai import async_client, translate_error
+from helios.providers.openai_client import async_client, translate_error
 
 MAX_INPUTS_PER_REQUEST = 2048
 MAX_BYTES_PER_REQUEST = 300_000

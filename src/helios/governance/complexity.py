@@ -20,7 +20,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from helios.governance.routing_config import RouterSettings
+from helios.config.router import RouterSettings
 from helios.messages import Request
 
 CHARS_PER_TOKEN = 4

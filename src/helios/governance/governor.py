@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from helios.catalog import Catalog, ModelEntry, Tier
+from helios.config.governor import BudgetSettings, GovernorSettings, WindowKind, WindowSettings
 from helios.errors import BudgetExceeded
-from helios.governance.config import BudgetSettings, GovernorSettings, WindowKind, WindowSettings
 from helios.governance.estimate import TokenEstimate, Tokenizer, estimate_tokens
 from helios.governance.state import GovernorState, open_state
 from helios.governance.windows import Charge, ReserveResult, WindowSpec

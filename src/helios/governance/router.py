@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from helios.catalog import Catalog, Tier
+from helios.config.router import RouterSettings
 from helios.errors import ConfigError, ProviderError
 from helios.governance.complexity import score
 from helios.governance.fallback import FallbackProvider
-from helios.governance.routing_config import RouterSettings
 from helios.ledger.events import ErrorEvent, Event, PersonaLLMRun, RouteDecision
 from helios.ledger.sink import EventSink
 from helios.messages import Chunk, Completion, Request

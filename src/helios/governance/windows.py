@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from helios.governance.config import WindowKind
+from helios.config.governor import WindowKind
 
 SLIDING_BUCKETS = 300
 _EPSILON = 1e-9  # float sums of many small amounts must not fail an exact fit

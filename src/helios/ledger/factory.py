@@ -9,8 +9,8 @@ store either way.
 
 from __future__ import annotations
 
+from helios.config.ledger import LedgerSettings
 from helios.errors import ConfigError, MissingDependency
-from helios.ledger.config import LedgerSettings
 from helios.ledger.sqlite import SQLiteLedgerStore
 from helios.ledger.store import LedgerStore
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.errors import HeliosError, InputError
 from helios.ledger.events import (
@@ -46,7 +47,6 @@ from helios.pipeline.results import (
     SilentObserver,
     StageRecord,
 )
-from helios.settings import Settings
 
 NO_EVIDENCE = "Evidence: none was provided; answer from general knowledge and cite nothing."
 EVIDENCE_PENDING = ""  # the async thesis argues before evidence exists: say nothing of it

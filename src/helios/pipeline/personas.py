@@ -16,9 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from helios.catalog import Tier
+from helios.config.orchestration import PersonaSettings
+from helios.config.settings import Settings
 from helios.errors import ConfigError
 from helios.messages import Message, Request, SamplingParams
-from helios.settings import PersonaSettings, Settings
 
 _FORMATTER = string.Formatter()
 

@@ -19,15 +19,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.errors import InputError
 from helios.ledger.sink import EventSink
 from helios.messages import Message, Request
 from helios.pipeline.dag import Dag, DagError, TaskSpec, check_dag, placeholders
+from helios.pipeline.dag_runner import EngineTaskRunner, GathererFactory
 from helios.pipeline.personas import Persona, load_personas
-from helios.pipeline.runners import EngineTaskRunner, GathererFactory
 from helios.pipeline.scheduler import Admission, DagResult, DagScheduler
-from helios.settings import Settings
 
 PLANNER = "planner"
 NOT_ASSIGNABLE = frozenset({PLANNER, "judge"})  # personas a plan may not hand tasks to

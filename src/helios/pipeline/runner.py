@@ -17,20 +17,20 @@ from pathlib import Path
 
 from helios.cache.backends.base import CacheBackend
 from helios.cache.backends.memory import MemoryBackend
+from helios.config.settings import Settings, load_settings
 from helios.embeddings.base import Embedder, embedder_name_for
 from helios.engine import Engine
 from helios.errors import LedgerError
 from helios.governance.router import ModelObservations
 from helios.ledger.factory import open_store
-from helios.ledger.flags import FlagRegistry
 from helios.ledger.sink import EventSink, FanOut
 from helios.ledger.store import EventQuery, LedgerStore
 from helios.ledger.writer import LedgerWriter
+from helios.ops.flags import FlagRegistry
 from helios.pipeline.dialectic import DialecticPipeline
 from helios.pipeline.documents import Document, load_documents
 from helios.pipeline.evidence import EvidenceGatherer
 from helios.pipeline.results import DialecticResult, PipelineObserver
-from helios.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 HEALTH_WINDOW_S = 3600.0  # how far back the router looks at each model's errors

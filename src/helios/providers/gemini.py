@@ -17,6 +17,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
+from helios.config.settings import Settings
 from helios.errors import (
     AuthenticationError,
     MissingDependency,
@@ -28,7 +29,6 @@ from helios.errors import (
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.retry import parse_retry_after, with_retries
-from helios.settings import Settings
 
 try:
     import httpx2

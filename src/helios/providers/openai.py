@@ -21,21 +21,15 @@ SDK's own are turned off.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Literal, TypeVar
 
-from helios.errors import (
-    AuthenticationError,
-    MissingDependency,
-    ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
-    error_for_status,
-)
+from helios.config.settings import Settings
+from helios.errors import MissingDependency, ProviderError, ProviderUnavailable
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler
-from helios.providers.retry import parse_retry_after, with_retries
-from helios.settings import Settings
+from helios.providers.openai_client import OFFICIAL_NAME, async_client, translate_error
+from helios.providers.retry import with_retries
 
 try:
     import openai
@@ -44,10 +38,6 @@ try:
     from openai.types.shared_params import ResponseFormatJSONSchema
 except ImportError as exc:
     raise MissingDependency("openai", "openai", "The OpenAI provider") from exc
-
-OFFICIAL_NAME = "openai"
-KEYLESS_PLACEHOLDER = "no-key"
-"""Sent as the key to a compatible server that was configured without one."""
 
 TokenLimitField = Literal["max_completion_tokens", "max_tokens"]
 _T = TypeVar("_T")
@@ -63,26 +53,6 @@ def create(name: str, model: str, settings: Settings) -> Provider:
     )
     provider = OpenAIProvider(name, model, client, token_limit_field=limit_field)
     return with_retries(provider, settings.provider(name))
-
-
-def async_client(name: str, model: str, settings: Settings) -> openai.AsyncOpenAI:
-    """The SDK client for ``settings.providers[name]`` (also used by the OpenAI embedder).
-
-    Raises :class:`AuthenticationError` naming the settings when the key is missing.
-    """
-    config = settings.provider(name)
-    key = config.key(name)
-    if key is None:
-        if name == OFFICIAL_NAME or config.base_url is None:
-            raise AuthenticationError(config.missing_key_message(name), provider=name, model=model)
-        key = KEYLESS_PLACEHOLDER
-    return openai.AsyncOpenAI(
-        api_key=key,
-        base_url=config.base_url,
-        timeout=config.timeout_s,
-        max_retries=0,  # Helios retries (RetryingProvider): the SDK's wait is uncapped
-        default_headers=config.headers or None,
-    )
 
 
 class OpenAIProvider(Provider):
@@ -185,23 +155,6 @@ class OpenAIProvider(Provider):
         await self._client.close()
 
 
-def translate_error(exc: openai.OpenAIError, *, provider: str, model: str) -> ProviderError:
-    """The Helios error for an SDK error: the one place that decides (chat and embeddings)."""
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderTimeout(f"no answer in time: {exc}", provider=provider, model=model)
-    if isinstance(exc, openai.APIConnectionError):
-        return ProviderUnavailable(f"connection failed: {exc}", provider=provider, model=model)
-    if not isinstance(exc, openai.APIStatusError):
-        # An error event inside a stream, a malformed body, or a client-side failure.
-        return ProviderUnavailable(f"unusable response: {exc}", provider=provider, model=model)
-    status = exc.status_code
-    message = _api_message(exc)
-    retry_after = parse_retry_after(exc.response.headers) if status == 429 else None
-    return error_for_status(
-        status, message, provider=provider, model=model, retry_after=retry_after
-    )
-
-
 def _prompt_cache_key(request: Request) -> str | openai.Omit:
     """The stable-prefix hash that L1 sets: OpenAI routes calls sharing it to one cache."""
     key = request.metadata.get("prompt_cache_key")
@@ -231,16 +184,6 @@ def _messages(request: Request) -> list[ChatCompletionMessageParam]:
         else:
             turns.append({"role": "assistant", "content": message.content})
     return turns
-
-
-def _api_message(exc: openai.APIStatusError) -> str:
-    """The server's own explanation when the body has one, else the SDK's summary."""
-    body = exc.body
-    if isinstance(body, Mapping):
-        message = body.get("message")
-        if isinstance(message, str) and message:
-            return message
-    return exc.message
 
 
 def _usage(usage: CompletionUsage | None) -> Usage:

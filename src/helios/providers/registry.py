@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable
 
 from helios.catalog import Catalog
+from helios.config.settings import Settings
 from helios.errors import ConfigError, UnknownModel
 from helios.providers.base import Provider
-from helios.settings import Settings
 
 ProviderFactory = Callable[[str, str, Settings], Provider]
 """``factory(provider_name, model_id, settings)``: build a provider bound to one model."""

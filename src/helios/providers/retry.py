@@ -19,10 +19,10 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
+from helios.config.providers import ProviderSettings
 from helios.errors import HeliosError, RateLimited
 from helios.messages import Chunk, Completion, Request
 from helios.providers.base import Provider
-from helios.settings import ProviderSettings
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:

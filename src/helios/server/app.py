@@ -30,20 +30,20 @@ except ImportError:
 from helios.cache.factory import cache_manager
 from helios.cache.manager import CacheManager
 from helios.catalog import Catalog
+from helios.config.settings import Settings
 from helios.governance.router import ROUTER_NAME
-from helios.ledger.alerts import Alerter
 from helios.ledger.factory import open_store
-from helios.ledger.metrics import HeliosMetrics
-from helios.ledger.monitor import HealthMonitor
 from helios.ledger.store import LedgerStore
 from helios.ledger.tail import LedgerTail
+from helios.ops.alerts import Alerter
+from helios.ops.metrics import HeliosMetrics
+from helios.ops.monitor import HealthMonitor
 from helios.providers.registry import ProviderRegistry
 from helios.server.cache_metrics import CacheCollector
 from helios.server.routes import cache as cache_routes
 from helios.server.routes import health
 from helios.server.routes import metrics as metrics_routes
 from helios.server.state import ServerState
-from helios.settings import Settings
 
 logger = logging.getLogger("helios.server")
 

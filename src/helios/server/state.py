@@ -6,11 +6,11 @@ import asyncio
 from dataclasses import dataclass
 
 from helios.cache.manager import CacheManager
-from helios.ledger.metrics import HeliosMetrics
-from helios.ledger.monitor import HealthMonitor, HealthReport
+from helios.config.settings import Settings
 from helios.ledger.store import LedgerStore
+from helios.ops.metrics import HeliosMetrics
+from helios.ops.monitor import HealthMonitor, HealthReport
 from helios.providers.registry import ProviderRegistry
-from helios.settings import Settings
 
 
 @dataclass

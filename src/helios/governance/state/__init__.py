@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helios.governance.config import GovernorSettings
+from helios.config.governor import GovernorSettings
 from helios.governance.state.base import GovernorState
 from helios.governance.state.memory import MemoryState
 from helios.governance.state.sqlite import SQLiteState

@@ -27,7 +27,7 @@ class MonitorHealth(BaseModel):
     enabled: bool
     running: bool
     report: dict[str, Any] | None = None
-    """The latest :class:`~helios.ledger.monitor.HealthReport` (``None`` before the first)."""
+    """The latest :class:`~helios.ops.monitor.HealthReport` (``None`` before the first)."""
 
 
 class CacheLayerHealth(BaseModel):

@@ -4,15 +4,15 @@ later tasks run sequentially, and the flag_changed event says why."""
 
 from pathlib import Path
 
+from helios.config.ops import MonitorSettings
 from helios.errors import ProviderUnavailable
-from helios.ledger.config import MonitorSettings
 from helios.ledger.events import AsyncFallback, FlagChanged, TaskStarted
-from helios.ledger.flags import FlagRegistry
-from helios.ledger.monitor import HealthMonitor
 from helios.ledger.sqlite import SQLiteLedgerStore
 from helios.ledger.store import EventQuery
 from helios.ledger.writer import LedgerWriter
 from helios.messages import Request
+from helios.ops.flags import FlagRegistry
+from helios.ops.monitor import HealthMonitor
 from helios.pipeline.dialectic import DialecticPipeline
 from tests.pipeline.helpers import Personas, ScriptedGatherer, make_world, pipeline_settings
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.errors import InputError
 from helios.ledger.sink import EventSink
@@ -21,7 +22,6 @@ from helios.pipeline.dialectic import DialecticPipeline, Gatherer
 from helios.pipeline.documents import load_documents
 from helios.pipeline.personas import Persona, load_personas
 from helios.pipeline.runner import build_gatherer
-from helios.settings import Settings
 
 GathererFactory = Callable[[], Gatherer]
 

@@ -4,7 +4,7 @@ A flag is a name for one setting (``async_thesis`` is ``orchestration.async_thes
 Its value comes from the settings unless the ledger store holds an override, which any
 process (``helios flags set``, the health monitor) may write. :class:`FlagRegistry` re-reads
 the overrides at most once per poll interval, so a change made elsewhere takes effect within
-one interval, and hands out :class:`~helios.settings.Settings` with the overrides applied.
+one interval, and hands out :class:`~helios.config.settings.Settings` with the overrides applied.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from helios.config.settings import Settings
 from helios.errors import ConfigError, HeliosError
 from helios.ledger.events import FlagChanged, FlagValue
 from helios.ledger.store import LedgerStore
-from helios.settings import Settings
 
 logger = logging.getLogger("helios.flags")
 

@@ -17,8 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from helios.ledger.alerts import Alerter
-from helios.ledger.config import MonitorRule, MonitorSettings
+from helios.config.ops import MonitorRule, MonitorSettings
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -30,7 +29,8 @@ from helios.ledger.events import (
     TaskStarted,
 )
 from helios.ledger.memory import MemoryLedgerStore
-from helios.ledger.monitor import HealthMonitor, measure, percentile
+from helios.ops.alerts import Alerter
+from helios.ops.monitor import HealthMonitor, measure, percentile
 
 NOW = 1_700_000_000.0
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from helios.catalog import Tier
+from helios.config.paths import data_dir
+from helios.config.section import Section
 
 WindowKind = Literal["session", "sliding"]
 BudgetUnit = Literal["tokens", "requests", "usd"]
@@ -36,11 +38,7 @@ def _default_tier_weights() -> dict[Tier, float]:
     return {"strong": 5.0, "fast": 1.0, "local": 0.0}
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class WindowSettings(_Section):
+class WindowSettings(Section):
     """One usage window. ``session``: starts at the first request and resets ``length_s``
     later; ``sliding``: counts the usage of the last ``length_s`` seconds."""
 
@@ -50,7 +48,7 @@ class WindowSettings(_Section):
     limit: float = Field(ge=0)
 
 
-class BudgetSettings(_Section):
+class BudgetSettings(Section):
     """A budget for one account: its windows, what it counts and what happens when full."""
 
     account: str = Field(default="default", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -80,7 +78,7 @@ class BudgetSettings(_Section):
         return not self.providers or provider in self.providers
 
 
-class GovernorSettings(_Section):
+class GovernorSettings(Section):
     enabled: bool = False
     backend: StateBackend = "sqlite"
     path: Path | None = Field(default=None, description="SQLite file; default: user data dir")
@@ -102,6 +100,4 @@ class GovernorSettings(_Section):
         return self
 
     def sqlite_path(self) -> Path:
-        from helios.settings import data_dir  # settings imports the sections, not vice versa
-
         return self.path if self.path is not None else data_dir() / "governor.sqlite3"

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from helios.config.providers import ProviderSettings
+from helios.config.settings import Settings, load_settings
 from helios.errors import ConfigError
-from helios.settings import ProviderSettings, Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

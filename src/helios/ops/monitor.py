@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from helios.config.ops import MonitorRule, MonitorSettings
 from helios.errors import HeliosError
-from helios.ledger.config import MonitorRule, MonitorSettings
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -36,11 +36,11 @@ from helios.ledger.events import (
     TaskFinished,
     TaskStarted,
 )
-from helios.ledger.flags import validate_flag_value
 from helios.ledger.store import EventQuery, LedgerStore
+from helios.ops.flags import validate_flag_value
 
 if TYPE_CHECKING:
-    from helios.ledger.alerts import Alerter
+    from helios.ops.alerts import Alerter
 
 logger = logging.getLogger("helios.monitor")
 

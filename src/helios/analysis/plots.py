@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from helios.analysis.comparison import Comparison
+from helios.analysis.stats import Distribution
+from helios.analysis.summary import Summary
+from helios.analysis.tasks import TOTAL
 from helios.errors import InputError, MissingDependency
-from helios.ledger.analysis import Summary
-from helios.ledger.comparison import Comparison
-from helios.ledger.stats import Distribution
-from helios.ledger.tasks import TOTAL
 
 try:
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from helios.ledger.analysis import compare
+from helios.analysis.summary import compare
 from helios.ledger.jsonl import import_jsonl
 from helios.ledger.memory import MemoryLedgerStore
 

@@ -6,9 +6,11 @@ import logging
 
 import pytest
 
+from helios.config.settings import Settings
 from helios.errors import ConfigError, LedgerError
 from helios.ledger.events import FlagChanged, FlagValue
-from helios.ledger.flags import (
+from helios.ledger.memory import MemoryLedgerStore
+from helios.ops.flags import (
     FLAGS,
     FlagRegistry,
     apply_overrides,
@@ -17,8 +19,6 @@ from helios.ledger.flags import (
     settings_value,
     validate_flag_value,
 )
-from helios.ledger.memory import MemoryLedgerStore
-from helios.settings import Settings
 
 
 class FakeClock:

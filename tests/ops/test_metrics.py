@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helios.ledger.config import MonitorRule
+from helios.config.ops import MonitorRule
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -23,9 +23,9 @@ from helios.ledger.events import (
     TaskFinished,
     TaskStarted,
 )
-from helios.ledger.metrics import HeliosMetrics
-from helios.ledger.monitor import HealthReport, Measure, RuleOutcome
 from helios.ledger.sink import FanOut, MemorySink
+from helios.ops.metrics import HeliosMetrics
+from helios.ops.monitor import HealthReport, Measure, RuleOutcome
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "helios.json"
 

@@ -25,7 +25,7 @@ from helios.ledger.events import (
     TaskFinished,
     TaskStarted,
 )
-from helios.ledger.monitor import HealthReport
+from helios.ops.monitor import HealthReport
 
 try:
     from prometheus_client import (

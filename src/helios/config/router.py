@@ -14,9 +14,10 @@ else to the local tier. Example ``helios.yaml``::
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from helios.catalog import Tier
+from helios.config.section import Section
 
 DEFAULT_KEY = "default"
 """The weight used for a persona or task type missing from its table (and for no persona)."""
@@ -67,10 +68,8 @@ def _fallbacks() -> dict[Tier, list[Tier]]:
     return {"strong": ["fast", "local"], "fast": ["local"], "local": []}
 
 
-class RouterSettings(BaseModel):
+class RouterSettings(Section):
     """How the economic router scores requests and picks a tier (section ``router``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     strong_above: float = Field(default=0.65, ge=0.0, le=1.0)
     fast_above: float = Field(default=0.3, ge=0.0, le=1.0)

@@ -3,7 +3,7 @@
 - :func:`summarize`: latency per stage, TTFT, cache hit rates, tokens, cost, fallback,
   second-pass and error counts.
 - :func:`compare`: tasks split into arms (by a flag, a persona-call field or a task field)
-  and each arm tested against a baseline (:mod:`helios.ledger.comparison`).
+  and each arm tested against a baseline (:mod:`helios.analysis.comparison`).
 - :func:`last_task`: the most recent task's latency breakdown.
 
 A *task* is a ``task_id`` with a ``task_started`` or ``task_finished`` event; other events
@@ -19,7 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from helios.ledger.comparison import Comparison, compare
+from helios.analysis.comparison import Comparison, compare
+from helios.analysis.stats import Distribution, describe
+from helios.analysis.tasks import STAGES, TaskRecord, finite, finite_sum, group_tasks, metric_names
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -31,8 +33,6 @@ from helios.ledger.events import (
     SecondPass,
     TaskFinished,
 )
-from helios.ledger.stats import Distribution, describe
-from helios.ledger.tasks import STAGES, TaskRecord, finite, finite_sum, group_tasks, metric_names
 
 __all__ = [
     "CacheRate",

@@ -21,9 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from helios.errors import InputError
-from helios.ledger.events import Event
-from helios.ledger.stats import (
+from helios.analysis.stats import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     Difference,
@@ -31,7 +29,9 @@ from helios.ledger.stats import (
     describe,
     difference,
 )
-from helios.ledger.tasks import TOTAL, TaskRecord, group_tasks, label, metric_names
+from helios.analysis.tasks import TOTAL, TaskRecord, group_tasks, label, metric_names
+from helios.errors import InputError
+from helios.ledger.events import Event
 
 CALL_FIELDS = ("model", "provider", "persona", "streaming")
 TASK_FIELDS = ("kind", "documents")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from helios.analysis.plots import plot_comparison, plot_summary
+from helios.analysis.stats import describe
+from helios.analysis.summary import compare, last_task, summarize
 from helios.errors import InputError
-from helios.ledger.analysis import compare, last_task, summarize
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -27,8 +29,6 @@ from helios.ledger.events import (
     TaskStarted,
 )
 from helios.ledger.memory import MemoryLedgerStore
-from helios.ledger.plots import plot_comparison, plot_summary
-from helios.ledger.stats import describe
 from helios.ledger.store import EventQuery
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

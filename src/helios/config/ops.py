@@ -1,34 +1,15 @@
-"""Settings of the ledger, the feature flags and the health monitor (part of ``Settings``)."""
+"""Settings of operations: feature flags and the health monitor (part of ``Settings``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from helios.config.section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LedgerSettings(_Section):
-    enabled: bool = True
-    backend: Literal["sqlite", "postgres"] = "sqlite"
-    path: Path | None = Field(default=None, description="SQLite file; default: user data dir")
-    postgres_url: str | None = Field(
-        default=None, description="postgresql://... (backend postgres)"
-    )
-    batch_size: int = Field(default=500, ge=1)
-    flush_interval_s: float = Field(default=0.05, gt=0)
-
-    def resolved_path(self) -> Path:
-        from helios.settings import data_dir  # at call time: settings imports this module
-
-        return self.path if self.path is not None else data_dir() / "ledger.sqlite3"
-
-
-class FlagSettings(_Section):
+class FlagSettings(Section):
     poll_interval_s: float = Field(
         default=10.0, gt=0, description="how often running processes re-read overrides"
     )
@@ -39,7 +20,7 @@ MonitorMetric = Literal[
 ]
 
 
-class MonitorRule(_Section):
+class MonitorRule(Section):
     """``metric op threshold`` over the window, with at least ``min_samples`` tasks, sets
     ``flag`` to ``value`` (a rollback)."""
 
@@ -59,7 +40,7 @@ def _default_rules() -> list[MonitorRule]:
     ]
 
 
-class MonitorSettings(_Section):
+class MonitorSettings(Section):
     enabled: bool = Field(default=False, description="run the monitor inside `helios serve`")
     hours: float = Field(default=1.0, gt=0)
     interval_s: float = Field(default=60.0, gt=0)

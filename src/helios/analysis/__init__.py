@@ -1,0 +1,1 @@
+"""Analyses of the ledger's events: tasks, distributions, A/B comparisons, plots."""

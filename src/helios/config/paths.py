@@ -1,0 +1,14 @@
+"""Where Helios keeps its files when the settings name no path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+
+def data_dir() -> Path:
+    """Where Helios keeps its files by default (``HELIOS_DATA_DIR`` or the user data dir)."""
+    configured = os.environ.get("HELIOS_DATA_DIR")
+    return Path(configured) if configured else Path(platformdirs.user_data_dir("helios"))

@@ -1,0 +1,1 @@
+"""Operations over the ledger: runtime feature flags, the health monitor, alerts, metrics."""
