@@ -86,7 +86,7 @@ class InstantGatherer:
 
 def pipeline_for(sink: Any) -> DialecticPipeline:
     def reply(request: Any) -> str:
-        return VERDICT if request.persona == "judge" else "An answer citing [E1]."
+        return VERDICT if request.context.persona == "judge" else "An answer citing [E1]."
 
     catalog = Catalog.load()
     settings = Settings(default_model="fake:model", cache={"enabled": False})

@@ -154,11 +154,11 @@ class OverheadProbe:
     def on_call(self, record: CallRecord) -> None:
         inside = self._inside.pop(id(record.request), None)
         if record.error is not None or inside is None:
-            raise SystemExit(f"a {record.request.persona} call failed: {record.error!r}")
+            raise SystemExit(f"a {record.request.context.persona} call failed: {record.error!r}")
         self.calls.append(
             {
                 "measured": self.recording,
-                "persona": record.request.persona,
+                "persona": record.request.context.persona,
                 "model": record.model,
                 "engine_s": record.engine_s,
                 "provider_s": inside,

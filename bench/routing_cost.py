@@ -41,7 +41,7 @@ from helios.catalog import Catalog, Tier
 from helios.config.router import RouterSettings
 from helios.config.settings import Settings
 from helios.governance.router import EconomicRouter
-from helios.messages import Request, SamplingParams, Usage
+from helios.messages import CallContext, Request, SamplingParams, Usage
 from helios.providers.registry import ProviderRegistry
 
 RESULTS = Path(__file__).parent / "results" / "routing_cost.json"
@@ -85,7 +85,9 @@ def _job(rng: random.Random) -> Job:
         tokens, out = rng.randint(600, 4000), rng.randint(150, 500)
         prompt = _pad("Summarise the following notes in five bullet points:\n", tokens, _FILLER)
         request = Request.of(
-            prompt, task_type="summarisation", persona=rng.choice([None, "thesis"])
+            prompt,
+            task_type="summarisation",
+            context=CallContext(persona=rng.choice([None, "thesis"])),
         )
     elif kind == "coding":
         tokens, out = rng.randint(80, 900), rng.randint(300, 1500)
@@ -94,7 +96,9 @@ def _job(rng: random.Random) -> Job:
              "empty lines.", "Implement a streaming version of this function."]
         )  # fmt: skip
         prompt = _pad(f"{ask}\n{_CODE}", tokens, _CODE)
-        request = Request.of(prompt, task_type="code", persona=rng.choice([None, "thesis"]))
+        request = Request.of(
+            prompt, task_type="code", context=CallContext(persona=rng.choice([None, "thesis"]))
+        )
     elif kind == "maths":
         tokens, out = rng.randint(30, 250), rng.randint(200, 1200)
         a, b = rng.randint(2, 9), rng.randint(10, 99)
@@ -104,7 +108,11 @@ def _job(rng: random.Random) -> Job:
             tokens,
             " Show each step.",
         )
-        request = Request.of(prompt, task_type="math", persona=rng.choice(["thesis", "antithesis"]))
+        request = Request.of(
+            prompt,
+            task_type="math",
+            context=CallContext(persona=rng.choice(["thesis", "antithesis"])),
+        )
     else:
         tokens, out = rng.randint(150, 1200), rng.randint(1500, 4000)
         prompt = _pad(
@@ -116,8 +124,8 @@ def _job(rng: random.Random) -> Job:
         request = Request.of(
             prompt,
             task_type=rng.choice(["analysis", "reasoning"]),
-            persona=rng.choice(["antithesis", "synthesis", "judge"]),
             params=SamplingParams(max_tokens=4096),
+            context=CallContext(persona=rng.choice(["antithesis", "synthesis", "judge"])),
         )
     return Job(kind, request, tokens, out)
 

@@ -9,7 +9,7 @@ def test_request_of_builds_a_single_user_turn() -> None:
     assert request.messages == (Message(role="user", content="Hi"),)
     assert request.system == "Be brief"
     assert request.task_type == "general"
-    assert request.tenant == "default"
+    assert request.context.tenant == "default"
 
 
 def test_request_is_frozen() -> None:
@@ -61,3 +61,12 @@ def test_with_model_returns_a_new_request() -> None:
 def test_completion_round_trips_through_json() -> None:
     completion = Completion(text="x", usage=Usage(input_tokens=1), model="m", provider="p")
     assert Completion.model_validate_json(completion.model_dump_json()) == completion
+
+
+def test_with_context_replaces_only_the_named_fields_and_validates_them() -> None:
+    request = Request.of("Hi").with_context(task_id="t-1", tenant="acme")
+    staged = request.with_context(stage="thesis", pass_number=2)
+    assert staged.context.task_id == "t-1" and staged.context.tenant == "acme"
+    assert (staged.context.stage, staged.context.pass_number) == ("thesis", 2)
+    with pytest.raises(ValidationError):
+        request.with_context(pass_number=0)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 Role = Literal["user", "assistant"]
 CacheTTL = Literal["5m", "1h"]
 FinishReason = Literal["stop", "length", "error", "cancelled", "other"]
+Priority = Literal["high", "normal"]
 
 
 class _Frozen(BaseModel):
@@ -43,6 +44,23 @@ class SamplingParams(_Frozen):
     seed: int | None = None
 
 
+class CallContext(_Frozen):
+    """Who a call is for and where it stands: set by every caller, read by the governor, the
+    router and the ledger. It never changes the answer, so it is not part of a cache key;
+    only ``tenant`` separates cache entries (one tenant never sees another's)."""
+
+    task_id: str | None = None
+    """The task (a dialectic run, a DAG run, one ``ask``) whose events this call joins."""
+    stage: str | None = None
+    """Where in the task: a pipeline stage (``thesis``) or a DAG node id."""
+    persona: str | None = None
+    pass_number: int = Field(default=1, ge=1)
+    priority: Priority = "normal"
+    tenant: str = "default"
+    key_id: str | None = None
+    """The API key the call came in with (the gateway's), for budgets and the ledger."""
+
+
 class Request(_Frozen):
     """One model call, before any provider-specific translation.
 
@@ -56,12 +74,12 @@ class Request(_Frozen):
     system_cache: CacheControl | None = None
     params: SamplingParams = SamplingParams()
     task_type: str = "general"
-    tenant: str = "default"
-    persona: str | None = None
     response_schema: dict[str, Any] | None = None
     """A JSON schema the reply must follow, where the provider can enforce one (llama.cpp by
     grammar, OpenAI and Gemini natively); others only see it described in the prompt."""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    """Provider hints that change the cost, never the answer (L1's ``prompt_cache_key``)."""
+    context: CallContext = CallContext()
 
     @field_validator("messages")
     @classmethod
@@ -79,6 +97,11 @@ class Request(_Frozen):
 
     def with_model(self, model: str) -> Request:
         return self.model_copy(update={"model": model})
+
+    def with_context(self, **fields: Any) -> Request:
+        """The same request with some context fields replaced (``task_id=``, ``stage=``, ...)."""
+        context = CallContext.model_validate({**self.context.model_dump(), **fields})
+        return self.model_copy(update={"context": context})
 
 
 class Usage(_Frozen):

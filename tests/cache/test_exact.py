@@ -11,7 +11,7 @@ from helios.cache.backends.base import CacheBackend, EntryInfo
 from helios.cache.backends.memory import MemoryBackend
 from helios.cache.exact import CachedReply, ExactCache
 from helios.errors import CacheBackendError
-from helios.messages import Chunk, Completion, Request, Usage
+from helios.messages import CallContext, Chunk, Completion, Request, Usage
 from tests.cache.conftest import FakeClock, MakeBackend
 
 USAGE = Usage(input_tokens=12, output_tokens=5, cache_read_tokens=3)
@@ -35,11 +35,11 @@ def cache(clock: FakeClock) -> ExactCache:
 
 async def test_hit_and_miss_counted_per_persona(make_backend: MakeBackend) -> None:
     cache = ExactCache(make_backend())
-    thesis = key_of(cache, persona="thesis")
+    thesis = key_of(cache, "Argue for the capital of France.")
     assert await cache.lookup(thesis, persona="thesis") is None
     assert await cache.store(thesis, reply(), persona="thesis") is True
     assert await cache.lookup(thesis, persona="thesis") == reply()
-    assert await cache.lookup(key_of(cache, persona="antithesis"), persona="antithesis") is None
+    assert await cache.lookup(key_of(cache, "Argue against it."), persona="antithesis") is None
     assert await cache.lookup(key_of(cache)) is None
     snapshot = cache.snapshot()
     assert snapshot["by_persona"]["thesis"] == {
@@ -177,7 +177,7 @@ async def test_a_corrupt_value_is_a_miss_and_is_deleted(
 async def test_invalidate_by_key_tenant_task_type_and_all(make_backend: MakeBackend) -> None:
     cache = ExactCache(make_backend())
     keys = {
-        (tenant, task): key_of(cache, tenant=tenant, task_type=task)
+        (tenant, task): key_of(cache, context=CallContext(tenant=tenant), task_type=task)
         for tenant in ("acme", "globex", "acme:eu")
         for task in ("qa", "summary")
     }
@@ -210,7 +210,7 @@ async def test_ttl_none_keeps_entries(clock: FakeClock) -> None:
 async def test_entries_by_tenant_task_type_and_all(make_backend: MakeBackend) -> None:
     cache = ExactCache(make_backend())
     keys = {
-        (tenant, task): key_of(cache, tenant=tenant, task_type=task)
+        (tenant, task): key_of(cache, context=CallContext(tenant=tenant), task_type=task)
         for tenant in ("acme", "globex", "acme:eu")
         for task in ("qa", "summary")
     }

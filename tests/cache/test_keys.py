@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from helios.cache.keys import namespace_of, prefix_for, request_key
-from helios.messages import CacheControl, Message, Request, SamplingParams
+from helios.messages import CacheControl, CallContext, Message, Request, SamplingParams
 
 BASE = Request(
     messages=(
@@ -21,8 +21,7 @@ BASE = Request(
     system="Be brief.",
     params=SamplingParams(temperature=0.2, top_p=0.9, max_tokens=64, stop=("\n",), seed=7),
     task_type="qa",
-    tenant="acme",
-    persona="thesis",
+    context=CallContext(tenant="acme", persona="thesis"),
 )
 
 
@@ -56,9 +55,7 @@ ANSWER_CHANGES = {
     "stop": with_params(stop=("\n", "END")),
     "seed": with_params(seed=8),
     "task_type": changed(task_type="summarise"),
-    "tenant": changed(tenant="globex"),
-    "persona": changed(persona="antithesis"),
-    "no persona": changed(persona=None),
+    "tenant": BASE.with_context(tenant="globex"),
     "response schema": changed(response_schema={"type": "object"}),
 }
 
@@ -104,6 +101,11 @@ COST_ONLY = {
     "system cache marker": changed(system_cache=CacheControl(ttl="1h")),
     "metadata": changed(metadata={"trace_id": "abc", "attempt": 2}),
     "model spec alias": changed(model="fast"),
+    "persona": BASE.with_context(persona="antithesis"),
+    "no persona": BASE.with_context(persona=None),
+    "task and stage": BASE.with_context(task_id="t-1", stage="thesis", pass_number=2),
+    "priority": BASE.with_context(priority="high"),
+    "caller key": BASE.with_context(key_id="key-1"),
 }
 
 
@@ -121,10 +123,18 @@ def test_request_fields_are_all_accounted_for() -> None:
         "system_cache",
         "params",
         "task_type",
-        "tenant",
-        "persona",
         "response_schema",
         "metadata",
+        "context",
+    }
+    assert set(CallContext.model_fields) == {
+        "task_id",
+        "stage",
+        "persona",
+        "pass_number",
+        "priority",
+        "tenant",
+        "key_id",
     }
     assert set(SamplingParams.model_fields) == {
         "temperature",
@@ -161,8 +171,8 @@ def test_key_is_stable_across_processes() -> None:
 
 
 def test_colons_in_tenant_and_task_type_keep_namespaces_apart() -> None:
-    tricky = changed(tenant="a:b", task_type="c")
-    plain = changed(tenant="a", task_type="b:c")
+    tricky = changed(task_type="c").with_context(tenant="a:b")
+    plain = changed(task_type="b:c").with_context(tenant="a")
     tricky_key, plain_key = key(tricky), key(plain)
     assert tricky_key.startswith(prefix_for("a:b"))
     assert not tricky_key.startswith(prefix_for("a"))
@@ -175,7 +185,7 @@ def test_colons_in_tenant_and_task_type_keep_namespaces_apart() -> None:
 
 @pytest.mark.parametrize("tenant", ["%3A", "100%", "%25:%", "東京", ":"])
 def test_escaping_round_trips(tenant: str) -> None:
-    found = key(changed(tenant=tenant, task_type=tenant))
+    found = key(changed(task_type=tenant).with_context(tenant=tenant))
     assert namespace_of(found) == (tenant, tenant)
     assert found.startswith(prefix_for(tenant, tenant))
 

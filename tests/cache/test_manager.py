@@ -17,7 +17,7 @@ from helios.cache.verifier import HitVerifier
 from helios.catalog import Catalog
 from helios.config.cache import SemanticCacheSettings
 from helios.embeddings.onnx import OnnxMiniLM
-from helios.messages import Message, Request, SamplingParams, Usage
+from helios.messages import CallContext, Message, Request, SamplingParams, Usage
 
 SONNET = ("anthropic", "claude-sonnet-5-5")
 QUESTION = "How do I reset my password?"
@@ -106,7 +106,7 @@ async def test_a_negated_question_is_not_served(manager: CacheManager) -> None:
     "other",
     [
         ask(PARAPHRASE, system="You are a pirate."),
-        ask(PARAPHRASE, tenant="acme"),
+        ask(PARAPHRASE, context=CallContext(tenant="acme")),
         ask(PARAPHRASE, task_type="support"),
         Request(
             messages=(
@@ -154,14 +154,14 @@ async def test_per_request_threshold_and_layer_switches(manager: CacheManager) -
 
 
 async def test_invalidate_counts_per_layer(manager: CacheManager) -> None:
-    await remember(manager, ask(QUESTION, tenant="acme"))
-    await remember(manager, ask("What is the refund policy?", tenant="acme"))
-    await remember(manager, ask(QUESTION, tenant="globex"))
+    await remember(manager, ask(QUESTION, context=CallContext(tenant="acme")))
+    await remember(manager, ask("What is the refund policy?", context=CallContext(tenant="acme")))
+    await remember(manager, ask(QUESTION, context=CallContext(tenant="globex")))
     assert await manager.entries() == {"L1": 0, "L2": 3, "L3": 3}
     assert await manager.invalidate(tenant="acme") == {"L2": 2, "L3": 2}
     assert await manager.invalidate(layer="L3") == {"L3": 1}
     assert await manager.entries() == {"L1": 0, "L2": 1, "L3": 0}
-    found = await manager.lookup(ask(PARAPHRASE, tenant="globex"), *SONNET)
+    found = await manager.lookup(ask(PARAPHRASE, context=CallContext(tenant="globex")), *SONNET)
     assert not found.hit
 
 

@@ -17,7 +17,7 @@ import pytest
 from helios.cache.factory import cache_manager
 from helios.catalog import Catalog
 from helios.config.settings import load_settings
-from helios.messages import Message, Request
+from helios.messages import CallContext, Message, Request
 from tests.cli.conftest import RunCli
 from tests.cli.test_flags_monitor_cli import HELIOS, free_port, wait_for
 
@@ -122,8 +122,8 @@ def test_warm_stores_every_line_where_the_engine_will_look(
                     Message(role="user", content="And how do I change it?"),
                 ),
                 system="Be brief.",
-                tenant="acme",
                 task_type="support",
+                context=CallContext(tenant="acme"),
             )
         )
     )

@@ -59,7 +59,7 @@ def provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FunctionProvide
     """Every engine the commands build answers per persona from REPLIES."""
 
     def reply(request: Request) -> Reply:
-        answer = REPLIES.get(request.persona or "", "?")
+        answer = REPLIES.get(request.context.persona or "", "?")
         return answer if not callable(answer) else answer(request)
 
     fake = FunctionProvider(reply, name="fake", model="model")
@@ -79,7 +79,7 @@ def test_plan_prints_the_tree(run_cli: RunCli, provider: FunctionProvider) -> No
     assert result.exit_code == 0, result.stderr
     assert "market · zeitgeist" in result.stdout and "story · bard" in result.stdout
     assert "merge: Story first." in result.stdout
-    assert [r.persona for r in provider.calls] == ["planner"]
+    assert [r.context.persona for r in provider.calls] == ["planner"]
 
 
 def test_plan_json(run_cli: RunCli, provider: FunctionProvider) -> None:
@@ -127,7 +127,7 @@ def test_dag_run_prints_statuses_and_outputs(
     assert result.exit_code == 0, result.stderr
     assert "Matcha is rising." in result.stdout and "Once upon a leaf." in result.stdout
     assert result.stdout.count("succeeded") >= 2
-    story = next(r for r in provider.calls if r.persona == "bard")
+    story = next(r for r in provider.calls if r.context.persona == "bard")
     assert "Story from Matcha is rising." in story.messages[0].content
 
 

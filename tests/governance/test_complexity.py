@@ -1,6 +1,6 @@
 from helios.config.router import RouterSettings
 from helios.governance.complexity import FEATURES, score
-from helios.messages import Request, SamplingParams
+from helios.messages import CallContext, Request, SamplingParams
 
 TRIVIAL = Request.of("What is the capital of France?")
 CODING = Request.of(
@@ -30,10 +30,10 @@ def test_default_thresholds_pick_the_expected_tiers() -> None:
 
 def test_synthesis_weighs_more_than_thesis() -> None:
     prompt = "Assess the evidence on remote work productivity."
-    thesis = score(Request.of(prompt, persona="thesis"))
-    antithesis = score(Request.of(prompt, persona="antithesis"))
-    synthesis = score(Request.of(prompt, persona="synthesis"))
-    judge = score(Request.of(prompt, persona="judge"))
+    thesis = score(Request.of(prompt, context=CallContext(persona="thesis")))
+    antithesis = score(Request.of(prompt, context=CallContext(persona="antithesis")))
+    synthesis = score(Request.of(prompt, context=CallContext(persona="synthesis")))
+    judge = score(Request.of(prompt, context=CallContext(persona="judge")))
     assert thesis.score < antithesis.score < synthesis.score
     assert thesis.score < judge.score
 
@@ -71,8 +71,8 @@ def test_weights_come_from_settings() -> None:
     heavy_thesis = RouterSettings(persona_weights={"thesis": 1.0, "synthesis": 0.0})
     prompt = "Assess the evidence."
     assert (
-        score(Request.of(prompt, persona="thesis"), heavy_thesis).score
-        > score(Request.of(prompt, persona="synthesis"), heavy_thesis).score
+        score(Request.of(prompt, context=CallContext(persona="thesis")), heavy_thesis).score
+        > score(Request.of(prompt, context=CallContext(persona="synthesis")), heavy_thesis).score
     )
 
 

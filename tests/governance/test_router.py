@@ -16,7 +16,7 @@ from helios.governance.router import (
 )
 from helios.ledger.events import ErrorEvent, Event, PersonaLLMRun, RouteDecision
 from helios.ledger.sink import MemorySink
-from helios.messages import Request, SamplingParams
+from helios.messages import CallContext, Request, SamplingParams
 from helios.providers.base import Provider
 from helios.providers.function import FunctionProvider, Reply
 from helios.providers.registry import ProviderRegistry
@@ -36,9 +36,9 @@ HARD = Request.of(
     "Prove step by step that the integral of x^2 from 0 to 3 equals 9; explain why, compare "
     "the two derivations and weigh the trade-offs.",
     task_type="reasoning",
-    persona="synthesis",
     params=SamplingParams(max_tokens=3000),
     metadata={"task_id": "t2"},
+    context=CallContext(persona="synthesis"),
 )
 
 

@@ -79,7 +79,7 @@ class Personas:
     calls: list[tuple[str, float, Request]] = field(default_factory=list)
 
     def reply(self, request: Request) -> Reply:
-        persona = request.persona or "?"
+        persona = request.context.persona or "?"
         self.calls.append((persona, time.perf_counter(), request))
         answer = getattr(self, persona)
         return answer(request) if callable(answer) else answer

@@ -75,7 +75,7 @@ async def test_sequential_thesis_waits_for_the_evidence() -> None:
 async def test_thesis_timeout_falls_back_to_sequential() -> None:
     def slow_first_thesis(request: Request) -> float:
         is_async_thesis = "[E1]" not in request.messages[-1].content
-        return 5.0 if request.persona == "thesis" and is_async_thesis else 0.0
+        return 5.0 if request.context.persona == "thesis" and is_async_thesis else 0.0
 
     world = make_world(first_chunk_delay_s=slow_first_thesis)
     settings = pipeline_settings(async_thesis={"enabled": True, "timeout_sec": 0.05})
@@ -254,7 +254,7 @@ async def test_parallel_prep_prepares_the_antithesis_during_the_thesis() -> None
 
 
 async def test_cancelling_a_run_records_it_as_interrupted() -> None:
-    world = make_world(first_chunk_delay_s=lambda r: 5.0 if r.persona == "antithesis" else 0.0)
+    world = make_world(first_chunk_delay_s=lambda r: 5.0 if r.context.persona == "antithesis" else 0.0)
     task = asyncio.create_task(world.pipeline().run(GOAL))
     while not world.personas.called("thesis"):
         await asyncio.sleep(0.01)

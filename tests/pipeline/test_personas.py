@@ -40,7 +40,7 @@ def test_a_new_persona_needs_no_code() -> None:
     )
     critic = load_personas(settings)["critic"]
     request = critic.request(VALUES, model="local")
-    assert request.persona == "critic" and request.messages[-1].content == "Goal: g"
+    assert request.context.persona == "critic" and request.messages[-1].content == "Goal: g"
 
 
 def test_a_new_persona_without_a_prompt_is_a_config_error() -> None:

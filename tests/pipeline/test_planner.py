@@ -38,13 +38,13 @@ class Script:
 
     def reply(self, request: Request) -> Reply:
         self.requests.append(request)
-        answer = self.replies[request.persona or "?"]
+        answer = self.replies[request.context.persona or "?"]
         if isinstance(answer, list):
             return str(answer.pop(0))
         return str(answer(request)) if callable(answer) else str(answer)
 
     def of(self, persona: str) -> list[Request]:
-        return [r for r in self.requests if r.persona == persona]
+        return [r for r in self.requests if r.context.persona == persona]
 
 
 def world_for(script: Script) -> Any:

@@ -1,11 +1,12 @@
 """Exact-match cache keys: ``l2:<tenant>:<task_type>:<sha256>``.
 
 The hash covers everything that decides the answer: the resolved provider and model, the
-system prompt, every message (role and content), every sampling parameter, the task type,
-the tenant and the persona. It leaves out what changes only the cost or the bookkeeping:
-prompt-cache breakpoints (``Message.cache``, ``Request.system_cache``), ``metadata`` and
-the model *spec* (``Request.model``, which may be an alias; the resolved provider and model
-are hashed instead, so two aliases of one model share entries).
+system prompt, every message (role and content), every sampling parameter, the task type
+and the tenant. It leaves out what changes only the cost or the bookkeeping: prompt-cache
+breakpoints (``Message.cache``, ``Request.system_cache``), ``metadata``, the call context
+(task, stage, persona, priority, key: who asks never changes the answer; only its tenant
+separates entries) and the model *spec* (``Request.model``, which may be an alias; the
+resolved provider and model are hashed instead, so two aliases of one model share entries).
 
 The request is hashed from its full dump minus those exclusions, so a field added to
 :class:`~helios.messages.Request` later is part of the key unless someone decides
@@ -25,13 +26,14 @@ from collections.abc import Mapping
 from helios.messages import Request
 
 L2_NAMESPACE = "l2"
-KEY_VERSION = 1
+KEY_VERSION = 2
 """Bump when the hashed payload changes shape, so old entries miss instead of colliding."""
 
 # cost and bookkeeping only; see the module docstring
 _NOT_IN_KEY: Mapping[str, bool | Mapping[str, set[str]]] = {
     "model": True,
     "metadata": True,
+    "context": True,
     "system_cache": True,
     "messages": {"__all__": {"cache"}},
 }
@@ -49,7 +51,14 @@ def unescape_part(part: str) -> str:
 def request_fingerprint(request: Request, provider: str, model: str) -> str:
     """The canonical JSON that the key hashes: stable across processes and runs."""
     payload = request.model_dump(mode="json", exclude=_NOT_IN_KEY)
-    payload.update({"key_version": KEY_VERSION, "provider": provider, "resolved_model": model})
+    payload.update(
+        {
+            "key_version": KEY_VERSION,
+            "provider": provider,
+            "resolved_model": model,
+            "tenant": request.context.tenant,
+        }
+    )
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -58,7 +67,7 @@ def request_key(request: Request, provider: str, model: str) -> str:
     # surrogatepass: a lone surrogate in user text must hash, not fail the call
     canonical = request_fingerprint(request, provider, model).encode("utf-8", "surrogatepass")
     digest = hashlib.sha256(canonical).hexdigest()
-    return f"{prefix_for(request.tenant, request.task_type)}{digest}"
+    return f"{prefix_for(request.context.tenant, request.task_type)}{digest}"
 
 
 def prefix_for(tenant: str | None = None, task_type: str | None = None) -> str:

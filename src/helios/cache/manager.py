@@ -258,10 +258,10 @@ class CacheManager:
     ) -> tuple[CachedReply | None, LayerReport]:
         assert self.exact is not None
         metrics = self.metrics["L2"]
-        counts = self.exact.stats.of(request.persona)  # the counters this lookup moves
+        counts = self.exact.stats.of(request.context.persona)  # the counters this lookup moves
         errors_before = counts.errors
         started = time.perf_counter()
-        reply = await self.exact.lookup(key, persona=request.persona)
+        reply = await self.exact.lookup(key, persona=request.context.persona)
         elapsed_ms = (time.perf_counter() - started) * 1000
         metrics.lookups += 1
         metrics.times_ms.append(elapsed_ms)
@@ -399,9 +399,9 @@ class CacheManager:
 
     async def _store_l2(self, key: str, request: Request, reply: CachedReply) -> bool:
         assert self.exact is not None
-        counts = self.exact.stats.of(request.persona)
+        counts = self.exact.stats.of(request.context.persona)
         errors_before = counts.errors
-        stored = await self.exact.store(key, reply, persona=request.persona)
+        stored = await self.exact.store(key, reply, persona=request.context.persona)
         if counts.errors > errors_before:
             self.metrics["L2"].errors += 1
             self._last_error["L2"] = f"{self.exact.backend.name} unavailable"

@@ -147,7 +147,7 @@ def context_of(request: Request, tier: str, embedder: str) -> str:
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{escape_part(request.tenant)}:{escape_part(request.task_type)}:{digest}"
+    return f"{escape_part(request.context.tenant)}:{escape_part(request.task_type)}:{digest}"
 
 
 class SemanticCache:
@@ -257,7 +257,7 @@ class SemanticCache:
             entry = SemanticEntry(
                 entry_id=hashlib.sha256(f"{context}\x00{question}".encode()).hexdigest(),
                 context=context,
-                tenant=request.tenant,
+                tenant=request.context.tenant,
                 task_type=request.task_type,
                 question=question,
                 reply=reply.to_bytes(),

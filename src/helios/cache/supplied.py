@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from helios.cache.exact import CachedReply
 from helios.cache.manager import Layer
-from helios.messages import Message, Request, SamplingParams, Usage
+from helios.messages import CallContext, Message, Request, SamplingParams, Usage
 
 
 class Turn(BaseModel):
@@ -48,7 +48,7 @@ def supplied_request(
         system=system,
         params=SamplingParams(temperature=temperature),
         task_type=task_type,
-        tenant=tenant,
+        context=CallContext(tenant=tenant),
     )
 
 

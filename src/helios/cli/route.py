@@ -16,7 +16,7 @@ from helios.config.router import RouterSettings
 from helios.config.settings import Settings
 from helios.errors import ConfigError
 from helios.governance.router import EconomicRouter, Route
-from helios.messages import Request, SamplingParams
+from helios.messages import CallContext, Request, SamplingParams
 from helios.providers.registry import ProviderRegistry
 
 
@@ -47,8 +47,8 @@ def route(
         prompt,
         model="auto",
         task_type=task_type,
-        persona=persona,
         params=SamplingParams(max_tokens=max_tokens),
+        context=CallContext(persona=persona),
     )
     decision = asyncio.run(router.decide(request))
     if as_json:

@@ -104,7 +104,7 @@ def features_of(request: Request, settings: RouterSettings) -> dict[str, float]:
     values = {
         "length": _log_scaled(estimate_tokens(text), settings.length_saturation_tokens),
         "task_type": settings.task_type_weight(request.task_type),
-        "persona": settings.persona_weight(request.persona),
+        "persona": settings.persona_weight(request.context.persona),
         "reasoning": _hits(_REASONING, text),
         "code": _code(text),
         "maths": _hits(_MATHS, text),

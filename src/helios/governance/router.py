@@ -315,7 +315,7 @@ class EconomicRouter(Provider):
         self.sink.emit(
             RouteDecision(
                 task_id=str(request.metadata.get("task_id", "-")),
-                persona=request.persona,
+                persona=request.context.persona,
                 model=hop.spec,
                 tier=hop.tier or "explicit",
                 score=complexity,

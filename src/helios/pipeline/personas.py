@@ -19,7 +19,7 @@ from helios.catalog import Tier
 from helios.config.orchestration import PersonaSettings
 from helios.config.settings import Settings
 from helios.errors import ConfigError
-from helios.messages import Message, Request, SamplingParams
+from helios.messages import CallContext, Message, Request, SamplingParams
 
 _FORMATTER = string.Formatter()
 
@@ -59,17 +59,18 @@ class Persona(BaseModel):
         *,
         model: str,
         task_type: str = "dialectic",
-        tenant: str = "default",
+        context: CallContext | None = None,
     ) -> Request:
+        """The call this persona makes; ``context`` says for whom (its persona is this one)."""
         system, prompt = self.render(values)
+        context = (context or CallContext()).model_copy(update={"persona": self.name})
         return Request(
             messages=(Message(role="user", content=prompt),),
             system=system,
             model=model,
             params=SamplingParams(temperature=self.temperature, max_tokens=self.max_tokens),
             task_type=task_type,
-            tenant=tenant,
-            persona=self.name,
+            context=context,
             response_schema=self.response_schema,
         )
 

@@ -23,7 +23,7 @@ from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.errors import InputError
 from helios.ledger.sink import EventSink
-from helios.messages import Message, Request
+from helios.messages import CallContext, Message, Request
 from helios.pipeline.dag import Dag, DagError, TaskSpec, check_dag, placeholders
 from helios.pipeline.dag_runner import EngineTaskRunner, GathererFactory
 from helios.pipeline.personas import Persona, load_personas
@@ -253,7 +253,7 @@ async def merge(
         system=MERGE_SYSTEM,
         model=planner.model_spec(settings, model),
         task_type="plan",
-        persona="merge",
+        context=CallContext(persona="merge"),
     )
     return (await engine.complete(request)).text
 
