@@ -254,7 +254,9 @@ async def test_parallel_prep_prepares_the_antithesis_during_the_thesis() -> None
 
 
 async def test_cancelling_a_run_records_it_as_interrupted() -> None:
-    world = make_world(first_chunk_delay_s=lambda r: 5.0 if r.context.persona == "antithesis" else 0.0)
+    world = make_world(
+        first_chunk_delay_s=lambda r: 5.0 if r.context.persona == "antithesis" else 0.0
+    )
     task = asyncio.create_task(world.pipeline().run(GOAL))
     while not world.personas.called("thesis"):
         await asyncio.sleep(0.01)
