@@ -250,7 +250,8 @@ async def measure_engine_in_process(n: int, chunks: int = 32) -> dict[str, Any]:
 
 
 async def measure_local(n: int) -> dict[str, Any]:
-    from helios.providers.llamacpp import load_model, packaged_model_path
+    from helios.providers.llamacpp import load_model
+    from helios.providers.local_model import packaged_model_path
 
     settings = Settings()
     started = time.perf_counter()

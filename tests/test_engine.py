@@ -1,4 +1,5 @@
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +10,7 @@ from helios.errors import ProviderUnavailable, RateLimited
 from helios.messages import Request, Usage
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 
 
 class Recorder:
@@ -90,9 +92,19 @@ async def test_concurrent_calls_do_not_interfere() -> None:
     assert [r.text for r in results] == [p.upper() for p in prompts]
 
 
-def test_from_settings_loads_user_catalogue_files(tmp_path: object) -> None:
-    engine = Engine.from_settings(Settings())
-    assert engine.catalog.find("sonnet") is not None
+async def test_the_runtime_builds_the_engine_with_the_user_catalogue(tmp_path: Path) -> None:
+    extra = tmp_path / "models.yaml"
+    extra.write_text(
+        "models:\n"
+        "  - {id: house-model, provider: openai, tier: fast, context_window: 8192,\n"
+        "     max_output_tokens: 1024, aliases: [house], prices: {input: 1, output: 2,\n"
+        "     cache_write_5m: 1, cache_write_1h: 1, cache_read: 0.1}}\n"
+    )
+    settings = Settings(catalog_files=[extra], ledger={"enabled": False})
+    async with Runtime.open(settings) as runtime:
+        assert runtime.engine.catalog.find("sonnet") is not None
+        assert runtime.engine.catalog.find("house") is not None
+        assert runtime.engine.router is runtime.router
 
 
 def cached_engine(provider: FunctionProvider) -> tuple[Engine, list[str]]:

@@ -1,33 +1,39 @@
-"""The engine: the one place that composes the parts of a model call.
+"""The engine: the one place that composes one model call.
 
-One call is request -> cache (L2 exact, then L3 semantic) -> provider -> completion, timed
-around the provider (TTFT and duration) and priced from the catalogue. A cache hit is
-answered without resolving the provider at all (no SDK import, no model load) and a cached
-stream replays its original chunks. On a miss, L1 places the provider's prompt-cache
-breakpoints (or key) before the call and prices what the prompt cache saved after it.
-Only complete replies are stored: a stream that breaks leaves no entry. Each step is its
-own method so the router (inside ``_provider_for``), the governor (around the provider
-call) and the ledger (an observer) slot in without reshaping the call.
+::
+
+    lookup     the cache (L2 exact, then L3 semantic); a hit is replayed and priced as saved
+    route      router.decide(request): once per call that reaches a provider
+    admit      governor.reserve(route's model): allow / downgrade (a cheaper route) / defer
+    resolve    the route's providers built (SDK imported, client made) off the event loop,
+               the first one warmed (a local model loaded): all before the clock starts
+    call       the route's chain (a fallback on failure), each model's L1 breakpoints placed
+               just before it is called; chunks flow straight back to the caller
+    finish     price what answered, commit its usage to the governor, store complete replies,
+               tell the observers (the ledger's recorder turns the record into events)
+
+``complete()`` and ``stream()`` are the same call: one path, and only the provider method
+differs. TTFT and duration are measured from the moment the first model is called, so
+neither includes resolving providers (``CallRecord.resolve_s`` has that) nor the cache
+lookup; for a cache hit they are the time the caller waited for the replay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from helios.cache.exact import CachedReply
-from helios.cache.factory import cache_manager
-from helios.cache.manager import CacheLookup, CacheManager
-from helios.cache.prompt import PlannedRequest
+from helios.cache.manager import CacheLookup, CacheManager, PlannedCall
 from helios.catalog import Catalog, Tier
-from helios.config.settings import Settings
-from helios.errors import BudgetExceeded
-from helios.governance.governor import Governor, Priority, Reservation
-from helios.governance.router import EconomicRouter, ObservationSource
-from helios.ledger.sink import EventSink
+from helios.errors import BudgetExceeded, ConfigError, ProviderError
+from helios.governance.fallback import FallbackProvider
+from helios.governance.governor import Governor, Reservation
+from helios.governance.router import NO_BUDGET, EconomicRouter, Hop, Route, fallback_reason
 from helios.messages import Chunk, Completion, Request
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.registry import ProviderRegistry
@@ -36,17 +42,38 @@ _MAX_ADMISSION_ROUNDS = 4  # a downgrade or a wait, then ask again; never loop f
 
 
 @dataclass(frozen=True, slots=True)
+class Fallback:
+    """One switch down a route's chain: ``failed`` failed (``reason`` says how), ``next``
+    was tried."""
+
+    failed: Hop
+    reason: str
+    next: Hop
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """What an observer learns about one finished (or failed) call."""
 
     request: Request
+    """As the engine ran it: its context always carries a task id."""
     provider: str
     model: str
+    """Who answered (the cache's original model for a hit), or was called last."""
     completion: Completion | None
     """Set on success; ``completion.cache_layer`` tells a cache hit from a provider call."""
     error: BaseException | None
     engine_s: float
     """Seconds spent in the engine for this call, provider time included."""
+    lookup: CacheLookup | None = None
+    """The cache lookup (``None`` without a cache)."""
+    route: Route | None = None
+    """The route decided for the call; ``None`` when the cache answered first."""
+    fallbacks: tuple[Fallback, ...] = ()
+    unavailable: tuple[tuple[Hop, str], ...] = ()
+    """Fallback hops that could not even be built (a missing SDK), and why."""
+    resolve_s: float = 0.0
+    """Seconds spent building and warming providers, outside TTFT."""
 
 
 class CallObserver(Protocol):
@@ -61,228 +88,39 @@ class Engine:
         registry: ProviderRegistry,
         catalog: Catalog,
         *,
+        router: EconomicRouter | None = None,
         cache: CacheManager | None = None,
         governor: Governor | None = None,
         tiers: Mapping[Tier, str] | None = None,
         observers: Sequence[CallObserver] = (),
     ) -> None:
+        """Parts are built by :class:`~helios.runtime.Runtime`; tests may pass their own.
+        Without a ``router``, ``auto`` routes over ``tiers`` with the default policy."""
         self.registry = registry
         self.catalog = catalog
+        self.tiers = dict(tiers or {})
+        self.router = router or EconomicRouter(registry, catalog, self.tiers)
         self.cache = cache
         self.governor = governor
-        self.tiers = dict(tiers or {})
         self.observers = list(observers)
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        sink: EventSink | None = None,
-        observations: ObservationSource | None = None,
-        observers: Sequence[CallObserver] = (),
-    ) -> Engine:
-        """The engine the settings describe. ``sink`` receives routing and budget events;
-        ``observations`` (model health from the ledger) steer the router away from failing
-        models."""
-        catalog = Catalog.load(settings.catalog_files)
-        registry = ProviderRegistry(settings, catalog)
-        # "auto" (as a model spec) lets the economic router choose per call
-        router = EconomicRouter(
-            registry,
-            catalog,
-            settings.tiers,
-            settings.router,
-            observations=observations,
-            sink=sink,
-        )
-        registry.add(router)
-        registry.alias("auto", router.spec)
-        governor = (
-            Governor.from_settings(settings.governor, catalog, sink=sink)
-            if settings.governor.enabled and settings.governor.budgets
-            else None
-        )
-        return cls(
-            registry,
-            catalog,
-            cache=cache_manager(settings, catalog, kind_of=registry.kind_of),
-            governor=governor,
-            tiers=settings.tiers,
-            observers=observers,
-        )
 
     async def complete(self, request: Request) -> Completion:
         """The whole reply in one piece (the provider's non-streaming call)."""
-        started = time.perf_counter()
-        lookup = await self._lookup(request)
-        if lookup is not None and lookup.reply is not None:
-            elapsed = time.perf_counter() - started
-            completion = self._from_cache(lookup, elapsed, elapsed, streamed=False)
-            self._notify(request, completion.provider, completion.model, completion, None, started)
-            return completion
-        provider, reservation = await self._admit(request, self._provider_for(request))
-        planned = await self._plan(request, provider)
-        try:
-            reply = await provider.complete(_sent(request, planned))
-        except BaseException as exc:
-            await self._release(reservation)
-            self._notify(request, provider.name, provider.model, None, exc, started)
-            raise
-        elapsed = time.perf_counter() - started
-        completion = self._finish(reply, ttft_s=elapsed, duration_s=elapsed, streamed=False)
-        completion = await self._after_call(planned, completion)
-        await self._commit(reservation, completion)
-        await self._store(lookup, request, completion, None)
-        self._notify(request, provider.name, provider.model, completion, None, started)
-        return completion
+        call = _Call(self, request, streaming=False)
+        async for _ in call.run():
+            pass
+        assert call.completion is not None  # set when run() ends without raising
+        return call.completion
 
     def stream(self, request: Request) -> CompletionStream:
         """The reply as it is generated; ``.completion`` is set once the stream is consumed."""
-        return CompletionStream(self, request)
+        return CompletionStream(_Call(self, request, streaming=True))
 
     async def aclose(self) -> None:
+        """Close the providers (the runtime closes the cache and governor it built)."""
         await self.registry.aclose()
-        if self.governor is not None:
-            await self.governor.close()
-        if self.cache is not None:
-            await self.cache.aclose()
 
-    # -- the steps of one call ----------------------------------------------------------
-    async def _lookup(self, request: Request) -> CacheLookup | None:
-        """The waterfall lookup (``None`` without a cache); parsing the spec imports nothing."""
-        if self.cache is None:
-            return None
-        provider, model = self.registry.parse(request.model)
-        return await self.cache.lookup(request, provider, model)
-
-    async def _plan(self, request: Request, provider: Provider) -> PlannedRequest | None:
-        """L1: the request with prompt-cache breakpoints (or key) for the model it goes to."""
-        if self.cache is None or self.cache.planner is None:
-            return None
-        name, model = await self._concrete(request, provider)
-        return self.cache.plan(request, name, model)
-
-    async def _after_call(
-        self, planned: PlannedRequest | None, completion: Completion
-    ) -> Completion:
-        """Mark a prefix the provider cached as warm; report what its cache saved."""
-        if self.cache is None:
-            return completion
-        saved = await self.cache.record_call(planned, completion)
-        if saved is None:
-            return completion
-        return completion.model_copy(update={"saved_usd": saved.net_usd})
-
-    async def _store(
-        self,
-        lookup: CacheLookup | None,
-        request: Request,
-        completion: Completion,
-        chunks: Sequence[str] | None,
-    ) -> None:
-        if lookup is None or self.cache is None:
-            return
-        if completion.finish_reason not in ("stop", "length"):
-            return
-        reply = CachedReply.from_completion(completion, chunks, created_at=time.time())
-        # stored under the spec's resolution, where the next lookup of this request looks
-        await self.cache.store(request, lookup.provider, lookup.model, reply, key=lookup.key)
-
-    def _from_cache(
-        self, lookup: CacheLookup, ttft_s: float, duration_s: float, *, streamed: bool
-    ) -> Completion:
-        assert lookup.reply is not None
-        return lookup.reply.to_completion().model_copy(
-            update={
-                "ttft_s": ttft_s,
-                "duration_s": duration_s,
-                "cost_usd": 0.0,
-                "saved_usd": lookup.cost_saved_usd,
-                "streamed": streamed,
-                "cache_layer": lookup.layer,
-            }
-        )
-
-    def _provider_for(self, request: Request) -> Provider:
-        return self.registry.resolve(request.model)
-
-    async def _admit(
-        self, request: Request, provider: Provider
-    ) -> tuple[Provider, Reservation | None]:
-        """Ask the governor: go ahead, go cheaper, wait, or refuse (``BudgetExceeded``).
-
-        A deferred call waits in its own coroutine, so other calls carry on meanwhile.
-        """
-        if self.governor is None:
-            return provider, None
-        priority: Priority = "high" if request.metadata.get("priority") == "high" else "normal"
-        for _ in range(_MAX_ADMISSION_ROUNDS):
-            name, model = await self._concrete(request, provider)
-            reservation = await self.governor.reserve(request, name, model, priority=priority)
-            if reservation.decision == "allow":
-                return provider, reservation
-            if reservation.decision == "defer":
-                await asyncio.sleep(reservation.eta_s or 0.0)
-            elif reservation.suggested_tier in self.tiers:  # downgrade
-                provider = self.registry.resolve(self.tiers[reservation.suggested_tier])
-            else:
-                break
-        raise BudgetExceeded(
-            f"no budget for {request.model or 'the default model'} after "
-            f"{_MAX_ADMISSION_ROUNDS} tries",
-            account="-",
-            window="-",
-            resets_at=None,
-        )
-
-    async def _concrete(self, request: Request, provider: Provider) -> tuple[str, str]:
-        """The provider and model a call will really use: the router's choice for ``auto``."""
-        if isinstance(provider, EconomicRouter):
-            name, _, model = (await provider.decide(request)).model.partition(":")
-            return name, model
-        return provider.name, provider.model
-
-    async def _commit(self, reservation: Reservation | None, completion: Completion) -> None:
-        if reservation is not None and self.governor is not None:
-            await self.governor.commit(reservation, completion.usage)
-
-    async def _release(self, reservation: Reservation | None) -> None:
-        if reservation is not None and self.governor is not None:
-            await self.governor.release(reservation)
-
-    def _finish(
-        self, reply: Completion, *, ttft_s: float, duration_s: float, streamed: bool
-    ) -> Completion:
-        entry = self.catalog.lookup(reply.provider, reply.model)
-        return reply.model_copy(
-            update={
-                "ttft_s": ttft_s,
-                "duration_s": duration_s,
-                "cost_usd": entry.cost(reply.usage) if entry is not None else None,
-                "streamed": streamed,
-            }
-        )
-
-    def _notify(
-        self,
-        request: Request,
-        provider: str,
-        model: str,
-        completion: Completion | None,
-        error: BaseException | None,
-        started: float,
-    ) -> None:
-        if not self.observers:
-            return
-        record = CallRecord(
-            request=request,
-            provider=provider,
-            model=model,
-            completion=completion,
-            error=error,
-            engine_s=time.perf_counter() - started,
-        )
+    def notify(self, record: CallRecord) -> None:
         for observer in self.observers:
             observer.on_call(record)
 
@@ -290,70 +128,259 @@ class Engine:
 class CompletionStream:
     """An async iterable of chunks; after it is exhausted, ``completion`` holds the result.
 
-    TTFT is the time from the start of iteration to the first chunk that carries text.
+    TTFT is the time from the first model call to the first chunk that carries text.
     """
 
-    def __init__(self, engine: Engine, request: Request) -> None:
-        self._engine = engine
-        self.request = request
-        self.completion: Completion | None = None
+    def __init__(self, call: _Call) -> None:
+        self._call = call
+        self.request = call.request
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
-        return self._run()
+        return self._call.run()
 
-    async def _run(self) -> AsyncIterator[Chunk]:
-        engine = self._engine
+    @property
+    def completion(self) -> Completion | None:
+        return self._call.completion
+
+
+class _Call:
+    """One engine call, from lookup to record; ``run()`` yields what the caller sees."""
+
+    def __init__(self, engine: Engine, request: Request, *, streaming: bool) -> None:
+        self.engine = engine
+        if request.context.task_id is None:  # every event of a call joins a task
+            request = request.with_context(task_id=f"call-{uuid.uuid4().hex}")
+        self.request = request
+        self.streaming = streaming
+        self.completion: Completion | None = None
+        self.lookup: CacheLookup | None = None
+        self.route: Route | None = None
+        self.fallbacks: list[Fallback] = []
+        self.unavailable: list[tuple[Hop, str]] = []
+        self.plans: dict[str, PlannedCall] = {}
+        self.resolve_s = 0.0
+        self.answered: tuple[str, str] = ("", "")
+
+    async def run(self) -> AsyncIterator[Chunk]:
         started = time.perf_counter()
-        lookup = await engine._lookup(self.request)
-        if lookup is not None and lookup.reply is not None:
-            async for chunk in self._replay(lookup, started):
-                yield chunk
-            return
-        provider, reservation = await engine._admit(
-            self.request, engine._provider_for(self.request)
-        )
-        planned = await engine._plan(self.request, provider)
-        assembler = StreamAssembler(provider.name, provider.model)
-        ttft_s: float | None = None
+        reservation: Reservation | None = None
         try:
-            async for chunk in provider.stream(_sent(self.request, planned)):
-                if ttft_s is None and chunk.text:
-                    ttft_s = time.perf_counter() - started
-                assembler.add(chunk)
-                yield chunk
+            self.lookup = await self._lookup()
+            if self.lookup is not None and self.lookup.reply is not None:
+                async for chunk in self._replay(self.lookup, started):
+                    yield chunk
+            else:
+                self.route = self.engine.router.decide(self.request)
+                self.route, reservation = await self._admit(self.route)
+                chain = await self._chain(self.route)
+                async for chunk in self._call(chain, reservation):
+                    yield chunk
+                reservation = None  # committed
         except BaseException as exc:
-            await engine._release(reservation)
-            engine._notify(self.request, provider.name, provider.model, None, exc, started)
+            if reservation is not None and self.engine.governor is not None:
+                await self.engine.governor.release(reservation)
+            self._record(started, exc)
             raise
-        duration_s = time.perf_counter() - started
-        completion = engine._finish(
-            assembler.completion(),
-            ttft_s=duration_s if ttft_s is None else ttft_s,
-            duration_s=duration_s,
-            streamed=True,
-        )
-        self.completion = await engine._after_call(planned, completion)
-        await engine._commit(reservation, self.completion)
-        await engine._store(lookup, self.request, self.completion, assembler.parts)
-        engine._notify(self.request, provider.name, provider.model, self.completion, None, started)
+        self._record(started, None)
+
+    # -- the cache ------------------------------------------------------------------------
+    async def _lookup(self) -> CacheLookup | None:
+        """The waterfall lookup (``None`` without a cache); parsing the spec imports nothing.
+        L1 is planned later, once, for the model the route calls."""
+        cache = self.engine.cache
+        if cache is None:
+            return None
+        provider, model = self.engine.registry.parse(self.request.model)
+        return await cache.lookup(self.request, provider, model, use_l1=False)
 
     async def _replay(self, lookup: CacheLookup, started: float) -> AsyncIterator[Chunk]:
-        """The cached reply chunk by chunk, as its original stream delivered it."""
+        """The cached reply as its original stream delivered it (one piece when not
+        streaming), timed from the start of the call."""
         cached = lookup.reply
         assert cached is not None
         ttft_s: float | None = None
-        for chunk in cached.replay():
+        for chunk in cached.replay() if self.streaming else _whole(cached):
             if ttft_s is None and chunk.text:
                 ttft_s = time.perf_counter() - started
             yield chunk
         duration_s = time.perf_counter() - started
-        engine = self._engine
-        self.completion = engine._from_cache(
-            lookup, duration_s if ttft_s is None else ttft_s, duration_s, streamed=True
+        self.answered = (cached.provider, cached.model)
+        self.completion = cached.to_completion().model_copy(
+            update={
+                "ttft_s": duration_s if ttft_s is None else ttft_s,
+                "duration_s": duration_s,
+                "cost_usd": 0.0,
+                "saved_usd": lookup.cost_saved_usd,
+                "streamed": self.streaming,
+                "cache_layer": lookup.layer,
+            }
         )
-        engine._notify(self.request, cached.provider, cached.model, self.completion, None, started)
+
+    async def _store(self, completion: Completion, chunks: Sequence[str] | None) -> None:
+        cache, lookup = self.engine.cache, self.lookup
+        if cache is None or lookup is None or completion.finish_reason not in ("stop", "length"):
+            return
+        reply = CachedReply.from_completion(completion, chunks, created_at=time.time())
+        # stored under the spec's resolution, where the next lookup of this request looks
+        await cache.store(self.request, lookup.provider, lookup.model, reply, key=lookup.key)
+
+    # -- budget ---------------------------------------------------------------------------
+    async def _admit(self, route: Route) -> tuple[Route, Reservation | None]:
+        """Ask the governor for the route's first model: go ahead, go cheaper (the router
+        gives the cheaper route), wait, or refuse (``BudgetExceeded``).
+
+        A deferred call waits in its own coroutine, so other calls carry on meanwhile.
+        """
+        governor = self.engine.governor
+        if governor is None:
+            return route, None
+        context = self.request.context
+        for _ in range(_MAX_ADMISSION_ROUNDS):
+            provider, _, model = route.model.partition(":")
+            reservation = await governor.reserve(
+                self.request, provider, model, priority=context.priority
+            )
+            if reservation.decision == "allow":
+                if route.budget == NO_BUDGET:
+                    route = route.with_budget("within budget")
+                return route, reservation
+            if reservation.decision == "defer":
+                await asyncio.sleep(reservation.eta_s or 0.0)
+            elif reservation.suggested_tier in self.engine.router.tiers:
+                why = f"{reservation.account}/{reservation.window} has no room"
+                route = self.engine.router.downgrade(route, reservation.suggested_tier, why)
+            else:
+                break
+        raise BudgetExceeded(
+            f"no budget for {route.model} after {_MAX_ADMISSION_ROUNDS} tries",
+            account="-",
+            window="-",
+            resets_at=None,
+        )
+
+    # -- providers ------------------------------------------------------------------------
+    async def _chain(self, route: Route) -> FallbackProvider:
+        """The route's providers, built (off the event loop) and the first one warmed before
+        the clock starts. A fallback that cannot be built is left out and recorded; the first
+        model's failure to build is the call's error."""
+        started = time.perf_counter()
+        registry = self.engine.registry
+        providers = [await registry.aresolve(route.chain[0].spec)]
+        hops = {providers[0].spec: route.chain[0]}
+        for hop in route.fallbacks:
+            try:
+                provider = await registry.aresolve(hop.spec)
+            except ConfigError as exc:  # e.g. a missing optional SDK: not this call's fault
+                self.unavailable.append((hop, str(exc)))
+                continue
+            providers.append(provider)
+            hops[provider.spec] = hop
+        await providers[0].warm()
+        self.resolve_s = time.perf_counter() - started
+
+        def on_fallback(failed: Provider, error: ProviderError, following: Provider) -> None:
+            self.fallbacks.append(
+                Fallback(
+                    hops[failed.spec], fallback_reason(failed.spec, error), hops[following.spec]
+                )
+            )
+
+        return FallbackProvider(providers, on_fallback=on_fallback, prepare=self._prepare)
+
+    async def _prepare(self, provider: Provider, request: Request) -> Request:
+        """L1 for the model about to be called: its breakpoints (or key) in the request."""
+        cache = self.engine.cache
+        if cache is None or cache.planner is None:
+            return request
+        planned = await cache.plan_call(request, provider.name, provider.model)
+        self.plans[provider.spec] = planned
+        return planned.request_for(request)
+
+    async def _call(
+        self, chain: FallbackProvider, reservation: Reservation | None
+    ) -> AsyncIterator[Chunk]:
+        assembler = StreamAssembler(chain.providers[0].name, chain.providers[0].model)
+        ttft_s: float | None = None
+        started = time.perf_counter()
+        if self.streaming:
+            async for chunk in chain.stream(self.request):
+                if ttft_s is None and chunk.text:
+                    ttft_s = time.perf_counter() - started
+                assembler.add(chunk)
+                yield chunk
+        else:
+            reply = await chain.complete(self.request)
+            for chunk in _whole(reply):
+                assembler.add(chunk)
+        duration_s = time.perf_counter() - started
+        completion = self._priced(
+            assembler.completion(streamed=self.streaming),
+            ttft_s=duration_s if ttft_s is None else ttft_s,
+            duration_s=duration_s,
+        )
+        self.answered = (completion.provider, completion.model)
+        completion = await self._after_call(completion)
+        if reservation is not None and self.engine.governor is not None:
+            await self.engine.governor.commit(
+                reservation, completion.usage, provider=completion.provider, model=completion.model
+            )
+        await self._store(completion, assembler.parts if self.streaming else None)
+        self.completion = completion
+
+    def _priced(self, reply: Completion, *, ttft_s: float, duration_s: float) -> Completion:
+        entry = self.engine.catalog.lookup(reply.provider, reply.model)
+        return reply.model_copy(
+            update={
+                "ttft_s": ttft_s,
+                "duration_s": duration_s,
+                "cost_usd": entry.cost(reply.usage) if entry is not None else None,
+            }
+        )
+
+    async def _after_call(self, completion: Completion) -> Completion:
+        """Mark a prefix the provider cached as warm; report what its cache saved."""
+        cache = self.engine.cache
+        if cache is None:
+            return completion
+        planned = self.plans.get(f"{completion.provider}:{completion.model}")
+        saved = await cache.record_call(planned.planned if planned else None, completion)
+        if saved is None:
+            return completion
+        return completion.model_copy(update={"saved_usd": saved.net_usd})
+
+    # -- the record -----------------------------------------------------------------------
+    def _record(self, started: float, error: BaseException | None) -> None:
+        if not self.engine.observers:
+            return
+        provider, model = self.answered
+        if not provider and self.route is not None:  # failed: name the model called last
+            last = self.fallbacks[-1].next if self.fallbacks else self.route.chain[0]
+            provider, _, model = last.spec.partition(":")
+        self.engine.notify(
+            CallRecord(
+                request=self.request,
+                provider=provider,
+                model=model,
+                completion=self.completion if error is None else None,
+                error=error,
+                engine_s=time.perf_counter() - started,
+                lookup=self.lookup,
+                route=self.route,
+                fallbacks=tuple(self.fallbacks),
+                unavailable=tuple(self.unavailable),
+                resolve_s=self.resolve_s,
+            )
+        )
 
 
-def _sent(request: Request, planned: PlannedRequest | None) -> Request:
-    """What goes to the provider: the request with L1's breakpoints when it planned some."""
-    return planned.request if planned is not None else request
+def _whole(reply: Completion | CachedReply) -> tuple[Chunk, ...]:
+    """A reply as the two chunks a one-piece stream would have: its text, then its end."""
+    return (
+        Chunk(text=reply.text),
+        Chunk(
+            usage=reply.usage,
+            finish_reason=reply.finish_reason,
+            provider=reply.provider,
+            model=reply.model,
+        ),
+    )

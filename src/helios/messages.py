@@ -164,3 +164,10 @@ class Completion(_Frozen):
     """The response-cache layer that answered (``"L2"``); ``None`` when the provider did."""
     saved_usd: float | None = None
     """For a cache hit: what the original call cost, at today's catalogue prices."""
+
+    @property
+    def perceived_improvement(self) -> float:
+        """1 - TTFT / duration: the share of the wait a streaming reader already sees text."""
+        if self.duration_s <= 0:
+            return 0.0
+        return max(0.0, 1.0 - self.ttft_s / self.duration_s)

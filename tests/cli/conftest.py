@@ -2,10 +2,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helios.cli import main
+from helios.providers.base import Provider
+from helios.runtime import Runtime
 
 
 @dataclass
@@ -35,3 +38,14 @@ def run_cli(
         return CliResult(code if isinstance(code, int) else 1, captured.out, captured.err)
 
     return run
+
+
+def serve_in_every_runtime(monkeypatch: pytest.MonkeyPatch, *providers: Provider) -> None:
+    """Every runtime a command opens serves ``providers`` as they are (scripted doubles
+    standing in for paid APIs), the rest of it built from the settings as usual."""
+    opened = Runtime.open.__func__  # type: ignore[attr-defined]
+
+    def open_with_doubles(cls: type[Runtime], *args: Any, **kwargs: Any) -> Any:
+        return opened(cls, *args, **{**kwargs, "providers": providers})
+
+    monkeypatch.setattr(Runtime, "open", classmethod(open_with_doubles))

@@ -9,17 +9,13 @@ from typing import Any
 
 import pytest
 
-from helios.catalog import Catalog
 from helios.cli import dag as dag_cli
 from helios.cli import plan as plan_cli
 from helios.cli.app import app as helios_app
-from helios.config.settings import Settings
-from helios.engine import Engine
 from helios.messages import Request
 from helios.providers.function import FunctionProvider, Reply
-from helios.providers.registry import ProviderRegistry
 from helios.sim import SimServer
-from tests.cli.conftest import RunCli
+from tests.cli.conftest import RunCli, serve_in_every_runtime
 
 PLAN = {
     "tasks": [
@@ -63,14 +59,10 @@ def provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FunctionProvide
         return answer if not callable(answer) else answer(request)
 
     fake = FunctionProvider(reply, name="fake", model="model")
-
-    def from_settings(cls: type[Engine], settings: Settings, **_: Any) -> Engine:
-        registry = ProviderRegistry(settings, Catalog.load())
-        registry.add(fake)
-        return Engine(registry, Catalog.load())
-
-    monkeypatch.setattr(Engine, "from_settings", classmethod(from_settings))
-    (tmp_path / "helios.yaml").write_text("default_model: fake:model\nledger: {enabled: false}\n")
+    serve_in_every_runtime(monkeypatch, fake)
+    (tmp_path / "helios.yaml").write_text(
+        "default_model: fake:model\nledger: {enabled: false}\ncache: {enabled: false}\n"
+    )
     return fake
 
 
@@ -174,8 +166,17 @@ def test_dag_runs_are_recorded_in_the_ledger(
         "name: two\ntasks:\n  - {id: a, persona: bard, prompt: 'x {goal}'}\n"
         "  - {id: b, persona: zeitgeist, prompt: 'y {a}', depends_on: [a]}\n"
     )
-    result = run_cli("dag", "run", "two.yaml", "--goal", "tea")
+    result = run_cli("dag", "run", "two.yaml", "--goal", "tea", "--json")
     assert result.exit_code == 0, result.stderr
-    summary = run_cli("ledger", "export")
-    types = [json.loads(line)["type"] for line in summary.stdout.splitlines() if line.strip()]
+    run_id = json.loads(result.stdout)["run_id"]
+    exported = run_cli("ledger", "export")
+    events = [json.loads(line) for line in exported.stdout.splitlines() if line.strip()]
+    mine = [event for event in events if event["task_id"] == run_id]
+    types = [event["type"] for event in mine]
     assert types[0] == "task_started" and types[-1] == "task_finished"
+    # the engine recorded one persona_llm_run per persona node, staged by the node's id
+    runs = [event for event in mine if event["type"] == "persona_llm_run"]
+    assert sorted((run["stage"], run["persona"]) for run in runs) == [
+        ("a", "bard"),
+        ("b", "zeitgeist"),
+    ]

@@ -34,11 +34,15 @@ def test_route_explains_a_decision(run_route: RunCli) -> None:
         assert expected in result.stdout  # fmt: skip
 
 
-def test_route_json_for_a_hard_prompt(run_route: RunCli) -> None:
+HARD = "Prove step by step why the integral of x^2 from 0 to 3 equals 9, and compare methods."
+
+
+def test_route_json_for_a_hard_prompt(run_route: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")  # the strong and fast tiers can run
     result = run_route(
         "route",
-        "Prove step by step why the integral of x^2 from 0 to 3 equals 9, and compare methods.",
-        "--task-type", "reasoning", "--persona", "synthesis", "--max-tokens", "3000", "--json",
+        HARD, "--task-type", "reasoning", "--persona", "synthesis", "--max-tokens", "3000",
+        "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -49,6 +53,18 @@ def test_route_json_for_a_hard_prompt(run_route: RunCli) -> None:
     assert payload["thresholds"] == {"strong_above": 0.65, "fast_above": 0.3}
     contributions = sum(f["contribution"] for f in payload["features"].values())
     assert payload["score"] == pytest.approx(min(1.0, contributions), abs=1e-3)
+
+
+def test_offline_the_route_falls_to_a_model_that_can_run(
+    run_route: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    args = ("route", HARD, "--task-type", "reasoning", "--max-tokens", "3000", "--json")
+    payload = json.loads(run_route(*args).stdout)
+    assert payload["scored_tier"] == "strong"
+    assert (payload["tier"], payload["model"]) == ("local", "llamacpp:smollm2-135m-instruct")
+    assert any("no API key" in line for line in payload["skipped"])
+    assert payload["fallbacks"] == []
 
 
 def test_route_refuses_an_empty_prompt(run_route: RunCli) -> None:

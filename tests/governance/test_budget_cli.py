@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from helios.cli import budget as budget_cli
 from helios.cli.context import CliContext
-from helios.config.governor import GovernorSettings
-from helios.config.settings import Settings
 
 
 def make_app() -> typer.Typer:
@@ -34,26 +33,21 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
 
 
 def with_budgets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    section = GovernorSettings.model_validate(
-        {
-            "enabled": True,
-            "path": str(tmp_path / "gov.sqlite3"),
-            "budgets": [
-                {
-                    "account": "max",
-                    "windows": [
-                        {"name": "5h", "kind": "session", "limit": 1000},
-                        {"name": "week", "kind": "sliding", "length_s": 604800, "limit": 5000},
-                    ],
-                }
-            ],
-        }
-    )
-
-    def governor_settings(settings: Settings) -> GovernorSettings:
-        return section
-
-    monkeypatch.setattr(budget_cli, "governor_settings", governor_settings)
+    """A helios.yaml in the working directory (the runner's tmp_path) with two windows."""
+    section = {
+        "enabled": True,
+        "path": str(tmp_path / "gov.sqlite3"),
+        "budgets": [
+            {
+                "account": "max",
+                "windows": [
+                    {"name": "5h", "kind": "session", "limit": 1000},
+                    {"name": "week", "kind": "sliding", "length_s": 604800, "limit": 5000},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "helios.yaml").write_text(yaml.safe_dump({"governor": section}))
 
 
 def test_no_budgets_prints_a_hint(runner: CliRunner) -> None:

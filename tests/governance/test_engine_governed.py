@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from helios.call_events import LedgerRecorder
 from helios.catalog import Catalog
 from helios.config.governor import BudgetSettings, WindowSettings
 from helios.config.router import RouterSettings
@@ -52,10 +53,15 @@ def world(
         on_exhausted=on_exhausted,  # type: ignore[arg-type]
     )
     governor = Governor(MemoryState(), [budget], catalog, sink=sink)
-    router = EconomicRouter(registry, catalog, TIERS, RouterSettings(), sink=sink)
-    registry.add(router)
-    registry.alias("auto", router.spec)
-    engine = Engine(registry, catalog, governor=governor, tiers=TIERS)
+    router = EconomicRouter(registry, catalog, TIERS, RouterSettings())
+    engine = Engine(
+        registry,
+        catalog,
+        router=router,
+        governor=governor,
+        tiers=TIERS,
+        observers=[LedgerRecorder(sink)],
+    )
     return engine, governor, sink, doubles
 
 
@@ -135,3 +141,24 @@ async def test_a_routed_stream_reports_the_model_that_answered() -> None:
     [route] = sink.of_type(RouteDecision)
     assert f"{stream.completion.provider}:{stream.completion.model}" == route.model
     assert stream.completion.cost_usd is not None  # priced: the catalogue knows the model
+
+
+async def test_a_fallback_that_answers_is_committed_at_its_own_price() -> None:
+    # opus fails; the route of an auto call falls back to sonnet, which answers
+    engine, governor, sink, _ = world(limit=100_000, failing=True)
+    hard = Request.of(
+        "Prove step by step why the integral of x^2 from 0 to 3 is 9 and weigh both proofs.",
+        model="auto",
+        task_type="reasoning",
+        params=SamplingParams(max_tokens=3000),
+    )
+    completion = await engine.complete(hard)
+    assert completion.model == SONNET[1]
+    [allowed] = sink.of_type(GovernorDecision)
+    assert allowed.details["model"] == OPUS[1]  # reserved for the route's first model
+    [window] = await governor.status()
+    # committed at sonnet's weight (1 a token), not opus's (5): usage is a handful of tokens
+    assert window.reserved == 0 and 0 < window.used == completion.usage.total_tokens
+    decided, fell_back = sink.of_type(RouteDecision)
+    assert decided.model == f"{OPUS[0]}:{OPUS[1]}"
+    assert fell_back.model == f"{SONNET[0]}:{SONNET[1]}" and "fallback" in fell_back.reason

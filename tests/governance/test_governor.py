@@ -22,8 +22,8 @@ from tests.governance.conftest import FakeClock, MakeState
 PROMPT = "x" * 40
 
 
-def request(max_tokens: int = 6, **metadata: Any) -> Request:
-    return Request.of(PROMPT, params={"max_tokens": max_tokens}, metadata=metadata)
+def request(max_tokens: int = 6, task_id: str | None = None) -> Request:
+    return Request.of(PROMPT, params={"max_tokens": max_tokens}).with_context(task_id=task_id)
 
 
 def requests_budget(limit: float = 10, **fields: Any) -> BudgetSettings:

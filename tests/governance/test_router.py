@@ -15,10 +15,8 @@ from helios.governance.router import (
     fallback_reason,
 )
 from helios.ledger.events import ErrorEvent, Event, PersonaLLMRun, RouteDecision
-from helios.ledger.sink import MemorySink
 from helios.messages import CallContext, Request, SamplingParams
-from helios.providers.base import Provider
-from helios.providers.function import FunctionProvider, Reply
+from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
 
 OPUS = "anthropic:claude-opus-5-5"
@@ -26,56 +24,21 @@ SONNET = "anthropic:claude-sonnet-5-5"
 LOCAL = "llamacpp:smollm2-135m-instruct"
 TIERS: dict[Tier, str] = {"strong": "opus", "fast": "sonnet", "local": "local"}
 
-TRIVIAL = Request.of("What is the capital of France?", metadata={"task_id": "t1"})
+TRIVIAL = Request.of("What is the capital of France?", model="auto")
 CODING = Request.of(
     "Write a Python function that parses an ISO date; add unit tests.\n"
     "```python\ndef parse(text):\n    return None\n```",
     task_type="code",
+    model="auto",
 )
 HARD = Request.of(
     "Prove step by step that the integral of x^2 from 0 to 3 equals 9; explain why, compare "
     "the two derivations and weigh the trade-offs.",
     task_type="reasoning",
     params=SamplingParams(max_tokens=3000),
-    metadata={"task_id": "t2"},
+    model="auto",
     context=CallContext(persona="synthesis"),
 )
-
-
-def _provider(spec: str, replies: Sequence[Reply]) -> FunctionProvider:
-    name, _, model = spec.partition(":")
-    return FunctionProvider(replies=list(replies), name=name, model=model)
-
-
-def _router(
-    replies: dict[str, Sequence[Reply]] | None = None, **options: object
-) -> tuple[EconomicRouter, dict[str, FunctionProvider], MemorySink]:
-    catalog = Catalog.load()
-    registry = ProviderRegistry(Settings(), catalog)
-    replies = replies or {}
-    providers = {spec: _provider(spec, replies.get(spec, [])) for spec in (OPUS, SONNET, LOCAL)}
-    for provider in providers.values():
-        registry.add(provider)
-    sink = MemorySink()
-    router = EconomicRouter(
-        registry,
-        catalog,
-        TIERS,
-        RouterSettings(),
-        sink=sink,
-        **options,  # type: ignore[arg-type]
-    )
-    return router, providers, sink
-
-
-class FakeBudget:
-    def __init__(self, advice: Tier | None) -> None:
-        self.advice = advice
-        self.asked: list[Tier] = []
-
-    async def advise(self, request: Request, tier: Tier) -> Tier | None:
-        self.asked.append(tier)
-        return self.advice
 
 
 class FixedObservations:
@@ -86,70 +49,99 @@ class FixedObservations:
         return self._stats.get(spec)
 
 
-async def test_thresholds_pick_tiers() -> None:
-    router, _, _ = _router()
-    assert (await router.decide(TRIVIAL)).tier == "local"
-    assert (await router.decide(CODING)).tier == "fast"
-    hard = await router.decide(HARD)
+def _router(
+    ready: Sequence[str] = (OPUS, SONNET, LOCAL),
+    settings: Settings | None = None,
+    observations: FixedObservations | None = None,
+) -> EconomicRouter:
+    """A router over a registry where the ``ready`` specs are served by doubles (the
+    others are ready only if they could really run here)."""
+    catalog = Catalog.load()
+    registry = ProviderRegistry(settings or Settings(), catalog)
+    for spec in ready:
+        name, _, model = spec.partition(":")
+        registry.add(FunctionProvider(replies=[], name=name, model=model))
+    return EconomicRouter(registry, catalog, TIERS, RouterSettings(), observations=observations)
+
+
+def test_thresholds_pick_tiers() -> None:
+    router = _router()
+    assert router.decide(TRIVIAL).tier == "local"
+    assert router.decide(CODING).tier == "fast"
+    hard = router.decide(HARD)
     assert hard.tier == "strong"
     assert hard.model == OPUS
     assert [hop.spec for hop in hard.fallbacks] == [SONNET, LOCAL]
-    assert hard.budget == NO_BUDGET
+    assert hard.budget == NO_BUDGET and not hard.explicit
 
 
-async def test_thresholds_are_configuration() -> None:
-    router, _, _ = _router()
+def test_thresholds_are_configuration() -> None:
+    router = _router()
     router.settings = RouterSettings(strong_above=0.05, fast_above=0.01)
-    assert (await router.decide(TRIVIAL)).tier == "strong"
+    assert router.decide(TRIVIAL).tier == "strong"
 
 
-async def test_explicit_model_wins() -> None:
-    router, providers, sink = _router({SONNET: ["from sonnet"]})
-    request = HARD.with_model("sonnet")
-    route = await router.decide(request)
+def test_explicit_model_wins() -> None:
+    route = _router().decide(HARD.with_model("sonnet"))
     assert route.explicit and route.model == SONNET and route.tier == "fast"
     assert route.fallbacks == ()
-    completion = await router.complete(request)
-    assert completion.text == "from sonnet"
-    assert providers[OPUS].calls == []
-    assert sink.of_type(RouteDecision)[0].reason.startswith("explicit model")
+    assert route.reason.startswith("explicit model")
 
 
-async def test_budget_advisor_downgrades() -> None:
-    budget = FakeBudget("fast")
-    router, _, _ = _router(budget=budget)
-    route = await router.decide(HARD)
-    assert budget.asked == ["strong"]
-    assert route.scored_tier == "strong" and route.tier == "fast" and route.model == SONNET
+def test_an_empty_spec_means_the_default_model_and_auto_may_be_the_default() -> None:
+    router = _router()
+    assert router.decide(HARD.with_model("")).model == LOCAL  # default_model: local
+    catalog = Catalog.load()
+    registry = ProviderRegistry(Settings(default_model="auto"), catalog)
+    registry.add(FunctionProvider(replies=[], name="llamacpp", model="smollm2-135m-instruct"))
+    routed = EconomicRouter(registry, catalog, TIERS).decide(HARD.with_model(""))
+    assert not routed.explicit and routed.model == LOCAL
+
+
+def test_models_that_cannot_run_here_are_passed_over_with_the_reason() -> None:
+    router = _router(ready=[LOCAL])  # no API keys: only the local model can answer
+    route = router.decide(HARD)
+    assert route.scored_tier == "strong" and route.tier == "local" and route.model == LOCAL
+    assert [hop.spec for hop in route.chain] == [LOCAL]
+    assert any("skipped strong" in line and "no API key" in line for line in route.skipped)
+    assert "skipped fast" in route.reason
+
+
+def test_nothing_ready_is_a_clear_config_error() -> None:
+    missing = Settings(local={"model_path": "/nowhere/model.gguf"})
+    with pytest.raises(ConfigError, match="no model can answer 'auto'") as info:
+        _router(ready=[], settings=missing).decide(HARD)
+    assert "no API key" in str(info.value) and "/nowhere/model.gguf" in str(info.value)
+
+
+def test_downgrade_moves_the_route_to_the_cheaper_tier_and_says_why() -> None:
+    router = _router()
+    route = router.downgrade(router.decide(HARD), "fast", "max/5h has no room")
+    assert route.tier == "fast" and route.model == SONNET
+    assert [hop.spec for hop in route.chain] == [SONNET, LOCAL]
     assert route.budget == "downgrade strong -> fast"
-    assert "budget: strong -> fast" in route.reason
+    assert "budget: strong -> fast (max/5h has no room)" in route.reason
 
 
-async def test_budget_advice_to_move_up_is_ignored() -> None:
-    router, _, _ = _router(budget=FakeBudget("strong"))
-    route = await router.decide(TRIVIAL)
-    assert route.tier == "local"
-    assert "ignored" in route.budget
-
-
-async def test_budget_within() -> None:
-    router, _, _ = _router(budget=FakeBudget(None))
-    assert (await router.decide(HARD)).budget == "within budget"
-
-
-async def test_observations_skip_an_erroring_model() -> None:
+def test_observations_skip_an_erroring_model() -> None:
     stats = {OPUS: ModelStats(calls=40, errors=20, p50_latency_s=1.0)}
-    router, _, _ = _router(observations=FixedObservations(stats))
-    route = await router.decide(HARD)
+    route = _router(observations=FixedObservations(stats)).decide(HARD)
     assert route.tier == "fast" and route.model == SONNET
     assert route.skipped and "error rate 50%" in route.skipped[0]
     assert "skipped strong" in route.reason
 
 
-async def test_observations_need_enough_calls() -> None:
+def test_no_healthy_alternative_keeps_the_chain() -> None:
+    bad = ModelStats(calls=40, errors=40, p50_latency_s=None)
+    stats = {OPUS: bad, SONNET: bad, LOCAL: bad}
+    route = _router(observations=FixedObservations(stats)).decide(HARD)
+    assert [hop.spec for hop in route.chain] == [OPUS, SONNET, LOCAL]
+    assert "no healthy alternative" in route.reason
+
+
+def test_observations_need_enough_calls() -> None:
     stats = {OPUS: ModelStats(calls=5, errors=5, p50_latency_s=None)}
-    router, _, _ = _router(observations=FixedObservations(stats))
-    assert (await router.decide(HARD)).tier == "strong"
+    assert _router(observations=FixedObservations(stats)).decide(HARD).tier == "strong"
 
 
 def test_observations_from_events() -> None:
@@ -174,67 +166,6 @@ def test_observations_from_events() -> None:
     assert (stats.calls, stats.errors, stats.p50_latency_s) == (5, 2, 2.0)
     assert stats.error_rate == pytest.approx(0.4)
     assert failed_spec_of("score 0.5 -> fast") is None
-
-
-async def test_fallback_chain_strong_unavailable_fast_answers() -> None:
-    router, providers, sink = _router(
-        {OPUS: [ProviderUnavailable("overloaded")], SONNET: ["sonnet answers"]}
-    )
-    completion = await router.complete(HARD)
-    assert completion.text == "sonnet answers"
-    assert (completion.provider, completion.model) == ("anthropic", "claude-sonnet-5-5")
-    assert providers[LOCAL].calls == []
-    decisions = sink.of_type(RouteDecision)
-    assert [(event.model, event.tier) for event in decisions] == [
-        (OPUS, "strong"),
-        (SONNET, "fast"),
-    ]
-    assert decisions[1].reason.startswith(f"fallback: {OPUS} failed: ProviderUnavailable")
-    assert all(event.task_id == "t2" and event.persona == "synthesis" for event in decisions)
-
-
-async def test_all_fail_raises_the_last_error() -> None:
-    router, _, sink = _router(
-        {
-            OPUS: [ProviderUnavailable("a")],
-            SONNET: [ProviderUnavailable("b")],
-            LOCAL: [ProviderUnavailable("c")],
-        }
-    )
-    with pytest.raises(ProviderUnavailable, match="c"):
-        await router.complete(HARD)
-    assert len(sink.of_type(RouteDecision)) == 3
-
-
-async def test_stream_falls_back_only_before_the_first_chunk() -> None:
-    router, _, _ = _router({OPUS: [ProviderUnavailable("down")], SONNET: [["so", "nnet"]]})
-    text = "".join([chunk.text async for chunk in router.stream(HARD)])
-    assert text == "sonnet"
-    router, providers, _ = _router(
-        {OPUS: [["par", ProviderUnavailable("dropped")]], SONNET: ["unused"]}
-    )
-    with pytest.raises(ProviderUnavailable):
-        async for _chunk in router.stream(HARD):
-            pass
-    assert providers[SONNET].calls == []
-
-
-async def test_one_event_per_call_with_task_id() -> None:
-    router, _, sink = _router({LOCAL: ["Paris"], SONNET: ["code"]})
-    await router.complete(TRIVIAL)
-    await router.complete(CODING)
-    events = sink.of_type(RouteDecision)
-    assert [(event.task_id, event.tier, event.model) for event in events] == [
-        ("t1", "local", LOCAL),
-        ("-", "fast", SONNET),
-    ]
-    assert events[0].score == (await router.decide(TRIVIAL)).score
-
-
-def test_router_is_a_provider() -> None:
-    router, _, _ = _router()
-    assert isinstance(router, Provider)
-    assert router.spec == "router:auto"
 
 
 def test_tier_mapped_to_auto_is_refused() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from helios.cache.backends.memory import MemoryBackend
 from helios.cache.exact import ExactCache
 from helios.cache.manager import CacheManager
+from helios.call_events import LedgerRecorder
 from helios.catalog import Catalog
 from helios.config.settings import Settings
 from helios.engine import Engine
@@ -146,14 +147,18 @@ def make_world(
     registry = ProviderRegistry(Settings(default_model=MODEL), catalog)
     registry.add(provider)
     backend = MemoryBackend(max_entries=500, clock=clock)
+    sink = MemorySink()
     engine = Engine(
-        registry, catalog, cache=CacheManager(catalog, exact=ExactCache(backend)) if cache else None
+        registry,
+        catalog,
+        cache=CacheManager(catalog, exact=ExactCache(backend)) if cache else None,
+        observers=[LedgerRecorder(sink)],  # the runtime's wiring: the ledger records each call
     )
     return World(
         personas=personas,
         provider=provider,
         engine=engine,
-        sink=MemorySink(),
+        sink=sink,
         gatherer=gatherer or ScriptedGatherer(),
         backend=backend,
         observer=RecordingObserver(),

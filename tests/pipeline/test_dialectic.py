@@ -15,7 +15,7 @@ from helios.ledger.events import (
     TaskFinished,
     TaskStarted,
 )
-from helios.messages import Request
+from helios.messages import CallContext, Request
 from helios.pipeline.dialectic import NO_EVIDENCE
 from tests.pipeline.helpers import (
     FAILING_VERDICT,
@@ -50,6 +50,31 @@ async def test_happy_path_events_and_result() -> None:
         assert run.duration_s >= run.ttft_s
     finished = world.sink.of_type(TaskFinished)[0]
     assert finished.success and finished.accepted_pass == 1
+    assert {event.task_id for event in world.sink.events} == {result.task_id}
+
+
+async def test_every_persona_call_carries_the_task_stage_and_pass_in_its_context() -> None:
+    world = make_world(Personas(judge=FAILING_VERDICT))
+    base = CallContext(task_id="task-7", tenant="acme", priority="high", key_id="k1")
+    result = await world.pipeline(pipeline_settings(max_passes=2)).run(GOAL, context=base)
+    assert result.task_id == "task-7"
+    contexts = [request.context for _, _, request in world.personas.calls]
+    assert {(c.task_id, c.tenant, c.priority, c.key_id) for c in contexts} == {
+        ("task-7", "acme", "high", "k1")
+    }
+    staged = [(c.stage, c.persona, c.pass_number) for c in contexts]
+    assert ("synthesis", "synthesis", 2) in staged
+    # the engine records every call, the second judge's too (its prompt repeats: a cache hit)
+    runs = world.sink.of_type(PersonaLLMRun)
+    assert [(r.stage, r.pass_number) for r in runs] == [
+        ("thesis", 1),
+        ("antithesis", 1),
+        ("synthesis", 1),
+        ("judge", 1),
+        ("synthesis", 2),
+        ("judge", 2),
+    ]
+    assert runs[-1].cache_layer == "L2" and {r.task_id for r in runs} == {"task-7"}
 
 
 async def test_async_thesis_runs_while_evidence_is_gathered() -> None:

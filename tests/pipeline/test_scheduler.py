@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from helios.errors import BudgetExceeded, InputError
-from helios.ledger.events import ErrorEvent, TaskFinished, TaskStarted
+from helios.ledger.events import ErrorEvent, PersonaLLMRun, TaskFinished, TaskStarted
 from helios.ledger.sink import MemorySink
+from helios.messages import CallContext
 from helios.pipeline.dag import Dag, TaskSpec, check_dag
 from helios.pipeline.dag_runner import EngineTaskRunner
 from helios.pipeline.scheduler import AdmitDecision, DagScheduler
@@ -32,10 +33,12 @@ class ScriptedRunner:
     finished: list[str] = field(default_factory=list)
     prompts: dict[str, str] = field(default_factory=dict)
     attempts: dict[str, list[float]] = field(default_factory=dict)
+    contexts: dict[str, CallContext] = field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
 
-    async def run(self, task: TaskSpec, prompt: str) -> str:
+    async def run(self, task: TaskSpec, prompt: str, context: CallContext) -> str:
+        self.contexts[task.id] = context
         self.started.append(task.id)
         self.prompts[task.id] = prompt
         self.attempts.setdefault(task.id, []).append(time.perf_counter())
@@ -313,12 +316,28 @@ async def test_nested_dag_failure_fails_the_task() -> None:
     assert "inner1 failed: RuntimeError: deep" in (result.tasks["sub"].error or "")
 
 
+async def test_each_node_runs_in_the_dag_runs_context() -> None:
+    runner = ScriptedRunner()
+    graph = dag(
+        persona_task("a"),
+        {"id": "sub", "kind": "dag", "dag": {"tasks": [persona_task("inner")]}},
+    )
+    base = CallContext(tenant="acme", priority="high")
+    result = await DagScheduler(runner).run(graph, context=base)
+    assert result.success
+    outer, inner = runner.contexts["a"], runner.contexts["inner"]
+    assert (outer.task_id, outer.stage, outer.tenant) == (result.run_id, "a", "acme")
+    nested = result.tasks["sub"].nested
+    assert nested is not None and inner.task_id == nested.run_id != result.run_id
+    assert (inner.stage, inner.tenant, inner.priority) == ("inner", "acme", "high")
+
+
 async def test_engine_runner_runs_persona_and_dialectic_tasks() -> None:
     world = make_world(Personas(thesis="Thesis says X."))
     world.personas.zeitgeist = "Trends: up."  # type: ignore[attr-defined]
     settings = pipeline_settings()
     gatherer = ScriptedGatherer()
-    runner = EngineTaskRunner(world.engine, settings, gatherer_factory=lambda: gatherer)
+    runner = EngineTaskRunner(world.engine, settings, None, lambda: gatherer)
     graph = dag(
         {"id": "market", "persona": "zeitgeist", "prompt": "market for {goal}"},
         {"id": "debate", "kind": "dialectic", "depends_on": ["market"], "prompt": "{market}"},
@@ -332,4 +351,7 @@ async def test_engine_runner_runs_persona_and_dialectic_tasks() -> None:
     assert result.tasks["debate"].output == Personas().synthesis
     assert "Trends: up." in world.personas.called("thesis")[0].messages[0].content
     assert gatherer.started_at is not None
+    # the engine records every persona node's call under the DAG run, staged by node id
+    [market] = [r for r in world.sink.of_type(PersonaLLMRun) if r.persona == "zeitgeist"]
+    assert (market.task_id, market.stage) == (result.run_id, "market")
     await runner.aclose()

@@ -10,6 +10,7 @@ from helios.config.providers import LocalModelSettings
 from helios.config.settings import Settings
 from helios.errors import BadRequest, ConfigError, UnknownModel
 from helios.messages import Request, SamplingParams
+from helios.providers.local_model import DEFAULT_MODEL_ID, packaged_model_path
 
 llamacpp = pytest.importorskip("helios.providers.llamacpp", reason="needs helios[local]")
 
@@ -18,7 +19,7 @@ PROMPT = Request.of("What is the capital of Japan?", params=SamplingParams(max_t
 
 @pytest.fixture(scope="module")
 def provider() -> "llamacpp.LlamaCppProvider":
-    made = llamacpp.create("llamacpp", llamacpp.DEFAULT_MODEL_ID, Settings())
+    made = llamacpp.create("llamacpp", DEFAULT_MODEL_ID, Settings())
     assert isinstance(made, llamacpp.LlamaCppProvider)
     return made
 
@@ -36,7 +37,7 @@ async def test_stream_and_complete_give_the_same_text(
     assert completion.usage.input_tokens > 5
     assert 0 < completion.usage.output_tokens <= 24
     assert completion.provider == "llamacpp"
-    assert completion.model == llamacpp.DEFAULT_MODEL_ID
+    assert completion.model == DEFAULT_MODEL_ID
 
 
 async def test_deterministic_at_temperature_zero(provider: "llamacpp.LlamaCppProvider") -> None:
@@ -63,7 +64,7 @@ async def test_max_tokens_reports_length(provider: "llamacpp.LlamaCppProvider") 
 
 
 def test_model_is_loaded_once_per_process() -> None:
-    path = llamacpp.packaged_model_path()
+    path = packaged_model_path()
     local = LocalModelSettings()
     assert llamacpp.load_model(path, local) is llamacpp.load_model(path, local)
 
@@ -103,7 +104,7 @@ async def test_abandoned_stream_releases_the_model(provider: "llamacpp.LlamaCppP
 
 async def test_prompt_longer_than_the_context_is_a_bad_request() -> None:
     small = Settings(local=LocalModelSettings(n_ctx=256))
-    provider = llamacpp.create("llamacpp", llamacpp.DEFAULT_MODEL_ID, small)
+    provider = llamacpp.create("llamacpp", DEFAULT_MODEL_ID, small)
     with pytest.raises(BadRequest, match=r"local\.n_ctx"):
         await provider.complete(Request.of("word " * 400))
 

@@ -65,6 +65,18 @@ class L1Report:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """L1's part of one provider call: what to send (``None`` without a planner) and what
+    the provider's prompt cache is expected to do with it."""
+
+    planned: PlannedRequest | None
+    report: L1Report
+
+    def request_for(self, request: Request) -> Request:
+        return self.planned.request if self.planned is not None else request
+
+
+@dataclass(frozen=True, slots=True)
 class LayerReport:
     enabled: bool
     checked: bool
@@ -309,9 +321,17 @@ class CacheManager:
     async def _l1_report(self, request: Request, provider: str, model: str) -> L1Report:
         if self.planner is None:
             return _l1_off("disabled")
+        return (await self.plan_call(request, provider, model)).report
+
+    async def plan_call(self, request: Request, provider: str, model: str) -> PlannedCall:
+        """L1 for a call about to go to ``provider:model``: the request with its
+        breakpoints (or key), and whether its prefix is warm; planned once, counted once."""
+        if self.planner is None:
+            return PlannedCall(None, _l1_off("disabled"))
         planned = self.planner.plan(request, self.kind_of(provider), model)
         if planned.prefix_hash is None or planned.prefix_tokens == 0:
-            return L1Report(False, False, planned.prefix_hash, 0, 0.0, planned.reason)
+            report = L1Report(False, False, planned.prefix_hash, 0, 0.0, planned.reason)
+            return PlannedCall(planned, report)
         warm = await self._is_warm(planned.prefix_hash)
         entry = self.catalog.lookup(provider, model)
         expected = expected_savings(planned, entry, warm) if entry is not None else 0.0
@@ -320,7 +340,8 @@ class CacheManager:
         if warm:
             metrics.hits += 1
         reason = f"prefix warm: {planned.reason}" if warm else f"prefix cold: {planned.reason}"
-        return L1Report(True, warm, planned.prefix_hash, planned.prefix_tokens, expected, reason)
+        report = L1Report(True, warm, planned.prefix_hash, planned.prefix_tokens, expected, reason)
+        return PlannedCall(planned, report)
 
     async def _is_warm(self, prefix_hash: str) -> bool:
         if self.warm is None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
 from typing import Annotated
 
 import typer
 
 from helios.cli.context import cli_context, console_err
 from helios.config.settings import Settings
-from helios.engine import Engine
 from helios.errors import ConfigError
 from helios.messages import Completion, Request, SamplingParams
+from helios.runtime import Runtime
 
 
 def ask(
@@ -60,9 +61,11 @@ def ask(
             params=SamplingParams(max_tokens=max_tokens, temperature=temperature),
         )
     streaming = not (no_stream or as_json)
-    completion = asyncio.run(_ask(Engine.from_settings(settings), request, streaming))
+    request = request.with_context(task_id=f"ask-{uuid.uuid4().hex}", stage="ask")
+    completion = asyncio.run(_ask(settings, request, streaming))
     if as_json:
-        sys.stdout.write(json.dumps(_as_dict(completion), indent=2) + "\n")
+        document = _as_dict(completion, request.context.task_id)
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
     if not streaming:
         sys.stdout.write(completion.text)
@@ -84,19 +87,17 @@ def _persona_request(name: str, prompt: str, settings: Settings, model: str | No
     return chosen.request(values, model=chosen.model_spec(settings, model), task_type="ask")
 
 
-async def _ask(engine: Engine, request: Request, streaming: bool) -> Completion:
-    try:
+async def _ask(settings: Settings, request: Request, streaming: bool) -> Completion:
+    async with Runtime.open(settings) as runtime:
         if not streaming:
-            return await engine.complete(request)
-        stream = engine.stream(request)
+            return await runtime.engine.complete(request)
+        stream = runtime.engine.stream(request)
         async for chunk in stream:
             if chunk.text:
                 sys.stdout.write(chunk.text)
                 sys.stdout.flush()
         assert stream.completion is not None  # set once the stream is exhausted
         return stream.completion
-    finally:
-        await engine.aclose()
 
 
 def _summary(c: Completion) -> str:
@@ -115,7 +116,8 @@ def _summary(c: Completion) -> str:
     )
 
 
-def _as_dict(c: Completion) -> dict[str, object]:
+def _as_dict(c: Completion, task_id: str | None) -> dict[str, object]:
     data = c.model_dump(mode="json")
+    data["task_id"] = task_id
     data["usage"]["total_input_tokens"] = c.usage.total_input_tokens
     return data

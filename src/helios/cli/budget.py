@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections import defaultdict
@@ -12,11 +11,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from helios.catalog import Catalog
-from helios.cli.context import cli_context, console_out
-from helios.config.governor import GovernorSettings
-from helios.config.settings import Settings
-from helios.governance.governor import Governor, WindowStatus
+from helios.cli.context import cli_context, console_out, with_runtime
+from helios.governance.governor import WindowStatus
+from helios.runtime import Runtime
 
 NO_BUDGETS = (
     "no budgets configured: add to helios.yaml e.g. `governor: {enabled: true, budgets: "
@@ -25,26 +22,20 @@ NO_BUDGETS = (
 )
 
 
-def governor_settings(settings: Settings) -> GovernorSettings:
-    """The ``governor`` section (defaults where the settings have none)."""
-    section = getattr(settings, "governor", None)
-    return section if isinstance(section, GovernorSettings) else GovernorSettings()
-
-
 def budget(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show each budget window: used, reserved, limit, remaining and when it resets."""
     settings = cli_context(ctx).settings()
-    section = governor_settings(settings)
+    section = settings.governor
     if not section.budgets:
         if as_json:
             sys.stdout.write(json.dumps({"budgets": [], "message": NO_BUDGETS}) + "\n")
         else:
             console_out.print(NO_BUDGETS, markup=False, soft_wrap=True)
         return
-    statuses = asyncio.run(_status(section, Catalog.load(settings.catalog_files)))
+    statuses = with_runtime(settings, _status)
     if as_json:
         payload = {"enabled": section.enabled, "budgets": _as_json(statuses)}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
@@ -55,12 +46,9 @@ def budget(
         console_out.print("the governor is disabled (governor.enabled: false)", markup=False)
 
 
-async def _status(section: GovernorSettings, catalog: Catalog) -> list[WindowStatus]:
-    governor = Governor.from_settings(section, catalog)
-    try:
-        return await governor.status()
-    finally:
-        await governor.close()
+async def _status(runtime: Runtime) -> list[WindowStatus]:
+    assert runtime.governor is not None  # budgets are configured
+    return await runtime.governor.status()
 
 
 def local_time(epoch: float | None) -> str:

@@ -12,7 +12,6 @@ calls.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,12 +26,12 @@ from rich.text import Text
 from helios.cache.exact import CachedReply
 from helios.cache.manager import API_LAYER_NAMES, LAYERS, CacheManager, Layer
 from helios.cache.supplied import Turn, selection_problem, supplied_reply, supplied_request
-from helios.catalog import Catalog
-from helios.cli.context import cli_context, console_err, console_out
+from helios.cli.context import cli_context, console_err, console_out, with_runtime
 from helios.config.settings import Settings
 from helios.errors import ConfigError, HeliosError, InputError
 from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 
 T = TypeVar("T")
 EXIT_NOT_STORED = 1
@@ -151,16 +150,16 @@ def warm(
     settings = cli_context(ctx).settings()
     if not settings.cache.enabled:
         raise ConfigError("the response cache is disabled (cache.enabled: false)")
-    catalog = Catalog.load(settings.catalog_files)
-    planned = _plan_file(file, ProviderRegistry(settings, catalog))
 
-    async def fill(manager: CacheManager) -> WarmReport:
+    async def fill(runtime: Runtime) -> WarmReport:
+        planned = _plan_file(file, runtime.registry)  # the whole file, before any store
+        manager = _cache_of(runtime)
         report = WarmReport(entries=len(planned))
         for plan in planned:
             await _store(manager, plan, report)
         return report
 
-    report = _with_cache(settings, fill, catalog)
+    report = with_runtime(settings, fill)
     if as_json:
         _print_json(report.to_dict())
     else:
@@ -363,26 +362,15 @@ def _check_selection(
         raise InputError(f"--{option}: {message}")
 
 
-def _with_cache(
-    settings: Settings,
-    operation: Callable[[CacheManager], Awaitable[T]],
-    catalog: Catalog | None = None,
-) -> T:
-    """Run ``operation`` on the cache the settings describe, closed afterwards."""
-    from helios.cache.factory import cache_manager
+def _with_cache(settings: Settings, operation: Callable[[CacheManager], Awaitable[T]]) -> T:
+    """Run ``operation`` on the runtime's cache, closed afterwards."""
+    return with_runtime(settings, lambda runtime: operation(_cache_of(runtime)))
 
-    async def run() -> T:
-        loaded = catalog if catalog is not None else Catalog.load(settings.catalog_files)
-        registry = ProviderRegistry(settings, loaded)
-        manager = cache_manager(settings, loaded, kind_of=registry.kind_of)
-        if manager is None:  # the callers check cache.enabled first
-            raise HeliosError("the response cache is disabled (cache.enabled: false)")
-        try:
-            return await operation(manager)
-        finally:
-            await manager.aclose()
 
-    return asyncio.run(run())
+def _cache_of(runtime: Runtime) -> CacheManager:
+    if runtime.cache is None:  # the callers check cache.enabled first
+        raise HeliosError("the response cache is disabled (cache.enabled: false)")
+    return runtime.cache
 
 
 def _config(settings: Settings) -> dict[str, Any]:

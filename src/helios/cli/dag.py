@@ -20,8 +20,8 @@ from helios.pipeline.admission import admission_for
 from helios.pipeline.dag import Dag, load_dag
 from helios.pipeline.dag_runner import EngineTaskRunner
 from helios.pipeline.personas import load_personas
-from helios.pipeline.runner import ledger_session
 from helios.pipeline.scheduler import DagResult, DagScheduler, TaskResult
+from helios.runtime import Runtime
 
 EXIT_FAILED = 1
 
@@ -55,17 +55,15 @@ def run(
 
 
 async def run_dag(dag: Dag, settings: Settings, *, goal: str = "") -> DagResult:
-    """Run ``dag`` on an engine built from ``settings`` and closed afterwards."""
-    async with ledger_session(settings) as session:
-        engine = session.engine()
-        runner = EngineTaskRunner(engine, session.settings, sink=session.sink)
+    """Run ``dag`` on a runtime built from ``settings`` and closed afterwards."""
+    async with Runtime.open(settings) as runtime:
+        runner = EngineTaskRunner.for_runtime(runtime)
         try:
-            admission = admission_for(engine.governor)
-            scheduler = DagScheduler(runner, sink=session.sink, admission=admission)
+            admission = admission_for(runtime.engine.governor)
+            scheduler = DagScheduler(runner, sink=runtime.sink, admission=admission)
             return await scheduler.run(dag, goal=goal)
         finally:
             await runner.aclose()
-            await engine.aclose()
 
 
 def print_dag_result(result: DagResult, dag: Dag, console: Console) -> None:

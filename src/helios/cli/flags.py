@@ -7,7 +7,6 @@ every Helios process sharing that ledger picks a change up within
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from helios.cli.context import cli_context, console_out
+from helios.cli.context import cli_context, console_out, ledger_store, with_runtime
 from helios.config.settings import Settings
 from helios.ledger.events import FlagChanged, FlagValue
 from helios.ledger.store import LedgerStore
@@ -121,16 +120,7 @@ def persona_defaults(settings: Settings) -> dict[str, FlagValue]:
 
 
 def _with_store(settings: Settings, operation: Callable[[LedgerStore], Awaitable[T]]) -> T:
-    from helios.ledger.factory import open_store
-
-    async def run() -> T:
-        store = open_store(settings.ledger)
-        try:
-            return await operation(store)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(run())
+    return with_runtime(settings, lambda runtime: operation(ledger_store(runtime)))
 
 
 def _actor() -> str:

@@ -16,7 +16,6 @@ them, so that ``helios --help`` neither pays for nor depends on them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import sys
@@ -29,9 +28,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
 import typer
 
-from helios.cli.context import cli_context, console_err, console_out
+from helios.cli.context import cli_context, console_err, console_out, ledger_store, with_runtime
 from helios.cli.ledger_view import print_breakdown, print_comparison, print_summary
-from helios.config.settings import Settings
 from helios.errors import InputError
 from helios.ledger.events import Event, TaskStarted
 from helios.ledger.store import EventQuery, LedgerStore
@@ -252,17 +250,7 @@ def _tasks(
 
 def _with_store(ctx: typer.Context, work: Callable[[LedgerStore], Awaitable[T]]) -> T:
     settings = cli_context(ctx).settings()
-    return asyncio.run(_run_with_store(settings, work))
-
-
-async def _run_with_store(settings: Settings, work: Callable[[LedgerStore], Awaitable[T]]) -> T:
-    from helios.ledger.factory import open_store
-
-    store = open_store(settings.ledger)
-    try:
-        return await work(store)
-    finally:
-        await store.aclose()
+    return with_runtime(settings, lambda runtime: work(ledger_store(runtime)))
 
 
 def _say_empty(message: str, as_json: bool, document: dict[str, Any]) -> None:

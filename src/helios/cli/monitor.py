@@ -16,10 +16,11 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from helios.cli.context import cli_context, console_out
+from helios.cli.context import cli_context, console_out, ledger_store
 from helios.config.ops import MonitorSettings
 from helios.config.settings import Settings
 from helios.errors import ConfigError
+from helios.runtime import Runtime
 
 if TYPE_CHECKING:
     from helios.ops.metrics import HeliosMetrics
@@ -87,25 +88,20 @@ async def _watch(
     as_json: bool,
     metrics_port: int | None,
 ) -> None:
-    from helios.ledger.factory import open_store
-    from helios.ops.alerts import Alerter
-    from helios.ops.monitor import HealthMonitor
-
     metrics = _serve_metrics(metrics_port) if metrics_port is not None else None
-    store = open_store(settings.ledger)
-    alerter = Alerter(config.webhook_url if config.alert else None)
     try:
-        health = HealthMonitor(store, config, alerter=alerter)
+        async with Runtime.open(settings.model_copy(update={"monitor": config})) as runtime:
+            ledger_store(runtime)  # a disabled ledger is refused before the first check
+            health = runtime.monitor
+            assert health is not None  # the ledger is enabled
 
-        def show(report: HealthReport) -> None:
-            if metrics is not None:
-                metrics[0].observe_health(report)
-            _print(report, as_json=as_json)
+            def show(report: HealthReport) -> None:
+                if metrics is not None:
+                    metrics[0].observe_health(report)
+                _print(report, as_json=as_json)
 
-        await health.run(config.interval_s, once=once, on_report=show)
+            await health.run(config.interval_s, once=once, on_report=show)
     finally:
-        await alerter.aclose()
-        await store.aclose()
         if metrics is not None:
             metrics[1].shutdown()
             metrics[1].server_close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -16,12 +17,14 @@ from rich.tree import Tree
 from helios.cli.context import cli_context, console_err, console_out
 from helios.cli.dag import EXIT_FAILED, print_dag_result
 from helios.config.settings import Settings
+from helios.messages import CallContext
 from helios.pipeline.admission import admission_for
 from helios.pipeline.dag import Dag
 from helios.pipeline.planner import PlanResult
 from helios.pipeline.planner import execute as execute_plan
 from helios.pipeline.planner import plan as make_plan
-from helios.pipeline.runner import ledger_session
+from helios.pipeline.runner import build_gatherer
+from helios.runtime import Runtime
 
 
 def plan(
@@ -62,27 +65,21 @@ def _write_json(document: dict[str, Any]) -> None:
 
 
 async def _plan_only(goal: str, settings: Settings) -> Dag:
-    async with ledger_session(settings) as session:
-        engine = session.engine()
-        try:
-            return await make_plan(goal, engine, session.settings)
-        finally:
-            await engine.aclose()
+    async with Runtime.open(settings) as runtime:
+        context = CallContext(task_id=f"plan-{uuid.uuid4().hex}")
+        return await make_plan(goal, runtime.engine, runtime.settings, context=context)
 
 
 async def _plan_and_execute(goal: str, settings: Settings) -> PlanResult:
-    async with ledger_session(settings) as session:
-        engine = session.engine()
-        try:
-            return await execute_plan(
-                goal,
-                engine,
-                session.settings,
-                sink=session.sink,
-                admission=admission_for(engine.governor),
-            )
-        finally:
-            await engine.aclose()
+    async with Runtime.open(settings) as runtime:
+        return await execute_plan(
+            goal,
+            runtime.engine,
+            runtime.settings,
+            sink=runtime.sink,
+            admission=admission_for(runtime.engine.governor),
+            gatherer_factory=lambda: build_gatherer(runtime),
+        )
 
 
 def print_plan(dag: Dag, console: Console) -> None:

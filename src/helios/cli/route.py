@@ -1,8 +1,14 @@
-"""``helios route``: explain where the economic router would send a prompt, calling no model."""
+"""``helios route``: explain where the economic router would send a prompt, calling no model.
+
+It asks the same router the engine asks (the runtime's: the same tiers, the same readiness
+of each model here, the same model health from the ledger), so the decision it explains is
+the one a call of this prompt would take. The governor may still send a call to a cheaper
+tier when a budget has no room; that is decided at call time and recorded as
+``governor_decision``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Annotated, Any
@@ -10,20 +16,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from helios.catalog import Catalog
-from helios.cli.context import cli_context, console_out
+from helios.cli.context import cli_context, console_out, with_runtime
 from helios.config.router import RouterSettings
-from helios.config.settings import Settings
 from helios.errors import ConfigError
-from helios.governance.router import EconomicRouter, Route
+from helios.governance.router import NO_BUDGET, Route
 from helios.messages import CallContext, Request, SamplingParams
-from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 
-
-def router_settings(settings: Settings) -> RouterSettings:
-    """The ``router`` section, or the defaults while the settings have none."""
-    configured = getattr(settings, "router", None)
-    return configured if isinstance(configured, RouterSettings) else RouterSettings()
+BUDGET_AT_CALL_TIME = "checked at call time by the governor (see `helios budget`)"
 
 
 def route(
@@ -40,9 +40,6 @@ def route(
     if not prompt.strip():
         raise ConfigError("the prompt is empty")
     settings = cli_context(ctx).settings()
-    catalog = Catalog.load(settings.catalog_files)
-    policy = router_settings(settings)
-    router = EconomicRouter(ProviderRegistry(settings, catalog), catalog, settings.tiers, policy)
     request = Request.of(
         prompt,
         model="auto",
@@ -50,7 +47,15 @@ def route(
         params=SamplingParams(max_tokens=max_tokens),
         context=CallContext(persona=persona),
     )
-    decision = asyncio.run(router.decide(request))
+
+    async def decide(runtime: Runtime) -> tuple[Route, str]:
+        governor = runtime.engine.governor
+        budget = NO_BUDGET if governor is None else BUDGET_AT_CALL_TIME
+        return runtime.router.decide(request), budget
+
+    decision, budget = with_runtime(settings, decide)
+    decision = decision.with_budget(budget)
+    policy = settings.router
     if as_json:
         sys.stdout.write(json.dumps(_as_dict(decision, policy), indent=2) + "\n")
         return
@@ -93,7 +98,7 @@ def _print(decision: Route, policy: RouterSettings) -> None:
         f"thresholds: strong > {policy.strong_above:g}, fast > {policy.fast_above:g}, else local",
         f"score picks: {decision.scored_tier}",
         f"budget: {decision.budget}",
-        *(f"health: {reason}" for reason in decision.skipped),
+        *(f"passed over: {reason}" for reason in decision.skipped),
         f"chosen: {decision.tier} -> {decision.model}",
         "fallbacks: "
         + (" -> ".join(f"{hop.tier} ({hop.spec})" for hop in decision.fallbacks) or "none"),

@@ -7,13 +7,16 @@ the same request would be refused again. A stream falls back only before its fir
 once the caller has seen text, switching models would splice two different replies.
 When every provider fails, the last error is raised.
 
+``prepare(provider, request)`` tailors the request to each provider just before it is called
+(the engine places that model's prompt-cache breakpoints there).
+
 The providers belong to whoever built them (usually the registry), so ``aclose()`` here
 closes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from helios.errors import (
     AuthenticationError,
@@ -27,6 +30,8 @@ from helios.providers.base import Provider
 
 FallbackHandler = Callable[[Provider, ProviderError, Provider], None]
 """``on_fallback(failed, error, next_provider)``: told before each switch; must not block."""
+Preparer = Callable[[Provider, Request], Awaitable[Request]]
+"""``prepare(provider, request)``: the request as ``provider`` should receive it."""
 
 _FALLS_BACK = (AuthenticationError, ProviderUnavailable, RateLimited, ProviderTimeout)
 
@@ -40,16 +45,29 @@ def _ignore(_failed: Provider, _error: ProviderError, _next: Provider) -> None:
     return None
 
 
+async def _unchanged(_provider: Provider, request: Request) -> Request:
+    return request
+
+
 class FallbackProvider(Provider):
     def __init__(
-        self, providers: Sequence[Provider], *, on_fallback: FallbackHandler | None = None
+        self,
+        providers: Sequence[Provider],
+        *,
+        on_fallback: FallbackHandler | None = None,
+        prepare: Preparer | None = None,
     ) -> None:
         if not providers:
             raise ValueError("a fallback chain needs at least one provider")
         self.providers = list(providers)
         self.on_fallback = on_fallback or _ignore
+        self.prepare = prepare or _unchanged
         self.name = "fallback"
         self.model = ",".join(provider.spec for provider in self.providers)
+
+    async def warm(self) -> None:
+        """Warm the first provider; the others only load if the chain reaches them."""
+        await self.providers[0].warm()
 
     def _next_after(self, index: int, error: ProviderError) -> Provider | None:
         """The provider to try after ``providers[index]`` failed with ``error``, if any."""
@@ -62,7 +80,7 @@ class FallbackProvider(Provider):
     async def complete(self, request: Request) -> Completion:
         for index, provider in enumerate(self.providers):
             try:
-                return await provider.complete(request)
+                return await provider.complete(await self.prepare(provider, request))
             except ProviderError as error:
                 if self._next_after(index, error) is None:
                     raise
@@ -72,7 +90,7 @@ class FallbackProvider(Provider):
         for index, provider in enumerate(self.providers):
             started = False
             try:
-                async for chunk in provider.stream(request):
+                async for chunk in provider.stream(await self.prepare(provider, request)):
                     started = True
                     if chunk.finish_reason is not None and chunk.provider is None:
                         # the caller only knows it called the chain: say who answered

@@ -32,10 +32,9 @@ from helios.governance.state import GovernorState, open_state
 from helios.governance.windows import Charge, ReserveResult, WindowSpec
 from helios.ledger.events import FlagValue, GovernorDecision
 from helios.ledger.sink import EventSink
-from helios.messages import Request, Usage
+from helios.messages import Priority, Request, Usage
 
 Decision = Literal["allow", "downgrade", "defer"]
-Priority = Literal["high", "normal"]
 Clock = Callable[[], float]
 TIERS_BY_COST: tuple[Tier, ...] = ("strong", "fast", "local")
 
@@ -164,7 +163,7 @@ class Governor:
             model=model,
             tier=tier,
             priority=priority,
-            task_id=str(request.metadata.get("task_id", "-")),
+            task_id=request.context.task_id or "-",
             estimate=estimate,
             units=tuple(units.items()),
         )
@@ -179,12 +178,20 @@ class Governor:
         self._emit(reservation, "allow", account, "")
         return reservation
 
-    async def commit(self, reservation: Reservation, usage: Usage) -> None:
-        """The actual usage replaces the estimate (once; later calls do nothing)."""
+    async def commit(
+        self,
+        reservation: Reservation,
+        usage: Usage,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """The actual usage replaces the estimate (once; later calls do nothing), priced at
+        the model that answered (``provider``/``model``: a fallback's) when it is given."""
         held = self._open.pop(reservation.id, None)
         if held is None:
             return
-        entry = self._entry(reservation.provider, reservation.model)
+        entry = self._entry(provider or reservation.provider, model or reservation.model)
         charges = [
             Charge(charge.window, _units(slot.budget, entry, usage), charge.limit)
             for slot, charge in held

@@ -1,54 +1,43 @@
-"""The economic router: the cheapest tier that can do the job, as a provider.
+"""The economic router: a policy that decides where a call goes, calling no model.
 
-:class:`EconomicRouter` is a :class:`~helios.providers.base.Provider` (``router:auto``). For
-each call it decides a :class:`Route`:
+:meth:`EconomicRouter.decide` returns a :class:`Route` (tier, model, fallbacks and why);
+the engine asks it once per call that reaches a provider, reserves budget for that route,
+plans L1 for it and calls it. The steps of a decision:
 
-1. **Explicit models win.** A request whose ``model`` is neither ``"auto"`` nor ``""`` goes
-   straight to the registry: no scoring, no budget, no fallbacks.
+1. **Explicit models win.** A request whose spec names a model (anything but ``auto``)
+   goes to that model: no scoring, no fallbacks.
 2. **Complexity** (:mod:`helios.governance.complexity`) gives a score; the settings'
    thresholds turn it into a tier, and ``tiers`` (``settings.tiers``) into a model spec.
-3. **Budget**: a :class:`BudgetAdvisor` may name a cheaper tier (the governor's downgrade).
+3. **Readiness**: a tier whose model cannot run here (SDK not installed, no API key, no
+   local model file) is passed over for the next tier of its fallback list, and the route
+   says so. ``auto`` therefore works offline: it falls to the local model.
 4. **Health**: a model whose error rate is above ``avoid_error_rate_above`` over at least
-   ``min_observations`` calls (from :class:`ObservationSource`) is skipped for the next
-   healthy tier of its fallback list.
-5. The call runs through a :class:`~helios.governance.fallback.FallbackProvider` over the
-   chosen tier's model and its fallbacks.
+   ``min_observations`` calls (from :class:`ObservationSource`) is passed over the same way,
+   unless no healthy alternative is left.
 
-One ``route_decision`` event is emitted per call (``task_id`` from
-``request.metadata["task_id"]``), plus one per fallback with reason
-``"fallback: <spec> failed: <error>"``. The completion names the provider and model that
-really answered.
+The remaining tiers, in order, are the route's chain: the engine tries the next one when a
+model fails in a way another may not (see :mod:`helios.governance.fallback`). When the
+governor has no room for the chosen model it asks for a cheaper tier, and
+:meth:`EconomicRouter.downgrade` gives the route from that tier on.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from helios.catalog import Catalog, Tier
 from helios.config.router import RouterSettings
-from helios.errors import ConfigError, ProviderError
+from helios.errors import ConfigError
 from helios.governance.complexity import score
-from helios.governance.fallback import FallbackProvider
 from helios.ledger.events import ErrorEvent, Event, PersonaLLMRun, RouteDecision
-from helios.ledger.sink import EventSink
-from helios.messages import Chunk, Completion, Request
-from helios.providers.base import Provider
-from helios.providers.registry import ProviderRegistry
+from helios.messages import Request
+from helios.providers.registry import AUTO_SPEC, ProviderRegistry
 
-AUTO_MODELS = frozenset({"auto", ""})
-ROUTER_NAME = "router"
-"""The provider name the router registers under: ``auto`` is ``router:auto``."""
 TIER_ORDER: tuple[Tier, ...] = ("local", "fast", "strong")
 NO_BUDGET = "no budget configured"
-
-
-class BudgetAdvisor(Protocol):
-    """The governor's view of the budget: a cheaper tier to use instead, or ``None``."""
-
-    async def advise(self, request: Request, tier: Tier) -> Tier | None: ...
 
 
 def fallback_reason(failed_spec: str, error: BaseException) -> str:
@@ -140,7 +129,7 @@ class Hop:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Why a request goes where it goes; ``chain[0]`` is the model called first."""
+    """Where a call goes and why; ``chain[0]`` is the model called first."""
 
     tier: Tier | None
     model: str
@@ -151,18 +140,22 @@ class Route:
     features: dict[str, float] = field(default_factory=dict)
     contributions: dict[str, float] = field(default_factory=dict)
     scored_tier: Tier | None = None
-    """The tier the score alone picked, before budget and health."""
+    """The tier the score alone picked, before readiness, health and budget."""
     budget: str = NO_BUDGET
     skipped: tuple[str, ...] = ()
-    """Why tiers were passed over (unhealthy models)."""
+    """Why tiers were passed over (not ready, unhealthy)."""
     explicit: bool = False
 
     @property
     def fallbacks(self) -> tuple[Hop, ...]:
         return self.chain[1:]
 
+    def with_budget(self, budget: str) -> Route:
+        """The same route with what the governor said of it."""
+        return replace(self, budget=budget)
 
-class EconomicRouter(Provider):
+
+class EconomicRouter:
     def __init__(
         self,
         registry: ProviderRegistry,
@@ -170,48 +163,37 @@ class EconomicRouter(Provider):
         tiers: Mapping[Tier, str],
         settings: RouterSettings | None = None,
         *,
-        budget: BudgetAdvisor | None = None,
         observations: ObservationSource | None = None,
-        sink: EventSink | None = None,
     ) -> None:
         for tier, spec in tiers.items():
-            if spec in AUTO_MODELS:
+            if spec in ("auto", AUTO_SPEC):
                 raise ConfigError(f"tiers.{tier}: '{spec}' would route to the router itself")
-        self.name = ROUTER_NAME
-        self.model = "auto"
         self.registry = registry
         self.catalog = catalog
         self.tiers = dict(tiers)
         self.settings = settings or RouterSettings()
-        self.budget = budget
         self.observations = observations
-        self.sink = sink
 
-    # -- deciding ---------------------------------------------------------------------
-    async def decide(self, request: Request) -> Route:
+    def decide(self, request: Request) -> Route:
         """Where ``request`` goes and why; calls no model."""
-        if request.model not in AUTO_MODELS:
-            spec = self._canonical(request.model)
+        if not self.registry.is_auto(request.model):
+            spec = self.registry.canonical(request.model)
+            tier = self._tier_of(spec)
             return Route(
-                tier=self._tier_of(spec),
+                tier=tier,
                 model=spec,
                 score=0.0,
-                reason=f"explicit model '{request.model}'",
-                chain=(Hop(self._tier_of(spec), spec),),
-                budget="not consulted (explicit model)",
+                reason=f"explicit model '{request.model or spec}'",
+                chain=(Hop(tier, spec),),
+                scored_tier=tier,
                 explicit=True,
             )
         complexity = score(request, self.settings)
         scored = self.settings.tier_for(complexity.score)
-        reasons = [f"score {complexity.score:.2f} -> {scored}"]
-        tier, budget_state = await self._apply_budget(request, scored)
-        if tier != scored:
-            reasons.append(f"budget: {scored} -> {tier}")
-        tier, skipped = self._apply_health(tier)
-        reasons.extend(skipped)
-        chain = self._chain(tier)
+        chain, skipped = self._chain_from(scored)
+        reasons = [f"score {complexity.score:.2f} -> {scored}", *skipped]
         return Route(
-            tier=tier,
+            tier=chain[0].tier,
             model=chain[0].spec,
             score=complexity.score,
             reason="; ".join(reasons),
@@ -219,51 +201,58 @@ class EconomicRouter(Provider):
             features=complexity.features,
             contributions=complexity.contributions,
             scored_tier=scored,
-            budget=budget_state,
             skipped=tuple(skipped),
         )
 
-    async def _apply_budget(self, request: Request, tier: Tier) -> tuple[Tier, str]:
-        if self.budget is None:
-            return tier, NO_BUDGET
-        advised = await self.budget.advise(request, tier)
-        if advised is None or advised == tier:
-            return tier, "within budget"
-        if TIER_ORDER.index(advised) > TIER_ORDER.index(tier):
-            return tier, f"ignored advice to move up to {advised}"
-        return advised, f"downgrade {tier} -> {advised}"
+    def downgrade(self, route: Route, tier: Tier, why: str) -> Route:
+        """``route`` moved to the cheaper ``tier`` (the governor's answer), with its own
+        fallbacks; ``why`` says which budget asked."""
+        chain, skipped = self._chain_from(tier)
+        was = route.tier or route.model
+        return replace(
+            route,
+            tier=chain[0].tier,
+            model=chain[0].spec,
+            chain=chain,
+            reason="; ".join([route.reason, f"budget: {was} -> {tier} ({why})", *skipped]),
+            skipped=route.skipped + tuple(skipped),
+            budget=f"downgrade {was} -> {tier}",
+            explicit=False,
+        )
 
-    def _apply_health(self, tier: Tier) -> tuple[Tier, list[str]]:
-        unhealthy = self._unhealthy(tier)
-        if unhealthy is None:
-            return tier, []
-        skipped = [f"skipped {tier} ({unhealthy})"]
-        for candidate in self.settings.fallbacks.get(tier, []):
-            problem = self._unhealthy(candidate)
-            if problem is None:
-                return candidate, skipped
-            skipped.append(f"skipped {candidate} ({problem})")
-        skipped.append(f"no healthy alternative: kept {tier}")
-        return tier, skipped
+    def _chain_from(self, tier: Tier) -> tuple[tuple[Hop, ...], list[str]]:
+        """The ready hops from ``tier`` down its fallbacks, the unhealthy ones passed over
+        while a healthy one is left, and why each tier was passed over."""
+        skipped: list[str] = []
+        ready: list[Hop] = []
+        for candidate in (tier, *self.settings.fallbacks.get(tier, [])):
+            spec = self.registry.canonical(self._spec_of(candidate))
+            if any(hop.spec == spec for hop in ready):
+                continue
+            problem = self.registry.unready(spec)
+            if problem is not None:
+                skipped.append(f"skipped {candidate} ({spec}: {problem})")
+            else:
+                ready.append(Hop(candidate, spec))
+        if not ready:
+            raise ConfigError(f"no model can answer 'auto' from tier {tier}: " + "; ".join(skipped))
+        problems = {hop: self._unhealthy(hop.spec) for hop in ready}
+        healthy = tuple(hop for hop in ready if problems[hop] is None)
+        if not healthy:
+            skipped.append(f"no healthy alternative: kept {ready[0].tier}")
+            return tuple(ready), skipped
+        skipped.extend(f"skipped {hop.tier} ({problems[hop]})" for hop in ready if problems[hop])
+        return healthy, skipped
 
-    def _unhealthy(self, tier: Tier) -> str | None:
+    def _unhealthy(self, spec: str) -> str | None:
         if self.observations is None:
             return None
-        spec = self._canonical(self._spec_of(tier))
-        stats: ModelStats | None = self.observations.stats(spec)
+        stats = self.observations.stats(spec)
         if stats is None or stats.calls < self.settings.min_observations:
             return None
         if stats.error_rate <= self.settings.avoid_error_rate_above:
             return None
         return f"{spec} error rate {stats.error_rate:.0%} over {stats.calls} calls"
-
-    def _chain(self, tier: Tier) -> tuple[Hop, ...]:
-        hops: list[Hop] = []
-        for candidate in (tier, *self.settings.fallbacks.get(tier, [])):
-            spec = self._canonical(self._spec_of(candidate))
-            if all(hop.spec != spec for hop in hops):
-                hops.append(Hop(candidate, spec))
-        return tuple(hops)
 
     def _spec_of(self, tier: Tier) -> str:
         spec = self.tiers.get(tier)
@@ -271,54 +260,7 @@ class EconomicRouter(Provider):
             raise ConfigError(f"tiers: no model configured for tier '{tier}'")
         return spec
 
-    def _canonical(self, spec: str) -> str:
-        provider, model = self.registry.parse(spec)
-        return f"{provider}:{model}"
-
     def _tier_of(self, canonical: str) -> Tier | None:
         provider, _, model = canonical.partition(":")
         entry = self.catalog.lookup(provider, model)
         return entry.tier if entry is not None else None
-
-    # -- calling ----------------------------------------------------------------------
-    async def complete(self, request: Request) -> Completion:
-        route = await self.decide(request)
-        return await self._provider_for(request, route).complete(request)
-
-    async def stream(self, request: Request) -> AsyncIterator[Chunk]:
-        route = await self.decide(request)
-        async for chunk in self._provider_for(request, route).stream(request):
-            yield chunk
-
-    def _provider_for(self, request: Request, route: Route) -> Provider:
-        self._emit(request, route.chain[0], route.score, route.reason)
-        providers = [self.registry.resolve(route.chain[0].spec)]
-        tiers_by_spec = {route.chain[0].spec: route.chain[0].tier}
-        for hop in route.fallbacks:
-            try:
-                provider = self.registry.resolve(hop.spec)
-            except ConfigError as error:  # e.g. a missing optional SDK: not this call's fault
-                self._emit(request, hop, route.score, f"fallback unavailable: {error}")
-                continue
-            providers.append(provider)
-            tiers_by_spec[provider.spec] = hop.tier
-
-        def record(failed: Provider, error: ProviderError, following: Provider) -> None:
-            hop = Hop(tiers_by_spec.get(following.spec), following.spec)
-            self._emit(request, hop, route.score, fallback_reason(failed.spec, error))
-
-        return FallbackProvider(providers, on_fallback=record)
-
-    def _emit(self, request: Request, hop: Hop, complexity: float, reason: str) -> None:
-        if self.sink is None:
-            return
-        self.sink.emit(
-            RouteDecision(
-                task_id=str(request.metadata.get("task_id", "-")),
-                persona=request.context.persona,
-                model=hop.spec,
-                tier=hop.tier or "explicit",
-                score=complexity,
-                reason=reason,
-            )
-        )

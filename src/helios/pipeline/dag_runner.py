@@ -17,11 +17,13 @@ from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.errors import InputError
 from helios.ledger.sink import EventSink
+from helios.messages import CallContext
 from helios.pipeline.dag import TaskSpec
 from helios.pipeline.dialectic import DialecticPipeline, Gatherer
 from helios.pipeline.documents import load_documents
 from helios.pipeline.personas import Persona, load_personas
 from helios.pipeline.runner import build_gatherer
+from helios.runtime import Runtime
 
 GathererFactory = Callable[[], Gatherer]
 
@@ -34,8 +36,8 @@ class EngineTaskRunner:
         self,
         engine: Engine,
         settings: Settings,
-        personas: Mapping[str, Persona] | None = None,
-        gatherer_factory: GathererFactory | None = None,
+        personas: Mapping[str, Persona] | None,
+        gatherer_factory: GathererFactory,
         *,
         sink: EventSink | None = None,
         model_override: str | None = None,
@@ -48,14 +50,14 @@ class EngineTaskRunner:
         self.sink = sink
         self.model_override = model_override
 
-    async def run(self, task: TaskSpec, prompt: str) -> str:
+    async def run(self, task: TaskSpec, prompt: str, context: CallContext) -> str:
         if task.kind == "persona":
-            return await self._persona(task, prompt)
+            return await self._persona(task, prompt, context)
         if task.kind == "dialectic":
-            return await self._dialectic(task, prompt)
+            return await self._dialectic(task, prompt, context)
         raise InputError(f"task '{task.id}': the engine runner cannot run kind '{task.kind}'")
 
-    async def _persona(self, task: TaskSpec, prompt: str) -> str:
+    async def _persona(self, task: TaskSpec, prompt: str, context: CallContext) -> str:
         name = task.persona or ""
         persona = self.personas.get(name)
         if persona is None:
@@ -63,11 +65,11 @@ class EngineTaskRunner:
         values = dict.fromkeys(persona.placeholders, "")
         values["goal"] = prompt
         model = task.model or persona.model_spec(self.settings, self.model_override)
-        request = persona.request(values, model=model, task_type="dag")
+        request = persona.request(values, model=model, task_type="dag", context=context)
         completion = await self.engine.complete(request)
         return completion.text
 
-    async def _dialectic(self, task: TaskSpec, prompt: str) -> str:
+    async def _dialectic(self, task: TaskSpec, prompt: str, context: CallContext) -> str:
         limit = self.settings.orchestration.evidence.max_document_bytes
         documents = (
             await load_documents([Path(p) for p in task.docs], max_document_bytes=limit)
@@ -81,16 +83,33 @@ class EngineTaskRunner:
             sink=self.sink,
             model_override=task.model or self.model_override,
         )
-        result = await pipeline.run(prompt, documents)
+        # a task of its own, as a nested DAG is: its events join its own task id
+        own = context.model_copy(update={"task_id": None, "stage": None})
+        result = await pipeline.run(prompt, documents, context=own)
         return result.answer
 
     def _gatherer_for_dialectic(self) -> Gatherer:
         if self._gatherer is None:
-            if self._gatherer_factory is not None:
-                self._gatherer = self._gatherer_factory()
-            else:
-                self._gatherer = build_gatherer(self.settings, self.engine)
+            self._gatherer = self._gatherer_factory()
         return self._gatherer
+
+    @classmethod
+    def for_runtime(
+        cls,
+        runtime: Runtime,
+        personas: Mapping[str, Persona] | None = None,
+        *,
+        model_override: str | None = None,
+    ) -> EngineTaskRunner:
+        """The runner over ``runtime``'s engine, recording into its ledger."""
+        return cls(
+            runtime.engine,
+            runtime.settings,
+            personas,
+            lambda: build_gatherer(runtime),
+            sink=runtime.sink,
+            model_override=model_override,
+        )
 
     async def aclose(self) -> None:
         """Close the evidence gatherer, if one was made (the engine belongs to the caller)."""

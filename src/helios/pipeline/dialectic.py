@@ -7,8 +7,10 @@
       └─ thesis                    ┘ (on timeout or error: evidence first, then thesis)
       → antithesis → synthesis → quality gate → pass, or synthesis again with feedback
 
-Every persona call goes through the engine, so it is cached, timed and priced there; the
-pipeline turns each call into events and a :class:`StageRecord`.
+Every persona call goes through the engine, so it is cached, routed, budgeted, timed,
+priced and recorded there (the call's context names this task, stage and pass); the
+pipeline records the task's own events (start, evidence, gate, second pass, end) and keeps
+a :class:`StageRecord` per call for its result.
 """
 
 from __future__ import annotations
@@ -24,18 +26,16 @@ from helios.engine import Engine
 from helios.errors import HeliosError, InputError
 from helios.ledger.events import (
     AsyncFallback,
-    CacheLookup,
     ErrorEvent,
     Event,
     EvidenceGathered,
     GateVerdict,
-    PersonaLLMRun,
     SecondPass,
     TaskFinished,
     TaskStarted,
 )
 from helios.ledger.sink import EventSink, MemorySink
-from helios.messages import Completion, Message
+from helios.messages import CallContext, Completion, Message
 from helios.pipeline.documents import Document
 from helios.pipeline.evidence import Evidence
 from helios.pipeline.gate import GateResult, check_evidence, judge
@@ -95,12 +95,20 @@ class DialecticPipeline:
                 self.settings, self.personas = settings, _dialectic_personas(settings)
         return self.settings, self.personas
 
-    async def run(self, goal: str, documents: Sequence[Document] = ()) -> DialecticResult:
+    async def run(
+        self,
+        goal: str,
+        documents: Sequence[Document] = (),
+        *,
+        context: CallContext | None = None,
+    ) -> DialecticResult:
+        """One task; ``context`` says for whom (tenant, priority, key) and may name the task
+        id; each persona call adds its stage, persona and pass."""
         goal = goal.strip()
         if not goal:
             raise InputError("the goal is empty")
         settings, personas = await self._settings_for_task()
-        run = _Run(self, settings, personas, goal, documents)
+        run = _Run(self, settings, personas, goal, documents, context or CallContext())
         return await run.execute()
 
 
@@ -138,13 +146,15 @@ class _Run:
         personas: dict[str, Persona],
         goal: str,
         documents: Sequence[Document],
+        context: CallContext,
     ) -> None:
         self.p = pipeline
         self.settings = settings
         self.personas = personas
         self.goal = goal
         self.documents = documents
-        self.task_id = uuid.uuid4().hex
+        self.task_id = context.task_id or uuid.uuid4().hex
+        self.context = context.model_copy(update={"task_id": self.task_id})
         self.stages: list[StageRecord] = []
         self.current_stage = "evidence"
         self.fallback_reason: str | None = None
@@ -354,7 +364,8 @@ class _Run:
     ) -> Completion:
         persona: Persona = self.personas[role]
         model = persona.model_spec(self.settings, self.p.model_override)
-        request = persona.request(values, model=model)
+        context = self.context.model_copy(update={"stage": role, "pass_number": pass_number})
+        request = persona.request(values, model=model, context=context)
         if followup:
             request = request.model_copy(update={"messages": request.messages + followup})
         observer = self.p.observer
@@ -371,20 +382,6 @@ class _Run:
             observer.chunk(role, completion.text)
         record = StageRecord.of(role, persona.name, pass_number, completion)
         self.stages.append(record)
-        if self.p.engine.cache is not None:
-            # one event per layer consulted, so each layer's hit rate has its own lookups
-            for layer in self.p.engine.cache.layers_for(request):
-                self.emit(
-                    CacheLookup(
-                        task_id=self.task_id,
-                        persona=persona.name,
-                        layer=layer,
-                        hit=completion.cache_layer == layer,
-                    )
-                )
-                if completion.cache_layer == layer:
-                    break
-        self.emit(_persona_event(self.task_id, record, completion))
         observer.stage_finished(record)
         return completion
 
@@ -409,29 +406,6 @@ class _Run:
                 output_tokens=sum(stage.output_tokens for stage in self.stages),
             )
         )
-
-
-def _persona_event(task_id: str, record: StageRecord, completion: Completion) -> PersonaLLMRun:
-    usage = completion.usage
-    return PersonaLLMRun(
-        task_id=task_id,
-        persona=record.persona,
-        stage=record.stage,
-        pass_number=record.pass_number,
-        provider=completion.provider,
-        model=completion.model,
-        streaming=completion.streamed,
-        ttft_s=completion.ttft_s,
-        duration_s=completion.duration_s,
-        perceived_improvement=record.perceived_improvement,
-        input_tokens=usage.total_input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        cost_usd=completion.cost_usd,
-        cost_saved_usd=completion.saved_usd,
-        cache_layer=completion.cache_layer,
-    )
 
 
 def _describe(evidence: Evidence) -> str:

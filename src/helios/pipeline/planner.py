@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from helios.ledger.sink import EventSink
 from helios.messages import CallContext, Message, Request
 from helios.pipeline.dag import Dag, DagError, TaskSpec, check_dag, placeholders
 from helios.pipeline.dag_runner import EngineTaskRunner, GathererFactory
+from helios.pipeline.dialectic import Gatherer
 from helios.pipeline.personas import Persona, load_personas
 from helios.pipeline.scheduler import Admission, DagResult, DagScheduler
 
@@ -145,8 +147,10 @@ async def plan(
     *,
     personas: Mapping[str, Persona] | None = None,
     model: str | None = None,
+    context: CallContext | None = None,
 ) -> Dag:
-    """Ask the planner persona for a DAG for ``goal``; one repair request, then PlanError."""
+    """Ask the planner persona for a DAG for ``goal``; one repair request, then PlanError.
+    ``context`` names the task the planner's calls belong to."""
     goal = goal.strip()
     if not goal:
         raise InputError("the goal is empty")
@@ -154,7 +158,11 @@ async def plan(
     planner = personas.get(PLANNER)
     if planner is None:
         raise InputError("the planner needs the 'planner' persona")
-    base = planner.request({"goal": goal}, model=planner.model_spec(settings, model))
+    base = planner.request(
+        {"goal": goal},
+        model=planner.model_spec(settings, model),
+        context=(context or CallContext()).model_copy(update={"stage": "plan"}),
+    )
     prompt = f"{base.messages[0].content}\n\n{_persona_list(personas)}"
     first_turn = Message(role="user", content=prompt)
     first = (await engine.complete(_with_messages(base, (first_turn,)))).text
@@ -210,23 +218,43 @@ async def execute(
     sink: EventSink | None = None,
     admission: Admission | None = None,
     gatherer_factory: GathererFactory | None = None,
+    context: CallContext | None = None,
 ) -> PlanResult:
     """Plan ``goal`` (or take ``dag``), run it, and merge the outputs into one answer.
 
     Failed tasks are left out of the merge; with no successful task the answer is empty.
+    The planning calls, the DAG run and the merge share one task id (the DAG run's).
     """
     personas = load_personas(settings)
-    if dag is None:
-        dag = await plan(goal, engine, settings, personas=personas, model=model)
-    runner = EngineTaskRunner(
-        engine, settings, personas, gatherer_factory, sink=sink, model_override=model
+    context = (context or CallContext()).model_copy(
+        update={"task_id": (context.task_id if context else None) or uuid.uuid4().hex}
     )
+    if dag is None:
+        dag = await plan(goal, engine, settings, personas=personas, model=model, context=context)
+    runner = EngineTaskRunner(
+        engine,
+        settings,
+        personas,
+        gatherer_factory or _no_evidence,
+        sink=sink,
+        model_override=model,
+    )
+    scheduler = DagScheduler(runner, sink=sink, admission=admission)
     try:
-        result = await DagScheduler(runner, sink=sink, admission=admission).run(dag, goal=goal)
+        result = await scheduler.run(dag, goal=goal, context=context)
     finally:
         await runner.aclose()
-    answer = await merge(goal, dag, result, engine, settings, personas[PLANNER], model=model)
+    answer = await merge(
+        goal, dag, result, engine, settings, personas[PLANNER], model=model, context=context
+    )
     return PlanResult(dag, result, answer)
+
+
+def _no_evidence() -> Gatherer:
+    raise InputError(
+        "this plan has a dialectic task, which needs evidence retrieval: run it "
+        "with a gatherer (helios plan and helios dag run provide one)"
+    )
 
 
 async def merge(
@@ -238,6 +266,7 @@ async def merge(
     planner: Persona,
     *,
     model: str | None = None,
+    context: CallContext | None = None,
 ) -> str:
     """One call that merges the successful task outputs as the plan's ``final`` says."""
     outputs = result.outputs
@@ -253,7 +282,9 @@ async def merge(
         system=MERGE_SYSTEM,
         model=planner.model_spec(settings, model),
         task_type="plan",
-        context=CallContext(persona="merge"),
+        context=(context or CallContext()).model_copy(
+            update={"persona": "merge", "stage": "merge"}
+        ),
     )
     return (await engine.complete(request)).text
 

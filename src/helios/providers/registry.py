@@ -2,12 +2,19 @@
 
 Adapters are found through a dict of factories keyed by provider kind and imported lazily,
 so a missing optional SDK only matters when a model of that provider is used (and then the
-error names the extra to install).
+error names the extra to install). :meth:`ProviderRegistry.unready` tells, without importing
+any SDK, whether a spec could run now (SDK installed, key present, local model on disk):
+the router chooses only among ready models.
+
+``auto`` (``router:auto``) is not a provider: it asks the engine's router to choose. The
+registry parses it (cache keys name it) and refuses to build it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import importlib.util
 import threading
 from collections.abc import Callable
 
@@ -15,6 +22,7 @@ from helios.catalog import Catalog
 from helios.config.settings import Settings
 from helios.errors import ConfigError, UnknownModel
 from helios.providers.base import Provider
+from helios.providers.local_model import model_path
 
 ProviderFactory = Callable[[str, str, Settings], Provider]
 """``factory(provider_name, model_id, settings)``: build a provider bound to one model."""
@@ -26,6 +34,16 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "gemini": "helios.providers.gemini",
     "llamacpp": "helios.providers.llamacpp",
 }
+# What each built-in kind needs installed: (the SDK's module, the extra that installs it).
+_SDKS: dict[str, tuple[str, str]] = {
+    "anthropic": ("anthropic", "anthropic"),
+    "openai": ("openai", "openai"),
+    "gemini": ("google.genai", "gemini"),
+    "llamacpp": ("llama_cpp", "local"),
+}
+ROUTER_NAME = "router"
+AUTO_SPEC = f"{ROUTER_NAME}:auto"
+"""The spec of ``auto``: the engine's router chooses the model per call."""
 
 _MAX_ALIAS_DEPTH = 8
 
@@ -39,6 +57,13 @@ def _lazy_factory(module_name: str) -> ProviderFactory:
     return create
 
 
+def _is_installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package (``google``) is missing
+        return False
+
+
 class ProviderRegistry:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.settings = settings
@@ -47,9 +72,12 @@ class ProviderRegistry:
             kind: _lazy_factory(module) for kind, module in BUILTIN_ADAPTERS.items()
         }
         self._providers: dict[tuple[str, str], Provider] = {}
-        self._aliases: dict[str, str] = {}
-        # resolve() may run in a worker thread (the pipeline prepares providers ahead of
-        # use) while the event loop resolves too: one provider per spec, never two.
+        self._aliases: dict[str, str] = {"auto": AUTO_SPEC}
+        self._installed: dict[str, bool] = {}
+        self._factories[ROUTER_NAME] = self._not_a_provider
+        # resolve() may run in a worker thread (the engine resolves off the event loop, the
+        # pipeline prepares providers ahead of use) while the loop resolves too: one
+        # provider per spec, never two.
         self._lock = threading.Lock()
 
     # -- registration -------------------------------------------------------------------
@@ -58,12 +86,8 @@ class ProviderRegistry:
         self._factories[name] = factory
 
     def alias(self, name: str, spec: str) -> None:
-        """A built-in alias (e.g. ``auto`` -> ``router:auto``); the settings' aliases win."""
+        """A built-in alias; the settings' aliases win."""
         self._aliases[name] = spec
-
-    def parse_only(self, name: str) -> None:
-        """Let ``name:<model>`` specs parse (for cache keys) where no provider is ever built."""
-        self._factories.setdefault(name, self._unknown_model_of(name))
 
     def add(self, provider: Provider) -> None:
         """Serve ``provider.name:provider.model`` with this ready-made provider (tests, doubles)."""
@@ -73,7 +97,7 @@ class ProviderRegistry:
     # -- resolution ---------------------------------------------------------------------
     @property
     def provider_names(self) -> list[str]:
-        return sorted({*self._factories, *self.settings.providers})
+        return sorted({*self._factories, *self.settings.providers} - {ROUTER_NAME})
 
     def parse(self, spec: str) -> tuple[str, str]:
         """``(provider name, model id)`` for a spec, after aliases and catalogue lookups."""
@@ -97,11 +121,21 @@ class ProviderRegistry:
         if entry is not None:
             return entry.provider, entry.id
         raise UnknownModel(
-            f"unknown model '{spec}': use a catalogue id or alias (see `helios models`) or "
-            f"'provider:model' with a provider among {', '.join(self.provider_names)}"
+            f"unknown model '{spec}': use a catalogue id or alias (see `helios models`), "
+            f"'auto', or 'provider:model' with a provider among {', '.join(self.provider_names)}"
         )
 
+    def canonical(self, spec: str) -> str:
+        """``"provider:model"`` for any spec."""
+        provider, model = self.parse(spec)
+        return f"{provider}:{model}"
+
+    def is_auto(self, spec: str) -> bool:
+        """Whether ``spec`` asks the router to choose."""
+        return self.parse(spec)[0] == ROUTER_NAME
+
     def resolve(self, spec: str) -> Provider:
+        """The provider for ``spec``, built on first use (the SDK imported, the client made)."""
         name, model = self.parse(spec)
         provider = self._providers.get((name, model))
         if provider is not None:
@@ -118,6 +152,47 @@ class ProviderRegistry:
                 self._providers[(name, model)] = provider
         return provider
 
+    async def aresolve(self, spec: str) -> Provider:
+        """:meth:`resolve` without blocking the event loop: a provider not yet built (an SDK
+        import can take a second) is built in a worker thread."""
+        provider = self._providers.get(self.parse(spec))
+        if provider is not None:
+            return provider
+        return await asyncio.to_thread(self.resolve, spec)
+
+    def unready(self, spec: str) -> str | None:
+        """Why ``spec`` cannot run now (SDK missing, no key, no local model file), or
+        ``None`` when it can. Imports nothing and builds nothing."""
+        try:
+            name, model = self.parse(spec)
+        except ConfigError as exc:
+            return str(exc)
+        if (name, model) in self._providers:
+            return None
+        kind = self._kind(name)
+        if name == ROUTER_NAME:
+            return "auto is a routing decision, not a model"
+        if kind not in BUILTIN_ADAPTERS:
+            return None if kind in self._factories else f"no adapter handles kind '{kind}'"
+        module, extra = _SDKS[kind]
+        if not self._installed.setdefault(module, _is_installed(module)):
+            return f"{module} is not installed: pip install 'helios[{extra}]'"
+        if kind == "llamacpp":
+            try:
+                model_path(model, self.settings.local)
+            except ConfigError as exc:
+                return str(exc)
+            return None
+        config = self.settings.provider(name)
+        keyless_endpoint = kind == "openai" and name != "openai" and config.base_url is not None
+        if config.key(name) is None and not keyless_endpoint:
+            return config.missing_key_message(name)
+        return None
+
+    def cached(self) -> list[Provider]:
+        """The providers built so far."""
+        return list(self._providers.values())
+
     def kind_of(self, name: str) -> str:
         """The adapter kind behind a provider name (``"anthropic"`` for a named endpoint of
         kind anthropic); the name itself for built-in providers."""
@@ -132,6 +207,10 @@ class ProviderRegistry:
             raise UnknownModel(f"provider '{name}' has no model '{model}'")
 
         return refuse
+
+    @staticmethod
+    def _not_a_provider(_name: str, _model: str, _settings: Settings) -> Provider:
+        raise ConfigError("'auto' is decided per call by the engine's router, not a provider")
 
     async def aclose(self) -> None:
         for provider in self._providers.values():

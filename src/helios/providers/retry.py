@@ -140,5 +140,8 @@ class RetryingProvider(Provider):
         # do not all come back at the same instant.
         return backoff * (1.0 - 0.25 * self._rng.random())
 
+    async def warm(self) -> None:
+        await self.inner.warm()
+
     async def aclose(self) -> None:
         await self.inner.aclose()

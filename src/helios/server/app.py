@@ -1,12 +1,13 @@
 """The FastAPI application factory.
 
-``create_app(settings)`` builds the app once at start-up: the ledger store (given, or
-opened from ``settings.ledger`` in the lifespan and closed at shutdown), the metrics
-registry, the response cache (given, or built from ``settings.cache`` in the lifespan and
-closed at shutdown) and - with ``settings.monitor.enabled`` - the health monitor as a
-background task that is cancelled on shutdown. Features add routers in
-:mod:`helios.server.routes`, each a ``router(state)`` factory, so no route reads
-module-level state.
+``create_app(settings)`` builds the app once; its lifespan opens a
+:class:`~helios.runtime.Runtime` (the ledger, the response cache, the engine every model
+call goes through) and closes it at shutdown, follows the ledger into the metrics and -
+with ``settings.monitor.enabled`` - runs the runtime's health monitor as a background task.
+With ``warm_providers`` the providers of the default model and the tiers are built and
+warmed before the first request, so no caller's first call pays for an SDK import or a
+model load. Features add routers in :mod:`helios.server.routes`, each a
+``router(state)`` factory, so no route reads module-level state.
 """
 
 from __future__ import annotations
@@ -27,18 +28,13 @@ try:
 except ImportError:
     raise MissingDependency("fastapi", "server", "The HTTP server") from None
 
-from helios.cache.factory import cache_manager
 from helios.cache.manager import CacheManager
-from helios.catalog import Catalog
 from helios.config.settings import Settings
-from helios.governance.router import ROUTER_NAME
-from helios.ledger.factory import open_store
 from helios.ledger.store import LedgerStore
 from helios.ledger.tail import LedgerTail
-from helios.ops.alerts import Alerter
 from helios.ops.metrics import HeliosMetrics
 from helios.ops.monitor import HealthMonitor
-from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 from helios.server.cache_metrics import CacheCollector
 from helios.server.routes import cache as cache_routes
 from helios.server.routes import health
@@ -55,6 +51,7 @@ def create_app(
     metrics: HeliosMetrics | None = None,
     metrics_poll_s: float = 5.0,
     cache: CacheManager | None = None,
+    warm_providers: bool = False,
 ) -> FastAPI:
     """The Helios HTTP app. A ``store`` or ``cache`` passed in is used as is and left open
     at shutdown.
@@ -63,24 +60,27 @@ def create_app(
     every process that records into it, from the moment the server started.
     """
     state = ServerState(
-        settings=settings,
-        metrics=metrics if metrics is not None else HeliosMetrics(),
-        store=store,
-        cache=cache,
+        settings=settings, metrics=metrics if metrics is not None else HeliosMetrics()
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            if state.store is None and settings.ledger.enabled:
-                # Lazy: an unreachable ledger shows on /health rather than stopping the app.
-                state.store = open_store(settings.ledger)
-                stack.push_async_callback(state.store.aclose)
+            # An unreachable ledger shows on /health rather than stopping the app: the store
+            # connects lazily and the runtime only warns when it cannot read it at start-up.
+            runtime = await stack.enter_async_context(
+                Runtime.open(settings, store=store, cache=cache)
+            )
+            state.runtime, state.store = runtime, runtime.store
+            state.cache, state.registry = runtime.cache, runtime.registry
+            stack.callback(state.forget_runtime)  # a restarted lifespan builds a fresh one
             if state.store is not None:
                 _start_tail(state, stack, metrics_poll_s)
-            _open_cache(state, stack)
-            if settings.monitor.enabled and state.store is not None:
-                await _start_monitor(state, stack)
+            if runtime.settings.monitor.enabled and runtime.monitor is not None:
+                _start_monitor(state, runtime.monitor, stack)
+            if warm_providers:
+                warmed = await runtime.warm()
+                logger.info("providers ready: %s", ", ".join(warmed) or "none")
             yield
 
     app = FastAPI(
@@ -106,29 +106,6 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     return Response(content, status_code=422, media_type="application/json")
 
 
-def _open_cache(state: ServerState, stack: contextlib.AsyncExitStack) -> None:
-    """The registry only parses model specs (no provider is built, no SDK imported)."""
-    given = state.cache
-    catalog = given.catalog if given is not None else Catalog.load(state.settings.catalog_files)
-    registry = ProviderRegistry(state.settings, catalog)
-    # "auto" keys entries as the engine does (router:auto), without building the router
-    registry.parse_only(ROUTER_NAME)
-    registry.alias("auto", f"{ROUTER_NAME}:auto")
-    state.registry = registry
-    if given is not None:
-        return
-    built = cache_manager(state.settings, catalog, kind_of=registry.kind_of)
-    if built is None:
-        return
-    state.cache = built
-
-    async def close() -> None:
-        state.cache = None  # a restarted lifespan builds a fresh one
-        await built.aclose()
-
-    stack.push_async_callback(close)
-
-
 def _start_tail(state: ServerState, stack: contextlib.AsyncExitStack, interval_s: float) -> None:
     assert state.store is not None
     tail = LedgerTail(state.store, state.metrics)
@@ -136,14 +113,13 @@ def _start_tail(state: ServerState, stack: contextlib.AsyncExitStack, interval_s
     stack.push_async_callback(_stop, task)
 
 
-async def _start_monitor(state: ServerState, stack: contextlib.AsyncExitStack) -> None:
-    assert state.store is not None
-    config = state.settings.monitor
-    alerter = Alerter(config.webhook_url if config.alert else None)
-    stack.push_async_callback(alerter.aclose)
-    state.monitor = HealthMonitor(state.store, config, alerter=alerter)
+def _start_monitor(
+    state: ServerState, monitor: HealthMonitor, stack: contextlib.AsyncExitStack
+) -> None:
+    config = monitor.settings
+    state.monitor = monitor
     state.monitor_task = asyncio.create_task(
-        state.monitor.run(config.interval_s, on_report=state.metrics.observe_health),
+        monitor.run(config.interval_s, on_report=state.metrics.observe_health),
         name="helios-monitor",
     )
     stack.push_async_callback(_stop, state.monitor_task)

@@ -11,6 +11,7 @@ from helios.ledger.store import LedgerStore
 from helios.ops.metrics import HeliosMetrics
 from helios.ops.monitor import HealthMonitor, HealthReport
 from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 
 
 @dataclass
@@ -26,6 +27,13 @@ class ServerState:
     when ``cache.enabled`` is false."""
     registry: ProviderRegistry | None = None
     """Resolves model specs for the cache routes; it builds no provider, so imports no SDK."""
+    runtime: Runtime | None = None
+    """Everything Helios assembled for this app (set while the app runs)."""
+
+    def forget_runtime(self) -> None:
+        """Drop the closed runtime's parts: a restarted lifespan opens a fresh one. The
+        monitor's task stays, done, for whoever checks how it ended."""
+        self.runtime = self.store = self.cache = self.registry = None
 
     @property
     def monitor_running(self) -> bool:

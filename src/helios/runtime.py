@@ -1,0 +1,276 @@
+"""The runtime: the one place that assembles Helios from its settings, and closes it.
+
+::
+
+    async with Runtime.open(settings) as runtime:
+        reply = await runtime.engine.complete(Request.of("Hi", model="auto"))
+
+Opening reads what must be read once per process: with the ledger enabled, the store (its
+runtime flag overrides applied to the settings) and the models' health over the last hour
+(for the router). Every other part is built on first use, so a command that only reads the
+ledger never builds a cache or a router: the catalogue, the provider registry, the router,
+the governor, the cache manager, the engine (whose every call the ledger records) and the
+health monitor. Closing closes what was built, makes the recorded events durable (a ledger
+that cannot be reached costs the record, not the answer: a warning) and closes the store.
+
+CLI commands, ``helios serve``, the pipelines, DAG runs and the benches all build their
+parts here; nothing else constructs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from functools import cached_property
+
+from helios.cache.factory import cache_manager
+from helios.cache.manager import CacheManager
+from helios.call_events import LedgerRecorder
+from helios.catalog import Catalog
+from helios.config.settings import Settings, load_settings
+from helios.embeddings.base import Embedder
+from helios.engine import CallObserver, Engine
+from helios.errors import HeliosError, LedgerError
+from helios.governance.governor import Governor
+from helios.governance.router import EconomicRouter, ModelObservations
+from helios.ledger.factory import open_store
+from helios.ledger.sink import EventSink, FanOut
+from helios.ledger.store import EventQuery, LedgerStore
+from helios.ledger.writer import LedgerWriter
+from helios.ops.alerts import Alerter
+from helios.ops.flags import FlagRegistry
+from helios.ops.monitor import HealthMonitor
+from helios.providers.base import Provider
+from helios.providers.registry import ProviderRegistry
+
+logger = logging.getLogger(__name__)
+HEALTH_WINDOW_S = 3600.0  # how far back the router looks at each model's errors
+
+Closer = Callable[[], Awaitable[None]]
+
+
+class Runtime:
+    """Helios's parts for one process (or one command), built from one ``Settings``.
+
+    Use :meth:`open`. ``sink`` also receives every event (the CLI's ``--json`` reads it);
+    ``providers`` are served as they are (doubles in tests and benches); ``observers`` are
+    told about every engine call besides the ledger; a ``store`` or ``cache`` given is used
+    and left open.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sink: EventSink | None = None,
+        providers: Sequence[Provider] = (),
+        observers: Sequence[CallObserver] = (),
+        store: LedgerStore | None = None,
+        cache: CacheManager | None = None,
+    ) -> None:
+        self.settings = settings
+        """The settings in force: the runtime flag overrides applied at open."""
+        self._extra_sink = sink
+        self._providers = list(providers)
+        self._observers = list(observers)
+        self._given_store = store
+        self._given_cache = cache
+        self.store: LedgerStore | None = None
+        """The ledger's event store (``None`` when ``ledger.enabled`` is false)."""
+        self.writer: LedgerWriter | None = None
+        self.flags: FlagRegistry | None = None
+        """The runtime flag overrides (``None`` without a ledger)."""
+        self.observations: ModelObservations | None = None
+        self.sink: EventSink = FanOut([sink] if sink is not None else [])
+        self._closers: list[Closer] = []
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        sink: EventSink | None = None,
+        providers: Sequence[Provider] = (),
+        observers: Sequence[CallObserver] = (),
+        store: LedgerStore | None = None,
+        cache: CacheManager | None = None,
+    ) -> AsyncIterator[Runtime]:
+        runtime = cls(
+            settings if settings is not None else load_settings(),
+            sink=sink,
+            providers=providers,
+            observers=observers,
+            store=store,
+            cache=cache,
+        )
+        try:
+            await runtime._start()
+            yield runtime
+        finally:
+            await runtime.aclose()
+
+    async def _start(self) -> None:
+        if not self.settings.ledger.enabled:
+            return
+        if self._given_store is not None:
+            self.store = self._given_store
+        else:
+            self.store = open_store(self.settings.ledger)
+            self._closers.append(self.store.aclose)
+        ledger = self.settings.ledger
+        self.writer = LedgerWriter(
+            self.store, batch_size=ledger.batch_size, flush_interval_s=ledger.flush_interval_s
+        )
+        self._closers.append(self._close_writer)
+        sinks: list[EventSink] = [self.writer]
+        if self._extra_sink is not None:
+            sinks.append(self._extra_sink)
+        self.sink = FanOut(sinks)
+        self.flags = FlagRegistry(
+            self.store, self.settings, poll_interval_s=self.settings.flags.poll_interval_s
+        )
+        self.settings = await self.flags.current()
+        self.observations = await _recent_health(self.store)
+
+    # -- the parts, each built on first use -----------------------------------------------
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog.load(self.settings.catalog_files)
+
+    @cached_property
+    def registry(self) -> ProviderRegistry:
+        registry = ProviderRegistry(self.settings, self.catalog)
+        for provider in self._providers:
+            registry.add(provider)
+        self._closers.append(registry.aclose)
+        return registry
+
+    @cached_property
+    def router(self) -> EconomicRouter:
+        return EconomicRouter(
+            self.registry,
+            self.catalog,
+            self.settings.tiers,
+            self.settings.router,
+            observations=self.observations,
+        )
+
+    @cached_property
+    def governor(self) -> Governor | None:
+        """The budgets' state (``None`` without budgets). The engine consults it only while
+        ``governor.enabled``; ``helios budget`` reads it either way."""
+        config = self.settings.governor
+        if not config.budgets:
+            return None
+        governor = Governor.from_settings(config, self.catalog, sink=self.sink)
+        self._closers.append(governor.close)
+        return governor
+
+    @cached_property
+    def cache(self) -> CacheManager | None:
+        """The response cache (``None`` when ``cache.enabled`` is false)."""
+        if self._given_cache is not None:
+            return self._given_cache
+        manager = cache_manager(self.settings, self.catalog, kind_of=self.registry.kind_of)
+        if manager is not None:
+            self._closers.append(manager.aclose)
+        return manager
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The engine every call goes through; the ledger records each call it makes."""
+        return Engine(
+            self.registry,
+            self.catalog,
+            router=self.router,
+            cache=self.cache,
+            governor=self.governor if self.settings.governor.enabled else None,
+            tiers=self.settings.tiers,
+            observers=[LedgerRecorder(self.sink), *self._observers],
+        )
+
+    @cached_property
+    def monitor(self) -> HealthMonitor | None:
+        """The health monitor over this ledger (``None`` without one); it runs where the
+        caller schedules it (``helios serve``, ``helios monitor``)."""
+        if self.store is None:
+            return None
+        config = self.settings.monitor
+        alerter = Alerter(config.webhook_url if config.alert else None)
+        self._closers.append(alerter.aclose)
+        return HealthMonitor(self.store, config, alerter=alerter)
+
+    def local_embedder(self) -> Embedder:
+        """The local MiniLM embedder (evidence retrieval); its model loads on first use and
+        once per process, however many are made."""
+        from helios.embeddings.onnx import OnnxMiniLM  # numpy and onnxruntime on first use
+
+        config = self.settings.embeddings
+        return OnnxMiniLM(
+            model_path=config.model_path,
+            tokenizer_path=config.tokenizer_path,
+            threads=config.threads,
+        )
+
+    # -- long-running processes -----------------------------------------------------------
+    async def warm(self) -> list[str]:
+        """Build and warm the providers of the default model and of every tier that can
+        run here, so that no caller's first call pays for an SDK import or a model load.
+        Returns the specs warmed; a provider that fails to warm is logged and skipped."""
+        registry = self.registry
+        specs = dict.fromkeys([self.settings.default_model, *self.settings.tiers.values()])
+        warmed: list[str] = []
+        for spec in specs:
+            if registry.is_auto(spec) or registry.unready(spec) is not None:
+                continue
+            try:
+                provider = await registry.aresolve(spec)
+                await provider.warm()
+            except HeliosError as exc:
+                logger.warning("could not warm %s: %s", spec, exc)
+                continue
+            warmed.append(provider.spec)
+        return warmed
+
+    async def flush(self) -> None:
+        """Make the events recorded so far durable (a ledger outage is a warning)."""
+        if self.writer is not None:
+            await _flush(self.writer)
+
+    async def aclose(self) -> None:
+        """Close what was built, newest first; the store last, after the events are durable."""
+        closers, self._closers = self._closers, []
+        for close in reversed(closers):
+            await close()
+
+    async def _close_writer(self) -> None:
+        assert self.writer is not None
+        await _flush(self.writer)
+        try:
+            await self.writer.aclose()
+        except LedgerError as exc:
+            logger.warning("ledger unavailable on close: %s", exc)
+
+
+async def _recent_health(store: LedgerStore) -> ModelObservations | None:
+    """What the ledger saw of each model in the last hour, for the router; a ledger that
+    cannot be read leaves the router without it rather than failing the run."""
+    kinds = ["persona_llm_run", "error", "route_decision"]
+    try:
+        events = await store.query(EventQuery(since=time.time() - HEALTH_WINDOW_S, types=kinds))
+    except LedgerError as exc:
+        logger.warning("ledger unavailable, routing without model health: %s", exc)
+        return None
+    return ModelObservations.from_events(events)
+
+
+async def _flush(writer: LedgerWriter) -> None:
+    """An unreachable ledger costs the record, not the answer: Helios warns and goes on, as
+    it does when a cache store fails."""
+    try:
+        await writer.flush()
+    except LedgerError as exc:
+        logger.warning("ledger unavailable, this task's events were not recorded: %s", exc)
