@@ -168,3 +168,33 @@ def test_default_local_model_runs_offline(run_cli: RunCli) -> None:
     second = json.loads(run_cli("run", GOAL, "--docs", str(EXAMPLES), "--json", *short).stdout)
     assert all(stage["cache"] == "L2" for stage in second["stages"])
     assert second["evidence"]["from_cache"] is True
+
+
+def test_an_auto_run_records_every_event_under_its_task_id(
+    run_cli: RunCli, sim: SimServer, tmp_path: Path
+) -> None:
+    """Routing and budget decisions join the run's task like its persona calls do."""
+    write_config(tmp_path, sim.base_url)
+    with (tmp_path / "helios.yaml").open("a") as config:
+        config.write(
+            "tiers: {strong: opus, fast: sonnet, local: 'openai:gpt-5.4-mini'}\n"
+            "cache: {enabled: false}\n"
+            "governor:\n"
+            "  enabled: true\n"
+            f"  path: '{tmp_path / 'governor.sqlite3'}'\n"
+            "  budgets:\n"
+            "    - {account: team, windows: [{name: 5h, kind: session, limit: 100000000}]}\n"
+        )
+    result = run_cli("run", GOAL, "--docs", str(EXAMPLES), "--model", "auto", "--json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    events = document["events"]
+    assert {event["task_id"] for event in events} == {document["task_id"]}
+    kinds = {event["type"] for event in events}
+    assert {"route_decision", "governor_decision", "persona_llm_run"} <= kinds
+    routes = [event for event in events if event["type"] == "route_decision"]
+    calls = [event for event in events if event["type"] == "persona_llm_run"]
+    assert len(routes) == len(calls)  # one decision per call that reached a model
+    assert {f"{call['provider']}:{call['model']}" for call in calls} <= {
+        route["model"] for route in routes
+    }
