@@ -108,6 +108,7 @@ def call_events(record: CallRecord) -> list[Event]:
                 cache_write_tokens=usage.cache_write_tokens,
                 cost_usd=completion.cost_usd,
                 cost_saved_usd=completion.saved_usd,
+                time_saved_s=completion.saved_s,
                 cache_layer=completion.cache_layer,
             )
         )

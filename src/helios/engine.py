@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from helios.cache.exact import CachedReply
-from helios.cache.manager import CacheLookup, CacheManager, PlannedCall
+from helios.cache.manager import CacheManager
+from helios.cache.reports import CacheLookup, PlannedCall
 from helios.catalog import Catalog, Tier
 from helios.errors import BudgetExceeded, ConfigError, ProviderError
 from helios.governance.fallback import FallbackProvider
@@ -211,6 +212,7 @@ class _Call:
                 "duration_s": duration_s,
                 "cost_usd": 0.0,
                 "saved_usd": lookup.cost_saved_usd,
+                "saved_s": cached.duration_s,
                 "streamed": self.streaming,
                 "cache_layer": lookup.layer,
             }

@@ -164,6 +164,8 @@ class Completion(_Frozen):
     """The response-cache layer that answered (``"L2"``); ``None`` when the provider did."""
     saved_usd: float | None = None
     """For a cache hit: what the original call cost, at today's catalogue prices."""
+    saved_s: float | None = None
+    """For a cache hit: how long the original call took (``None`` when unknown)."""
 
     @property
     def perceived_improvement(self) -> float:

@@ -131,3 +131,29 @@ async def test_a_paraphrase_is_served_from_l3_as_the_original_stream(l3_engine: 
     assert paraphrase.completion.cost_usd == 0.0 and paraphrase.completion.saved_usd
     different = await l3_engine.complete(Request.of("How do I close my account?", model=SONNET))
     assert different.cache_layer is None and different.text == "Call the bank."
+
+
+async def test_each_persona_has_its_own_hits_misses_and_savings() -> None:
+    catalog = Catalog.load()
+    registry = ProviderRegistry(Settings(), catalog)
+    registry.add(
+        FunctionProvider(
+            lambda r: "an answer of five words",
+            name="anthropic",
+            model=SONNET,
+            first_chunk_delay_s=0.05,
+        )
+    )
+    cache = CacheManager(catalog, exact=ExactCache(MemoryBackend()))
+    engine = Engine(registry, catalog, cache=cache)
+    thesis = Request.of("Argue for it.", model=SONNET).with_context(persona="thesis")
+    judge = Request.of("Grade it.", model=SONNET).with_context(persona="judge")
+    first = await engine.complete(thesis)
+    hit = await engine.complete(thesis)
+    await engine.complete(judge)
+    assert hit.cache_layer == "L2" and hit.saved_s == pytest.approx(first.duration_s)
+    personas = cache.snapshot()["personas"]
+    assert personas["thesis"]["lookups"] == 2 and personas["thesis"]["hits_by_layer"] == {"L2": 1}
+    assert personas["thesis"]["cost_saved_usd"] == pytest.approx(first.cost_usd)
+    assert personas["thesis"]["time_saved_s"] >= 0.05
+    assert (personas["judge"]["hits"], personas["judge"]["misses"]) == (0, 1)

@@ -18,7 +18,9 @@ from helios.cache.factory import cache_manager
 from helios.catalog import Catalog
 from helios.config.settings import load_settings
 from helios.messages import CallContext, Message, Request
+from helios.sim import SimServer
 from tests.cli.conftest import RunCli
+from tests.cli.test_ask import write_config
 from tests.cli.test_flags_monitor_cli import HELIOS, free_port, wait_for
 
 # usearch loaded before onnxruntime crashes the process: see tests/server/cache_fixtures.py
@@ -312,3 +314,25 @@ def test_serve_answers_the_cache_api(tmp_path: Path) -> None:
     assert process.returncode in (0, 130), stderr
     assert "Traceback" not in stderr
     assert "POST /api/v1/helios/cache" not in stdout + stderr  # no access log by default
+
+
+def test_stats_show_each_personas_hits_and_savings_from_the_ledger(
+    run_cli: RunCli,
+    sim: SimServer,
+    cache_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HELIOS_LEDGER__PATH", str(tmp_path / "ledger.sqlite3"))
+    write_config(tmp_path, sim.base_url)
+    for _ in range(2):  # the second call is the first one's exact repeat: an L2 hit
+        asked = run_cli("ask", "Name three colours", "-p", "zeitgeist", "-m", "sonnet", "--json")
+        assert asked.exit_code == 0, asked.stderr
+    result = run_cli("cache", "stats", "--json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)["personas"]["zeitgeist"]
+    assert (row["calls"], row["hits"], row["misses"]) == (2, 1, 1)
+    assert row["hits_by_layer"] == {"L2": 1} and row["lookups_by_layer"] == {"L2": 2}
+    assert row["cost_saved_usd"] > 0 and row["time_saved_s"] > 0
+    table = run_cli("cache", "stats").stdout
+    assert "per persona" in table and "zeitgeist" in table

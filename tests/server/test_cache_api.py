@@ -531,3 +531,16 @@ async def test_prometheus_metrics_carry_the_cache_counters(client: httpx2.AsyncC
     assert 'helios_cache_hits_total{layer="L2"} 1.0' in text
     assert 'helios_cache_stores_total{layer="L3"} 1.0' in text
     assert 'helios_cache_lookup_ms{layer="L2",quantile="0.5"}' in text
+
+
+async def test_prometheus_metrics_count_lookups_per_persona(client: httpx2.AsyncClient) -> None:
+    await store(client, model_used=SONNET)
+    await lookup(client, model=SONNET)
+    await lookup(client, model=SONNET, input_text="Something else entirely?")
+    text = (await client.get("/metrics")).text
+    # the REST API's lookups carry no persona: they count under "-"
+    assert 'helios_cache_persona_lookups_total{persona="-"} 2.0' in text
+    assert 'helios_cache_persona_hits_total{layer="L2",persona="-"} 1.0' in text
+    assert 'helios_cache_persona_cost_saved_usd_total{persona="-"}' in text
+    metrics = (await client.get(f"{PREFIX}/metrics")).json()
+    assert metrics["personas"]["-"]["lookups"] == 2 and metrics["personas"]["-"]["hits"] == 1

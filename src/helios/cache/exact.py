@@ -49,6 +49,9 @@ class CachedReply(BaseModel):
     finish_reason: FinishReason = "stop"
     created_at: float
     """Seconds since the epoch when the original reply was produced."""
+    duration_s: float | None = None
+    """How long the original call took: the wait a hit spares (``None`` when unknown, as
+    for replies stored through the API or a warm file)."""
 
     @model_validator(mode="after")
     def _chunks_spell_the_text(self) -> CachedReply:
@@ -72,6 +75,7 @@ class CachedReply(BaseModel):
             provider=completion.provider,
             finish_reason=completion.finish_reason,
             created_at=created_at,
+            duration_s=completion.duration_s,
         )
 
     def to_completion(self) -> Completion:

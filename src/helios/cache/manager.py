@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from statistics import median
-from typing import Any, Literal
+from typing import Any
 
 from helios.cache.backends.base import CacheBackend
-from helios.cache.exact import CachedReply, ExactCache
+from helios.cache.exact import NO_PERSONA, CachedReply, ExactCache
+from helios.cache.metrics import LayerMetrics, PersonaMetrics
 from helios.cache.prompt import (
     TTL_SECONDS,
     L1Savings,
@@ -31,6 +29,17 @@ from helios.cache.prompt import (
     expected_savings,
     savings,
 )
+from helios.cache.reports import (
+    LAYERS,
+    CacheHealth,
+    CacheLookup,
+    L1Report,
+    Layer,
+    LayerHealth,
+    LayerReport,
+    PlannedCall,
+    l1_off,
+)
 from helios.cache.semantic import SemanticCache, SemanticLookup
 from helios.catalog import Catalog
 from helios.errors import CacheBackendError, HeliosError
@@ -38,124 +47,7 @@ from helios.messages import CacheTTL, Completion, Request
 
 logger = logging.getLogger(__name__)
 
-Layer = Literal["L1", "L2", "L3"]
-LAYERS: tuple[Layer, ...] = ("L1", "L2", "L3")
-API_LAYER_NAMES: dict[Layer, str] = {
-    "L1": "L1_CLAUDE_NATIVE",
-    "L2": "L2_REDIS_EXACT",
-    "L3": "L3_SEMANTIC",
-}
-"""The reference design's names, kept for API compatibility: ``L2_REDIS_EXACT`` is the
-exact layer whichever backend (memory, SQLite, Redis) holds it."""
-HealthStatus = Literal["ok", "degraded", "disabled"]
-_TIMING_SAMPLES = 2048
 _PROBE_KEY = "health:probe"
-
-
-@dataclass(frozen=True, slots=True)
-class L1Report:
-    """What the provider's prompt cache will do for this request, known before the call."""
-
-    applicable: bool
-    warm: bool
-    prefix_hash: str | None
-    prefix_tokens: int
-    expected_savings_usd: float
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedCall:
-    """L1's part of one provider call: what to send (``None`` without a planner) and what
-    the provider's prompt cache is expected to do with it."""
-
-    planned: PlannedRequest | None
-    report: L1Report
-
-    def request_for(self, request: Request) -> Request:
-        return self.planned.request if self.planned is not None else request
-
-
-@dataclass(frozen=True, slots=True)
-class LayerReport:
-    enabled: bool
-    checked: bool
-    hit: bool
-    time_ms: float
-    reason: str
-    similarity: float | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CacheLookup:
-    """One waterfall lookup. ``reply`` is set on a hit; ``key`` is the L2 key to store under."""
-
-    reply: CachedReply | None
-    layer: Layer | None
-    confidence: float | None
-    key: str | None
-    provider: str
-    model: str
-    """Where the request's spec resolved: a miss stores its reply under the same."""
-    l1: L1Report
-    l2: LayerReport
-    l3: LayerReport
-    lookup_time_ms: float
-    tokens_saved: int
-    cost_saved_usd: float
-
-    @property
-    def hit(self) -> bool:
-        return self.reply is not None
-
-
-@dataclass(slots=True)
-class LayerMetrics:
-    lookups: int = 0
-    hits: int = 0
-    errors: int = 0
-    stores: int = 0
-    tokens_saved: int = 0
-    cost_saved_usd: float = 0.0
-    times_ms: deque[float] = field(default_factory=lambda: deque(maxlen=_TIMING_SAMPLES))
-
-    @property
-    def hit_rate(self) -> float:
-        return self.hits / self.lookups if self.lookups else 0.0
-
-    def snapshot(self) -> dict[str, Any]:
-        times = sorted(self.times_ms)
-        return {
-            "lookups": self.lookups,
-            "hits": self.hits,
-            "hit_rate": self.hit_rate,
-            "errors": self.errors,
-            "stores": self.stores,
-            "tokens_saved": self.tokens_saved,
-            "cost_saved_usd": self.cost_saved_usd,
-            "lookup_ms_p50": median(times) if times else None,
-            "lookup_ms_p99": times[min(len(times) - 1, int(len(times) * 0.99))] if times else None,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class LayerHealth:
-    status: HealthStatus
-    backend: str | None
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class CacheHealth:
-    layers: dict[Layer, LayerHealth]
-
-    @property
-    def status(self) -> HealthStatus:
-        """``degraded`` when any enabled layer is; ``ok`` otherwise (disabled layers count as
-        a choice, not a fault)."""
-        states = {health.status for health in self.layers.values()}
-        return "degraded" if "degraded" in states else "ok"
 
 
 class CacheManager:
@@ -180,6 +72,8 @@ class CacheManager:
         self.warm = warm
         self.kind_of = kind_of
         self.metrics: dict[Layer, LayerMetrics] = {layer: LayerMetrics() for layer in LAYERS}
+        self.personas: dict[str, PersonaMetrics] = {}
+        """Per persona (the call context's; ``-`` for calls without one)."""
         self.total_lookups = 0
         self._last_error: dict[Layer, str | None] = dict.fromkeys(LAYERS)
         self.unavailable: dict[Layer, str] = {}
@@ -219,7 +113,7 @@ class CacheManager:
         """L2, then L3 when L2 misses; ``provider``/``model`` as resolved from the spec."""
         started = time.perf_counter()
         self.total_lookups += 1
-        l1 = await self._l1_report(request, provider, model) if use_l1 else _l1_off("not asked")
+        l1 = await self._l1_report(request, provider, model) if use_l1 else l1_off("not asked")
         key: str | None = None
         reply: CachedReply | None = None
         layer: Layer | None = None
@@ -245,11 +139,17 @@ class CacheManager:
                 if found.hit is not None:
                     reply, layer, confidence = found.hit.reply, "L3", found.hit.confidence
         tokens_saved, cost_saved = 0, 0.0
+        persona = self.personas.setdefault(request.context.persona or NO_PERSONA, PersonaMetrics())
+        persona.lookups += 1
         if reply is not None and layer is not None:
             tokens_saved, cost_saved = self._saved(reply)
             metrics = self.metrics[layer]
             metrics.tokens_saved += tokens_saved
             metrics.cost_saved_usd += cost_saved
+            persona.hits[layer] = persona.hits.get(layer, 0) + 1
+            persona.tokens_saved += tokens_saved
+            persona.cost_saved_usd += cost_saved
+            persona.time_saved_s += reply.duration_s or 0.0
         return CacheLookup(
             reply=reply,
             layer=layer,
@@ -320,14 +220,14 @@ class CacheManager:
 
     async def _l1_report(self, request: Request, provider: str, model: str) -> L1Report:
         if self.planner is None:
-            return _l1_off("disabled")
+            return l1_off("disabled")
         return (await self.plan_call(request, provider, model)).report
 
     async def plan_call(self, request: Request, provider: str, model: str) -> PlannedCall:
         """L1 for a call about to go to ``provider:model``: the request with its
         breakpoints (or key), and whether its prefix is warm; planned once, counted once."""
         if self.planner is None:
-            return PlannedCall(None, _l1_off("disabled"))
+            return PlannedCall(None, l1_off("disabled"))
         planned = self.planner.plan(request, self.kind_of(provider), model)
         if planned.prefix_hash is None or planned.prefix_tokens == 0:
             report = L1Report(False, False, planned.prefix_hash, 0, 0.0, planned.reason)
@@ -551,6 +451,7 @@ class CacheManager:
                 self.semantic.counts.average_similarity if self.semantic is not None else None
             ),
             "layers": {layer: m.snapshot() for layer, m in self.metrics.items()},
+            "personas": {name: m.snapshot() for name, m in sorted(self.personas.items())},
             "last_errors": {layer: e for layer, e in self._last_error.items() if e is not None},
         }
 
@@ -577,7 +478,3 @@ class CacheManager:
         self.metrics[layer].errors += 1
         self._last_error[layer] = str(exc)
         logger.warning("%s cache unavailable: %s", layer, exc)
-
-
-def _l1_off(reason: str) -> L1Report:
-    return L1Report(False, False, None, 0, 0.0, reason)

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from helios.cache.exact import CachedReply
-from helios.cache.manager import Layer
+from helios.cache.reports import Layer
 from helios.messages import CallContext, Message, Request, SamplingParams, Usage
 
 

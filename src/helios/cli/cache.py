@@ -13,6 +13,7 @@ calls.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.table import Table
 from rich.text import Text
 
+from helios.analysis.cache_usage import EVENT_TYPES as USAGE_EVENTS
+from helios.analysis.cache_usage import cache_usage_by_persona
 from helios.cache.exact import CachedReply
-from helios.cache.manager import API_LAYER_NAMES, LAYERS, CacheManager, Layer
+from helios.cache.manager import CacheManager
+from helios.cache.reports import API_LAYER_NAMES, LAYERS, Layer
 from helios.cache.supplied import Turn, selection_problem, supplied_reply, supplied_request
 from helios.cli.context import cli_context, console_err, console_out, with_runtime
 from helios.config.settings import Settings
 from helios.errors import ConfigError, HeliosError, InputError
+from helios.ledger.store import EventQuery
 from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
 from helios.runtime import Runtime
@@ -50,8 +55,17 @@ _LAYER_BY_NAME: dict[str, Layer] = {
 
 
 @app.command("stats")
-def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Entries and health per layer, and the configuration (backends, TTLs, threshold)."""
+def stats(
+    ctx: typer.Context,
+    hours: Annotated[
+        float,
+        typer.Option(help="Window of the per-persona figures, in hours.", min=0.001),
+    ] = 24.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Entries and health per layer, the configuration (backends, TTLs, threshold), and per
+    persona (from the ledger, every process that records into it) hits, misses and what the
+    hits saved over the last HOURS."""
     settings = cli_context(ctx).settings()
     config = _config(settings)
     if not settings.cache.enabled:
@@ -62,7 +76,8 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
             console_out.print(message)
         return
 
-    async def look(manager: CacheManager) -> dict[str, Any]:
+    async def look(runtime: Runtime) -> dict[str, Any]:
+        manager = _cache_of(runtime)
         entries = await manager.entries()
         health = await manager.health()
         layers = {
@@ -75,9 +90,17 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
             }
             for layer, state in health.layers.items()
         }
-        return {"enabled": True, "status": health.status, "layers": layers, "config": config}
+        personas = await _persona_usage(runtime, hours)
+        return {
+            "enabled": True,
+            "status": health.status,
+            "layers": layers,
+            "config": config,
+            "personas": personas,
+            "personas_window_h": hours,
+        }
 
-    document = _with_cache(settings, look)
+    document = with_runtime(settings, look)
     if as_json:
         _print_json(document)
         return
@@ -91,8 +114,47 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
         # Text, not markup: details such as "pip install 'helios[semantic]'" hold brackets
         table.add_row(*(Text(cell) for cell in cells))
     console_out.print(table)
+    _print_personas(document["personas"], hours)
     for line in _config_lines(config):
         console_out.print(line, markup=False)
+
+
+async def _persona_usage(runtime: Runtime, hours: float) -> dict[str, Any] | None:
+    """Per-persona figures from the ledger's events of the last ``hours`` (``None``: the
+    ledger is off, so nothing was recorded)."""
+    if runtime.store is None:
+        return None
+    since = time.time() - hours * 3600
+    events = await runtime.store.query(EventQuery(since=since, types=list(USAGE_EVENTS)))
+    return {name: usage.to_dict() for name, usage in cache_usage_by_persona(events).items()}
+
+
+def _print_personas(personas: dict[str, Any] | None, hours: float) -> None:
+    if personas is None:
+        console_out.print("per persona: the ledger is disabled, so no call was recorded")
+        return
+    if not personas:
+        console_out.print(f"per persona: no model call recorded in the last {hours:g} h")
+        return
+    table = Table(title=f"per persona, last {hours:g} h (all processes sharing the ledger)")
+    for column in ("persona", "calls", "hits", "misses", "hit rate", "L2", "L3", "saved $"):
+        table.add_column(column, justify="left" if column == "persona" else "right")
+    table.add_column("saved time", justify="right")
+    for name, row in personas.items():
+        by_layer = row["hits_by_layer"]
+        rate = "-" if row["hit_rate"] is None else f"{row['hit_rate']:.0%}"
+        table.add_row(
+            Text(name),
+            str(row["calls"]),
+            str(row["hits"]),
+            str(row["misses"]),
+            rate,
+            str(by_layer.get("L2", 0)),
+            str(by_layer.get("L3", 0)),
+            f"{row['cost_saved_usd']:.6f}",
+            f"{row['time_saved_s']:.2f} s",
+        )
+    console_out.print(table)
 
 
 @app.command("invalidate")

@@ -64,6 +64,8 @@ class PersonaLLMRun(_Event):
     cost_usd: float | None
     cost_saved_usd: float | None = None
     """What a cache hit saved: the original call's cost at catalogue prices."""
+    time_saved_s: float | None = None
+    """What a cache hit saved in waiting: the original call's duration (when known)."""
     cache_layer: str | None = None
     """The response-cache layer that answered (``"L2"``), or ``None`` for a provider call."""
 

@@ -1,7 +1,8 @@
 """The cache manager's counters on ``/metrics``, read at scrape time.
 
 The manager keeps its own counters (per layer: lookups, hits, errors, stores, tokens and
-dollars saved, recent lookup times); this collector turns a snapshot of them into
+dollars saved, recent lookup times; per persona: lookups, hits by layer, dollars and seconds
+saved); this collector turns a snapshot of them into
 Prometheus samples whenever ``/metrics`` is scraped, so the hot path pays nothing for it.
 Entry counts need a round trip to each store and stay on the cache API's ``/metrics``.
 """
@@ -9,6 +10,7 @@ Entry counts need a round trip to each store and stay on the cache API's ``/metr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -51,3 +53,33 @@ class CacheCollector(Collector):
                 if values[field] is not None:
                     latency.add_metric([layer, quantile], float(values[field]))
         yield latency
+        yield from _persona_families(manager.snapshot()["personas"])
+
+
+def _persona_families(personas: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    """Per persona: lookups, hits by the layer that answered, and what the hits saved."""
+    lookups = CounterMetricFamily(
+        "helios_cache_persona_lookups", "Cache lookups by persona.", labels=["persona"]
+    )
+    hits = CounterMetricFamily(
+        "helios_cache_persona_hits",
+        "Lookups answered from the cache, by persona and answering layer.",
+        labels=["persona", "layer"],
+    )
+    dollars = CounterMetricFamily(
+        "helios_cache_persona_cost_saved_usd",
+        "Dollars the persona's cache hits saved, at catalogue prices.",
+        labels=["persona"],
+    )
+    seconds = CounterMetricFamily(
+        "helios_cache_persona_time_saved_seconds",
+        "Seconds of provider time the persona's cache hits spared (the original calls').",
+        labels=["persona"],
+    )
+    for persona, values in personas.items():
+        lookups.add_metric([persona], float(values["lookups"]))
+        for layer, count in values["hits_by_layer"].items():
+            hits.add_metric([persona, layer], float(count))
+        dollars.add_metric([persona], float(values["cost_saved_usd"]))
+        seconds.add_metric([persona], float(values["time_saved_s"]))
+    yield from (lookups, hits, dollars, seconds)

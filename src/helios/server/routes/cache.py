@@ -33,12 +33,12 @@ from starlette.responses import Response
 
 from helios.cache.backends.base import EntryInfo
 from helios.cache.keys import namespace_of
-from helios.cache.manager import (
+from helios.cache.manager import CacheManager
+from helios.cache.reports import (
     API_LAYER_NAMES,
     LAYERS,
     CacheHealth,
     CacheLookup,
-    CacheManager,
     L1Report,
     Layer,
     LayerReport,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
-from helios.cache.manager import API_LAYER_NAMES
+from helios.cache.reports import API_LAYER_NAMES
 from helios.errors import HeliosError
 from helios.server.state import ServerState
 
