@@ -27,6 +27,7 @@ from helios.errors import (
 from helios.ledger.sink import EventSink, MemorySink
 from helios.messages import (
     CacheControl,
+    CallContext,
     Chunk,
     Completion,
     Message,
@@ -39,6 +40,7 @@ from helios.pipeline.runner import run_dialectic
 from helios.providers.base import Provider
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 
 __all__ = [
     "AuthenticationError",
@@ -46,6 +48,7 @@ __all__ = [
     "BudgetExceeded",
     "CacheBackendError",
     "CacheControl",
+    "CallContext",
     "CallObserver",
     "CallRecord",
     "Catalog",
@@ -74,6 +77,7 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "Request",
+    "Runtime",
     "SamplingParams",
     "Settings",
     "UnknownModel",
