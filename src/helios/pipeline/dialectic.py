@@ -253,18 +253,17 @@ class _Run:
             # here so that asyncio does not report an unretrieved exception.
             self._prep.add_done_callback(lambda task: task.cancelled() or task.exception())
 
-    async def _prepared_antithesis(self, evidence: Evidence) -> dict[str, str]:
-        if self._prep is not None:
-            return await self._prep
-        return self._prepare(evidence)
-
     def _prepare(self, evidence: Evidence) -> dict[str, str]:
         """Everything the antithesis needs but the thesis text: its evidence context, its
-        template checked, its provider resolved (SDK imported, client built)."""
+        template checked, its provider resolved (SDK imported, client built). An ``auto``
+        model is only known once the engine routes the call, so nothing is resolved then."""
         values = self._values(evidence)
         persona = self.personas["antithesis"]
         persona.render({**values, "thesis": ""})
-        self.p.engine.registry.resolve(persona.model_spec(self.settings, self.p.model_override))
+        registry = self.p.engine.registry
+        spec = persona.model_spec(self.settings, self.p.model_override)
+        if not registry.is_auto(spec):
+            registry.resolve(spec)
         return values
 
     async def _gather(self) -> Evidence:
