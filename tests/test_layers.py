@@ -32,6 +32,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "helios.sqlite_db",
         "helios.postgres_db",
         "helios.data",
+        "helios.percentiles",
     ),
     # what talks to the outside world: model providers, embedders, the event store, the simulator
     ("helios.providers", "helios.embeddings", "helios.ledger", "helios.sim"),

@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from statistics import median
 from typing import Any, Literal
 
 from helios.cache.backends.base import CacheBackend
@@ -35,6 +34,7 @@ from helios.cache.semantic import SemanticCache, SemanticLookup
 from helios.catalog import Catalog
 from helios.errors import CacheBackendError, HeliosError
 from helios.messages import CacheTTL, Completion, Request
+from helios.percentiles import percentile
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,6 @@ class LayerMetrics:
         return self.hits / self.lookups if self.lookups else 0.0
 
     def snapshot(self) -> dict[str, Any]:
-        times = sorted(self.times_ms)
         return {
             "lookups": self.lookups,
             "hits": self.hits,
@@ -122,8 +121,8 @@ class LayerMetrics:
             "stores": self.stores,
             "tokens_saved": self.tokens_saved,
             "cost_saved_usd": self.cost_saved_usd,
-            "lookup_ms_p50": median(times) if times else None,
-            "lookup_ms_p99": times[min(len(times) - 1, int(len(times) * 0.99))] if times else None,
+            "lookup_ms_p50": percentile(self.times_ms, 0.5),
+            "lookup_ms_p99": percentile(self.times_ms, 0.99),
         }
 
 
