@@ -33,6 +33,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "helios.postgres_db",
         "helios.data",
         "helios.percentiles",
+        "helios.retries",
     ),
     # what talks to the outside world: model providers, embedders, the event store, the simulator
     ("helios.providers", "helios.embeddings", "helios.ledger", "helios.sim"),

@@ -30,6 +30,7 @@ from helios.errors import BudgetExceeded, ConfigError, HeliosError, InputError
 from helios.ledger.events import ErrorEvent, TaskFinished, TaskStarted
 from helios.ledger.sink import EventSink, FanOut
 from helios.pipeline.dag import GOAL, Dag, TaskSpec, render_prompt
+from helios.retries import RetryPolicy
 
 TaskStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
 
@@ -290,6 +291,7 @@ class _DagRun:
             values[dependency] = self.result.tasks[dependency].output
         try:
             prompt = render_prompt(spec.prompt, values)
+            retry = RetryPolicy(attempts=spec.retries + 1, base_s=spec.backoff_s)
             for attempt in range(1, spec.retries + 2):
                 result.attempts = attempt
                 try:
@@ -310,8 +312,9 @@ class _DagRun:
                     result.status, result.output, result.error = "succeeded", output, None
                     return
                 result.error = error
-                if attempt <= spec.retries:
-                    await asyncio.sleep(spec.backoff_s * 2 ** (attempt - 1))
+                delay = retry.delay_s(attempt)
+                if delay is not None:
+                    await asyncio.sleep(delay)
             if spec.retries and result.attempts > 1:
                 result.error = f"{result.error} (after {result.attempts} attempts)"
             result.status = "failed"
