@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import percentile
+from helios.percentiles import percentile
 
 
 @dataclass
@@ -94,7 +94,7 @@ def summary(ns: Sequence[int]) -> dict[str, Any]:
     return {
         "n": len(ms),
         "p50_ms": statistics.median(ms),
-        "p99_ms": percentile(ms, 99),
+        "p99_ms": percentile(ms, 0.99),
         "mean_ms": statistics.fmean(ms),
         "min_ms": min(ms),
     }

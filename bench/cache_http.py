@@ -44,7 +44,8 @@ from cache_common import (
     reply_text,
 )
 from cache_server import server_options
-from common import free_port, percentile
+from common import free_port
+from helios.percentiles import percentile
 
 HTTP_L2_KEYS = 200
 PREFIX = "/api/v1/helios/cache"
@@ -149,7 +150,7 @@ async def load(
         "requests": len(ms),
         "requests_per_s": len(ms) / window_s,
         "p50_ms": statistics.median(ms) if ms else None,
-        "p99_ms": percentile(ms, 99) if ms else None,
+        "p99_ms": percentile(ms, 0.99) if ms else None,
         "counts": counts,
         "client_cpu": usage["client"] / window_s,
         "server_cpu": usage["server"] / window_s,

@@ -1,5 +1,6 @@
-"""What the benchmarks share: the simulator in its own pinned process, percentiles, the
-machine they ran on. Each script runs from this folder, so ``from common import ...``."""
+"""What the benchmarks share: the simulator in its own pinned process and the machine they
+ran on. Each script runs from this folder, so ``from common import ...``. Percentiles come
+from :func:`helios.percentiles.percentile`, the definition Helios itself reports."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +49,6 @@ def start_simulator(port: int, *options: str) -> subprocess.Popen[bytes]:
     process.kill()
     _, stderr = process.communicate()
     raise SystemExit(f"the simulator did not start: {stderr.decode(errors='replace')}")
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def machine() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from common import machine, percentile
+from common import machine
 from helios.catalog import Catalog
 from helios.config.governor import BudgetSettings, WindowSettings
 from helios.errors import HeliosError
@@ -33,6 +33,7 @@ from helios.governance.state.memory import MemoryState
 from helios.governance.state.redis import RedisState
 from helios.governance.state.sqlite import SQLiteState
 from helios.messages import Request, Usage
+from helios.percentiles import percentile
 from helios.sqlite_db import SQLiteDatabase, transaction
 
 RESULTS = Path(__file__).parent / "results" / "governor.json"
@@ -48,7 +49,7 @@ BUDGET = BudgetSettings(
 
 def summary(samples: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in samples]
-    return {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "n": len(ms)}
+    return {"p50_ms": percentile(ms, 0.5), "p99_ms": percentile(ms, 0.99), "n": len(ms)}
 
 
 async def timed(operation: Callable[[], Awaitable[Any]], calls: int) -> list[float]:

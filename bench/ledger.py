@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import machine, percentile
+from common import machine
 from helios.catalog import Catalog
 from helios.config.settings import Settings
 from helios.engine import Engine
@@ -37,6 +37,7 @@ from helios.ledger.sink import MemorySink
 from helios.ledger.sqlite import SQLiteLedgerStore
 from helios.ledger.store import LedgerStore
 from helios.ledger.writer import LedgerWriter
+from helios.percentiles import percentile
 from helios.pipeline.dialectic import DialecticPipeline
 from helios.pipeline.evidence import Evidence, Passage
 from helios.providers.function import FunctionProvider
@@ -122,10 +123,10 @@ async def added_latency(store: LedgerStore, tasks: int) -> dict[str, Any]:
         "tasks": tasks,
         "off_p50_ms": statistics.median(samples["off"]) * 1000,
         "on_p50_ms": statistics.median(samples["on"]) * 1000,
-        "off_p99_ms": percentile(samples["off"], 99) * 1000,
-        "on_p99_ms": percentile(samples["on"], 99) * 1000,
+        "off_p99_ms": percentile(samples["off"], 0.99) * 1000,
+        "on_p99_ms": percentile(samples["on"], 0.99) * 1000,
         "added_p50_ms": statistics.median(added) * 1000,
-        "added_p99_ms": percentile(added, 99) * 1000,
+        "added_p99_ms": percentile(added, 0.99) * 1000,
     }
 
 

@@ -42,12 +42,13 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import free_port, machine, percentile, start_simulator
+from common import free_port, machine, start_simulator
 from helios.config.settings import Settings
 from helios.engine import CallRecord, Engine
 from helios.ledger.events import GateVerdict, PersonaLLMRun, TaskStarted
 from helios.ledger.sink import MemorySink
 from helios.messages import Chunk, Completion, Request
+from helios.percentiles import percentile
 from helios.pipeline.dialectic import DialecticPipeline
 from helios.pipeline.evidence import Evidence, Passage
 from helios.pipeline.results import DialecticResult
@@ -297,7 +298,7 @@ def ms(values: Sequence[float]) -> dict[str, float]:
         "mean_ms": statistics.fmean(values) * 1000,
         "sd_ms": statistics.stdev(values) * 1000 if len(values) > 1 else 0.0,
         "p50_ms": statistics.median(values) * 1000,
-        "p99_ms": percentile(values, 99) * 1000,
+        "p99_ms": percentile(values, 0.99) * 1000,
     }
 
 
@@ -379,11 +380,11 @@ def overhead_stats(calls: Sequence[dict[str, Any]], config: SimConfig) -> dict[s
         return {
             "calls": len(rows),
             "p50_ms": statistics.median(overhead) * 1000,
-            "p99_ms": percentile(overhead, 99) * 1000,
+            "p99_ms": percentile(overhead, 0.99) * 1000,
             "mean_ms": statistics.fmean(overhead) * 1000,
             "provider_p50_ms": statistics.median(row["provider_s"] for row in rows) * 1000,
             "sim_excess_p50_ms": statistics.median(excess) * 1000,
-            "sim_excess_p99_ms": percentile(excess, 99) * 1000,
+            "sim_excess_p99_ms": percentile(excess, 0.99) * 1000,
         }
 
     by_persona = {p: summary([c for c in rows if c["persona"] == p]) for p in PERSONAS}

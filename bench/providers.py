@@ -31,7 +31,7 @@ from google import genai
 from google.genai import types as genai_types
 from pydantic import SecretStr
 
-from common import free_port, machine, percentile, start_simulator
+from common import free_port, machine, start_simulator
 from helios import (
     Catalog,
     Engine,
@@ -42,6 +42,7 @@ from helios import (
     SamplingParams,
     Settings,
 )
+from helios.percentiles import percentile
 
 RESULTS = Path(__file__).parent / "results" / "providers.json"
 PROMPT = "Summarise the trade-offs of microservices for a five-person startup."
@@ -175,7 +176,7 @@ def helios_call(engine: Engine, protocol: str) -> Timed:
 def describe(values: list[float]) -> dict[str, float]:
     return {
         "p50_ms": statistics.median(values) * 1000,
-        "p99_ms": percentile(values, 99) * 1000,
+        "p99_ms": percentile(values, 0.99) * 1000,
         "mean_ms": statistics.fmean(values) * 1000,
     }
 
@@ -245,7 +246,7 @@ async def measure_engine_in_process(n: int, chunks: int = 32) -> dict[str, Any]:
         "direct": describe(samples["direct"]),
         "helios": describe(samples["helios"]),
         "paired_added_p50_ms": statistics.median(added) * 1000,
-        "paired_added_p99_ms": percentile(added, 99) * 1000,
+        "paired_added_p99_ms": percentile(added, 0.99) * 1000,
     }
 
 

@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import machine, percentile
+from common import machine
+from helios.percentiles import percentile
 from helios.pipeline.dag import Dag, TaskSpec, check_dag
 from helios.pipeline.scheduler import DagScheduler
 
@@ -84,7 +85,7 @@ async def main() -> None:
     for shape in ("wide", "chain", "random"):
         dag = build(shape)
         totals = await measure(dag)
-        p50, p99 = percentile(totals, 50), percentile(totals, 99)
+        p50, p99 = percentile(totals, 0.5), percentile(totals, 0.99)
         per_task_ms = p50 * 1000 / TASKS
         rows.append(
             {

@@ -44,12 +44,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from common import machine, percentile
+from common import machine
 from helios.cache.semantic import context_of
 from helios.cache.verifier import Candidate, CosineOnly, HitVerifier, Verdict
 from helios.embeddings.base import LOCAL_MINILM
 from helios.embeddings.onnx import OnnxMiniLM
 from helios.messages import Message, Request
+from helios.percentiles import percentile
 from semantic_quality_report import (
     SPLITS,
     TOP1,
@@ -294,8 +295,8 @@ def timing(pairs: Sequence[tuple[str, Candidate]], repeats: int) -> dict[str, An
     return {
         "candidates": len(pairs),
         "clock": f"thread CPU time, least of {repeats} runs",
-        "cold_us": {"median": percentile(cold, 50), "p99": percentile(cold, 99)},
-        "memoised_us": {"median": percentile(warm, 50), "p99": percentile(warm, 99)},
+        "cold_us": {"median": percentile(cold, 0.5), "p99": percentile(cold, 0.99)},
+        "memoised_us": {"median": percentile(warm, 0.5), "p99": percentile(warm, 0.99)},
     }
 
 
@@ -317,10 +318,10 @@ def select_timing(lookups: list[Lookup], threshold: float, repeats: int) -> dict
     return {
         "calls": len(calls),
         "threshold": label(threshold),
-        "call_us": {"median": percentile(calls, 50), "p99": percentile(calls, 99)},
+        "call_us": {"median": percentile(calls, 0.5), "p99": percentile(calls, 0.99)},
         "per_candidate_us": {
-            "median": percentile(per_candidate, 50),
-            "p99": percentile(per_candidate, 99),
+            "median": percentile(per_candidate, 0.5),
+            "p99": percentile(per_candidate, 0.99),
         },
     }
 
@@ -351,8 +352,8 @@ async def embed_latency(
         result[f"threads={threads}"] = {
             name: {
                 "embedder": embedders[name].name,
-                "p50_ms": round(percentile(times, 50), 2),
-                "p99_ms": round(percentile(times, 99), 2),
+                "p50_ms": round(percentile(times, 0.5), 2),
+                "p99_ms": round(percentile(times, 0.99), 2),
             }
             for name, times in spent.items()
         }

@@ -32,6 +32,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "helios.sqlite_db",
         "helios.postgres_db",
         "helios.data",
+        "helios.percentiles",
+        "helios.retries",
     ),
     # what talks to the outside world: model providers, embedders, the event store, the simulator
     ("helios.providers", "helios.embeddings", "helios.ledger", "helios.sim"),

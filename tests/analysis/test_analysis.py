@@ -316,6 +316,17 @@ def test_describe_ignores_non_finite_values() -> None:
     assert describe([1.0, float("nan"), 3.0]).mean == 2.0
 
 
+def test_describe_reports_the_percentiles_numpy_did() -> None:
+    # describe() used np.percentile before helios.percentiles: the figures must not move
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    for size in range(1, 60):
+        values = rng.lognormal(0.0, 1.0, size).tolist()
+        dist = describe(values)
+        assert (dist.p50, dist.p95) == tuple(float(q) for q in np.percentile(values, [50, 95]))
+
+
 # -- last task ----------------------------------------------------------------------------
 async def test_last_task_breakdown() -> None:
     store = MemoryLedgerStore()

@@ -58,6 +58,8 @@ async def test_repeated_long_system_prompts_read_the_provider_cache(sim: SimServ
         second = await engine.complete(Request.of("Second question?", model=SONNET, system=SYSTEM))
     finally:
         await engine.aclose()
+        assert engine.cache is not None
+        await engine.cache.aclose()
     # the engine placed the breakpoint: the first call wrote the prefix, the second read it
     assert first.usage.cache_write_5m_tokens == PREFIX_TOKENS
     assert second.usage.cache_read_tokens == PREFIX_TOKENS
@@ -84,6 +86,8 @@ async def test_openai_calls_carry_the_prefix_hash_as_prompt_cache_key(sim: SimSe
         short = await engine.complete(Request.of("Hi", model="openai:gpt-5.5", system="Be brief"))
     finally:
         await engine.aclose()
+        assert engine.cache is not None
+        await engine.cache.aclose()
     keys = [r.body.get("prompt_cache_key") for r in sim.state.requests]
     assert keys[0] is not None and keys[0] == keys[1]
     assert keys[2] is None  # below OpenAI's 1,024 tokens there is nothing to key
@@ -118,6 +122,7 @@ async def l3_engine(tmp_path: Path, embedder: OnnxMiniLM) -> AsyncIterator[Engin
     engine = Engine(registry, catalog, cache=cache)
     yield engine
     await engine.aclose()
+    await cache.aclose()
 
 
 async def test_a_paraphrase_is_served_from_l3_as_the_original_stream(l3_engine: Engine) -> None:

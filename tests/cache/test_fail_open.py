@@ -62,4 +62,5 @@ async def test_redis_down_mid_run_fails_open_and_recovers() -> None:
     finally:
         await backend.delete_prefix("")
         await engine.aclose()
+        await cache.aclose()  # the engine closes its providers; the cache is ours
         await proxy.stop()

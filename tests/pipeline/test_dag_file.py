@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,32 @@ tasks:
 def test_self_dependency_is_a_cycle() -> None:
     dag = Dag(tasks=[TaskSpec(id="a", persona="bard", depends_on=["a"])])
     assert find_cycle(dag) == ["a", "a"]
+
+
+def test_a_cycle_is_found_in_any_graph_and_only_there() -> None:
+    rng, found = random.Random(0), 0
+    for _ in range(300):
+        size = rng.randint(1, 8)
+        ids = [f"t{n}" for n in range(size)]
+        # needs only earlier tasks: acyclic, so t needs (transitively) only what precedes it
+        needs = {i: set(rng.sample(ids[:n], rng.randint(0, n))) for n, i in enumerate(ids)}
+        below = {i: set[str]() for i in ids}
+        for i in ids:
+            for dependency in needs[i]:
+                below[i] |= {dependency} | below[dependency]
+        # one more edge, "a needs b", closes a loop exactly when b already needs a
+        a, b = rng.choice(ids), rng.choice(ids)
+        needs[a].add(b)
+        cyclic = a == b or a in below[b]
+        found += cyclic
+        dag = Dag(tasks=[TaskSpec(id=i, persona="bard", depends_on=sorted(needs[i])) for i in ids])
+        cycle = find_cycle(dag)
+        if not cyclic:
+            assert cycle == []
+            continue
+        assert cycle[0] == cycle[-1] and len(cycle) >= 2
+        assert all(before in needs[after] for before, after in itertools.pairwise(cycle))
+    assert 50 < found < 250  # both kinds were tried
 
 
 @pytest.mark.parametrize(

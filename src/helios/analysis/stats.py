@@ -1,6 +1,7 @@
 """The numbers behind ledger analysis: sample descriptions and two-sample comparisons.
 
-numpy and scipy do the statistics (percentiles, Welch's t-test, the bootstrap); this module
+numpy and scipy do the statistics (Welch's t-test, the bootstrap) and
+:func:`helios.percentiles.percentile` the percentiles, as everywhere else; this module
 only decides what is defined for a sample and words the outcome. Undefined values (the sd
 of one value, a t-test on constant samples) are ``None``, never NaN.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helios.errors import MissingDependency
+from helios.percentiles import percentile
 
 try:
     import numpy as np
@@ -48,7 +50,7 @@ def describe(values: Sequence[float]) -> Distribution:
     if not sample:
         return Distribution(0, None, None, None, None, sample)
     data = np.asarray(sample)
-    p50, p95 = (float(q) for q in np.percentile(data, [50, 95]))
+    p50, p95 = percentile(sample, 0.5), percentile(sample, 0.95)
     sd = float(np.std(data, ddof=1)) if len(sample) > 1 else None
     return Distribution(len(sample), float(np.mean(data)), sd, p50, p95, sample)
 

@@ -27,7 +27,7 @@ from helios.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-_SEMANTIC_MODULES = ("numpy", "usearch", "onnxruntime", "tokenizers")
+_SEMANTIC_MODULES = ("numpy", "usearch", "onnxruntime", "tokenizers", "rapidfuzz")
 
 
 def l2_backend(settings: CacheSettings) -> CacheBackend:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from statistics import median
 from typing import Any
 
 from helios.cache.reports import Layer
+from helios.percentiles import percentile
 
 TIMING_SAMPLES = 2048
 
@@ -27,7 +27,6 @@ class LayerMetrics:
         return self.hits / self.lookups if self.lookups else 0.0
 
     def snapshot(self) -> dict[str, Any]:
-        times = sorted(self.times_ms)
         return {
             "lookups": self.lookups,
             "hits": self.hits,
@@ -36,8 +35,8 @@ class LayerMetrics:
             "stores": self.stores,
             "tokens_saved": self.tokens_saved,
             "cost_saved_usd": self.cost_saved_usd,
-            "lookup_ms_p50": median(times) if times else None,
-            "lookup_ms_p99": times[min(len(times) - 1, int(len(times) * 0.99))] if times else None,
+            "lookup_ms_p50": percentile(self.times_ms, 0.5),
+            "lookup_ms_p99": percentile(self.times_ms, 0.99),
         }
 
 

@@ -5,7 +5,8 @@ question. With MiniLM, "Can I cancel before the trip starts?" / "...after..." sc
 "How do I move my files from Dropbox to OneDrive?" / "...from OneDrive to Dropbox?" 0.995,
 "Is the pool open at 6am?" / "...8am?" 0.92, while real paraphrases average 0.78
 (fow-cache's labelled pairs). No cosine threshold separates them, so the verifier reads the
-words, locally and cheaply (pure Python, no model; costs in bench/semantic_quality.py).
+words, locally and cheaply (Python and rapidfuzz's edit distance, no model; costs in
+bench/semantic_quality.py).
 :mod:`helios.cache.wording` turns each text into a signature and aligns two of them; this
 module decides on what is left over:
 

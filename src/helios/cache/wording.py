@@ -137,7 +137,16 @@ class Signature:
 
 
 def stem(word: str) -> str:
-    """A light suffix stripper: enough to align "columns"/"column", "created"/"create"."""
+    """A light suffix stripper: enough to align "columns"/"column", "created"/"create".
+
+    Hand-written on purpose. Snowball's English stemmer (and Porter's; PyStemmer 3.1.0)
+    was measured in its place with bench/semantic_quality.py (bench/README.md, "Verifier
+    wording"): fow-cache's figures did not move and ROC AUC rose 0.001-0.003, but GPTCache's
+    data lost one correct hit at every threshold (836/26/137 at 0.86, against 837/26/136):
+    Snowball gives "used" and "using" one stem, and the direction rule then reads "used to
+    store ..." against "saved to ... using" as a reversed direction. The verifier's rules
+    were tuned on this stemmer's output, so a library stemmer is not at least as good.
+    """
     if len(word) <= 3:
         return word
     if word.endswith("ied") or (word.endswith("ies") and len(word) > 4):
@@ -392,19 +401,14 @@ def typo(a: str, b: str) -> bool:
     limit = 2 if len(short) >= 8 else 1
     if len(long) - len(short) > limit:
         return False
-    # optimal string alignment distance (Levenshtein plus adjacent transpositions)
-    before: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], before[j - 2] + 1)
-        if min(current) > limit:
-            return False
-        before, previous = previous, current
-    return previous[-1] <= limit
+    # Optimal string alignment distance (Levenshtein plus adjacent transpositions: "teh"),
+    # rapidfuzz's: the same answers as the hand-written dynamic programme it replaced, on
+    # 247k word pairs, at about a twentieth of the cost. Imported here because the core
+    # imports this module (the verifier's types) without the semantic extra, and L3, the
+    # only caller, is off without rapidfuzz (helios.cache.factory).
+    from rapidfuzz.distance import OSA
+
+    return OSA.distance(a, b, score_cutoff=limit) <= limit
 
 
 def _qualified(left_q: list[Token], left_c: list[Token]) -> None:

@@ -9,7 +9,8 @@ process still writes promptly while a busy one writes large batches.
 
 Failure policy: an event leaves the queue only once the store has committed it. When an
 append fails, its events stay at the head of the queue, in order, and the writer retries
-with exponential backoff (``retry_initial_s`` doubling up to ``retry_max_s``); nothing
+with exponential backoff (a :class:`~helios.retries.RetryPolicy` that never gives up:
+``retry_initial_s`` doubling up to ``retry_max_s``); nothing
 is dropped, and the queue grows (see :attr:`pending`, :attr:`lag_s`) until the store
 recovers. A ``flush()`` cuts the wait short and asks for an attempt at once; if that
 attempt fails, ``flush()`` raises the :class:`LedgerError` (the events stay queued).
@@ -36,6 +37,7 @@ from types import TracebackType
 from helios.errors import LedgerError
 from helios.ledger.events import Event
 from helios.ledger.store import LedgerStore
+from helios.retries import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +61,7 @@ class LedgerWriter:
         self.store = store
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
-        self.retry_initial_s = retry_initial_s
-        self.retry_max_s = retry_max_s
+        self.retry = RetryPolicy(attempts=None, base_s=retry_initial_s, cap_s=retry_max_s)
         self._queue: deque[tuple[float, Event]] = deque()  # (monotonic time emitted, event)
         self._emitted = 0  # events ever emitted; the last one's sequence number
         self._written = 0  # events committed: the queue holds ``_written + 1 ..``
@@ -156,7 +157,7 @@ class LedgerWriter:
         return self._closing or bool(self._flushes)
 
     async def _run(self) -> None:
-        backoff = self.retry_initial_s
+        failures = 0  # appends failed in a row
         while True:
             if not self._queue:
                 if self._closing:
@@ -175,10 +176,12 @@ class LedgerWriter:
                 self._failed(exc, len(batch))
                 if self._closing:
                     return  # aclose() raises; the events stay queued
+                failures += 1
+                backoff = self.retry.delay_s(failures)
+                assert backoff is not None  # a policy without an attempt limit
                 await self._idle_until(time.monotonic() + backoff, self._urgent)
-                backoff = min(backoff * 2, self.retry_max_s)
                 continue
-            backoff = self.retry_initial_s
+            failures = 0
             self.last_error = None
             for _ in batch:
                 self._queue.popleft()

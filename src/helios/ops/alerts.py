@@ -1,6 +1,7 @@
 """Alerts: one log line each, and a JSON POST to a webhook when one is configured.
 
-Posting happens in a background task with retries and exponential backoff, so raising an
+Posting happens in a background task with retries and exponential backoff (a
+:class:`~helios.retries.RetryPolicy`: ``backoff_s`` doubling, no cap), so raising an
 alert never blocks the caller and never fails it: a webhook that stays down costs a
 warning in the log, nothing more. Only posting needs ``httpx2``; it is imported when a
 webhook is configured, so a missing package fails at start-up, not at the first alert.
@@ -14,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from helios.errors import MissingDependency
+from helios.retries import RetryPolicy
 
 if TYPE_CHECKING:
     import httpx2
@@ -41,8 +43,7 @@ class Alerter:
         close_timeout_s: float = 2.0,
     ) -> None:
         self.webhook_url = webhook_url
-        self.retries = retries
-        self.backoff_s = backoff_s
+        self.retry = RetryPolicy(attempts=retries + 1, base_s=backoff_s)
         self.timeout_s = timeout_s
         self.close_timeout_s = close_timeout_s
         self._client: httpx2.AsyncClient | None = None
@@ -86,22 +87,24 @@ class Alerter:
         import httpx2  # present: checked when the webhook was configured
 
         client = self._http()
-        attempts = self.retries + 1
-        problem = ""
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 response = await client.post(url, json=payload)
             except httpx2.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-                continue
-            if response.is_success:
-                return True
-            problem = f"HTTP {response.status_code}"
-            if response.status_code < 500 and response.status_code not in _RETRYABLE_STATUS:
+            else:
+                if response.is_success:
+                    return True
+                problem = f"HTTP {response.status_code}"
+                if response.status_code < 500 and response.status_code not in _RETRYABLE_STATUS:
+                    break
+            delay = self.retry.delay_s(attempt)
+            if delay is None:
                 break
-        logger.warning("alert webhook %s failed after %d attempt(s): %s", url, attempt + 1, problem)
+            await asyncio.sleep(delay)
+        logger.warning("alert webhook %s failed after %d attempt(s): %s", url, attempt, problem)
         return False
 
     def _http(self) -> httpx2.AsyncClient:

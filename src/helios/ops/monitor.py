@@ -8,6 +8,7 @@ Every check reads the events of the last ``hours`` and computes, per task:
 - ``second_pass_rate``: finished tasks that needed a ``second_pass`` / finished tasks
 - ``cache_hit_rate``: ``cache_lookup`` hits / lookups (over the tasks that looked up)
 - ``p95_latency_s``: the 95th percentile of ``task_finished.duration_s``
+  (:func:`helios.percentiles.percentile`)
 
 A rule (``metric op threshold``) fires only over at least ``min_samples`` relevant tasks, so
 one failure in two tasks never rolls anything back. A firing rule sets its flag's override
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from helios.ledger.events import (
 )
 from helios.ledger.store import EventQuery, LedgerStore
 from helios.ops.flags import validate_flag_value
+from helios.percentiles import percentile
 
 if TYPE_CHECKING:
     from helios.ops.alerts import Alerter
@@ -156,16 +157,6 @@ def measure(events: Sequence[Event]) -> tuple[int, dict[str, Measure]]:
         "p95_latency_s": Measure(percentile(durations, 0.95), len(durations)),
     }
     return len(started), metrics
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q`` quantile by linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 class HealthMonitor:

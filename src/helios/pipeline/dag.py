@@ -25,6 +25,7 @@ personas) live in :func:`check_dag` so that a planner's DAG and a file's get the
 
 from __future__ import annotations
 
+import graphlib
 import json
 import string
 from collections.abc import Collection, Mapping
@@ -162,30 +163,14 @@ def _check_kind(spec: TaskSpec, field: str, personas: Collection[str] | None) ->
 
 def find_cycle(dag: Dag) -> list[str]:
     """A dependency cycle in run order (``[a, b, c, a]``: b needs a, c needs b, a needs c),
-    or an empty list. Deterministic: tasks are explored in declaration order."""
-    dependents: dict[str, list[str]] = {spec.id: [] for spec in dag.tasks}
-    for spec in dag.tasks:
-        for dependency in spec.depends_on:
-            if dependency in dependents:
-                dependents[dependency].append(spec.id)
-    state: dict[str, int] = {}  # 1: on the current path, 2: fully explored
-    for root in dependents:
-        if root in state:
-            continue
-        path: list[str] = [root]
-        stack = [iter(dependents[root])]
-        state[root] = 1
-        while stack:
-            child = next(stack[-1], None)
-            if child is None:
-                stack.pop()
-                state[path.pop()] = 2
-            elif state.get(child) == 1:
-                return [*path[path.index(child) :], child]
-            elif child not in state:
-                state[child] = 1
-                path.append(child)
-                stack.append(iter(dependents[child]))
+    or an empty list. ``graphlib`` finds it, deterministically: the same DAG always names
+    the same cycle."""
+    graph = {spec.id: spec.depends_on for spec in dag.tasks}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        # each node of the cycle graphlib reports is a dependency of the next
+        return list(error.args[1])
     return []
 
 

@@ -31,6 +31,7 @@ from helios.ledger.events import ErrorEvent, TaskFinished, TaskStarted
 from helios.ledger.sink import EventSink, FanOut
 from helios.messages import CallContext
 from helios.pipeline.dag import GOAL, Dag, TaskSpec, render_prompt
+from helios.retries import RetryPolicy
 
 TaskStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
 
@@ -304,6 +305,7 @@ class _DagRun:
             values[dependency] = self.result.tasks[dependency].output
         try:
             prompt = render_prompt(spec.prompt, values)
+            retry = RetryPolicy(attempts=spec.retries + 1, base_s=spec.backoff_s)
             for attempt in range(1, spec.retries + 2):
                 result.attempts = attempt
                 try:
@@ -324,8 +326,9 @@ class _DagRun:
                     result.status, result.output, result.error = "succeeded", output, None
                     return
                 result.error = error
-                if attempt <= spec.retries:
-                    await asyncio.sleep(spec.backoff_s * 2 ** (attempt - 1))
+                delay = retry.delay_s(attempt)
+                if delay is not None:
+                    await asyncio.sleep(delay)
             if spec.retries and result.attempts > 1:
                 result.error = f"{result.error} (after {result.attempts} attempts)"
             result.status = "failed"

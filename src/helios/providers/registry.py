@@ -175,7 +175,9 @@ class ProviderRegistry:
         if kind not in BUILTIN_ADAPTERS:
             return None if kind in self._factories else f"no adapter handles kind '{kind}'"
         module, extra = _SDKS[kind]
-        if not self._installed.setdefault(module, _is_installed(module)):
+        if module not in self._installed:  # a file-system search: once per process
+            self._installed[module] = _is_installed(module)
+        if not self._installed[module]:
             return f"{module} is not installed: pip install 'helios[{extra}]'"
         if kind == "llamacpp":
             try:

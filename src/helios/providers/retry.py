@@ -4,7 +4,8 @@ Every remote adapter turns its SDK's retries off and is wrapped in this class, s
 retries behave the same whatever the provider: google-genai ignores ``retry-after``, and
 the Anthropic SDK sleeps for any ``retry-after`` the server sends, an hour included. Here
 a wait longer than ``providers.<name>.max_retry_wait_s`` goes back to the caller as
-:class:`~helios.errors.RateLimited` instead of blocking the call.
+:class:`~helios.errors.RateLimited` instead of blocking the call. The schedule is
+:class:`~helios.retries.RetryPolicy`'s, as for every retry loop in Helios.
 
 ``parse_retry_after`` lives here too: every adapter uses it to fill
 :attr:`~helios.errors.RateLimited.retry_after` from a throttled response's headers.
@@ -23,6 +24,7 @@ from helios.config.providers import ProviderSettings
 from helios.errors import HeliosError, RateLimited
 from helios.messages import Chunk, Completion, Request
 from helios.providers.base import Provider
+from helios.retries import RetryPolicy
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -93,6 +95,13 @@ class RetryingProvider(Provider):
         self.max_retries = max_retries
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
+        self.policy = RetryPolicy(
+            attempts=max_retries + 1,
+            base_s=base_delay_s,
+            cap_s=max_delay_s,
+            jitter=0.25,
+            max_retry_wait_s=max_delay_s,
+        )
         self._rng = rng or random.Random()
 
     async def complete(self, request: Request) -> Completion:
@@ -131,14 +140,10 @@ class RetryingProvider(Provider):
 
     def _delay_before_retry(self, exc: HeliosError, attempt: int) -> float | None:
         """Seconds to sleep before the next attempt, or ``None`` to give up."""
-        if not exc.retryable or attempt >= self.max_retries:
+        if not exc.retryable:
             return None
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return exc.retry_after if exc.retry_after <= self.max_delay_s else None
-        backoff = min(self.base_delay_s * 2.0**attempt, self.max_delay_s)
-        # Up to a quarter less than the full backoff, so that callers throttled together
-        # do not all come back at the same instant.
-        return backoff * (1.0 - 0.25 * self._rng.random())
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        return self.policy.delay_s(attempt + 1, retry_after=retry_after, rng=self._rng)
 
     async def warm(self) -> None:
         await self.inner.warm()
