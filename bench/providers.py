@@ -281,8 +281,13 @@ async def measure_overhead(base_url: str, n: int, warmup: int, hit_backend: str)
                         "hit": answered_by(samples["hit"], "L2", "hit", protocol),
                     }
                 }
-                for index, metric in enumerate(METRICS):
-                    series = {arm: [s[index] for s in samples[arm]] for arm in ARMS}
+                for metric in METRICS:
+                    series = {
+                        arm: [
+                            ttft if metric == "ttft" else total for ttft, total, _ in samples[arm]
+                        ]
+                        for arm in ARMS
+                    }
                     row[metric] = {
                         "direct": describe(series["direct"]),
                         "helios": describe(series["helios"]),
@@ -334,7 +339,7 @@ async def measure_engine_in_process(n: int, *, ledger: bool, chunks: int = 32) -
             if runtime.store is not None:
                 await runtime.flush()
                 recorded = await runtime.store.count()
-    series = {arm: [s[1] for s in samples[arm]] for arm in samples}
+    series = {arm: [total for _, total, _ in samples[arm]] for arm in samples}
     added = [h - d for h, d in zip(series["helios"], series["direct"], strict=True)]
     result: dict[str, Any] = {
         "chunks_per_call": chunks,
