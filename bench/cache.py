@@ -19,7 +19,9 @@ onnxruntime load: on 2 cores faiss's OpenMP threads next to onnxruntime slowed e
 default), so the setting changes faiss and numpy's BLAS only, for every arm alike.
 
 Redis: ``--redis-url`` (default ``$HELIOS_TEST_REDIS_URL``, else db 15 on localhost); every
-key goes under a throwaway prefix that is deleted at the end.
+key goes under a throwaway prefix that is deleted at the end. Every file goes to temporary
+directories (the cache files, and ``HELIOS_DATA_DIR`` for this process and the servers it
+starts: bench/common.py), never to the user's own cache or ledger.
 
 Usage:
     make bench-cache                      # builds .venv-bench (peers) and runs this, ~5 min
@@ -46,7 +48,7 @@ from cache_l2 import measure_l2
 from cache_l3 import measure_size
 from cache_peers import peer_versions, version_of
 from cache_report import http_vs_floors, print_report, ratios, targets
-from common import machine
+from common import machine, temporary_data_dir
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
@@ -138,6 +140,7 @@ def parse_args() -> argparse.Namespace:
         help="a smoke run: fewer samples, 2k/10k entries, 3 s loads; writes <name>_quick",
     )
     parser.add_argument("--name", default="cache", help="results file name stem")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where results go")
     parser.add_argument(
         "--print", type=Path, metavar="JSON", help="only print the tables of a results file"
     )
@@ -193,10 +196,14 @@ def main() -> None:
         "config": {
             key: sorted(value) if isinstance(value, set) else value
             for key, value in vars(args).items()
+            if key != "out_dir"
         },
     }
     try:
-        with tempfile.TemporaryDirectory(prefix="helios-bench-cache-") as name:
+        with (
+            temporary_data_dir(),
+            tempfile.TemporaryDirectory(prefix="helios-bench-cache-") as name,
+        ):
             folder = Path(name)
             result.update(asyncio.run(run_in_process(args, folder, prefix)))
             if "http" in args.sections:
@@ -218,8 +225,8 @@ def main() -> None:
     result["ratios"] = ratios(result)
     result["http_vs_floors"] = http_vs_floors(result)
     result["targets"] = targets(result)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{args.name}.json"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    path = args.out_dir / f"{args.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print_report(result)
     print(f"\nwrote {path} in {result['wall_s']:.0f} s")

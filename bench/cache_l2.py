@@ -7,7 +7,8 @@ hit on one of ``L2_KEYS`` keys holding the same ~2 KB value:
 - ``ExactCache``: the key computed from the request (``key_for``) + ``lookup`` (decode
   included), what the engine pays;
 - ``CacheManager.lookup``: the whole waterfall as the engine and the HTTP route call it
-  (L1 report, L2 key and hit, metrics), built by the same factory as the server;
+  (L1 report, L2 key and hit, metrics): ``runtime.cache`` of a ``Runtime`` opened on the
+  backend's settings, as the engine and the server get it;
 - Redis only: a bare redis-py ``GET`` of the same bytes (asyncio, and sync), the floor;
 - LiteLLM ``local`` beside memory and ``redis`` beside Redis: ``Cache.async_get_cache``
   and a cache hit through ``litellm.acompletion``.
@@ -16,6 +17,7 @@ hit on one of ``L2_KEYS`` keys holding the same ~2 KB value:
 from __future__ import annotations
 
 import uuid
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,9 @@ from cache_common import (
     reply_text,
 )
 from cache_peers import LiteLLMCache, litellm_cache
-from helios.cache.factory import cache_manager
-from helios.cache.manager import CacheManager
-from helios.catalog import Catalog
 from helios.config.settings import Settings
 from helios.messages import Request
-from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 
 L2_KEYS = 64
 
@@ -57,16 +56,12 @@ def request_for(question: str) -> Request:
     return Request.of(question, model=MODEL_SPEC, system=SYSTEM, task_type=TASK_TYPE)
 
 
-async def helios_group(
-    backend: str, folder: Path, redis_url: str | None, prefix: str
-) -> tuple[CacheManager, list[Arm]]:
-    settings = l2_settings(backend, folder, redis_url, prefix)
-    catalog = Catalog.load()
-    registry = ProviderRegistry(settings, catalog)
-    manager = cache_manager(settings, catalog, kind_of=registry.kind_of)
-    assert manager is not None and manager.exact is not None
+async def helios_group(runtime: Runtime, backend: str) -> list[Arm]:
+    """The arms over ``runtime.cache`` (the runtime closes it)."""
+    manager = runtime.cache
+    assert manager is not None and manager.exact is not None and manager.semantic is None
     exact = manager.exact
-    provider, model = registry.parse(MODEL_SPEC)
+    provider, model = runtime.registry.parse(MODEL_SPEC)
     requests = [request_for(question) for question in l2_questions(L2_KEYS)]
     keys = [exact.key_for(request, provider, model) for request in requests]
     reply = cached_reply(reply_text())
@@ -101,7 +96,7 @@ async def helios_group(
     ]
     if backend == "memory":
         arms.insert(1, Arm("request_key alone (key_for)", key_only))
-    return manager, arms
+    return arms
 
 
 async def redis_floor(redis_url: str, prefix: str) -> tuple[list[Arm], Any, Any]:
@@ -178,29 +173,24 @@ async def measure_l2(
         unavailable["redis"] = "no Redis URL (set HELIOS_TEST_REDIS_URL or --redis-url)"
     for backend in backends:
         group_prefix = f"{prefix}:{uuid.uuid4().hex[:8]}"
-        manager, arms = await helios_group(backend, folder, redis_url, group_prefix)
-        closers: list[Any] = []
-        peer = None
-        if backend == "redis" and redis_url:
-            floor, sync_client, async_client = await redis_floor(redis_url, group_prefix)
-            arms = floor + arms
-            closers = [sync_client.close, async_client.aclose]
-        if with_peers and backend in ("memory", "redis"):
-            kind = "local" if backend == "memory" else "redis"
-            peer, peer_arms, reason = await litellm_group(kind, redis_url, group_prefix)
-            arms += peer_arms
-            if reason is not None:
-                unavailable[f"LiteLLM {kind}"] = reason
-        try:
+        settings = l2_settings(backend, folder, redis_url, group_prefix)
+        async with AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(Runtime.open(settings))
+            arms = await helios_group(runtime, backend)
+            if backend == "redis" and redis_url:
+                floor, sync_client, async_client = await redis_floor(redis_url, group_prefix)
+                arms = floor + arms
+                stack.callback(sync_client.close)
+                stack.push_async_callback(async_client.aclose)
+            if with_peers and backend in ("memory", "redis"):
+                kind = "local" if backend == "memory" else "redis"
+                peer, peer_arms, reason = await litellm_group(kind, redis_url, group_prefix)
+                arms += peer_arms
+                if peer is not None:
+                    stack.push_async_callback(peer.aclose)
+                if reason is not None:
+                    unavailable[f"LiteLLM {kind}"] = reason
             series = await measure(arms, n, warmup)
-        finally:
-            if peer is not None:
-                await peer.aclose()
-            await manager.aclose()
-            for close in closers:
-                outcome = close()
-                if hasattr(outcome, "__await__"):
-                    await outcome
         for name, samples in series.items():
             results[name] = describe(samples)
     return {"arms": results, "unavailable": unavailable, "keys": L2_KEYS}

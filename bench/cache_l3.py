@@ -55,11 +55,10 @@ from helios.cache.exact import ExactCache
 from helios.cache.manager import CacheManager
 from helios.cache.prompt import PromptCachePlanner, WarmPrefixes
 from helios.cache.semantic import SemanticCache, context_of
-from helios.catalog import Catalog
 from helios.config.cache import SemanticCacheSettings
 from helios.config.settings import Settings
 from helios.embeddings.base import Embedder
-from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 
 if TYPE_CHECKING:
     import numpy
@@ -197,21 +196,21 @@ async def fill_helios(
 
 
 def waterfall(
-    index: VectorIndex, embedder: Embedder, settings: SemanticCacheSettings
+    runtime: Runtime, index: VectorIndex, embedder: Embedder, settings: SemanticCacheSettings
 ) -> CacheManager:
     """The manager as the factory builds it, over an empty memory L2 and the given index."""
     from helios.cache.verifier import HitVerifier
 
-    catalog = Catalog.load()
-    registry = ProviderRegistry(Settings(), catalog)
+    # The component measured, built here: the factory cannot take the shared, pre-filled
+    # index nor the timed embedder; the catalogue and provider kinds are the runtime's.
     backend = MemoryBackend(max_entries=10_000)
     return CacheManager(
-        catalog,
+        runtime.catalog,
         exact=ExactCache(backend),
         semantic=SemanticCache(index, embedder, settings, verifier=HitVerifier()),
-        planner=PromptCachePlanner(catalog),
+        planner=PromptCachePlanner(runtime.catalog),
         warm=WarmPrefixes(backend),
-        kind_of=registry.kind_of,
+        kind_of=runtime.registry.kind_of,
     )
 
 
@@ -224,12 +223,26 @@ async def measure_size(
     warmup: int,
     with_peers: bool,
 ) -> dict[str, Any]:
+    # the runtime's own cache stays off: every L3 here is built over the index filled below
+    settings = Settings.model_validate({"cache": {"enabled": False}, "ledger": {"enabled": False}})
+    async with Runtime.open(settings) as runtime:
+        return await _measure_size(runtime, size, folder, embedder, texts, n, warmup, with_peers)
+
+
+async def _measure_size(
+    runtime: Runtime,
+    size: int,
+    folder: Path,
+    embedder: Any,
+    texts: SemanticTexts,
+    n: int,
+    warmup: int,
+    with_peers: bool,
+) -> dict[str, Any]:
     from helios.cache.verifier import HitVerifier
 
-    catalog = Catalog.load()
-    registry = ProviderRegistry(Settings(), catalog)
-    provider, model = registry.parse(MODEL_SPEC)
-    tier = CacheManager(catalog).tier_of(provider, model)
+    provider, model = runtime.registry.parse(MODEL_SPEC)
+    tier = CacheManager(runtime.catalog).tier_of(provider, model)
     settings = SemanticCacheSettings(threshold=THRESHOLD)
     bulk = random_units(size - len(texts.stored), embedder.dim, BULK_SEED)
 
@@ -244,7 +257,7 @@ async def measure_size(
 
     timed = {name: TimedEmbedder(embedder) for name in ("l3", "hit", "miss")}
     layer3 = SemanticCache(index, timed["l3"], settings, verifier=HitVerifier())
-    managers = {name: waterfall(index, timed[name], settings) for name in ("hit", "miss")}
+    managers = {name: waterfall(runtime, index, timed[name], settings) for name in ("hit", "miss")}
 
     async def embed_one(i: int) -> Any:
         return await embedder.embed([texts.lookups[i % len(lookups)]])

@@ -24,6 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from common import temporary_data_dir
+
 PREFIX = "/api/v1/helios/cache"
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -102,14 +104,16 @@ def main() -> None:
     parser.add_argument("--floor", choices=("asgi", "fastapi"))
     parser.add_argument("--answer", type=Path, help="the floor's fixed answer")
     args = parser.parse_args()
-    if args.floor is not None:
-        answer = args.answer.read_bytes()
-        app = asgi_floor(answer) if args.floor == "asgi" else fastapi_floor(answer)
-    else:
-        app = helios_app(args.settings)
-    import uvicorn
+    # what the settings do not place (ledger, governor state) goes nowhere of the user's
+    with temporary_data_dir():
+        if args.floor is not None:
+            answer = args.answer.read_bytes()
+            app = asgi_floor(answer) if args.floor == "asgi" else fastapi_floor(answer)
+        else:
+            app = helios_app(args.settings)
+        import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", **server_options())
+        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", **server_options())
 
 
 if __name__ == "__main__":

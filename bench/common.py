@@ -1,17 +1,46 @@
-"""What the benchmarks share: the simulator in its own pinned process and the machine they
-ran on. Each script runs from this folder, so ``from common import ...``. Percentiles come
-from :func:`helios.percentiles.percentile`, the definition Helios itself reports."""
+"""What the benchmarks share: a throwaway data directory, the simulator in its own pinned
+process and the machine they ran on. Each script runs from this folder, so ``from common
+import ...``. Percentiles come from :func:`helios.percentiles.percentile`, the definition
+Helios itself reports."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+DATA_DIR_VARIABLE = "HELIOS_DATA_DIR"
+
+
+@contextlib.contextmanager
+def temporary_data_dir() -> Iterator[Path]:
+    """``HELIOS_DATA_DIR`` set to a fresh temporary directory while the block runs, then
+    restored (and the directory removed).
+
+    Every file Helios keeps where the settings name no path (response cache, ledger,
+    governor state) then lands there, so a benchmark never reads nor writes the user's
+    own: a cached reply from an earlier run cannot answer a timed call, and timings never
+    end up in the real ledger. Processes started inside the block (the simulator, a
+    benchmark server) inherit it.
+    """
+    previous = os.environ.get(DATA_DIR_VARIABLE)
+    with tempfile.TemporaryDirectory(prefix="helios-bench-data-") as folder:
+        os.environ[DATA_DIR_VARIABLE] = folder
+        try:
+            yield Path(folder)
+        finally:
+            if previous is None:
+                os.environ.pop(DATA_DIR_VARIABLE, None)
+            else:
+                os.environ[DATA_DIR_VARIABLE] = previous
 
 
 def free_port() -> int:

@@ -5,6 +5,8 @@ Each part is its own script (run alone for details or other options); this one r
 three in turn, prints their tables and merges their results into
 bench/results/governance.json.
 
+The parts run in one temporary ``HELIOS_DATA_DIR`` (bench/common.py), which they inherit.
+
 Usage: .venv/bin/python bench/governance.py   (set HELIOS_TEST_REDIS_URL for Redis)
 """
 
@@ -15,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import machine
+from common import machine, temporary_data_dir
 
 HERE = Path(__file__).parent
 PARTS = {
@@ -27,10 +29,11 @@ PARTS = {
 
 def main() -> None:
     merged: dict[str, object] = {"benchmark": "governance", "machine": machine()}
-    for name, (script, result) in PARTS.items():
-        print(f"\n== {name}: {script}", flush=True)
-        subprocess.run([sys.executable, str(HERE / script)], check=True)
-        merged[name] = json.loads((HERE / "results" / result).read_text())
+    with temporary_data_dir():
+        for name, (script, result) in PARTS.items():
+            print(f"\n== {name}: {script}", flush=True)
+            subprocess.run([sys.executable, str(HERE / script)], check=True)
+            merged[name] = json.loads((HERE / "results" / result).read_text())
     out = HERE / "results" / "governance.json"
     out.write_text(json.dumps(merged, indent=2) + "\n")
     print(f"\nwrote {out}")

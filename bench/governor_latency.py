@@ -7,8 +7,10 @@ the cheapest round trip it could possibly make (SQLite: an empty ``BEGIN IMMEDIA
 ``COMMIT`` in a worker thread; Redis: ``PING``), so the table shows what the governor adds
 on top of the store itself (a reserve + commit is two round trips).
 
-Usage: .venv/bin/python bench/governor_latency.py [--calls 3000] [--redis URL]
-Writes bench/results/governor.json.
+Every run happens in a temporary ``HELIOS_DATA_DIR`` (bench/common.py).
+
+Usage: .venv/bin/python bench/governor_latency.py [--calls 3000] [--redis URL] [--out PATH]
+Writes bench/results/governor.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from common import machine
+from common import machine, temporary_data_dir
 from helios.catalog import Catalog
 from helios.config.governor import BudgetSettings, WindowSettings
 from helios.errors import HeliosError
@@ -64,6 +66,7 @@ async def timed(operation: Callable[[], Awaitable[Any]], calls: int) -> list[flo
 
 
 async def governor_latency(state: GovernorState, calls: int) -> dict[str, float]:
+    # a microbenchmark of one component: the Governor over each state backend, built here
     governor = Governor(state, [BUDGET], Catalog.load())
     request = Request.of("Summarise the design notes in three bullet points.")
     usage = Usage(input_tokens=20, output_tokens=120)
@@ -133,16 +136,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
+    with temporary_data_dir():
+        results = asyncio.run(main_async(args))
     print(f"{'backend':8} {'measure':34} {'p50 ms':>8} {'p99 ms':>8}")
     for backend, measures in results.items():
         for name, numbers in measures.items():
             label = "reserve + commit" if name == "governor" else name
             print(f"{backend:8} {label:34} {numbers['p50_ms']:8.3f} {numbers['p99_ms']:8.3f}")
     payload = {"machine": machine(), "calls": args.calls, "results": results}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -5,13 +5,17 @@ Part 1: sustained throughput. N realistic ``persona_llm_run`` events go through 
 stops when ``flush()`` says they are all durable. Reported: events/s per store.
 
 Part 2: added latency per task. The dialectic pipeline runs with instant in-process
-personas (``FunctionProvider``) so that only Helios's work is timed, once with events kept
-in memory (ledger off) and once into the SQLite ledger with ``flush()`` before the task is
+personas (``FunctionProvider``) so that only Helios's work is timed, each arm assembled by
+``Runtime.open(settings, providers=[...])`` (cache off): once with the ledger off (events
+kept in memory) and once with the SQLite ledger on, ``runtime.flush()`` before the task is
 considered done (the rule: a result is returned only after its events are durable).
 Tasks alternate between the arms; reported: p50/p99 per arm and of the paired difference.
 
+Every run happens in a temporary ``HELIOS_DATA_DIR`` (bench/common.py).
+
 Usage: .venv/bin/python bench/ledger.py [--events 100000] [--tasks 300] [--postgres URL]
-Writes bench/results/ledger.json.
+    [--out PATH]
+Writes bench/results/ledger.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -27,10 +31,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import machine
-from helios.catalog import Catalog
+from common import machine, temporary_data_dir
 from helios.config.settings import Settings
-from helios.engine import Engine
 from helios.ledger.events import PersonaLLMRun
 from helios.ledger.postgres import PostgresLedgerStore
 from helios.ledger.sink import MemorySink
@@ -41,7 +43,7 @@ from helios.percentiles import percentile
 from helios.pipeline.dialectic import DialecticPipeline
 from helios.pipeline.evidence import Evidence, Passage
 from helios.providers.function import FunctionProvider
-from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 
 RESULTS = Path(__file__).parent / "results" / "ledger.json"
 VERDICT = '{"pass": true, "score": 0.9, "reasons": ["ok"]}'
@@ -67,6 +69,7 @@ def persona_event(task_id: str, i: int) -> PersonaLLMRun:
 
 
 async def throughput(store: LedgerStore, n: int) -> dict[str, float]:
+    # a microbenchmark of one component: a LedgerWriter appending to a store, built here
     events = [persona_event(uuid.uuid4().hex, i) for i in range(n)]
     writer = LedgerWriter(store)
     started = time.perf_counter()
@@ -85,42 +88,58 @@ class InstantGatherer:
         return Evidence((passage,), 1, 1, False, 1, 0.0)
 
 
-def pipeline_for(sink: Any) -> DialecticPipeline:
+def instant_persona() -> FunctionProvider:
     def reply(request: Any) -> str:
         return VERDICT if request.context.persona == "judge" else "An answer citing [E1]."
 
-    catalog = Catalog.load()
-    settings = Settings(default_model="fake:model", cache={"enabled": False})
-    registry = ProviderRegistry(settings, catalog)
-    registry.add(FunctionProvider(reply, name="fake", model="model"))
-    engine = Engine(registry, catalog, cache=None)
-    return DialecticPipeline(engine, settings, InstantGatherer(), sink=sink)
+    return FunctionProvider(reply, name="fake", model="model")
 
 
-async def added_latency(store: LedgerStore, tasks: int) -> dict[str, Any]:
-    writer = LedgerWriter(store)
-    with_ledger = pipeline_for(writer)
-    without = pipeline_for(MemorySink())
-    samples: dict[str, list[float]] = {"off": [], "on": []}
+def task_settings(ledger: Path | None) -> Settings:
+    """Every persona on the instant double, the cache off; the SQLite ledger at ``ledger``
+    (default batching), or none."""
+    return Settings.model_validate(
+        {
+            "default_model": "fake:model",
+            "cache": {"enabled": False},
+            "ledger": {"enabled": ledger is not None, "path": str(ledger) if ledger else None},
+        }
+    )
 
-    async def ledger_on() -> None:
-        await with_ledger.run("Should we adopt microservices?")
-        await writer.flush()  # the task counts as done only once its events are durable
 
-    async def ledger_off() -> None:
-        await without.run("Should we adopt microservices?")
+def pipeline_of(runtime: Runtime) -> DialecticPipeline:
+    return DialecticPipeline(runtime.engine, runtime.settings, InstantGatherer(), sink=runtime.sink)
 
-    for i in range(tasks + 20):
-        order = (("off", ledger_off), ("on", ledger_on))
-        for arm, call in order if i % 2 == 0 else order[::-1]:
-            started = time.perf_counter()
-            await call()
-            if i >= 20:
-                samples[arm].append(time.perf_counter() - started)
-    await writer.aclose()
+
+async def added_latency(ledger: Path, tasks: int) -> dict[str, Any]:
+    async with (
+        Runtime.open(task_settings(ledger), providers=[instant_persona()]) as on,
+        Runtime.open(task_settings(None), sink=MemorySink(), providers=[instant_persona()]) as off,
+    ):
+        assert on.store is not None and off.store is None
+        with_ledger, without = pipeline_of(on), pipeline_of(off)
+        samples: dict[str, list[float]] = {"off": [], "on": []}
+
+        async def ledger_on() -> None:
+            await with_ledger.run("Should we adopt microservices?")
+            await on.flush()  # the task counts as done only once its events are durable
+
+        async def ledger_off() -> None:
+            await without.run("Should we adopt microservices?")
+
+        for i in range(tasks + 20):
+            order = (("off", ledger_off), ("on", ledger_on))
+            for arm, call in order if i % 2 == 0 else order[::-1]:
+                started = time.perf_counter()
+                await call()
+                if i >= 20:
+                    samples[arm].append(time.perf_counter() - started)
+        events = await on.store.count()
     added = [on - off for on, off in zip(samples["on"], samples["off"], strict=True)]
     return {
         "tasks": tasks,
+        "events_recorded": events,
+        "events_per_task": events / (tasks + 20),
         "off_p50_ms": statistics.median(samples["off"]) * 1000,
         "on_p50_ms": statistics.median(samples["on"]) * 1000,
         "off_p99_ms": percentile(samples["off"], 0.99) * 1000,
@@ -147,9 +166,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         sqlite = SQLiteLedgerStore(Path(folder) / "bench.sqlite3")
         results["sqlite_throughput"] = await throughput(sqlite, args.events)
         await sqlite.aclose()
-        sqlite = SQLiteLedgerStore(Path(folder) / "tasks.sqlite3")
-        results["added_latency_sqlite"] = await added_latency(sqlite, args.tasks)
-        await sqlite.aclose()
+        results["added_latency_sqlite"] = await added_latency(
+            Path(folder) / "tasks.sqlite3", args.tasks
+        )
     if args.postgres:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         postgres = PostgresLedgerStore(args.postgres, schema=schema)
@@ -168,11 +187,13 @@ def main() -> None:
     parser.add_argument(
         "--postgres", default=os.environ.get("HELIOS_TEST_POSTGRES_URL"), help="PostgreSQL URL"
     )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
+    with temporary_data_dir():
+        results = asyncio.run(main_async(args))
     results["machine"] = machine()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     for store in ("sqlite", "postgres"):
         row = results.get(f"{store}_throughput")
         if row:
@@ -181,9 +202,9 @@ def main() -> None:
     print(
         f"per task, SQLite ledger: off p50 {lat['off_p50_ms']:.3f} ms, on p50 "
         f"{lat['on_p50_ms']:.3f} ms, added p50 {lat['added_p50_ms']:.3f} ms "
-        f"(p99 {lat['added_p99_ms']:.3f})"
+        f"(p99 {lat['added_p99_ms']:.3f}); {lat['events_per_task']:.1f} events per task"
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

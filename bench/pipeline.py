@@ -18,20 +18,29 @@ Arms, interleaved round-robin with the order rotating each round:
 Arms are *paired*: each arm routes its personas to models of its own (``thesis-sequential``,
 ``thesis-async_thesis``, ...) that share one profile and seed per stage, and each arm's
 gatherer draws from the same seed, so task i meets the same latencies in every arm and
-the differences are the orchestration's alone. The response cache is off.
+the differences are the orchestration's alone. The response cache and the ledger are off.
+
+Each arm is assembled by ``Runtime.open(settings, sink=arm_sink, observers=[probe])`` and
+runs ``DialecticPipeline(runtime.engine, ...)`` with the runtime's sink: the pipeline
+records the task's events there and the engine each persona call's (``persona_llm_run``),
+so ``arm_sink`` holds every event of a task, as the ledger would.
 
 Helios's own overhead per persona call is the engine's time (``CallRecord.engine_s``)
 minus the time spent inside the provider adapter, timed by a wrapper registered in the
-engine's registry around the real OpenAI adapter.
+runtime's registry around the real OpenAI adapter.
+
+Every run happens in a temporary ``HELIOS_DATA_DIR`` (bench/common.py).
 
 Usage: .venv/bin/python bench/pipeline.py [--n 60] [--arms sequential,parallel_prep]
-Writes bench/results/<name>.json and every task's events to <name>_events.jsonl.
+    [--name pipeline] [--out-dir bench/results]
+Writes <out-dir>/<name>.json and every task's events to <out-dir>/<name>_events.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import random
@@ -42,9 +51,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import free_port, machine, start_simulator
+from common import free_port, machine, start_simulator, temporary_data_dir
 from helios.config.settings import Settings
-from helios.engine import CallRecord, Engine
+from helios.engine import CallRecord
 from helios.ledger.events import GateVerdict, PersonaLLMRun, TaskStarted
 from helios.ledger.sink import MemorySink
 from helios.messages import Chunk, Completion, Request
@@ -54,6 +63,7 @@ from helios.pipeline.evidence import Evidence, Passage
 from helios.pipeline.results import DialecticResult
 from helios.providers.base import Provider
 from helios.providers.openai import create as create_openai
+from helios.runtime import Runtime
 from helios.sim import LatencyProfile, SimConfig, SimState
 
 RESULTS = Path(__file__).parent / "results"
@@ -202,6 +212,9 @@ class TimedProvider(Provider):
             yield chunk
         self._probe.provider_time(request, inside)
 
+    async def warm(self) -> None:
+        await self.inner.warm()
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 
@@ -215,6 +228,8 @@ def arm_settings(arm: str, base_url: str) -> Settings:
                 "openai": {"base_url": base_url + "/v1", "api_key": "bench", "max_retries": 0}
             },
             "cache": {"enabled": False},
+            # the arm's sink holds the events; no ledger file to write behind the timings
+            "ledger": {"enabled": False},
             "personas": {stage: {"model": f"openai:{sim_model(stage, arm)}"} for stage in PERSONAS},
             "orchestration": {**ARMS[arm], "max_passes": 1},
         }
@@ -224,21 +239,28 @@ def arm_settings(arm: str, base_url: str) -> Settings:
 @dataclasses.dataclass
 class Arm:
     name: str
-    engine: Engine
+    runtime: Runtime
     pipeline: DialecticPipeline
     sink: MemorySink
+    """Every event of the arm's tasks: the pipeline's and the engine's."""
     tasks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-def build_arm(name: str, base_url: str, seed: int, probe: OverheadProbe) -> Arm:
-    settings = arm_settings(name, base_url)
-    engine = Engine.from_settings(settings, observers=[probe])
-    engine.registry.register_factory(
+async def build_arm(
+    stack: contextlib.AsyncExitStack, name: str, base_url: str, seed: int, probe: OverheadProbe
+) -> Arm:
+    sink = MemorySink()
+    runtime = await stack.enter_async_context(
+        Runtime.open(arm_settings(name, base_url), sink=sink, observers=[probe])
+    )
+    # before the first call: every openai:<model> the engine builds is the timed adapter
+    runtime.registry.register_factory(
         "openai", lambda provider, model, s: TimedProvider(create_openai(provider, model, s), probe)
     )
-    sink = MemorySink()
-    pipeline = DialecticPipeline(engine, settings, SleepingGatherer(seed), sink=sink)
-    return Arm(name, engine, pipeline, sink)
+    pipeline = DialecticPipeline(
+        runtime.engine, runtime.settings, SleepingGatherer(seed), sink=runtime.sink
+    )
+    return Arm(name, runtime, pipeline, sink)
 
 
 def task_row(index: int, result: DialecticResult, sink: MemorySink) -> dict[str, Any]:
@@ -269,9 +291,9 @@ async def run_arms(
     names: Sequence[str], base_url: str, n: int, warmup: int, seed: int, events_path: Path
 ) -> tuple[dict[str, Arm], list[dict[str, Any]], float]:
     probe = OverheadProbe()
-    arms = {name: build_arm(name, base_url, seed, probe) for name in names}
-    started = time.perf_counter()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        arms = {name: await build_arm(stack, name, base_url, seed, probe) for name in names}
+        started = time.perf_counter()
         with events_path.open("w", encoding="utf-8") as events:
             for i in range(warmup + n):
                 measured = i >= warmup
@@ -286,10 +308,8 @@ async def run_arms(
                         arm.tasks.append(task_row(i - warmup, result, arm.sink))
                         events.writelines(e.model_dump_json() + "\n" for e in arm.sink.events)
                     arm.sink.events.clear()
-    finally:
-        for arm in arms.values():
-            await arm.engine.aclose()
-    return arms, probe.calls, time.perf_counter() - started
+        wall_s = time.perf_counter() - started
+    return arms, probe.calls, wall_s
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -467,6 +487,7 @@ def main() -> None:
         help=f"comma-separated, from {', '.join(ARMS)}; {BASELINE} is always included",
     )
     parser.add_argument("--name", default="pipeline", help="results file name stem")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where results go")
     args = parser.parse_args()
     names = [BASELINE, *(a for a in args.arms.split(",") if a and a != BASELINE)]
     unknown = [a for a in names if a not in ARMS]
@@ -474,10 +495,10 @@ def main() -> None:
         parser.error(f"unknown arms {unknown}" if unknown else "--n must be at least 2")
 
     config = sim_config(names, args.seed)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    events_path = RESULTS / f"{args.name}_events.jsonl"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    events_path = args.out_dir / f"{args.name}_events.jsonl"
     port = free_port()
-    with tempfile.TemporaryDirectory() as folder:
+    with temporary_data_dir(), tempfile.TemporaryDirectory() as folder:
         config_file = Path(folder, "sim.json")
         config_file.write_text(config.model_dump_json())
         simulator = start_simulator(port, "--sim-config", str(config_file))
@@ -524,7 +545,7 @@ def main() -> None:
         "overhead": overhead_stats(calls, config),
         "tasks": {name: arm.tasks for name, arm in arms.items()},
     }
-    results_path = RESULTS / f"{args.name}.json"
+    results_path = args.out_dir / f"{args.name}.json"
     results_path.write_text(json.dumps(result, indent=2) + "\n")
     print_tables(result)
     print(

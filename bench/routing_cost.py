@@ -14,14 +14,20 @@ analytical essay   15%     150-1,200       1,500-4,000      antithesis, synthesi
                                                             analysis, reasoning
 =================  ======  ==============  ===============  ================================
 
-Each request is routed by ``EconomicRouter.decide()`` (no model is called) with the
-default settings and tiers (strong: opus, fast: sonnet, local: local). Its cost is the
+Each request is routed by the runtime's router (``runtime.router.decide()``; no model is
+called) with the default router settings and tiers (strong: opus, fast: sonnet, local:
+local). The router only chooses among models that could run here, so the settings give
+Anthropic a placeholder key (never sent: nothing is called); the local tier needs the
+packaged model installed, and the result records which tiers were ready. The ledger is off,
+so no model-health history from earlier runs steers a decision. Its cost is the
 catalogue price of the routed tier's model for the drawn token counts; the baseline prices
 every request on the strong model. A second scenario prices the local tier at the fast
 model (a deployment without a local model), since local calls cost nothing here and would
 otherwise dominate the ratio. Quality is not measured: this is the cost side only.
 
-Run: ``.venv/bin/python bench/routing_cost.py [--requests N] [--seed S]``.
+Every run happens in a temporary ``HELIOS_DATA_DIR`` (bench/common.py).
+
+Run: ``.venv/bin/python bench/routing_cost.py [--requests N] [--seed S] [--out PATH]``.
 """
 
 from __future__ import annotations
@@ -36,13 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import machine
-from helios.catalog import Catalog, Tier
-from helios.config.router import RouterSettings
+from common import machine, temporary_data_dir
+from helios.catalog import Tier
 from helios.config.settings import Settings
-from helios.governance.router import EconomicRouter
 from helios.messages import CallContext, Request, SamplingParams, Usage
-from helios.providers.registry import ProviderRegistry
+from helios.runtime import Runtime
 
 RESULTS = Path(__file__).parent / "results" / "routing_cost.json"
 TIERS: dict[Tier, str] = {"strong": "opus", "fast": "sonnet", "local": "local"}
@@ -135,12 +139,27 @@ def workload(requests: int, seed: int) -> list[Job]:
     return [_job(rng) for _ in range(requests)]
 
 
+def router_settings() -> Settings:
+    return Settings.model_validate(
+        {
+            "tiers": TIERS,
+            # readiness only: the router passes over a provider without a key
+            "providers": {"anthropic": {"api_key": "bench-placeholder-never-sent"}},
+            "cache": {"enabled": False},
+            "ledger": {"enabled": False},
+        }
+    )
+
+
 async def simulate(requests: int, seed: int) -> dict[str, Any]:
-    settings = Settings()
-    catalog = Catalog.load()
-    registry = ProviderRegistry(settings, catalog)
-    router = EconomicRouter(registry, catalog, TIERS, RouterSettings())
+    async with Runtime.open(router_settings()) as runtime:
+        return route_all(runtime, requests, seed)
+
+
+def route_all(runtime: Runtime, requests: int, seed: int) -> dict[str, Any]:
+    router, catalog, registry = runtime.router, runtime.catalog, runtime.registry
     entries = {tier: catalog.get(spec) for tier, spec in TIERS.items()}
+    ready = {tier: registry.unready(spec) or "ready" for tier, spec in TIERS.items()}
     jobs = workload(requests, seed)
     strong_cost = routed_cost = no_local_cost = 0.0
     tiers: Counter[str] = Counter()
@@ -148,7 +167,7 @@ async def simulate(requests: int, seed: int) -> dict[str, Any]:
     cost_by_tier: Counter[str] = Counter()
     started = time.perf_counter()
     for job in jobs:
-        route = await router.decide(job.request.with_model("auto"))
+        route = router.decide(job.request.with_model("auto"))
         assert route.tier is not None
         usage = Usage(input_tokens=job.input_tokens, output_tokens=job.output_tokens)
         cost = entries[route.tier].cost(usage)
@@ -164,6 +183,7 @@ async def simulate(requests: int, seed: int) -> dict[str, Any]:
         "requests": requests,
         "seed": seed,
         "tiers": {tier: entries[tier].spec for tier in TIERS},
+        "tiers_ready": ready,
         "strong_only_usd": round(strong_cost, 4),
         "routed_usd": round(routed_cost, 4),
         "routed_ratio": round(routed_cost / strong_cost, 4),
@@ -191,6 +211,9 @@ def table(result: dict[str, Any]) -> str:
     for name, counts in result["tiers_by_template"].items():
         lines.append(f"  {name:<10} " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
     lines.append(f"decide(): {result['decide_us_per_request']} us per request")
+    for tier, state in result["tiers_ready"].items():
+        if state != "ready":
+            lines.append(f"NOT READY, routed around: {tier} ({state})")
     return "\n".join(lines)
 
 
@@ -198,11 +221,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     args = parser.parse_args()
-    result = asyncio.run(simulate(args.requests, args.seed))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    with temporary_data_dir():
+        result = asyncio.run(simulate(args.requests, args.seed))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(table(result))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -5,22 +5,25 @@ task needs up to three earlier ones, with priorities), each run REPEATS times wi
 concurrency 16 and prompts that pull in the dependencies' outputs. Reported per shape: the
 total run time (p50, p99 over runs) and the overhead per task (total / tasks), against the
 baseline of awaiting the same 1,000 instant coroutines one after another in plain asyncio.
-Target: at most 1 ms per task. Writes bench/results/scheduler.json.
+Target: at most 1 ms per task. Runs in a temporary ``HELIOS_DATA_DIR`` (bench/common.py).
 
-    .venv/bin/python bench/scheduler_overhead.py
+    .venv/bin/python bench/scheduler_overhead.py [--repeats 20] [--out PATH]
+
+Writes bench/results/scheduler.json (or ``--out``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
-from common import machine
+from common import machine, temporary_data_dir
+from helios.messages import CallContext
 from helios.percentiles import percentile
 from helios.pipeline.dag import Dag, TaskSpec, check_dag
 from helios.pipeline.scheduler import DagScheduler
@@ -32,8 +35,9 @@ TARGET_MS = 1.0
 RESULTS = Path(__file__).parent / "results" / "scheduler.json"
 
 
+# A microbenchmark of one component: the DagScheduler with an instant runner, built here.
 class InstantRunner:
-    async def run(self, task: TaskSpec, prompt: str) -> str:
+    async def run(self, task: TaskSpec, prompt: str, context: CallContext) -> str:
         return task.id
 
 
@@ -60,17 +64,18 @@ def build(shape: str, seed: int = 7) -> Dag:
 async def baseline() -> float:
     runner = InstantRunner()
     spec = TaskSpec(id="t", persona="p")
+    context = CallContext(task_id="baseline", stage="t")
     started = time.perf_counter()
     for _ in range(TASKS):
-        await asyncio.create_task(runner.run(spec, "goal"))
+        await asyncio.create_task(runner.run(spec, "goal", context))
     return time.perf_counter() - started
 
 
-async def measure(dag: Dag) -> list[float]:
+async def measure(dag: Dag, repeats: int) -> list[float]:
     scheduler = DagScheduler(InstantRunner())
     await scheduler.run(dag, goal="g")  # warm-up
     totals = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         started = time.perf_counter()
         result = await scheduler.run(dag, goal="g")
         totals.append(time.perf_counter() - started)
@@ -78,13 +83,13 @@ async def measure(dag: Dag) -> list[float]:
     return totals
 
 
-async def main() -> None:
+async def run(repeats: int, out: Path) -> None:
     rows = []
-    base = [await baseline() for _ in range(REPEATS)]
+    base = [await baseline() for _ in range(repeats)]
     base_ms = statistics.median(base) * 1000 / TASKS
     for shape in ("wide", "chain", "random"):
         dag = build(shape)
-        totals = await measure(dag)
+        totals = await measure(dag, repeats)
         p50, p99 = percentile(totals, 0.5), percentile(totals, 0.99)
         per_task_ms = p50 * 1000 / TASKS
         rows.append(
@@ -92,7 +97,7 @@ async def main() -> None:
                 "shape": shape,
                 "tasks": TASKS,
                 "concurrency": CONCURRENCY,
-                "runs": REPEATS,
+                "runs": repeats,
                 "total_p50_ms": round(p50 * 1000, 2),
                 "total_p99_ms": round(p99 * 1000, 2),
                 "per_task_p50_ms": round(per_task_ms, 4),
@@ -109,8 +114,8 @@ async def main() -> None:
         "results": rows,
         "machine": machine(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'shape':<8}{'total p50':>12}{'total p99':>12}{'per task p50':>15}{'baseline':>12}")
     for row in rows:
         print(
@@ -120,9 +125,18 @@ async def main() -> None:
         )
     print(
         f"target ≤ {TARGET_MS} ms per task: "
-        f"{'met' if all(r['meets_target'] for r in rows) else 'MISSED'} · wrote {RESULTS}"
+        f"{'met' if all(r['meets_target'] for r in rows) else 'MISSED'} · wrote {out}"
     )
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="runs per shape")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
+    args = parser.parse_args()
+    with temporary_data_dir():
+        asyncio.run(run(args.repeats, args.out))
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    main()

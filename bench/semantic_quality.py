@@ -26,6 +26,9 @@ disk); search is exact (numpy), because the index only decides speed, not these 
   intra-op threads, for the model under test and the packaged one, interleaved so that
   both see the same load.
 
+Builds no runtime (the embedder and the verifier are what it measures) and runs in a
+temporary ``HELIOS_DATA_DIR`` (bench/common.py) all the same.
+
 Usage: .venv/bin/python bench/semantic_quality.py [--k 5] [--gptcache PATH] [--model-path F]
 Writes bench/results/semantic_quality.json (or --output).
 """
@@ -44,7 +47,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from common import machine
+from common import machine, temporary_data_dir
 from helios.cache.semantic import context_of
 from helios.cache.verifier import Candidate, CosineOnly, HitVerifier, Verdict
 from helios.embeddings.base import LOCAL_MINILM
@@ -489,10 +492,12 @@ def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=300, help="embeds timed per model")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
-    result = asyncio.run(run(args))
+    with temporary_data_dir():
+        result = asyncio.run(run(args))
     print_table(result)
-    args.output.parent.mkdir(exist_ok=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
