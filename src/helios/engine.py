@@ -150,7 +150,9 @@ class _Call:
     def __init__(self, engine: Engine, request: Request, *, streaming: bool) -> None:
         self.engine = engine
         if request.context.task_id is None:  # every event of a call joins a task
-            request = request.with_context(task_id=f"call-{uuid.uuid4().hex}")
+            # a plain copy: the id needs no validation, and this runs on every such call
+            context = request.context.model_copy(update={"task_id": f"call-{uuid.uuid4().hex}"})
+            request = request.model_copy(update={"context": context})
         self.request = request
         self.streaming = streaming
         self.completion: Completion | None = None
@@ -167,15 +169,31 @@ class _Call:
         reservation: Reservation | None = None
         try:
             self.lookup = await self._lookup()
-            if self.lookup is not None and self.lookup.reply is not None:
-                async for chunk in self._replay(self.lookup, started):
+            cached = self.lookup.reply if self.lookup is not None else None
+            if cached is not None:
+                ttft_s: float | None = None
+                for chunk in cached.replay() if self.streaming else _whole(cached):
+                    if ttft_s is None and chunk.text:
+                        ttft_s = time.perf_counter() - started
                     yield chunk
+                self._served_from_cache(cached, started, ttft_s)
             else:
                 self.route = self.engine.router.decide(self.request)
                 self.route, reservation = await self._admit(self.route)
-                chain = await self._chain(self.route)
-                async for chunk in self._call(chain, reservation):
-                    yield chunk
+                provider, request = await self._ready(self.route)
+                assembler = StreamAssembler(provider.name, provider.model)
+                ttft_s = None
+                called = time.perf_counter()  # the clock: the model's time, nothing before it
+                if self.streaming:
+                    async for chunk in provider.stream(request):
+                        if ttft_s is None and chunk.text:
+                            ttft_s = time.perf_counter() - called
+                        assembler.add(chunk)
+                        yield chunk
+                else:
+                    for chunk in _whole(await provider.complete(request)):
+                        assembler.add(chunk)
+                await self._answered(assembler, called, ttft_s, reservation)
                 reservation = None  # committed
         except BaseException as exc:
             if reservation is not None and self.engine.governor is not None:
@@ -194,16 +212,9 @@ class _Call:
         provider, model = self.engine.registry.parse(self.request.model)
         return await cache.lookup(self.request, provider, model, use_l1=False)
 
-    async def _replay(self, lookup: CacheLookup, started: float) -> AsyncIterator[Chunk]:
-        """The cached reply as its original stream delivered it (one piece when not
-        streaming), timed from the start of the call."""
-        cached = lookup.reply
-        assert cached is not None
-        ttft_s: float | None = None
-        for chunk in cached.replay() if self.streaming else _whole(cached):
-            if ttft_s is None and chunk.text:
-                ttft_s = time.perf_counter() - started
-            yield chunk
+    def _served_from_cache(self, cached: CachedReply, started: float, ttft_s: float | None) -> None:
+        """The completion of a hit, timed from the start of the call: the caller's wait."""
+        assert self.lookup is not None
         duration_s = time.perf_counter() - started
         self.answered = (cached.provider, cached.model)
         self.completion = cached.to_completion().model_copy(
@@ -211,10 +222,10 @@ class _Call:
                 "ttft_s": duration_s if ttft_s is None else ttft_s,
                 "duration_s": duration_s,
                 "cost_usd": 0.0,
-                "saved_usd": lookup.cost_saved_usd,
+                "saved_usd": self.lookup.cost_saved_usd,
                 "saved_s": cached.duration_s,
                 "streamed": self.streaming,
-                "cache_layer": lookup.layer,
+                "cache_layer": self.lookup.layer,
             }
         )
 
@@ -261,10 +272,11 @@ class _Call:
         )
 
     # -- providers ------------------------------------------------------------------------
-    async def _chain(self, route: Route) -> FallbackProvider:
-        """The route's providers, built (off the event loop) and the first one warmed before
-        the clock starts. A fallback that cannot be built is left out and recorded; the first
-        model's failure to build is the call's error."""
+    async def _ready(self, route: Route) -> tuple[Provider, Request]:
+        """What to call, and with what, before the clock starts: the route's providers built
+        (off the event loop) and the first one warmed. A single model gets its L1 breakpoints
+        now; a chain places each model's as it reaches it. A fallback that cannot be built is
+        left out and recorded; the first model's failure to build is the call's error."""
         started = time.perf_counter()
         registry = self.engine.registry
         providers = [await registry.aresolve(route.chain[0].spec)]
@@ -279,15 +291,15 @@ class _Call:
             hops[provider.spec] = hop
         await providers[0].warm()
         self.resolve_s = time.perf_counter() - started
+        if len(providers) == 1:
+            return providers[0], await self._prepare(providers[0], self.request)
 
         def on_fallback(failed: Provider, error: ProviderError, following: Provider) -> None:
-            self.fallbacks.append(
-                Fallback(
-                    hops[failed.spec], fallback_reason(failed.spec, error), hops[following.spec]
-                )
-            )
+            reason = fallback_reason(failed.spec, error)
+            self.fallbacks.append(Fallback(hops[failed.spec], reason, hops[following.spec]))
 
-        return FallbackProvider(providers, on_fallback=on_fallback, prepare=self._prepare)
+        chain = FallbackProvider(providers, on_fallback=on_fallback, prepare=self._prepare)
+        return chain, self.request
 
     async def _prepare(self, provider: Provider, request: Request) -> Request:
         """L1 for the model about to be called: its breakpoints (or key) in the request."""
@@ -298,23 +310,15 @@ class _Call:
         self.plans[provider.spec] = planned
         return planned.request_for(request)
 
-    async def _call(
-        self, chain: FallbackProvider, reservation: Reservation | None
-    ) -> AsyncIterator[Chunk]:
-        assembler = StreamAssembler(chain.providers[0].name, chain.providers[0].model)
-        ttft_s: float | None = None
-        started = time.perf_counter()
-        if self.streaming:
-            async for chunk in chain.stream(self.request):
-                if ttft_s is None and chunk.text:
-                    ttft_s = time.perf_counter() - started
-                assembler.add(chunk)
-                yield chunk
-        else:
-            reply = await chain.complete(self.request)
-            for chunk in _whole(reply):
-                assembler.add(chunk)
-        duration_s = time.perf_counter() - started
+    async def _answered(
+        self,
+        assembler: StreamAssembler,
+        called: float,
+        ttft_s: float | None,
+        reservation: Reservation | None,
+    ) -> None:
+        """Price what answered, report L1's savings, commit its usage, store the reply."""
+        duration_s = time.perf_counter() - called
         completion = self._priced(
             assembler.completion(streamed=self.streaming),
             ttft_s=duration_s if ttft_s is None else ttft_s,

@@ -182,6 +182,8 @@ class Runtime:
     @cached_property
     def engine(self) -> Engine:
         """The engine every call goes through; the ledger records each call it makes."""
+        recording = self.writer is not None or self._extra_sink is not None
+        observers = [LedgerRecorder(self.sink)] if recording else []  # no sink, no events
         return Engine(
             self.registry,
             self.catalog,
@@ -189,7 +191,7 @@ class Runtime:
             cache=self.cache,
             governor=self.governor if self.settings.governor.enabled else None,
             tiers=self.settings.tiers,
-            observers=[LedgerRecorder(self.sink), *self._observers],
+            observers=[*observers, *self._observers],
         )
 
     @cached_property
