@@ -49,44 +49,25 @@ def call_events(record: CallRecord) -> list[Event]:
                 events.append(CacheLookup(task_id=task_id, persona=persona, layer=layer, hit=hit))
     route = record.route
     if route is not None:
+
+        def decision(spec: str, tier: str | None, reason: str) -> RouteDecision:
+            return RouteDecision(
+                task_id=task_id,
+                persona=context.persona,
+                model=spec,
+                tier=tier or "explicit",
+                score=route.score,
+                reason=reason,
+            )
+
         if not route.explicit:
-            reason = (
-                route.reason
-                if route.budget.startswith("no budget")
-                else (f"{route.reason}; budget: {route.budget}")
-            )
-            events.append(
-                RouteDecision(
-                    task_id=task_id,
-                    persona=context.persona,
-                    model=route.model,
-                    tier=route.tier or "explicit",
-                    score=route.score,
-                    reason=reason,
-                )
-            )
+            budgeted = not route.budget.startswith("no budget")
+            reason = f"{route.reason}; budget: {route.budget}" if budgeted else route.reason
+            events.append(decision(route.model, route.tier, reason))
         for hop, why in record.unavailable:
-            events.append(
-                RouteDecision(
-                    task_id=task_id,
-                    persona=context.persona,
-                    model=hop.spec,
-                    tier=hop.tier or "explicit",
-                    score=route.score,
-                    reason=f"fallback unavailable: {why}",
-                )
-            )
+            events.append(decision(hop.spec, hop.tier, f"fallback unavailable: {why}"))
         for fallback in record.fallbacks:
-            events.append(
-                RouteDecision(
-                    task_id=task_id,
-                    persona=context.persona,
-                    model=fallback.next.spec,
-                    tier=fallback.next.tier or "explicit",
-                    score=route.score,
-                    reason=fallback.reason,
-                )
-            )
+            events.append(decision(fallback.next.spec, fallback.next.tier, fallback.reason))
     completion = record.completion
     if completion is not None:
         usage = completion.usage
