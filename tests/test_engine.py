@@ -7,7 +7,7 @@ from helios.catalog import Catalog
 from helios.config.settings import Settings
 from helios.engine import CallRecord, Engine
 from helios.errors import ProviderUnavailable, RateLimited
-from helios.messages import Request, Usage
+from helios.messages import CacheDirectives, Request, Usage
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
 from helios.runtime import Runtime
@@ -177,3 +177,22 @@ async def test_cache_hits_report_what_they_saved() -> None:
     second = await engine.complete(request)
     assert first.saved_usd is None and first.cost_usd and first.cost_usd > 0
     assert second.cost_usd == 0.0 and second.saved_usd == pytest.approx(first.cost_usd)
+
+
+async def test_cache_directives_let_the_caller_skip_lookup_store_or_old_entries() -> None:
+    provider = FunctionProvider(lambda r: "fresh words", name="lazy", model="m")
+    engine, _ = cached_engine(provider)
+    plain = Request.of("q", model="lazy:m")
+    unstored = plain.model_copy(update={"cache": CacheDirectives(store=False)})
+    assert (await engine.complete(unstored)).cache_layer is None
+    assert (await engine.complete(plain)).cache_layer is None  # nothing had been stored
+    assert (await engine.complete(plain)).cache_layer == "L2"
+    no_cache = plain.model_copy(update={"cache": CacheDirectives(lookup=False)})
+    assert (await engine.complete(no_cache)).cache_layer is None  # asked the provider again
+    too_old = plain.model_copy(update={"cache": CacheDirectives(max_age_s=0)})
+    assert (await engine.complete(too_old)).cache_layer is None
+    fresh_enough = plain.model_copy(update={"cache": CacheDirectives(max_age_s=3600)})
+    assert (await engine.complete(fresh_enough)).cache_layer == "L2"
+    elsewhere = plain.model_copy(update={"cache": CacheDirectives(namespace="eu")})
+    assert (await engine.complete(elsewhere)).cache_layer is None  # its own namespace
+    assert len(provider.calls) == 5

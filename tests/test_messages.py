@@ -1,7 +1,16 @@
 import pytest
 from pydantic import ValidationError
 
-from helios.messages import Completion, Message, Request, SamplingParams, Usage
+from helios.messages import (
+    Completion,
+    Message,
+    Request,
+    SamplingParams,
+    ToolCall,
+    ToolChoice,
+    ToolSpec,
+    Usage,
+)
 
 
 def test_request_of_builds_a_single_user_turn() -> None:
@@ -70,3 +79,25 @@ def test_with_context_replaces_only_the_named_fields_and_validates_them() -> Non
     assert (staged.context.stage, staged.context.pass_number) == ("thesis", 2)
     with pytest.raises(ValidationError):
         request.with_context(pass_number=0)
+
+
+def test_tool_turns_and_choices_are_checked() -> None:
+    call = ToolCall(id="c1", name="lookup", arguments='{"q": "x"}')
+    assistant = Message(role="assistant", content="", tool_calls=(call,))
+    result = Message(role="tool", content="42", tool_call_id="c1")
+    request = Request(
+        messages=(Message(role="user", content="Find x"), assistant, result),
+        tools=(ToolSpec(name="lookup"),),
+        tool_choice=ToolChoice(mode="tool", name="lookup"),
+    )
+    assert request.messages[-1].role == "tool"
+    with pytest.raises(ValidationError, match="tool_call_id"):
+        Message(role="tool", content="42")
+    with pytest.raises(ValidationError, match="only an assistant"):
+        Message(role="user", content="hi", tool_calls=(call,))
+    with pytest.raises(ValidationError, match="not among tools"):
+        Request.of("hi", tool_choice=ToolChoice(mode="tool", name="other"))
+    with pytest.raises(ValidationError, match="needs tools"):
+        Request.of("hi", tool_choice=ToolChoice(mode="required"))
+    with pytest.raises(ValidationError):
+        ToolSpec(name="has space")

@@ -35,7 +35,7 @@ from helios.errors import BudgetExceeded, ConfigError, ProviderError
 from helios.governance.fallback import FallbackProvider
 from helios.governance.governor import Governor, Reservation
 from helios.governance.router import NO_BUDGET, EconomicRouter, Hop, Route, fallback_reason
-from helios.messages import Chunk, Completion, Request
+from helios.messages import Chunk, Completion, Request, ToolCallDelta
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.registry import ProviderRegistry
 
@@ -210,7 +210,16 @@ class _Call:
         if cache is None:
             return None
         provider, model = self.engine.registry.parse(self.request.model)
-        return await cache.lookup(self.request, provider, model, use_l1=False)
+        allowed = self.request.cache  # the caller's directives: a miss still learns its key
+        return await cache.lookup(
+            self.request,
+            provider,
+            model,
+            use_l1=False,
+            use_l2=allowed.lookup,
+            use_l3=allowed.lookup and allowed.semantic,
+            max_age_s=allowed.max_age_s,
+        )
 
     def _served_from_cache(self, cached: CachedReply, started: float, ttft_s: float | None) -> None:
         """The completion of a hit, timed from the start of the call: the caller's wait."""
@@ -229,11 +238,19 @@ class _Call:
             }
         )
 
-    async def _store(self, completion: Completion, chunks: Sequence[str] | None) -> None:
+    async def _store(self, completion: Completion, assembler: StreamAssembler | None) -> None:
+        """Store a complete reply (``assembler``: the stream it came as, or ``None``)."""
         cache, lookup = self.engine.cache, self.lookup
-        if cache is None or lookup is None or completion.finish_reason not in ("stop", "length"):
+        if cache is None or lookup is None or not self.request.cache.store:
             return
-        reply = CachedReply.from_completion(completion, chunks, created_at=time.time())
+        if completion.finish_reason not in ("stop", "length", "tool_calls"):
+            return
+        reply = CachedReply.from_completion(
+            completion,
+            assembler.parts if assembler is not None else None,
+            assembler.tool_deltas if assembler is not None else None,
+            created_at=time.time(),
+        )
         # stored under the spec's resolution, where the next lookup of this request looks
         await cache.store(self.request, lookup.provider, lookup.model, reply, key=lookup.key)
 
@@ -330,7 +347,7 @@ class _Call:
             await self.engine.governor.commit(
                 reservation, completion.usage, provider=completion.provider, model=completion.model
             )
-        await self._store(completion, assembler.parts if self.streaming else None)
+        await self._store(completion, assembler if self.streaming else None)
         self.completion = completion
 
     def _priced(self, reply: Completion, *, ttft_s: float, duration_s: float) -> Completion:
@@ -380,13 +397,19 @@ class _Call:
 
 
 def _whole(reply: Completion | CachedReply) -> tuple[Chunk, ...]:
-    """A reply as the two chunks a one-piece stream would have: its text, then its end."""
+    """A reply as the two chunks a one-piece stream would have: its text and tool calls,
+    then its end."""
+    completion = reply.to_completion() if isinstance(reply, CachedReply) else reply
+    calls = tuple(
+        ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.arguments)
+        for index, call in enumerate(completion.tool_calls)
+    )
     return (
-        Chunk(text=reply.text),
+        Chunk(text=completion.text, tool_calls=calls),
         Chunk(
-            usage=reply.usage,
-            finish_reason=reply.finish_reason,
-            provider=reply.provider,
-            model=reply.model,
+            usage=completion.usage,
+            finish_reason=completion.finish_reason,
+            provider=completion.provider,
+            model=completion.model,
         ),
     )

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Role = Literal["user", "assistant"]
+Role = Literal["user", "assistant", "tool"]
 CacheTTL = Literal["5m", "1h"]
-FinishReason = Literal["stop", "length", "error", "cancelled", "other"]
+FinishReason = Literal["stop", "length", "tool_calls", "error", "cancelled", "other"]
 Priority = Literal["high", "normal"]
+ToolChoiceMode = Literal["auto", "none", "required", "tool"]
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class _Frozen(BaseModel):
@@ -26,12 +28,56 @@ class CacheControl(_Frozen):
     ttl: CacheTTL = "5m"
 
 
+class ToolSpec(_Frozen):
+    """A function the model may call: its name, what it does, its arguments' JSON schema."""
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ToolChoice(_Frozen):
+    """Whether the model may (``auto``), must not (``none``), must (``required``) call a
+    tool, or must call the one named (``tool``)."""
+
+    mode: ToolChoiceMode = "auto"
+    name: str | None = Field(default=None, pattern=TOOL_NAME_PATTERN)
+
+    @model_validator(mode="after")
+    def _a_named_tool_has_a_name(self) -> ToolChoice:
+        if (self.mode == "tool") != (self.name is not None):
+            raise ValueError("name the tool exactly when mode is 'tool'")
+        return self
+
+
+class ToolCall(_Frozen):
+    """A call the model made: ``arguments`` is the JSON text as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
 class Message(_Frozen):
-    """One conversation turn. ``cache`` marks an Anthropic ``cache_control`` breakpoint."""
+    """One conversation turn. ``cache`` marks an Anthropic ``cache_control`` breakpoint.
+
+    An assistant turn may carry the ``tool_calls`` it made (its ``content`` may then be
+    empty); a ``tool`` turn is one call's result, naming it by ``tool_call_id``.
+    """
 
     role: Role
     content: str
     cache: CacheControl | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> Message:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only an assistant turn carries tool_calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool turn, and only a tool turn, names its tool_call_id")
+        return self
 
 
 class SamplingParams(_Frozen):
@@ -42,6 +88,22 @@ class SamplingParams(_Frozen):
     max_tokens: int | None = Field(default=None, gt=0)
     stop: tuple[str, ...] = ()
     seed: int | None = None
+
+
+class CacheDirectives(_Frozen):
+    """What the caller allows the response cache to do with this call (HTTP
+    ``Cache-Control`` and the like). None of it changes the answer; ``namespace`` keeps
+    entries apart like a sub-tenant."""
+
+    lookup: bool = True
+    """``False`` (``no-cache``): never answer from the cache (the reply is still stored)."""
+    store: bool = True
+    """``False`` (``no-store``): never store the reply."""
+    max_age_s: float | None = Field(default=None, ge=0)
+    """Answer only from entries younger than this (``max-age``)."""
+    semantic: bool = True
+    """``False``: exact (L2) hits only, never a semantic (L3) one."""
+    namespace: str | None = Field(default=None, max_length=200)
 
 
 class CallContext(_Frozen):
@@ -77,18 +139,32 @@ class Request(_Frozen):
     response_schema: dict[str, Any] | None = None
     """A JSON schema the reply must follow, where the provider can enforce one (llama.cpp by
     grammar, OpenAI and Gemini natively); others only see it described in the prompt."""
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None
+    """``None``: the provider's default (``auto`` when there are tools)."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Provider hints that change the cost, never the answer (L1's ``prompt_cache_key``)."""
     context: CallContext = CallContext()
+    cache: CacheDirectives = CacheDirectives()
 
     @field_validator("messages")
     @classmethod
     def _needs_a_user_turn(cls, messages: tuple[Message, ...]) -> tuple[Message, ...]:
         if not messages:
             raise ValueError("a request needs at least one message")
-        if messages[-1].role != "user":
-            raise ValueError("the last message must come from the user")
+        if messages[-1].role not in ("user", "tool"):
+            raise ValueError("the last message must come from the user (or be a tool result)")
         return messages
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> Request:
+        choice = self.tool_choice
+        named = {tool.name for tool in self.tools}
+        if choice is not None and choice.mode == "tool" and choice.name not in named:
+            raise ValueError(f"tool_choice names '{choice.name}', which is not among tools")
+        if choice is not None and choice.mode == "required" and not self.tools:
+            raise ValueError("tool_choice 'required' needs tools")
+        return self
 
     @classmethod
     def of(cls, prompt: str, **fields: Any) -> Request:
@@ -131,11 +207,22 @@ class Usage(_Frozen):
         return self.total_input_tokens + self.output_tokens
 
 
+class ToolCallDelta(_Frozen):
+    """A piece of a streamed tool call: the first piece of call ``index`` names its ``id``
+    and ``name``; the pieces' ``arguments`` join into the call's JSON text."""
+
+    index: int = Field(ge=0)
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
 class Chunk(_Frozen):
     """A piece of a streamed reply. The last chunk of a stream carries usage and finish,
     and, from wrappers that choose among providers (router, fallback chain), who answered."""
 
     text: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
     usage: Usage | None = None
     finish_reason: FinishReason | None = None
     provider: str | None = None
@@ -156,6 +243,7 @@ class Completion(_Frozen):
     model: str
     provider: str
     finish_reason: FinishReason = "stop"
+    tool_calls: tuple[ToolCall, ...] = ()
     ttft_s: float = 0.0
     duration_s: float = 0.0
     cost_usd: float | None = None

@@ -11,7 +11,8 @@ from helios.cache.backends.base import CacheBackend, EntryInfo
 from helios.cache.backends.memory import MemoryBackend
 from helios.cache.exact import CachedReply, ExactCache
 from helios.errors import CacheBackendError
-from helios.messages import CallContext, Chunk, Completion, Request, Usage
+from helios.messages import CallContext, Chunk, Completion, Request, ToolCallDelta, Usage
+from helios.providers.base import StreamAssembler
 from tests.cache.conftest import FakeClock, MakeBackend
 
 USAGE = Usage(input_tokens=12, output_tokens=5, cache_read_tokens=3)
@@ -266,3 +267,33 @@ async def test_entries_most_recently_hit_first(cache: ExactCache, clock: FakeClo
     assert [info.last_access for info in entries] == [clock.now, clock.now - 1, None]
     assert entries[0].size_bytes == len(reply().to_bytes())
     assert entries[0].expires_at == clock.now - 2 + 60
+
+
+def test_a_stream_with_tool_calls_replays_them_in_place() -> None:
+    stream = [
+        Chunk(text="Let me look. "),
+        Chunk(tool_calls=(ToolCallDelta(index=0, id="c1", name="lookup", arguments='{"q":'),)),
+        Chunk(tool_calls=(ToolCallDelta(index=0, arguments=' "x"}'),)),
+        Chunk(tool_calls=(ToolCallDelta(index=1, id="c2", name="clock"),)),
+        Chunk(usage=USAGE, finish_reason="tool_calls"),
+    ]
+    assembler = StreamAssembler("anthropic", "claude-x")
+    for chunk in stream:
+        assembler.add(chunk)
+    completion = assembler.completion()
+    assert [(c.id, c.name, c.arguments) for c in completion.tool_calls] == [
+        ("c1", "lookup", '{"q": "x"}'),
+        ("c2", "clock", ""),
+    ]
+    cached = CachedReply.from_completion(
+        completion, assembler.parts, assembler.tool_deltas, created_at=1.0
+    )
+    assert list(CachedReply.from_bytes(cached.to_bytes()).replay()) == stream
+    assert cached.to_completion().tool_calls == completion.tool_calls
+    whole = CachedReply.from_completion(completion, created_at=1.0)  # not streamed
+    assert whole.to_completion().tool_calls == completion.tool_calls
+
+
+def test_entries_stored_before_tool_calls_existed_still_decode() -> None:
+    old = b'{"text":"hi","chunks":["hi"],"usage":{},"model":"m","provider":"p","created_at":1.0}'
+    assert CachedReply.from_bytes(old).replay()[0] == Chunk(text="hi")

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from helios.cache.keys import namespace_of, prefix_for, request_key
-from helios.messages import CacheControl, CallContext, Message, Request, SamplingParams
+from helios.messages import (
+    CacheControl,
+    CacheDirectives,
+    CallContext,
+    Message,
+    Request,
+    SamplingParams,
+    ToolSpec,
+)
 
 BASE = Request(
     messages=(
@@ -57,6 +65,8 @@ ANSWER_CHANGES = {
     "task_type": changed(task_type="summarise"),
     "tenant": BASE.with_context(tenant="globex"),
     "response schema": changed(response_schema={"type": "object"}),
+    "tools": changed(tools=(ToolSpec(name="lookup"),)),
+    "cache namespace": changed(cache=CacheDirectives(namespace="eu")),
 }
 
 
@@ -106,6 +116,7 @@ COST_ONLY = {
     "task and stage": BASE.with_context(task_id="t-1", stage="thesis", pass_number=2),
     "priority": BASE.with_context(priority="high"),
     "caller key": BASE.with_context(key_id="key-1"),
+    "cache directives": changed(cache=CacheDirectives(lookup=False, store=False, max_age_s=60)),
 }
 
 
@@ -124,8 +135,11 @@ def test_request_fields_are_all_accounted_for() -> None:
         "params",
         "task_type",
         "response_schema",
+        "tools",
+        "tool_choice",
         "metadata",
         "context",
+        "cache",
     }
     assert set(CallContext.model_fields) == {
         "task_id",

@@ -22,12 +22,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from helios.cache.backends.base import CacheBackend, EntryInfo, check_limit, most_recent_first
 from helios.cache.keys import namespace_of, prefix_for, request_key
 from helios.errors import CacheBackendError
-from helios.messages import Chunk, Completion, FinishReason, Request, Usage
+from helios.messages import Chunk, Completion, FinishReason, Request, ToolCallDelta, Usage
+from helios.providers.base import StreamAssembler
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,18 @@ UNCACHEABLE_FINISH: frozenset[FinishReason] = frozenset({"error", "cancelled"})
 """Replies that ended this way are incomplete by accident; replaying them would repeat it."""
 
 
+class PlacedToolDelta(BaseModel):
+    """A tool-call delta of the original stream and how many text chunks came before it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    after: int = Field(ge=0)
+    delta: ToolCallDelta
+
+
 class CachedReply(BaseModel):
-    """A finished reply as the cache keeps it; ``"".join(chunks) == text`` always."""
+    """A finished reply as the cache keeps it; ``"".join(chunks) == text`` always, and the
+    tool-call deltas keep their place among the text chunks."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,21 +63,36 @@ class CachedReply(BaseModel):
     duration_s: float | None = None
     """How long the original call took: the wait a hit spares (``None`` when unknown, as
     for replies stored through the API or a warm file)."""
+    tool_deltas: tuple[PlacedToolDelta, ...] = ()
 
     @model_validator(mode="after")
     def _chunks_spell_the_text(self) -> CachedReply:
         if "".join(self.chunks) != self.text:
             raise ValueError("the chunks do not join back into the text")
+        if any(placed.after > len(self.chunks) for placed in self.tool_deltas):
+            raise ValueError("a tool-call delta is placed after text that is not there")
         return self
 
     @classmethod
     def from_completion(
-        cls, completion: Completion, chunks: Sequence[str] | None = None, *, created_at: float
+        cls,
+        completion: Completion,
+        chunks: Sequence[str] | None = None,
+        tool_deltas: Sequence[tuple[int, ToolCallDelta]] | None = None,
+        *,
+        created_at: float,
     ) -> CachedReply:
-        """``chunks``: the texts of the streamed chunks in order (empty ones are dropped);
-        ``None`` for a non-streamed reply, which then replays as a single chunk."""
+        """``chunks``: the texts of the streamed chunks in order (empty ones are dropped) and
+        ``tool_deltas`` its tool-call deltas, each after that many text chunks (as
+        :class:`~helios.providers.base.StreamAssembler` keeps them); ``None`` for a
+        non-streamed reply, which then replays as its text, then one delta per tool call."""
         texts = (completion.text,) if chunks is None else chunks
         parts = tuple(part for part in texts if part)
+        if tool_deltas is None:
+            tool_deltas = [
+                (len(parts), ToolCallDelta(index=i, id=c.id, name=c.name, arguments=c.arguments))
+                for i, c in enumerate(completion.tool_calls)
+            ]
         return cls(
             text=completion.text,
             chunks=parts,
@@ -76,23 +102,28 @@ class CachedReply(BaseModel):
             finish_reason=completion.finish_reason,
             created_at=created_at,
             duration_s=completion.duration_s,
+            tool_deltas=tuple(PlacedToolDelta(after=a, delta=d) for a, d in tool_deltas),
         )
 
     def to_completion(self) -> Completion:
         """The reply as a :class:`Completion`; timings and cost are for the engine to set."""
-        return Completion(
-            text=self.text,
-            usage=self.usage,
-            model=self.model,
-            provider=self.provider,
-            finish_reason=self.finish_reason,
-        )
+        assembler = StreamAssembler(self.provider, self.model)
+        for chunk in self.replay():
+            assembler.add(chunk)
+        return assembler.completion(streamed=False)
 
     def replay(self) -> tuple[Chunk, ...]:
-        """The original stream: one chunk per original chunk, then usage and finish reason
-        in a last empty chunk, as providers end their streams."""
-        texts = tuple(Chunk(text=part) for part in self.chunks)
-        return (*texts, Chunk(usage=self.usage, finish_reason=self.finish_reason))
+        """The original stream: one chunk per original chunk, each tool-call delta where it
+        came, then usage and finish reason in a last empty chunk, as providers end theirs."""
+        replayed: list[Chunk] = []
+        deltas = list(self.tool_deltas)
+        for position in range(len(self.chunks) + 1):
+            while deltas and deltas[0].after == position:
+                replayed.append(Chunk(tool_calls=(deltas.pop(0).delta,)))
+            if position < len(self.chunks):
+                replayed.append(Chunk(text=self.chunks[position]))
+        replayed.append(Chunk(usage=self.usage, finish_reason=self.finish_reason))
+        return tuple(replayed)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode("utf-8")

@@ -5,8 +5,10 @@ system prompt, every message (role and content), every sampling parameter, the t
 and the tenant. It leaves out what changes only the cost or the bookkeeping: prompt-cache
 breakpoints (``Message.cache``, ``Request.system_cache``), ``metadata``, the call context
 (task, stage, persona, priority, key: who asks never changes the answer; only its tenant
-separates entries) and the model *spec* (``Request.model``, which may be an alias; the
-resolved provider and model are hashed instead, so two aliases of one model share entries).
+separates entries), the caller's cache directives (but their ``namespace``, which
+separates entries like a sub-tenant) and the model *spec* (``Request.model``, which may be
+an alias; the resolved provider and model are hashed instead, so two aliases of one model
+share entries).
 
 The request is hashed from its full dump minus those exclusions, so a field added to
 :class:`~helios.messages.Request` later is part of the key unless someone decides
@@ -34,6 +36,7 @@ _NOT_IN_KEY: Mapping[str, bool | Mapping[str, set[str]]] = {
     "model": True,
     "metadata": True,
     "context": True,
+    "cache": True,
     "system_cache": True,
     "messages": {"__all__": {"cache"}},
 }
@@ -57,6 +60,7 @@ def request_fingerprint(request: Request, provider: str, model: str) -> str:
             "provider": provider,
             "resolved_model": model,
             "tenant": request.context.tenant,
+            "namespace": request.cache.namespace,
         }
     )
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from helios.cache.backends.base import CacheBackend
@@ -109,8 +110,10 @@ class CacheManager:
         use_l2: bool = True,
         use_l3: bool = True,
         similarity_threshold: float | None = None,
+        max_age_s: float | None = None,
     ) -> CacheLookup:
-        """L2, then L3 when L2 misses; ``provider``/``model`` as resolved from the spec."""
+        """L2, then L3 when L2 misses; ``provider``/``model`` as resolved from the spec.
+        ``max_age_s``: an entry older than this does not answer (HTTP ``max-age``)."""
         started = time.perf_counter()
         self.total_lookups += 1
         l1 = await self._l1_report(request, provider, model) if use_l1 else l1_off("not asked")
@@ -122,7 +125,7 @@ class CacheManager:
         if self.exact is not None:
             key = self.exact.key_for(request, provider, model)
             if use_l2:
-                reply, l2 = await self._l2_lookup(key, request)
+                reply, l2 = await self._l2_lookup(key, request, max_age_s)
                 if reply is not None:
                     layer, confidence = "L2", 1.0
             else:
@@ -135,7 +138,7 @@ class CacheManager:
                 l3 = LayerReport(True, False, False, 0.0, "not asked")
             else:
                 tier = self.tier_of(provider, model)
-                found, l3 = await self._l3_lookup(request, tier, similarity_threshold)
+                found, l3 = await self._l3_lookup(request, tier, similarity_threshold, max_age_s)
                 if found.hit is not None:
                     reply, layer, confidence = found.hit.reply, "L3", found.hit.confidence
         tokens_saved, cost_saved = 0, 0.0
@@ -166,7 +169,7 @@ class CacheManager:
         )
 
     async def _l2_lookup(
-        self, key: str, request: Request
+        self, key: str, request: Request, max_age_s: float | None
     ) -> tuple[CachedReply | None, LayerReport]:
         assert self.exact is not None
         metrics = self.metrics["L2"]
@@ -184,6 +187,8 @@ class CacheManager:
             self._last_error["L2"] = error
         else:
             self._last_error["L2"] = None
+        if reply is not None and _too_old(reply, max_age_s):
+            return None, LayerReport(True, True, False, elapsed_ms, "entry older than max-age")
         if reply is not None:
             metrics.hits += 1
             return reply, LayerReport(True, True, True, elapsed_ms, "exact match")
@@ -191,11 +196,16 @@ class CacheManager:
         return None, LayerReport(True, True, False, elapsed_ms, reason, error=error)
 
     async def _l3_lookup(
-        self, request: Request, tier: str, threshold: float | None
+        self, request: Request, tier: str, threshold: float | None, max_age_s: float | None
     ) -> tuple[SemanticLookup, LayerReport]:
         assert self.semantic is not None
         started = time.perf_counter()
         found = await self.semantic.lookup(request, tier, threshold=threshold)
+        if found.hit is not None and _too_old(found.hit.reply, max_age_s):
+            aged = found.hit.similarity
+            found = replace(
+                found, hit=None, reason="entry older than max-age", best_similarity=aged
+            )
         elapsed_ms = (time.perf_counter() - started) * 1000
         if found.checked:
             metrics = self.metrics["L3"]
@@ -478,3 +488,7 @@ class CacheManager:
         self.metrics[layer].errors += 1
         self._last_error[layer] = str(exc)
         logger.warning("%s cache unavailable: %s", layer, exc)
+
+
+def _too_old(reply: CachedReply, max_age_s: float | None) -> bool:
+    return max_age_s is not None and time.time() - reply.created_at > max_age_s

@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 1000
 """About 200 tokens: safely inside the embedder's 256-token window (see module docstring)."""
-CONTEXT_VERSION = 1
+CONTEXT_VERSION = 2
 """Bump when the context payload changes shape, so old entries stop matching."""
 _VECTOR_MEMO = 256
 
@@ -139,6 +139,7 @@ def context_of(request: Request, tier: str, embedder: str) -> str:
     """
     payload = {
         "v": CONTEXT_VERSION,
+        "namespace": request.cache.namespace,
         "tier": tier,
         "system": request.system,
         "turns": [[m.role, m.content] for m in request.messages[:-1]],
@@ -173,6 +174,10 @@ class SemanticCache:
 
     def skip_reason(self, request: Request) -> str | None:
         """Why L3 must not answer ``request``, or ``None`` when it may."""
+        if request.tools or request.messages[-1].role == "tool":
+            # a call that may call tools acts on what it is given: a near question is not
+            # the same action (and a tool result is no question at all)
+            return "the request offers tools or answers a tool call"
         if request.task_type in self.settings.skip_task_types:
             # A persona prompt is a template around a short goal: the longer the template,
             # the less one changed word of the goal ("startup" -> "bank") moves its embedding.

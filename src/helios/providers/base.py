@@ -12,7 +12,15 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
 from helios.errors import ProviderUnavailable
-from helios.messages import Chunk, Completion, FinishReason, Request, Usage
+from helios.messages import (
+    Chunk,
+    Completion,
+    FinishReason,
+    Request,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
 
 class Provider(ABC):
@@ -42,18 +50,25 @@ class Provider(ABC):
 
 
 class StreamAssembler:
-    """Collects streamed chunks into a completion, keeping what arrived if the stream breaks."""
+    """Collects streamed chunks into a completion, keeping what arrived if the stream breaks.
+
+    Tool-call deltas are joined per call (by ``index``); ``tool_deltas`` keeps each delta
+    with the number of text parts before it, so a cached stream can replay both in order.
+    """
 
     def __init__(self, provider: str, model: str) -> None:
         self.provider = provider
         self.model = model
         self.parts: list[str] = []
+        self.tool_deltas: list[tuple[int, ToolCallDelta]] = []
         self.usage = Usage()
         self.finish_reason: FinishReason = "stop"
 
     def add(self, chunk: Chunk) -> None:
         if chunk.text:
             self.parts.append(chunk.text)
+        for delta in chunk.tool_calls:
+            self.tool_deltas.append((len(self.parts), delta))
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.finish_reason is not None:
@@ -65,6 +80,21 @@ class StreamAssembler:
     def text(self) -> str:
         return "".join(self.parts)
 
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        calls: dict[int, dict[str, str]] = {}
+        for _, delta in self.tool_deltas:
+            call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = delta.id or call["id"]
+            call["name"] = delta.name or call["name"]
+            call["arguments"] += delta.arguments
+        return tuple(
+            ToolCall(
+                id=call["id"] or f"call_{index}", name=call["name"], arguments=call["arguments"]
+            )
+            for index, call in sorted(calls.items())
+        )
+
     def completion(self, *, streamed: bool = True) -> Completion:
         return Completion(
             text=self.text,
@@ -73,6 +103,7 @@ class StreamAssembler:
             provider=self.provider,
             finish_reason=self.finish_reason,
             streamed=streamed,
+            tool_calls=self.tool_calls,
         )
 
     def broken(self, cause: BaseException) -> ProviderUnavailable:
