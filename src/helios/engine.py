@@ -107,15 +107,20 @@ class Engine:
 
     async def complete(self, request: Request) -> Completion:
         """The whole reply in one piece (the provider's non-streaming call)."""
-        call = _Call(self, request, streaming=False)
-        async for _ in call.run():
+        call = self.call(request, streaming=False)
+        async for _ in call:
             pass
-        assert call.completion is not None  # set when run() ends without raising
+        assert call.completion is not None  # set when the call ends without raising
         return call.completion
 
     def stream(self, request: Request) -> CompletionStream:
         """The reply as it is generated; ``.completion`` is set once the stream is consumed."""
-        return CompletionStream(_Call(self, request, streaming=True))
+        return self.call(request, streaming=True)
+
+    def call(self, request: Request, *, streaming: bool) -> CompletionStream:
+        """One call as a handle: iterate it to run it (a non-streamed call yields at most its
+        replayed pieces), then read its completion, lookup, route and fallbacks."""
+        return CompletionStream(_Call(self, request, streaming=streaming))
 
     async def aclose(self) -> None:
         """Close the providers (the runtime closes the cache and governor it built)."""
@@ -142,6 +147,20 @@ class CompletionStream:
     @property
     def completion(self) -> Completion | None:
         return self._call.completion
+
+    @property
+    def lookup(self) -> CacheLookup | None:
+        """The cache lookup, once the stream has begun (``None`` without a cache)."""
+        return self._call.lookup
+
+    @property
+    def route(self) -> Route | None:
+        """The route, once the stream has begun (``None`` when the cache answered)."""
+        return self._call.route
+
+    @property
+    def fallbacks(self) -> tuple[Fallback, ...]:
+        return tuple(self._call.fallbacks)
 
 
 class _Call:

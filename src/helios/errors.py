@@ -12,12 +12,14 @@ import a vendor SDK to handle a failure::
     ├── BudgetExceeded              a budget window is full (names the window and reset time)
     ├── CacheBackendError           a cache store failed (fails open: a miss, never a failed call)
     ├── LedgerError                 the event ledger could not be opened, read or written
-    └── ProviderError               a provider call failed (carries provider and model)
-        ├── RateLimited             429 / quota; ``retry_after`` seconds when the provider said
-        ├── ProviderTimeout         no answer in time
-        ├── AuthenticationError     missing or rejected credentials
-        ├── BadRequest              the provider refused the request as malformed
-        └── ProviderUnavailable     5xx, overloaded, connection lost (``partial_text`` kept)
+    ├── ProviderError               a provider call failed (carries provider and model)
+    │   ├── RateLimited             429 / quota; ``retry_after`` seconds when the provider said
+    │   ├── ProviderTimeout         no answer in time
+    │   ├── AuthenticationError     missing or rejected credentials
+    │   ├── BadRequest              the provider refused the request as malformed
+    │   └── ProviderUnavailable     5xx, overloaded, connection lost (``partial_text`` kept)
+    └── GatewayError                what the HTTP gateway tells a client: status, kind, field
+                                    (defined with its mapping in server/gateway/errors.py)
 
 ``retryable`` tells a retry policy whether trying again can help.
 """

@@ -103,6 +103,8 @@ class CacheDirectives(_Frozen):
     """Answer only from entries younger than this (``max-age``)."""
     semantic: bool = True
     """``False``: exact (L2) hits only, never a semantic (L3) one."""
+    ttl_s: float | None = Field(default=None, gt=0)
+    """How long the stored reply may answer (instead of the layers' configured TTLs)."""
     namespace: str | None = Field(default=None, max_length=200)
 
 

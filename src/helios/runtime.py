@@ -85,6 +85,7 @@ class Runtime:
         self.observations: ModelObservations | None = None
         self.sink: EventSink = FanOut([sink] if sink is not None else [])
         self._closers: list[Closer] = []
+        self._embedders: dict[tuple[str, str, int], Embedder] = {}
 
     @classmethod
     @asynccontextmanager
@@ -216,6 +217,21 @@ class Runtime:
             tokenizer_path=config.tokenizer_path,
             threads=config.threads,
         )
+
+    def openai_embedder(self, model: str, dimensions: int, provider: str = "openai") -> Embedder:
+        """OpenAI embeddings (``providers.<provider>``'s key and URL), one client per model,
+        dimensions and provider for the runtime's life."""
+        key = (provider, model, dimensions)
+        embedder = self._embedders.get(key)
+        if embedder is None:
+            from helios.embeddings.openai import OpenAIEmbedder  # the openai SDK on first use
+            from helios.providers.openai_client import async_client
+
+            client = async_client(provider, model, self.settings)
+            embedder = OpenAIEmbedder(client, model, dimensions, provider_name=provider)
+            self._embedders[key] = embedder
+            self._closers.append(embedder.aclose)
+        return embedder
 
     # -- long-running processes -----------------------------------------------------------
     async def warm(self) -> list[str]:

@@ -158,7 +158,7 @@ def test_default_local_model_runs_offline(run_cli: RunCli) -> None:
             for arg in ("--flag", f"personas.{role}.max_tokens=24")
         ],
         "--flag",
-        "personas.judge.max_tokens=40",
+        "personas.judge.max_tokens=160",  # room for the whole verdict, whatever the paths
     ]
     first = run_cli("run", GOAL, "--docs", str(EXAMPLES), "--json", *short)
     assert first.exit_code == 0, first.stderr

@@ -218,14 +218,22 @@ class ExactCache:
         counts.hits += 1
         return reply
 
-    async def store(self, key: str, reply: CachedReply, *, persona: str | None = None) -> bool:
-        """Keep ``reply`` for ``ttl_s``; ``False`` when it was not stored (error, or a reply
-        that ended in ``error``/``cancelled``). Never raises for a backend failure."""
+    async def store(
+        self,
+        key: str,
+        reply: CachedReply,
+        *,
+        persona: str | None = None,
+        ttl_s: float | None = None,
+    ) -> bool:
+        """Keep ``reply`` for ``ttl_s`` (the cache's own when ``None``); ``False`` when it
+        was not stored (error, or a reply that ended in ``error``/``cancelled``). Never
+        raises for a backend failure."""
         if reply.finish_reason in UNCACHEABLE_FINISH:
             return False
         counts = self.stats.of(persona)
         try:
-            await self.backend.set(key, reply.to_bytes(), ttl_s=self.ttl_s)
+            await self.backend.set(key, reply.to_bytes(), ttl_s=ttl_s or self.ttl_s)
         except CacheBackendError as exc:
             counts.errors += 1
             logger.warning("L2 cache store failed on %s: %s", self.backend.name, exc)

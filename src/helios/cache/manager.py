@@ -332,7 +332,9 @@ class CacheManager:
         assert self.exact is not None
         counts = self.exact.stats.of(request.context.persona)
         errors_before = counts.errors
-        stored = await self.exact.store(key, reply, persona=request.context.persona)
+        stored = await self.exact.store(
+            key, reply, persona=request.context.persona, ttl_s=request.cache.ttl_s
+        )
         if counts.errors > errors_before:
             self.metrics["L2"].errors += 1
             self._last_error["L2"] = f"{self.exact.backend.name} unavailable"
@@ -341,7 +343,7 @@ class CacheManager:
     async def _store_l3(self, request: Request, tier: str, reply: CachedReply) -> bool:
         assert self.semantic is not None
         errors_before = self.semantic.counts.errors
-        stored = await self.semantic.store(request, tier, reply)
+        stored = await self.semantic.store(request, tier, reply, ttl_s=request.cache.ttl_s)
         if self.semantic.counts.errors > errors_before:
             self.metrics["L3"].errors += 1
             self._last_error["L3"] = f"{self.semantic.index.name} unavailable"

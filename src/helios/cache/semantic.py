@@ -249,7 +249,9 @@ class SemanticCache:
         )
         return SemanticLookup(hit, checked=True, reason=verdict_reason, best_similarity=best)
 
-    async def store(self, request: Request, tier: str, reply: CachedReply) -> bool:
+    async def store(
+        self, request: Request, tier: str, reply: CachedReply, *, ttl_s: float | None = None
+    ) -> bool:
         """Keep ``reply`` for the request's question and context; ``False`` when skipped or
         failed (never raises for a backend failure)."""
         if reply.finish_reason in UNCACHEABLE_FINISH or self.skip_reason(request) is not None:
@@ -267,7 +269,7 @@ class SemanticCache:
                 question=question,
                 reply=reply.to_bytes(),
                 created_at=now,
-                expires_at=now + self.settings.ttl_s,
+                expires_at=now + (ttl_s or self.settings.ttl_s),
             )
             await self.index.add(entry, vector)
         except HeliosError as exc:

@@ -140,6 +140,25 @@ class RouteDecision(_Event):
     reason: str = ""
 
 
+class GatewayRequest(_Event):
+    """One request to the gateway (``helios serve``'s ``/v1/...`` endpoints): who sent it
+    (tenant, key id — never the key — and the client's end user), what it asked for and how
+    it ended. The engine's events of the same call share its ``task_id``."""
+
+    type: Literal["gateway_request"] = "gateway_request"
+    endpoint: str
+    tenant: str
+    key_id: str | None = None
+    end_user: str | None = None
+    model: str
+    """The model spec the client asked for (``auto``, an alias, ``provider:model``)."""
+    streaming: bool = False
+    status: int
+    duration_s: float
+    cache_layer: str | None = None
+    error: str | None = None
+
+
 class ErrorEvent(_Event):
     type: Literal["error"] = "error"
     kind: str
@@ -159,6 +178,7 @@ Event = Annotated[
     | FlagChanged
     | GovernorDecision
     | RouteDecision
+    | GatewayRequest
     | ErrorEvent,
     Field(discriminator="type"),
 ]

@@ -36,9 +36,11 @@ from helios.ops.metrics import HeliosMetrics
 from helios.ops.monitor import HealthMonitor
 from helios.runtime import Runtime
 from helios.server.cache_metrics import CacheCollector
+from helios.server.routes import anthropic as anthropic_routes
 from helios.server.routes import cache as cache_routes
 from helios.server.routes import health
 from helios.server.routes import metrics as metrics_routes
+from helios.server.routes import openai as openai_routes
 from helios.server.state import ServerState
 
 logger = logging.getLogger("helios.server")
@@ -86,7 +88,10 @@ def create_app(
     app = FastAPI(
         title="Helios",
         version=__version__,
-        description="LLM orchestration engine: metrics, health and the response cache API.",
+        description=(
+            "LLM orchestration engine: an OpenAI- and Anthropic-compatible gateway over "
+            "Helios's cache, router, budgets and ledger; metrics, health and the cache API."
+        ),
         lifespan=lifespan,
     )
     app.state.helios = state
@@ -95,6 +100,8 @@ def create_app(
     app.include_router(metrics_routes.router(state))
     app.include_router(health.router(state))
     app.include_router(cache_routes.router(state))
+    app.include_router(openai_routes.router(state))
+    app.include_router(anthropic_routes.router(state))
     return app
 
 

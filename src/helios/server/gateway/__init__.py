@@ -1,0 +1,1 @@
+"""The gateway: OpenAI- and Anthropic-compatible endpoints over the runtime's engine."""
