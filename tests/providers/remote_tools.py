@@ -12,8 +12,10 @@ import json
 import pytest
 from pydantic import BaseModel, Field
 
+from helios.errors import ProviderUnavailable
 from helios.messages import Completion, Message, Request, ToolCall, ToolChoice, ToolSpec
 from helios.providers.base import StreamAssembler
+from helios.sim import Fault, SimServer
 from tests.providers.remote import Connect, collect
 
 
@@ -79,6 +81,15 @@ class ToolContract:
         assert chunks[-1].finish_reason == "tool_calls"
         assert chunks[-1].usage == completion.usage
         assert chunks[0].tool_calls[0].name == "get_weather"  # the first piece names it
+
+    async def test_a_tool_stream_cut_midway_is_not_retried(
+        self, connect: Connect, sim: SimServer
+    ) -> None:
+        provider = connect(max_retries=2)  # a call already begun must not be sent twice
+        sim.state.inject(Fault(kind="drop", after_chunks=2), times=1)
+        with pytest.raises(ProviderUnavailable):
+            await collect(provider.stream(asking()))
+        assert sim.state.stats.total_requests == 1
 
     async def test_a_tool_result_gets_a_text_answer(self, connect: Connect) -> None:
         provider = connect()
