@@ -4,10 +4,17 @@ from typing import ClassVar
 import anthropic
 import httpx2
 import pytest
+from anthropic.types import (
+    InputJSONDelta,
+    RawContentBlockDeltaEvent,
+    RawContentBlockStartEvent,
+    RawContentBlockStopEvent,
+    ToolUseBlock,
+)
 
 from helios.catalog import Catalog
-from helios.errors import ProviderUnavailable, RateLimited
-from helios.messages import CacheControl, Message, Request
+from helios.errors import BadRequest, ProviderUnavailable, RateLimited
+from helios.messages import CacheControl, Message, Request, ToolCall, ToolCallDelta, ToolChoice
 from helios.providers import anthropic as adapter
 from helios.providers.registry import ProviderRegistry
 from helios.providers.retry import RetryingProvider
@@ -21,13 +28,14 @@ from tests.providers.remote import (
     connector,
     remote_settings,
 )
+from tests.providers.remote_tools import CLOCK, QUESTION, WEATHER, ToolContract, asking
 
 # Opus 4.1 caches prefixes from 1024 tokens; Sonnet 4.5 would too, but SDK 2.12 marks it
 # deprecated and warns on every call.
 MODEL = "claude-opus-4-8"
 
 
-class TestAnthropicContract(RemoteContract):
+class TestAnthropicContract(RemoteContract, ToolContract):
     kind = "anthropic"
     model = MODEL
     factory: ClassVar[Factory] = staticmethod(adapter.create)
@@ -142,3 +150,127 @@ async def test_error_events_inside_a_stream_are_mapped_by_their_type(
     assert isinstance(translated, expected)
     assert translated.status_code == status
     assert str(translated).endswith("Overloaded")
+
+
+async def test_tools_translation(connect: Connect, sim: SimServer) -> None:
+    provider = connect()
+    await provider.complete(asking(choice=ToolChoice(mode="tool", name="get_time")))
+    body = last_body(sim)
+    assert body["tools"] == [
+        {
+            "name": "get_weather",
+            "input_schema": WEATHER.parameters,
+            "description": "The weather ahead",
+        },
+        {"name": "get_time", "input_schema": CLOCK.parameters},
+    ]
+    assert body["tool_choice"] == {"type": "tool", "name": "get_time"}
+    expected = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
+    for mode, sent in expected.items():
+        await provider.complete(asking(choice=ToolChoice(mode=mode)))
+        assert last_body(sim)["tool_choice"] == sent
+    await provider.complete(Request.of("Hi", tool_choice=ToolChoice(mode="none")))
+    assert not {"tools", "tool_choice"} & last_body(sim).keys()
+
+
+async def test_tool_turns_alternate_and_keep_cache_breakpoints(
+    connect: Connect, sim: SimServer
+) -> None:
+    calls = (
+        ToolCall(id="toolu_1", name="get_weather", arguments='{"city": "Oslo"}'),
+        ToolCall(id="toolu_2", name="get_time", arguments=""),
+    )
+    request = Request(
+        messages=(
+            QUESTION,
+            Message(role="assistant", content="Looking.", tool_calls=calls),
+            Message(role="tool", content="Sunny.", tool_call_id="toolu_1"),
+            Message(role="tool", content="12:00", tool_call_id="toolu_2", cache=CacheControl()),
+            Message(role="user", content="And tomorrow?"),
+        ),
+        tools=(WEATHER, CLOCK),
+        system="Be brief",
+        system_cache=CacheControl(ttl="1h"),
+    )
+    completion = await connect().complete(request)
+    assert completion.text and not completion.tool_calls  # the last turn holds results
+    body = last_body(sim)
+    assert body["system"] == [
+        {"type": "text", "text": "Be brief", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    ]
+    assert body["messages"] == [
+        {"role": "user", "content": QUESTION.content},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Looking."},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"city": "Oslo"},
+                },
+                {"type": "tool_use", "id": "toolu_2", "name": "get_time", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny."},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_2",
+                    "content": "12:00",
+                    "cache_control": {"type": "ephemeral", "ttl": "5m"},
+                },
+                {"type": "text", "text": "And tomorrow?"},
+            ],
+        },
+    ]
+
+
+async def test_an_assistant_breakpoint_marks_its_last_tool_use(
+    connect: Connect, sim: SimServer
+) -> None:
+    call = ToolCall(id="toolu_1", name="get_time", arguments="{}")
+    turn = Message(role="assistant", content="", tool_calls=(call,), cache=CacheControl())
+    result = Message(role="tool", content="12:00", tool_call_id="toolu_1")
+    await connect().complete(Request(messages=(QUESTION, turn, result), tools=(CLOCK,)))
+    sent = last_body(sim)["messages"]
+    assert isinstance(sent, list)
+    assert sent[1]["content"] == [
+        {
+            "type": "tool_use",
+            "id": "toolu_1",
+            "name": "get_time",
+            "input": {},
+            "cache_control": {"type": "ephemeral", "ttl": "5m"},
+        }
+    ]
+
+
+async def test_arguments_that_are_no_json_object_are_refused(connect: Connect) -> None:
+    call = ToolCall(id="toolu_1", name="get_time", arguments="[1, 2]")
+    turn = Message(role="assistant", content="", tool_calls=(call,))
+    result = Message(role="tool", content="12:00", tool_call_id="toolu_1")
+    with pytest.raises(BadRequest, match="not a JSON object"):
+        await connect().complete(Request(messages=(QUESTION, turn, result), tools=(CLOCK,)))
+
+
+def test_a_streamed_call_without_input_gets_empty_arguments() -> None:
+    blocks = adapter._BlockChunks()
+    use = ToolUseBlock(id="toolu_9", name="get_time", input={}, type="tool_use")
+    events = [
+        RawContentBlockStartEvent(type="content_block_start", index=1, content_block=use),
+        RawContentBlockDeltaEvent(
+            type="content_block_delta",
+            index=1,
+            delta=InputJSONDelta(type="input_json_delta", partial_json=""),
+        ),
+        RawContentBlockStopEvent(type="content_block_stop", index=1),
+    ]
+    deltas = [delta for event in events for c in blocks.chunks(event) for delta in c.tool_calls]
+    assert deltas == [
+        ToolCallDelta(index=0, id="toolu_9", name="get_time"),
+        ToolCallDelta(index=0, arguments="{}"),
+    ]

@@ -8,7 +8,7 @@ import pytest
 
 from helios.catalog import Catalog
 from helios.errors import BadRequest, ProviderUnavailable, RateLimited
-from helios.messages import Message, Request
+from helios.messages import Message, Request, ToolCall, ToolChoice
 from helios.providers import gemini as adapter
 from helios.providers.function import FunctionProvider, Reply
 from helios.providers.registry import ProviderRegistry
@@ -24,6 +24,15 @@ from tests.providers.remote import (
     joined,
     remote_settings,
 )
+from tests.providers.remote_tools import (
+    CLOCK,
+    QUESTION,
+    WEATHER,
+    Forecast,
+    ToolContract,
+    asking,
+    structured,
+)
 
 MODEL = "gemini-2.5-flash"
 
@@ -34,7 +43,7 @@ async def connect(sim: SimServer) -> AsyncIterator[Connect]:
         yield connect
 
 
-class TestGeminiContract(RemoteContract):
+class TestGeminiContract(RemoteContract, ToolContract):
     kind = "gemini"
     model = MODEL
     factory: ClassVar[Factory] = staticmethod(adapter.create)
@@ -85,6 +94,94 @@ async def test_request_translation(connect: Connect, sim: SimServer) -> None:
         "stopSequences": ["END"],
         "seed": 3,
     }
+
+
+async def test_tools_translation(connect: Connect, sim: SimServer) -> None:
+    provider = connect()
+    await provider.complete(asking(choice=ToolChoice(mode="tool", name="get_time")))
+    body = last_body(sim)
+    assert body["tools"] == [
+        {
+            "functionDeclarations": [
+                {
+                    "description": "The weather ahead",
+                    "name": "get_weather",
+                    "parameters_json_schema": WEATHER.parameters,
+                },
+                {"name": "get_time", "parameters_json_schema": CLOCK.parameters},
+            ]
+        }
+    ]
+    assert body["toolConfig"] == {
+        "functionCallingConfig": {"allowedFunctionNames": ["get_time"], "mode": "ANY"}
+    }
+    for mode, sent in {"auto": "AUTO", "none": "NONE", "required": "ANY"}.items():
+        await provider.complete(asking(choice=ToolChoice(mode=mode)))
+        assert last_body(sim)["toolConfig"] == {"functionCallingConfig": {"mode": sent}}
+    await provider.complete(asking())
+    assert "toolConfig" not in last_body(sim)
+
+
+async def test_calls_and_results_become_function_parts(connect: Connect, sim: SimServer) -> None:
+    calls = (
+        ToolCall(id="call_0", name="get_weather", arguments='{"city": "Oslo"}'),
+        ToolCall(id="fc-from-gemini", name="get_time", arguments="{}"),
+    )
+    request = Request(
+        messages=(
+            QUESTION,
+            Message(role="assistant", content="", tool_calls=calls),
+            Message(role="tool", content="Sunny.", tool_call_id="call_0"),
+            Message(role="tool", content='{"time": "12:00"}', tool_call_id="fc-from-gemini"),
+        ),
+        tools=(WEATHER, CLOCK),
+    )
+    completion = await connect().complete(request)
+    assert completion.text and completion.finish_reason == "stop"
+    contents = last_body(sim)["contents"]
+    assert isinstance(contents, list)
+    # A made-up call_<n> id goes nowhere; Gemini's own ids go back with call and result.
+    assert contents[1:] == [
+        {
+            "parts": [
+                {"functionCall": {"args": {"city": "Oslo"}, "name": "get_weather"}},
+                {"functionCall": {"args": {}, "id": "fc-from-gemini", "name": "get_time"}},
+            ],
+            "role": "model",
+        },
+        {
+            "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"result": "Sunny."}}},
+                {
+                    "functionResponse": {
+                        "id": "fc-from-gemini",
+                        "name": "get_time",
+                        "response": {"time": "12:00"},
+                    }
+                },
+            ],
+            "role": "user",
+        },
+    ]
+
+
+async def test_a_result_for_no_known_call_is_refused(connect: Connect) -> None:
+    orphan = Message(role="tool", content="Sunny.", tool_call_id="call_7")
+    with pytest.raises(BadRequest, match="call_7"):
+        await connect().complete(Request(messages=(QUESTION, orphan), tools=(WEATHER,)))
+
+
+async def test_structured_output_follows_the_schema(connect: Connect, sim: SimServer) -> None:
+    provider = connect()
+    request = Request.of("Forecast, please.", response_schema=Forecast.model_json_schema())
+    completion = await provider.complete(request)
+    assert len(structured(completion).days) == 2
+    config = last_body(sim)["generationConfig"]
+    assert isinstance(config, dict)
+    assert config["responseMimeType"] == "application/json"
+    assert config["responseJsonSchema"] == Forecast.model_json_schema()
+    chunks = await collect(provider.stream(request))
+    assert "".join(chunk.text for chunk in chunks) == completion.text
 
 
 async def test_resolves_through_the_registry_wrapped_in_retries(sim: SimServer) -> None:

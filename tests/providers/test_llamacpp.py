@@ -9,7 +9,7 @@ import pytest
 from helios.config.providers import LocalModelSettings
 from helios.config.settings import Settings
 from helios.errors import BadRequest, ConfigError, UnknownModel
-from helios.messages import Request, SamplingParams
+from helios.messages import Message, Request, SamplingParams, ToolCall, ToolSpec
 from helios.providers.local_model import DEFAULT_MODEL_ID, packaged_model_path
 
 llamacpp = pytest.importorskip("helios.providers.llamacpp", reason="needs helios[local]")
@@ -146,3 +146,29 @@ async def test_response_schema_is_enforced_by_grammar(
     reply = json.loads((await provider.complete(request)).text)
     assert set(reply) == {"pass", "score"}
     assert isinstance(reply["pass"], bool)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        Request.of("What time is it?", tools=(ToolSpec(name="get_time"),)),
+        Request(
+            messages=(
+                Message(role="user", content="What time is it?"),
+                Message(role="assistant", content="", tool_calls=(ToolCall(id="c", name="t"),)),
+                Message(role="tool", content="12:00", tool_call_id="c"),
+            )
+        ),
+    ],
+    ids=["tools offered", "tool turns"],
+)
+async def test_tools_are_refused_before_anything_loads(request_: Request) -> None:
+    # A file that does not exist: the refusal must come before any attempt to load it.
+    provider = llamacpp.LlamaCppProvider(
+        "llamacpp", "absent", Path("/nowhere/model.gguf"), LocalModelSettings()
+    )
+    with pytest.raises(BadRequest, match="cannot call tools") as info:
+        await provider.complete(request_)
+    assert "openai:" in str(info.value) and info.value.provider == "llamacpp"
+    with pytest.raises(BadRequest, match="cannot call tools"):
+        await streamed_text(provider, request_)

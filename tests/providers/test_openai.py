@@ -7,7 +7,7 @@ from helios.catalog import Catalog
 from helios.config.providers import ProviderSettings
 from helios.config.settings import Settings
 from helios.errors import AuthenticationError
-from helios.messages import Request
+from helios.messages import Message, Request, ToolCall, ToolChoice
 from helios.providers import openai as adapter
 from helios.providers.registry import ProviderRegistry
 from helios.providers.retry import RetryingProvider
@@ -20,6 +20,16 @@ from tests.providers.remote import (
     collect,
     connector,
     remote_settings,
+)
+from tests.providers.remote_tools import (
+    CLOCK,
+    QUESTION,
+    WEATHER,
+    Forecast,
+    ToolContract,
+    answered,
+    asking,
+    structured,
 )
 
 MODEL = "gpt-5-mini"
@@ -35,7 +45,7 @@ async def connect(sim: SimServer) -> AsyncIterator[Connect]:
         yield connect
 
 
-class TestOpenAIContract(RemoteContract):
+class TestOpenAIContract(RemoteContract, ToolContract):
     kind = "openai"
     model = MODEL
     factory: ClassVar[Factory] = staticmethod(adapter.create)
@@ -125,3 +135,73 @@ def test_official_endpoint_without_key_is_refused(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(AuthenticationError, match="OPENAI_API_KEY"):
         adapter.create("openai", MODEL, Settings())
+
+
+async def test_tools_and_tool_turns_translation(connect: Connect, sim: SimServer) -> None:
+    call = ToolCall(id="call_abc", name="get_weather", arguments='{"city": "Oslo"}')
+    request = asking(choice=ToolChoice(mode="tool", name="get_time"), after=answered(call))
+    await connect().complete(request)
+    body = last_body(sim)
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather ahead",
+                "parameters": WEATHER.parameters,
+            },
+        },
+        {
+            "type": "function",
+            "function": {"name": "get_time", "description": "", "parameters": CLOCK.parameters},
+        },
+    ]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+    assert body["messages"] == [
+        {"role": "user", "content": QUESTION.content},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_abc",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_abc", "content": "Sunny, 21 degrees."},
+    ]
+    for mode in ("auto", "none", "required"):
+        await connect().complete(asking(choice=ToolChoice(mode=mode)))
+        assert last_body(sim)["tool_choice"] == mode
+
+
+async def test_no_tools_no_tool_fields(connect: Connect, sim: SimServer) -> None:
+    # The API refuses a tool_choice without tools; a request may still name "none".
+    await connect().complete(Request.of("Hi", tool_choice=ToolChoice(mode="none")))
+    assert not {"tools", "tool_choice"} & last_body(sim).keys()
+
+
+async def test_an_assistant_turn_with_text_and_calls_keeps_both(
+    connect: Connect, sim: SimServer
+) -> None:
+    call = ToolCall(id="call_1", name="get_time", arguments="{}")
+    turn = Message(role="assistant", content="Let me look.", tool_calls=(call,))
+    tool = Message(role="tool", content="12:00", tool_call_id="call_1")
+    await connect().complete(Request(messages=(QUESTION, turn, tool), tools=(CLOCK,)))
+    sent = last_body(sim)["messages"]
+    assert isinstance(sent, list) and sent[1]["content"] == "Let me look."
+
+
+async def test_structured_output_follows_the_schema(connect: Connect, sim: SimServer) -> None:
+    provider = connect()
+    request = Request.of("Forecast, please.", response_schema=Forecast.model_json_schema())
+    completion = await provider.complete(request)
+    assert len(structured(completion).days) == 2
+    assert last_body(sim)["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": Forecast.model_json_schema()},
+    }
+    chunks = await collect(provider.stream(request))
+    assert "".join(chunk.text for chunk in chunks) == completion.text

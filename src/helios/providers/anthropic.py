@@ -1,7 +1,15 @@
 """Anthropic Messages API through the official ``anthropic`` SDK (async client).
 
 - Prompt caching: ``Request.system_cache`` and ``Message.cache`` become ``cache_control``
-  breakpoints (``{"type": "ephemeral", "ttl": "5m" | "1h"}``) on the block they mark.
+  breakpoints (``{"type": "ephemeral", "ttl": "5m" | "1h"}``) on the block they mark (a
+  turn's last block: its last ``tool_use`` or its ``tool_result``).
+- Tools: ``tools`` (``name``, ``description``, ``input_schema``) and ``tool_choice``
+  (``auto``, ``any`` for required, ``tool`` for a named one, ``none``), sent only with
+  tools. An assistant turn's calls are ``tool_use`` blocks; tool results are
+  ``tool_result`` blocks in a user turn, and consecutive tool results (with any user text
+  right after them) share one user turn, because the API wants user and assistant turns
+  to alternate. Streamed calls arrive as a ``tool_use`` ``content_block_start`` (id,
+  name) and ``input_json_delta`` pieces; stop reason ``tool_use`` is ``tool_calls``.
 - ``max_tokens`` is required by the API; a request that leaves it unset gets
   :data:`DEFAULT_MAX_TOKENS`.
 - ``temperature`` and ``top_p``: SDK 2.x no longer declares them, so they travel in
@@ -15,18 +23,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
 
 from helios.config.settings import Settings
 from helios.errors import (
     AuthenticationError,
+    BadRequest,
     MissingDependency,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
     error_for_status,
 )
-from helios.messages import Chunk, Completion, FinishReason, Request, Usage
+from helios.messages import (
+    Chunk,
+    Completion,
+    FinishReason,
+    Message,
+    Request,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.retry import parse_retry_after, with_retries
 
@@ -35,15 +54,25 @@ try:
     import httpx2
     from anthropic.types import (
         CacheControlEphemeralParam,
+        ContentBlockParam,
+        InputJSONDelta,
         MessageDeltaUsage,
         MessageParam,
         RawContentBlockDeltaEvent,
+        RawContentBlockStartEvent,
+        RawContentBlockStopEvent,
         RawMessageDeltaEvent,
         RawMessageStartEvent,
+        RawMessageStreamEvent,
         StopReason,
         TextBlock,
         TextBlockParam,
         TextDelta,
+        ToolChoiceParam,
+        ToolParam,
+        ToolResultBlockParam,
+        ToolUseBlock,
+        ToolUseBlockParam,
     )
     from anthropic.types import Usage as AnthropicUsage
 except ImportError as exc:
@@ -60,6 +89,7 @@ _FINISH: dict[str, FinishReason] = {
     "stop_sequence": "stop",
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
 }
 
 # An error event inside a 200 stream has no HTTP status of its own; its type tells which.
@@ -115,6 +145,8 @@ class AnthropicProvider(Provider):
                 messages=_messages(request),
                 system=_system(request),
                 stop_sequences=list(params.stop) or anthropic.omit,
+                tools=_tools(request),
+                tool_choice=_tool_choice(request),
                 extra_body=_sampling(request),
             )
         except _SDK_ERRORS as exc:
@@ -125,6 +157,11 @@ class AnthropicProvider(Provider):
             model=self.model,
             provider=self.name,
             finish_reason=_finish(message.stop_reason),
+            tool_calls=tuple(
+                ToolCall(id=block.id, name=block.name, arguments=json.dumps(block.input))
+                for block in message.content
+                if isinstance(block, ToolUseBlock)
+            ),
         )
 
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
@@ -136,12 +173,15 @@ class AnthropicProvider(Provider):
                 messages=_messages(request),
                 system=_system(request),
                 stop_sequences=list(params.stop) or anthropic.omit,
+                tools=_tools(request),
+                tool_choice=_tool_choice(request),
                 extra_body=_sampling(request),
                 stream=True,
             )
         except _SDK_ERRORS as exc:
             raise self._translate(exc) from exc
         assembler = StreamAssembler(self.name, self.model)
+        blocks = _BlockChunks()
         usage = Usage()
         finish: FinishReason | None = None
         async with events:
@@ -149,16 +189,14 @@ class AnthropicProvider(Provider):
                 async for event in events:
                     if isinstance(event, RawMessageStartEvent):
                         usage = _usage(event.message.usage)
-                    elif isinstance(event, RawContentBlockDeltaEvent):
-                        if isinstance(event.delta, TextDelta) and event.delta.text:
-                            chunk = Chunk(text=event.delta.text)
-                            assembler.add(chunk)
-                            yield chunk
                     elif isinstance(event, RawMessageDeltaEvent):
                         usage = _with_delta(usage, event.usage)
                         finish = _finish(event.delta.stop_reason)
+                    for chunk in blocks.chunks(event):
+                        assembler.add(chunk)
+                        yield chunk
             except _SDK_ERRORS as exc:
-                if assembler.parts:
+                if assembler.parts or assembler.tool_deltas:
                     raise assembler.broken(exc) from exc
                 raise self._translate(exc) from exc
         if finish is None:
@@ -205,22 +243,136 @@ def _system(request: Request) -> str | list[TextBlockParam] | anthropic.Omit:
     return [block]
 
 
+class _BlockChunks:
+    """Turns stream events into chunks: text deltas, and each ``tool_use`` block's start
+    and ``input_json_delta`` pieces as the deltas of one call, numbered in order."""
+
+    def __init__(self) -> None:
+        self._call_of_block: dict[int, int] = {}
+        self._without_input: set[int] = set()
+
+    def chunks(self, event: RawMessageStreamEvent) -> Iterator[Chunk]:
+        if isinstance(event, RawContentBlockStartEvent):
+            block = event.content_block
+            if isinstance(block, ToolUseBlock):
+                index = self._call_of_block[event.index] = len(self._call_of_block)
+                self._without_input.add(index)
+                yield Chunk(tool_calls=(ToolCallDelta(index=index, id=block.id, name=block.name),))
+        elif isinstance(event, RawContentBlockDeltaEvent):
+            delta = event.delta
+            if isinstance(delta, TextDelta) and delta.text:
+                yield Chunk(text=delta.text)
+            elif isinstance(delta, InputJSONDelta) and event.index in self._call_of_block:
+                index = self._call_of_block[event.index]
+                if delta.partial_json:
+                    self._without_input.discard(index)
+                    piece = ToolCallDelta(index=index, arguments=delta.partial_json)
+                    yield Chunk(tool_calls=(piece,))
+        elif isinstance(event, RawContentBlockStopEvent):
+            index = self._call_of_block.get(event.index, -1)
+            if index in self._without_input:
+                # A call without arguments streams no JSON at all; its arguments are {}.
+                self._without_input.discard(index)
+                yield Chunk(tool_calls=(ToolCallDelta(index=index, arguments="{}"),))
+
+
+def _tools(request: Request) -> list[ToolParam] | anthropic.Omit:
+    if not request.tools:
+        return anthropic.omit
+    tools: list[ToolParam] = []
+    for tool in request.tools:
+        param: ToolParam = {"name": tool.name, "input_schema": tool.parameters}
+        if tool.description:
+            param["description"] = tool.description
+        tools.append(param)
+    return tools
+
+
+def _tool_choice(request: Request) -> ToolChoiceParam | anthropic.Omit:
+    choice = request.tool_choice
+    if choice is None or not request.tools:
+        return anthropic.omit
+    if choice.mode == "tool":
+        assert choice.name is not None  # ToolChoice guarantees a name for mode "tool"
+        return {"type": "tool", "name": choice.name}
+    if choice.mode == "required":
+        return {"type": "any"}
+    return {"type": "none"} if choice.mode == "none" else {"type": "auto"}
+
+
 def _messages(request: Request) -> list[MessageParam]:
     turns: list[MessageParam] = []
+    after_tool_result = False
     for message in request.messages:
-        content: str | list[TextBlockParam] = message.content
-        if message.cache is not None:
-            block: TextBlockParam = {
-                "type": "text",
-                "text": message.content,
-                "cache_control": _cache_control(message.cache.ttl),
-            }
-            content = [block]
-        if message.role == "user":
-            turns.append({"role": "user", "content": content})
+        if message.role == "assistant":
+            turns.append({"role": "assistant", "content": _assistant_content(message)})
+        elif after_tool_result:
+            # Results and the user text after them go in the user turn already open.
+            previous = turns[-1]["content"]
+            assert isinstance(previous, list)
+            previous.extend(_user_blocks(message))
+        elif message.role == "tool" or message.cache is not None:
+            turns.append({"role": "user", "content": _user_blocks(message)})
         else:
-            turns.append({"role": "assistant", "content": content})
+            turns.append({"role": "user", "content": message.content})
+        after_tool_result = message.role == "tool"
     return turns
+
+
+def _user_blocks(message: Message) -> list[ContentBlockParam]:
+    cache = _cache_control(message.cache.ttl) if message.cache is not None else None
+    if message.role == "tool":
+        assert message.tool_call_id is not None  # Message guarantees one on a tool turn
+        result: ToolResultBlockParam = {
+            "type": "tool_result",
+            "tool_use_id": message.tool_call_id,
+            "content": message.content,
+        }
+        if cache is not None:
+            result["cache_control"] = cache
+        return [result]
+    text: TextBlockParam = {"type": "text", "text": message.content}
+    if cache is not None:
+        text["cache_control"] = cache
+    return [text]
+
+
+def _assistant_content(message: Message) -> str | list[ContentBlockParam]:
+    if not message.tool_calls and message.cache is None:
+        return message.content
+    # The breakpoint goes on the turn's last block, which ends the cached prefix.
+    cache = _cache_control(message.cache.ttl) if message.cache is not None else None
+    blocks: list[ContentBlockParam] = []
+    if message.content or not message.tool_calls:
+        text: TextBlockParam = {"type": "text", "text": message.content}
+        if cache is not None and not message.tool_calls:
+            text["cache_control"] = cache
+        blocks.append(text)
+    for number, call in enumerate(message.tool_calls, start=1):
+        use: ToolUseBlockParam = {
+            "type": "tool_use",
+            "id": call.id,
+            "name": call.name,
+            "input": _input(call),
+        }
+        if cache is not None and number == len(message.tool_calls):
+            use["cache_control"] = cache
+        blocks.append(use)
+    return blocks
+
+
+def _input(call: ToolCall) -> dict[str, object]:
+    """A call's arguments as the ``input`` object the API wants back."""
+    try:
+        arguments = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise BadRequest(
+            f"tool call {call.id} ({call.name}): its arguments are not a JSON object, "
+            "which Anthropic needs as the tool_use input"
+        )
+    return arguments
 
 
 def _sampling(request: Request) -> dict[str, object] | None:

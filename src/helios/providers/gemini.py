@@ -5,6 +5,15 @@
 - Prompt caching is implicit (Gemini caches long prefixes on its own), so ``cache``
   breakpoints are ignored; ``cached_content_token_count`` reports the tokens read from it.
 - Thinking tokens (``thoughts_token_count``) are billed as output and counted as output.
+- Tools: function declarations (``parameters_json_schema``) and a function-calling mode
+  (``AUTO``, ``NONE``, ``ANY`` for required, ``ANY`` with ``allowed_function_names`` for a
+  named tool). A ``function_call`` part becomes a :class:`~helios.messages.ToolCall`, whole
+  (Gemini streams calls whole too), with Gemini's id or, as the Developer API usually
+  sends none, ``call_<n>`` (its position in the reply); a reply that calls a tool finishes
+  with ``tool_calls`` (Gemini says ``STOP``). Going back, a call is a ``function_call``
+  part and a tool result a ``function_response`` part (consecutive results share one user
+  turn) named after the call it answers, its text wrapped as ``{"result": text}`` unless
+  it is a JSON object; a made-up ``call_<n>`` id is never sent back.
 - The SDK's hidden extras are switched off, so one call is one request: automatic function
   calling and automatic stream continuation (which silently re-sends a dropped stream).
 - Retries: ``HttpRetryOptions`` backs off on a fixed schedule and ignores ``retry-after``,
@@ -14,19 +23,31 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from helios.config.settings import Settings
 from helios.errors import (
     AuthenticationError,
+    BadRequest,
     MissingDependency,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
     error_for_status,
 )
-from helios.messages import Chunk, Completion, FinishReason, Request, Usage
+from helios.messages import (
+    Chunk,
+    Completion,
+    FinishReason,
+    Message,
+    Request,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+)
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.retry import parse_retry_after, with_retries
 
@@ -82,18 +103,22 @@ class GeminiProvider(Provider):
             )
         except _SDK_ERRORS as exc:
             raise self._translate(exc) from exc
+        calls = _tool_calls(response, first_index=0)
+        finish = _finish(response) or "other"
         return Completion(
             text=_text(response),
             usage=_usage(response.usage_metadata),
             model=self.model,
             provider=self.name,
-            finish_reason=_finish(response) or "other",
+            finish_reason="tool_calls" if calls and finish == "stop" else finish,
+            tool_calls=calls,
         )
 
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
         assembler = StreamAssembler(self.name, self.model)
         usage = Usage()
         finish: FinishReason | None = None
+        calls_so_far = 0
         responses: AsyncIterator[genai_types.GenerateContentResponse] | None = None
         try:
             responses = await self._client.aio.models.generate_content_stream(
@@ -102,15 +127,20 @@ class GeminiProvider(Provider):
             # The request is only sent when iteration starts: errors surface in this loop.
             async for response in responses:
                 text = _text(response)
-                if text:
-                    chunk = Chunk(text=text)
+                calls = _tool_calls(response, first_index=calls_so_far)
+                deltas = tuple(
+                    _whole(call, calls_so_far + number) for number, call in enumerate(calls)
+                )
+                calls_so_far += len(calls)
+                if text or deltas:
+                    chunk = Chunk(text=text, tool_calls=deltas)
                     assembler.add(chunk)
                     yield chunk
                 if response.usage_metadata is not None:
                     usage = _usage(response.usage_metadata)
                 finish = _finish(response) or finish
         except _SDK_ERRORS as exc:
-            if assembler.parts:
+            if assembler.parts or assembler.tool_deltas:
                 raise assembler.broken(exc) from exc
             raise self._translate(exc) from exc
         finally:
@@ -121,6 +151,8 @@ class GeminiProvider(Provider):
         if finish is None:
             # A connection closed cleanly before the last event still lost the reply's end.
             raise assembler.broken(EOFError("the stream ended before its finish reason"))
+        if calls_so_far and finish == "stop":
+            finish = "tool_calls"
         yield Chunk(usage=usage, finish_reason=finish)
 
     def _translate(self, exc: Exception) -> ProviderError:
@@ -161,6 +193,8 @@ def _config(request: Request) -> genai_types.GenerateContentConfig:
         "seed": params.seed,
         "response_mime_type": "application/json" if request.response_schema else None,
         "response_json_schema": request.response_schema,
+        "tools": _tools(request),
+        "tool_config": _tool_config(request.tool_choice) if request.tools else None,
     }
     return genai_types.GenerateContentConfig(
         **{key: value for key, value in values.items() if value is not None},
@@ -169,14 +203,126 @@ def _config(request: Request) -> genai_types.GenerateContentConfig:
     )
 
 
-def _contents(request: Request) -> list[genai_types.Content]:
-    return [
-        genai_types.Content(
-            role="user" if message.role == "user" else "model",
-            parts=[genai_types.Part(text=message.content)],
+def _tools(request: Request) -> list[genai_types.Tool] | None:
+    if not request.tools:
+        return None
+    declarations = [
+        genai_types.FunctionDeclaration(
+            name=tool.name,
+            description=tool.description or None,
+            parameters_json_schema=tool.parameters,
         )
-        for message in request.messages
+        for tool in request.tools
     ]
+    return [genai_types.Tool(function_declarations=declarations)]
+
+
+_MODES: dict[str, genai_types.FunctionCallingConfigMode] = {
+    "auto": genai_types.FunctionCallingConfigMode.AUTO,
+    "none": genai_types.FunctionCallingConfigMode.NONE,
+    "required": genai_types.FunctionCallingConfigMode.ANY,
+    "tool": genai_types.FunctionCallingConfigMode.ANY,
+}
+
+
+def _tool_config(choice: ToolChoice | None) -> genai_types.ToolConfig | None:
+    if choice is None:
+        return None
+    config = genai_types.FunctionCallingConfig(
+        mode=_MODES[choice.mode],
+        allowed_function_names=[choice.name] if choice.name is not None else None,
+    )
+    return genai_types.ToolConfig(function_calling_config=config)
+
+
+def _contents(request: Request) -> list[genai_types.Content]:
+    contents: list[genai_types.Content] = []
+    names: dict[str, str] = {}  # call id -> function name, the latest turn's winning
+    for message in request.messages:
+        if message.role == "tool":
+            part = _function_response(message, names)
+            previous = contents[-1] if contents else None
+            if previous is not None and previous.parts and previous.parts[-1].function_response:
+                previous.parts.append(part)  # one turn answers all of a turn's calls
+            else:
+                contents.append(genai_types.Content(role="user", parts=[part]))
+            continue
+        parts = [genai_types.Part(text=message.content)] if message.content else []
+        for call in message.tool_calls:
+            names[call.id] = call.name
+            parts.append(genai_types.Part(function_call=_function_call(call)))
+        contents.append(
+            genai_types.Content(
+                role="user" if message.role == "user" else "model",
+                parts=parts or [genai_types.Part(text="")],
+            )
+        )
+    return contents
+
+
+# The id a reply's call gets when Gemini sends none (see _tool_calls): never sent back.
+_MADE_UP_ID = re.compile(r"call_\d+")
+
+
+def _sent_id(call_id: str) -> str | None:
+    return None if _MADE_UP_ID.fullmatch(call_id) else call_id
+
+
+def _function_call(call: ToolCall) -> genai_types.FunctionCall:
+    try:
+        args = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError:
+        args = None
+    if not isinstance(args, dict):
+        raise BadRequest(
+            f"tool call {call.id} ({call.name}): its arguments are not a JSON object, "
+            "which Gemini needs as the function_call args"
+        )
+    return genai_types.FunctionCall(id=_sent_id(call.id), name=call.name, args=args)
+
+
+def _function_response(message: Message, names: Mapping[str, str]) -> genai_types.Part:
+    call_id = message.tool_call_id
+    assert call_id is not None  # Message guarantees one on a tool turn
+    name = names.get(call_id)
+    if name is None:
+        raise BadRequest(
+            f"the tool result for call {call_id} follows no assistant turn that made that "
+            "call, and Gemini needs the function's name"
+        )
+    try:
+        value = json.loads(message.content)
+    except json.JSONDecodeError:
+        value = None
+    response = value if isinstance(value, dict) else {"result": message.content}
+    return genai_types.Part(
+        function_response=genai_types.FunctionResponse(
+            id=_sent_id(call_id), name=name, response=response
+        )
+    )
+
+
+def _tool_calls(
+    response: genai_types.GenerateContentResponse, *, first_index: int
+) -> tuple[ToolCall, ...]:
+    """The first candidate's function calls; ``first_index`` counts the stream's earlier."""
+    if not response.candidates:
+        return ()
+    content = response.candidates[0].content
+    parts = (content.parts if content is not None else None) or []
+    calls = [part.function_call for part in parts if part.function_call is not None]
+    return tuple(
+        ToolCall(
+            id=call.id or f"call_{first_index + number}",
+            name=call.name or "",
+            arguments=json.dumps(call.args or {}),
+        )
+        for number, call in enumerate(calls)
+    )
+
+
+def _whole(call: ToolCall, index: int) -> ToolCallDelta:
+    return ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.arguments)
 
 
 def _text(response: genai_types.GenerateContentResponse) -> str:

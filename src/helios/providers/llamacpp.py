@@ -7,6 +7,10 @@ settings replaces the default file.
 Generation blocks, so it runs in a worker thread and hands chunks to the event loop
 through a queue; a llama context is not thread-safe, so calls to one model take turns.
 With temperature 0 (the default here) and a seed, replies are deterministic.
+
+The small local model was not trained to call tools, and its chat template has no place
+for them: a request that offers tools or carries tool turns is refused with
+:class:`~helios.errors.BadRequest` before anything loads or generates.
 """
 
 from __future__ import annotations
@@ -123,6 +127,7 @@ class LlamaCppProvider(Provider):
         return await complete_by_streaming(self, request)
 
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
+        self._refuse_tools(request)
         loaded = await self._model()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
@@ -187,6 +192,15 @@ class LlamaCppProvider(Provider):
                 finish = "length" if choice["finish_reason"] == "length" else "stop"
         usage = Usage(input_tokens=len(tokens), output_tokens=loaded.count_tokens("".join(parts)))
         yield Chunk(usage=usage, finish_reason=finish)
+
+    def _refuse_tools(self, request: Request) -> None:
+        if request.tools or any(m.tool_calls or m.role == "tool" for m in request.messages):
+            raise BadRequest(
+                "the local model cannot call tools; use a model of a provider that can, "
+                "e.g. openai:gpt-5-mini, anthropic:claude-haiku-4-5 or gemini:gemini-2.5-flash",
+                provider=self.name,
+                model=self.model,
+            )
 
     def _translate(self, exc: BaseException, assembler: StreamAssembler) -> BaseException:
         if isinstance(exc, (BadRequest, ConfigError)):

@@ -11,6 +11,14 @@ configure ``providers: {vllm: {kind: openai, base_url: http://host:8000/v1}}`` a
 - the key: OpenAI needs one. A compatible server with a ``base_url`` often needs none, so
   a missing key there sends a placeholder instead of failing.
 
+Tools go as function tools (``tools``, ``tool_choice``; a choice is only sent with tools,
+as the API refuses one without); assistant turns carry their ``tool_calls`` and a tool
+result is a ``tool`` message naming its ``tool_call_id``. Calls come back in
+``message.tool_calls``, or streamed as ``delta.tool_calls`` fragments (the first names the
+call's id and function, the rest carry pieces of its arguments), each becoming a
+:class:`~helios.messages.ToolCallDelta`. ``Request.response_schema`` goes as a
+``json_schema`` ``response_format``.
+
 Streams ask for ``stream_options={"include_usage": True}``: the last chunk then carries
 usage and no choices. Prompt caching is automatic (prompts of 1024+ tokens); cached
 tokens come back in ``prompt_tokens_details.cached_tokens``.
@@ -26,7 +34,16 @@ from typing import Literal, TypeVar
 
 from helios.config.settings import Settings
 from helios.errors import MissingDependency, ProviderError, ProviderUnavailable
-from helios.messages import Chunk, Completion, FinishReason, Request, Usage
+from helios.messages import (
+    Chunk,
+    Completion,
+    FinishReason,
+    Message,
+    Request,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.openai_client import OFFICIAL_NAME, async_client, translate_error
 from helios.providers.retry import with_retries
@@ -34,7 +51,14 @@ from helios.providers.retry import with_retries
 try:
     import openai
     from openai.types import CompletionUsage
-    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat import (
+        ChatCompletionFunctionToolParam,
+        ChatCompletionMessage,
+        ChatCompletionMessageFunctionToolCallParam,
+        ChatCompletionMessageParam,
+        ChatCompletionToolChoiceOptionParam,
+    )
+    from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
     from openai.types.shared_params import ResponseFormatJSONSchema
 except ImportError as exc:
     raise MissingDependency("openai", "openai", "The OpenAI provider") from exc
@@ -42,7 +66,12 @@ except ImportError as exc:
 TokenLimitField = Literal["max_completion_tokens", "max_tokens"]
 _T = TypeVar("_T")
 
-_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",  # the deprecated single-function form
+}
 
 
 def create(name: str, model: str, settings: Settings) -> Provider:
@@ -85,6 +114,8 @@ class OpenAIProvider(Provider):
                 seed=_given(params.seed),
                 response_format=_response_format(request),
                 prompt_cache_key=_prompt_cache_key(request),
+                tools=_tools(request),
+                tool_choice=_tool_choice(request),
             )
         except openai.OpenAIError as exc:
             raise self._translate(exc) from exc
@@ -99,6 +130,7 @@ class OpenAIProvider(Provider):
             model=self.model,
             provider=self.name,
             finish_reason=_FINISH.get(choice.finish_reason, "other"),
+            tool_calls=_tool_calls(choice.message),
         )
 
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
@@ -117,6 +149,8 @@ class OpenAIProvider(Provider):
                 seed=_given(params.seed),
                 response_format=_response_format(request),
                 prompt_cache_key=_prompt_cache_key(request),
+                tools=_tools(request),
+                tool_choice=_tool_choice(request),
                 stream=True,
                 stream_options={"include_usage": True},
             )
@@ -133,14 +167,15 @@ class OpenAIProvider(Provider):
                     if not part.choices:
                         continue
                     choice = part.choices[0]
-                    if choice.delta.content:
-                        chunk = Chunk(text=choice.delta.content)
+                    deltas = _tool_call_deltas(choice.delta.tool_calls)
+                    if choice.delta.content or deltas:
+                        chunk = Chunk(text=choice.delta.content or "", tool_calls=deltas)
                         assembler.add(chunk)
                         yield chunk
                     if choice.finish_reason is not None:
                         finish = _FINISH.get(choice.finish_reason, "other")
             except openai.OpenAIError as exc:
-                if assembler.parts:
+                if assembler.parts or assembler.tool_deltas:
                     raise assembler.broken(exc) from exc
                 raise self._translate(exc) from exc
         if finish is None:
@@ -174,6 +209,32 @@ def _given(value: _T | None) -> _T | openai.Omit:
     return openai.omit if value is None else value
 
 
+def _tools(request: Request) -> list[ChatCompletionFunctionToolParam] | openai.Omit:
+    if not request.tools:
+        return openai.omit
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters,
+            },
+        }
+        for tool in request.tools
+    ]
+
+
+def _tool_choice(request: Request) -> ChatCompletionToolChoiceOptionParam | openai.Omit:
+    choice = request.tool_choice
+    if choice is None or not request.tools:
+        return openai.omit
+    if choice.mode == "tool":
+        assert choice.name is not None  # ToolChoice guarantees a name for mode "tool"
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
 def _messages(request: Request) -> list[ChatCompletionMessageParam]:
     turns: list[ChatCompletionMessageParam] = []
     if request.system is not None:
@@ -181,9 +242,55 @@ def _messages(request: Request) -> list[ChatCompletionMessageParam]:
     for message in request.messages:
         if message.role == "user":
             turns.append({"role": "user", "content": message.content})
+        elif message.role == "tool":
+            assert message.tool_call_id is not None  # Message guarantees one on a tool turn
+            turns.append(
+                {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+            )
+        elif message.tool_calls:
+            # An assistant turn that only called tools has no text: null, not "".
+            turns.append(
+                {
+                    "role": "assistant",
+                    "content": message.content or None,
+                    "tool_calls": _sent_calls(message),
+                }
+            )
         else:
             turns.append({"role": "assistant", "content": message.content})
     return turns
+
+
+def _sent_calls(message: Message) -> list[ChatCompletionMessageFunctionToolCallParam]:
+    return [
+        {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        for call in message.tool_calls
+    ]
+
+
+def _tool_calls(message: ChatCompletionMessage) -> tuple[ToolCall, ...]:
+    # Only function calls: Helios offers no custom (free-text) tools, so none come back.
+    return tuple(
+        ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
+        for call in message.tool_calls or ()
+        if call.type == "function"
+    )
+
+
+def _tool_call_deltas(deltas: list[ChoiceDeltaToolCall] | None) -> tuple[ToolCallDelta, ...]:
+    return tuple(
+        ToolCallDelta(
+            index=delta.index,
+            id=delta.id,
+            name=delta.function.name if delta.function else None,
+            arguments=(delta.function.arguments or "") if delta.function else "",
+        )
+        for delta in deltas or ()
+    )
 
 
 def _usage(usage: CompletionUsage | None) -> Usage:

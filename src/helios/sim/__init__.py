@@ -2,8 +2,9 @@
 
 The official SDKs work against it unmodified; point them at ``SimServer.base_url``
 (Anthropic), ``base_url + "/v1"`` (OpenAI) or ``HttpOptions(base_url=base_url)`` (Gemini).
-Replies are deterministic per prompt, usage follows a warm-prefix model of each
-provider's prompt caching, latency follows a seeded :class:`LatencyProfile`, and
+Replies are deterministic per prompt (a tool call or a JSON document by schema when the
+request asks for one, see :mod:`helios.sim.tools`), usage follows a warm-prefix model of
+each provider's prompt caching, latency follows a seeded :class:`LatencyProfile`, and
 :class:`Fault` s can be injected from Python, over HTTP or per request by header.
 """
 

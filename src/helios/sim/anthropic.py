@@ -4,6 +4,14 @@ The cacheable prompt runs tools, then system, then messages; blocks with ``cache
 (``{"type": "ephemeral", "ttl": "5m" | "1h"}``) are breakpoints, at most four, as the real
 API enforces. A top-level ``cache_control`` marks the last block, as automatic caching does.
 Sampling fields (``temperature``, ``top_p``, ...) are accepted and ignored.
+
+Tools (see :mod:`helios.sim.tools` for when the model calls one): custom ``tools``
+(``name``, ``description``, ``input_schema``), ``tool_choice`` ``{"type": "auto" | "any" |
+"none"}`` or ``{"type": "tool", "name": ...}``. A call is one ``tool_use`` content block
+with ``stop_reason: tool_use``; streamed, a ``content_block_start`` names the block's id
+and name (``input: {}``), several ``input_json_delta`` events carry ``partial_json``
+pieces, then ``content_block_stop``. A user turn holding a ``tool_result`` block is a
+tool result. Server tools (those with a versioned ``type``) are accepted, never called.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from typing import Any
 from helios.messages import CacheTTL
 from helios.sim.cache import PromptUsage
 from helios.sim.config import FaultKind, ProtocolName
-from helios.sim.text import Reply, Segment
+from helios.sim.text import Reply, Segment, ToolCallReply
+from helios.sim.tools import SimTool, ToolMode, ToolOffer
 from helios.sim.wire import (
     BadRequest,
     ErrorReply,
@@ -32,7 +41,13 @@ from helios.sim.wire import (
 )
 
 MAX_BREAKPOINTS = 4
-_STOP_REASONS = {"end": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
+_STOP_REASONS = {
+    "end": "end_turn",
+    "length": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "tool_call": "tool_use",
+}
+_TOOL_MODES: dict[str, ToolMode] = {"auto": "auto", "any": "required", "none": "none"}
 _ERRORS: dict[FaultKind, tuple[int, str, str]] = {
     "rate_limit": (429, "rate_limit_error", "Simulated rate limit: too many requests."),
     "server_error": (500, "api_error", "Simulated internal server error."),
@@ -47,10 +62,12 @@ class AnthropicProtocol(WireProtocol):
     explicit_cache = True
 
     def parse(self, body: Mapping[str, Any], model: str | None = None) -> SimCall:
+        tools = want(body, "tools", list, default=[]) or []
+        messages = need(body, "messages", list)
         segments = [
-            *_tool_segments(want(body, "tools", list, default=[]) or []),
+            *_tool_segments(tools),
             *_system_segments(body.get("system")),
-            *_message_segments(need(body, "messages", list)),
+            *_message_segments(messages),
         ]
         automatic = _cache_ttl(body, "")
         if automatic is not None and segments and segments[-1].cache_ttl is None:
@@ -71,12 +88,14 @@ class AnthropicProtocol(WireProtocol):
             max_tokens=max_tokens,
             stop=stop_list(body.get("stop_sequences"), "stop_sequences"),
             stream=bool(want(body, "stream", bool, default=False)),
+            tools=_tool_offer(tools, body.get("tool_choice")),
+            after_tool_result=_holds_a_tool_result(messages[-1]),
         )
 
     def body(self, call: SimCall, reply: Reply, usage: PromptUsage, number: int) -> JSONObject:
         return {
             **_message_head(call, number),
-            "content": [{"type": "text", "text": reply.text}] if reply.text else [],
+            "content": _content(reply),
             "stop_reason": _STOP_REASONS[reply.finish],
             "stop_sequence": reply.stop_sequence,
             "usage": _usage(usage, reply.output_tokens),
@@ -93,29 +112,31 @@ class AnthropicProtocol(WireProtocol):
         }
         final_usage = _usage(usage, reply.output_tokens)
         del final_usage["cache_creation"], final_usage["service_tier"]
+        tool_call = reply.tool_call
+        if tool_call is None:
+            block: JSONObject = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": piece} for piece in reply.pieces]
+        else:
+            block = {"type": "tool_use", "id": _call_id(tool_call), "name": tool_call.name}
+            block["input"] = {}
+            deltas = [
+                {"type": "input_json_delta", "partial_json": piece} for piece in tool_call.pieces
+            ]
         return StreamParts(
             preamble=(
                 sse({"type": "message_start", "message": start}, "message_start"),
                 sse(
-                    {
-                        "type": "content_block_start",
-                        "index": 0,
-                        "content_block": {"type": "text", "text": ""},
-                    },
+                    {"type": "content_block_start", "index": 0, "content_block": block},
                     "content_block_start",
                 ),
                 sse({"type": "ping"}, "ping"),
             ),
             pieces=tuple(
                 sse(
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "text_delta", "text": piece},
-                    },
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
                     "content_block_delta",
                 )
-                for piece in reply.pieces
+                for delta in deltas
             ),
             trailer=(
                 sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
@@ -149,6 +170,49 @@ def _message_head(call: SimCall, number: int) -> JSONObject:
         "role": "assistant",
         "model": call.model,
     }
+
+
+def _content(reply: Reply) -> list[JSONObject]:
+    call = reply.tool_call
+    if call is not None:
+        block = {"type": "tool_use", "id": _call_id(call), "name": call.name}
+        return [{**block, "input": dict(call.arguments)}]
+    return [{"type": "text", "text": reply.text}] if reply.text else []
+
+
+def _call_id(call: ToolCallReply) -> str:
+    return f"toolu_sim{call.key}"
+
+
+def _tool_offer(tools: list[Any], choice: object) -> ToolOffer:
+    offered = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, Mapping):
+            raise BadRequest(f"tools.{i}: expected an object")
+        if tool.get("type") not in (None, "custom"):
+            continue  # a server tool (web search, bash, ...): the simulated model leaves it
+        offered.append(
+            SimTool(
+                name=need(tool, "name", str, f"tools.{i}."),
+                parameters=need(tool, "input_schema", dict, f"tools.{i}."),
+            )
+        )
+    if choice is None:
+        return ToolOffer(tuple(offered))
+    kind = choice.get("type") if isinstance(choice, Mapping) else None
+    if kind == "tool":
+        assert isinstance(choice, Mapping)
+        return ToolOffer(tuple(offered), "tool", need(choice, "name", str, "tool_choice."))
+    if not isinstance(kind, str) or kind not in _TOOL_MODES:
+        raise BadRequest("tool_choice.type: expected 'auto', 'any', 'tool' or 'none'")
+    return ToolOffer(tuple(offered), _TOOL_MODES[kind])
+
+
+def _holds_a_tool_result(message: object) -> bool:
+    content = message.get("content") if isinstance(message, Mapping) else None
+    return isinstance(content, list) and any(
+        isinstance(block, Mapping) and block.get("type") == "tool_result" for block in content
+    )
 
 
 def _usage(usage: PromptUsage, output_tokens: int) -> JSONObject:

@@ -129,12 +129,13 @@ async def answer(
     usage = sim.prompt_usage(
         protocol.name, call.model, call.segments, explicit=protocol.explicit_cache
     )
-    reply = sim.reply(call.segments, call.max_tokens, call.stop)
-    pacing = sim.pacing(len(reply.pieces), call.model)
+    reply = sim.reply(call)
     delay = fault.seconds if fault is not None and fault.kind == "timeout" else 0.0
     drop = fault.after_chunks if fault is not None and fault.kind == "drop" else None
     if call.stream:
         parts = protocol.stream(call, reply, usage, number)
+        # Paced by what the stream sends: a Gemini tool call is one piece, not its fragments.
+        pacing = sim.pacing(len(parts.pieces), call.model)
         script = Script(
             media_type="text/event-stream",
             preamble=parts.preamble,
@@ -147,6 +148,7 @@ async def answer(
             drop_after=drop,
         )
     else:
+        pacing = sim.pacing(len(reply.streamed_pieces), call.model)
         script = Script(
             media_type="application/json",
             trailer=(dumps(protocol.body(call, reply, usage, number)).encode(),),

@@ -3,6 +3,15 @@
 Prompt caching is automatic: ``usage.prompt_tokens`` includes the cached tokens, which
 ``usage.prompt_tokens_details.cached_tokens`` reports. ``prompt_cache_key``, ``seed``,
 ``temperature`` and the like are accepted and do not change the reply.
+
+Tools (see :mod:`helios.sim.tools` for when the model calls one): ``tools`` of type
+``function``, ``tool_choice`` ``auto``/``none``/``required`` or
+``{"type": "function", "function": {"name": ...}}``. A call comes back as
+``message.tool_calls`` (``content`` null) with ``finish_reason: tool_calls``; streamed,
+the first chunk's ``delta.tool_calls`` names the call's index, id, type and function name,
+and each later chunk carries a piece of ``function.arguments``. ``response_format``
+``json_schema`` makes the content a JSON document by that schema (``json_object``: an
+object with one string, ``reply``). Custom (non-function) tools are accepted, never called.
 """
 
 from __future__ import annotations
@@ -13,7 +22,8 @@ from typing import Any
 
 from helios.sim.cache import PromptUsage
 from helios.sim.config import FaultKind, ProtocolName
-from helios.sim.text import Reply, Segment
+from helios.sim.text import Reply, Segment, ToolCallReply
+from helios.sim.tools import ANY_JSON_OBJECT, SimTool, ToolMode, ToolOffer
 from helios.sim.wire import (
     BadRequest,
     ErrorReply,
@@ -25,6 +35,7 @@ from helios.sim.wire import (
     dumps,
     need,
     positive_int,
+    schema_object,
     sse,
     stop_list,
     want,
@@ -38,7 +49,8 @@ _ROLES = {
     "tool": "tool",
     "function": "tool",
 }
-_FINISH = {"end": "stop", "length": "length", "stop_sequence": "stop"}
+_FINISH = {"end": "stop", "length": "length", "stop_sequence": "stop", "tool_call": "tool_calls"}
+_TOOL_MODES: dict[str, ToolMode] = {"auto": "auto", "none": "none", "required": "required"}
 _ERRORS: dict[FaultKind, tuple[int, str, str | None, str]] = {
     "rate_limit": (429, "requests", "rate_limit_exceeded", "Rate limit reached (simulated)."),
     "server_error": (500, "server_error", None, "The server had an error (simulated)."),
@@ -59,16 +71,22 @@ class OpenAIProtocol(WireProtocol):
         tool_segments = [Segment("tools", dumps({"tools": tools}))] if tools else []
         options = want(body, "stream_options", dict, default={}) or {}
         max_tokens = positive_int(body, "max_completion_tokens")
+        messages = need(body, "messages", list)
+        last = messages[-1] if messages else None
+        after_tool_result = isinstance(last, Mapping) and last.get("role") in ("tool", "function")
         return SimCall(
             model=need(body, "model", str),
             segments=(
                 *tool_segments,
-                *_message_segments(need(body, "messages", list)),
+                *_message_segments(messages),
             ),
             max_tokens=max_tokens if max_tokens is not None else positive_int(body, "max_tokens"),
             stop=stop_list(body.get("stop"), "stop"),
             stream=bool(want(body, "stream", bool, default=False)),
             include_usage=bool(options.get("include_usage", False)),
+            tools=_tool_offer(tools, body.get("tool_choice")),
+            after_tool_result=after_tool_result,
+            response_schema=_response_schema(body.get("response_format")),
         )
 
     def body(self, call: SimCall, reply: Reply, usage: PromptUsage, number: int) -> JSONObject:
@@ -78,6 +96,18 @@ class OpenAIProtocol(WireProtocol):
             "refusal": None,
             "annotations": [],
         }
+        if reply.tool_call is not None:
+            message["content"] = None
+            message["tool_calls"] = [
+                {
+                    "id": _call_id(reply.tool_call),
+                    "type": "function",
+                    "function": {
+                        "name": reply.tool_call.name,
+                        "arguments": reply.tool_call.arguments_json,
+                    },
+                }
+            ]
         return {
             **_head(call, number, "chat.completion"),
             "choices": [
@@ -106,9 +136,26 @@ class OpenAIProtocol(WireProtocol):
                 sse({**head, "choices": [], "usage": _usage(usage, reply.output_tokens)})
             )
         trailer.append(sse("[DONE]"))
+        tool_call = reply.tool_call
+        if tool_call is None:
+            return StreamParts(
+                preamble=(chunk({"role": "assistant", "content": "", "refusal": None}),),
+                pieces=tuple(chunk({"content": piece}) for piece in reply.pieces),
+                trailer=tuple(trailer),
+            )
+        # As the real API streams a call: the first delta names it, the rest carry arguments.
+        opening = {
+            "index": 0,
+            "id": _call_id(tool_call),
+            "type": "function",
+            "function": {"name": tool_call.name, "arguments": ""},
+        }
         return StreamParts(
-            preamble=(chunk({"role": "assistant", "content": "", "refusal": None}),),
-            pieces=tuple(chunk({"content": piece}) for piece in reply.pieces),
+            preamble=(chunk({"role": "assistant", "content": None, "tool_calls": [opening]}),),
+            pieces=tuple(
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                for piece in tool_call.pieces
+            ),
             trailer=tuple(trailer),
         )
 
@@ -136,6 +183,60 @@ def _head(call: SimCall, number: int, kind: str) -> JSONObject:
         "service_tier": "default",
         "system_fingerprint": "fp_helios_sim",
     }
+
+
+def _call_id(call: ToolCallReply) -> str:
+    return f"call_{call.key}"
+
+
+def _tool_offer(tools: list[Any], choice: object) -> ToolOffer:
+    offered = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, Mapping) or not isinstance(tool.get("type"), str):
+            raise BadRequest(f"tools.{i}: expected a tool with a type")
+        if tool["type"] != "function":
+            continue  # custom tools take free text: the simulated model never calls them
+        function = need(tool, "function", dict, f"tools.{i}.")
+        offered.append(
+            SimTool(
+                name=need(function, "name", str, f"tools.{i}.function."),
+                parameters=schema_object(
+                    function.get("parameters"), f"tools.{i}.function.parameters"
+                ),
+            )
+        )
+    mode: ToolMode = "auto"
+    name: str | None = None
+    if isinstance(choice, str) and choice in _TOOL_MODES:
+        mode = _TOOL_MODES[choice]
+    elif isinstance(choice, Mapping) and choice.get("type") == "function":
+        function = need(choice, "function", dict, "tool_choice.")
+        mode, name = "tool", need(function, "name", str, "tool_choice.function.")
+    elif isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
+        allowed = want(choice, "allowed_tools", dict, "tool_choice.", default={}) or {}
+        mode = "required" if allowed.get("mode") == "required" else "auto"
+    elif choice is not None:
+        raise BadRequest("tool_choice: expected 'auto', 'none', 'required' or a named function")
+    if choice is not None and not tools:
+        raise BadRequest("tool_choice: only allowed when tools are specified")
+    return ToolOffer(tuple(offered), mode, name)
+
+
+def _response_schema(response_format: object) -> Mapping[str, Any] | None:
+    if response_format is None:
+        return None
+    if not isinstance(response_format, Mapping):
+        raise BadRequest("response_format: expected an object")
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        spec = need(response_format, "json_schema", dict, "response_format.")
+        need(spec, "name", str, "response_format.json_schema.")
+        return schema_object(spec.get("schema"), "response_format.json_schema.schema")
+    if kind == "json_object":
+        return ANY_JSON_OBJECT
+    if kind == "text":
+        return None
+    raise BadRequest("response_format.type: expected 'text', 'json_object' or 'json_schema'")
 
 
 def _usage(usage: PromptUsage, output_tokens: int) -> JSONObject:

@@ -19,6 +19,8 @@ from helios.catalog import Catalog
 from helios.sim.cache import PromptUsage, WarmPrefixes
 from helios.sim.config import Fault, LatencyProfile, ProtocolName, SimConfig
 from helios.sim.text import Reply, Segment, reply_for
+from helios.sim.tools import planned_reply
+from helios.sim.wire import SimCall
 
 # Credentials are never kept, even fake ones: records may be printed in test failures.
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
@@ -240,15 +242,27 @@ class SimState:
                 ttl_s=self.config.implicit_cache_ttl_s,
             )
 
-    def reply(
-        self, segments: Sequence[Segment], max_tokens: int | None, stop: Sequence[str]
-    ) -> Reply:
+    def reply(self, call: SimCall) -> Reply:
+        """The reply to ``call``: a tool call, JSON by its schema, or words (see
+        :mod:`helios.sim.tools`), all seeded by the prompt and the config's seed."""
+        seed = self.config.seed
+        planned = planned_reply(
+            call.segments,
+            offer=call.tools,
+            after_tool_result=call.after_tool_result,
+            response_schema=call.response_schema,
+            max_tokens=call.max_tokens,
+            stop=call.stop,
+            seed=seed,
+        )
+        if planned is not None:
+            return planned
         return reply_for(
-            segments,
+            call.segments,
             words=self.config.reply_tokens,
-            max_tokens=max_tokens,
-            stop=stop,
-            seed=self.config.seed,
+            max_tokens=call.max_tokens,
+            stop=call.stop,
+            seed=seed,
         )
 
     def pacing(self, chunks: int, model: str | None = None) -> Pacing:

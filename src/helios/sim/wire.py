@@ -3,6 +3,8 @@
 A protocol turns a request body into a :class:`SimCall`, and a reply plus usage into a
 JSON body or a :class:`StreamParts` (SSE bytes split into preamble, one part per content
 chunk, and trailer, so the response can pace chunks and drop the connection between them).
+A :class:`SimCall` carries the tools a request offers and the schema it asks JSON by;
+:mod:`helios.sim.tools` decides what the reply is.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 from helios.sim.cache import PromptUsage
 from helios.sim.config import FaultKind, ProtocolName
 from helios.sim.text import Reply, Segment
+from helios.sim.tools import ToolOffer
 
 JSONObject = dict[str, Any]
 _T = TypeVar("_T")
@@ -35,6 +38,9 @@ class SimCall:
     stop: tuple[str, ...] = ()
     stream: bool = False
     include_usage: bool = False  # OpenAI's stream_options.include_usage
+    tools: ToolOffer = field(default_factory=ToolOffer)
+    after_tool_result: bool = False  # the last turn is a tool's result
+    response_schema: Mapping[str, Any] | None = None  # JSON by this schema, not text
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,15 @@ def stop_list(value: object, key: str) -> tuple[str, ...]:
     if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
         return tuple(value)
     raise BadRequest(f"{key}: expected a string or a list of strings")
+
+
+def schema_object(value: object, where: str) -> Mapping[str, Any]:
+    """A JSON schema given in the request: an object, or absent (any object)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise BadRequest(f"{where}: expected a JSON schema object")
+    return value
 
 
 def block_text(block: Mapping[str, Any]) -> str:
