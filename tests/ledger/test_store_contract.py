@@ -24,6 +24,7 @@ from helios.ledger.events import (
     EvidenceGathered,
     FlagChanged,
     GateVerdict,
+    GatewayRequest,
     GovernorDecision,
     PersonaLLMRun,
     RouteDecision,
@@ -103,6 +104,18 @@ def one_of_each() -> list[Event]:
             details={"used": 0.93, "tier": "fast", "near": True},
         ),
         RouteDecision(task_id="t", persona=None, model="m", tier="fast", score=0.7),
+        GatewayRequest(
+            task_id="t",
+            endpoint="/v1/chat/completions",
+            tenant="acme",
+            key_id="k1",
+            end_user="alice",
+            model="auto",
+            streaming=True,
+            status=429,
+            duration_s=0.01,
+            error="budget 'key:k1' window '5h' has no room",
+        ),
         ErrorEvent(task_id="t", kind="ProviderUnavailable", message="503 ✗", stage=None),
     ]
 
