@@ -34,7 +34,14 @@ from helios.catalog import Catalog, Tier
 from helios.errors import BudgetExceeded, ConfigError, ProviderError
 from helios.governance.fallback import FallbackProvider
 from helios.governance.governor import Governor, Reservation
-from helios.governance.router import NO_BUDGET, EconomicRouter, Hop, Route, fallback_reason
+from helios.governance.router import (
+    NO_BUDGET,
+    EconomicRouter,
+    Hop,
+    Route,
+    fallback_reason,
+    uses_tools,
+)
 from helios.messages import Chunk, Completion, Request, ToolCallDelta
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.registry import ProviderRegistry
@@ -297,7 +304,9 @@ class _Call:
                 await asyncio.sleep(reservation.eta_s or 0.0)
             elif reservation.suggested_tier in self.engine.router.tiers:
                 why = f"{reservation.account}/{reservation.window} has no room"
-                route = self.engine.router.downgrade(route, reservation.suggested_tier, why)
+                route = self.engine.router.downgrade(
+                    route, reservation.suggested_tier, why, tools=uses_tools(self.request)
+                )
             else:
                 break
         raise BudgetExceeded(

@@ -15,7 +15,7 @@ from helios.governance.router import (
     fallback_reason,
 )
 from helios.ledger.events import ErrorEvent, Event, PersonaLLMRun, RouteDecision
-from helios.messages import CallContext, Request, SamplingParams
+from helios.messages import CallContext, Message, Request, SamplingParams, ToolCall, ToolSpec
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
 
@@ -173,3 +173,22 @@ def test_tier_mapped_to_auto_is_refused() -> None:
     registry = ProviderRegistry(Settings(), catalog)
     with pytest.raises(ConfigError):
         EconomicRouter(registry, catalog, {"strong": "auto"}, RouterSettings())
+
+
+def test_a_call_that_offers_tools_is_routed_to_a_model_that_can_call_them() -> None:
+    router = _router()
+    asks = Request.of(
+        "What is the capital of France?", model="auto", tools=(ToolSpec(name="search"),)
+    )
+    route = router.decide(asks)
+    assert route.scored_tier == "local" and route.model == SONNET
+    assert any("cannot call tools" in line for line in route.skipped)
+    answered = Request(
+        messages=(
+            Message(role="user", content="Capital of France?"),
+            Message(role="assistant", content="", tool_calls=(ToolCall(id="c", name="search"),)),
+            Message(role="tool", content="Paris", tool_call_id="c"),
+        ),
+        model="auto",
+    )
+    assert router.decide(answered).model == SONNET  # a tool turn needs a tool-capable model

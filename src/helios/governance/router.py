@@ -190,7 +190,7 @@ class EconomicRouter:
             )
         complexity = score(request, self.settings)
         scored = self.settings.tier_for(complexity.score)
-        chain, skipped = self._chain_from(scored)
+        chain, skipped = self._chain_from(scored, tools=uses_tools(request))
         reasons = [f"score {complexity.score:.2f} -> {scored}", *skipped]
         return Route(
             tier=chain[0].tier,
@@ -204,10 +204,10 @@ class EconomicRouter:
             skipped=tuple(skipped),
         )
 
-    def downgrade(self, route: Route, tier: Tier, why: str) -> Route:
+    def downgrade(self, route: Route, tier: Tier, why: str, *, tools: bool = False) -> Route:
         """``route`` moved to the cheaper ``tier`` (the governor's answer), with its own
-        fallbacks; ``why`` says which budget asked."""
-        chain, skipped = self._chain_from(tier)
+        fallbacks; ``why`` says which budget asked; ``tools``: the call offers tools."""
+        chain, skipped = self._chain_from(tier, tools=tools)
         was = route.tier or route.model
         return replace(
             route,
@@ -220,20 +220,18 @@ class EconomicRouter:
             explicit=False,
         )
 
-    def _chain_from(self, tier: Tier) -> tuple[tuple[Hop, ...], list[str]]:
-        """The ready hops from ``tier`` down its fallbacks, the unhealthy ones passed over
-        while a healthy one is left, and why each tier was passed over."""
-        skipped: list[str] = []
-        ready: list[Hop] = []
-        for candidate in (tier, *self.settings.fallbacks.get(tier, [])):
-            spec = self.registry.canonical(self._spec_of(candidate))
-            if any(hop.spec == spec for hop in ready):
-                continue
-            problem = self.registry.unready(spec)
-            if problem is not None:
-                skipped.append(f"skipped {candidate} ({spec}: {problem})")
-            else:
-                ready.append(Hop(candidate, spec))
+    def _chain_from(self, tier: Tier, *, tools: bool) -> tuple[tuple[Hop, ...], list[str]]:
+        """The ready hops from ``tier`` down its fallbacks (able to call tools when the call
+        offers them), the unhealthy ones passed over while a healthy one is left, and why
+        each tier was passed over. When nothing in that chain can run, the cheapest tier
+        above it that can takes the call (a local-scored call that offers tools, say)."""
+        ready, skipped = self._ready_hops(tier, tools=tools)
+        if not ready:
+            for higher in TIER_ORDER[TIER_ORDER.index(tier) + 1 :]:
+                ready, more = self._ready_hops(higher, tools=tools)
+                if ready:
+                    skipped += [*more, f"moved up to {higher}: nothing from {tier} down can answer"]
+                    break
         if not ready:
             raise ConfigError(f"no model can answer 'auto' from tier {tier}: " + "; ".join(skipped))
         problems = {hop: self._unhealthy(hop.spec) for hop in ready}
@@ -243,6 +241,20 @@ class EconomicRouter:
             return tuple(ready), skipped
         skipped.extend(f"skipped {hop.tier} ({problems[hop]})" for hop in ready if problems[hop])
         return healthy, skipped
+
+    def _ready_hops(self, tier: Tier, *, tools: bool) -> tuple[list[Hop], list[str]]:
+        skipped: list[str] = []
+        ready: list[Hop] = []
+        for candidate in (tier, *self.settings.fallbacks.get(tier, [])):
+            spec = self.registry.canonical(self._spec_of(candidate))
+            if any(hop.spec == spec for hop in ready):
+                continue
+            problem = self.registry.unready(spec, tools=tools)
+            if problem is not None:
+                skipped.append(f"skipped {candidate} ({spec}: {problem})")
+            else:
+                ready.append(Hop(candidate, spec))
+        return ready, skipped
 
     def _unhealthy(self, spec: str) -> str | None:
         if self.observations is None:
@@ -264,3 +276,8 @@ class EconomicRouter:
         provider, _, model = canonical.partition(":")
         entry = self.catalog.lookup(provider, model)
         return entry.tier if entry is not None else None
+
+
+def uses_tools(request: Request) -> bool:
+    """Whether a model must be able to call tools to answer ``request``."""
+    return bool(request.tools) or any(m.tool_calls or m.role == "tool" for m in request.messages)

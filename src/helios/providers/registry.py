@@ -34,6 +34,8 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "gemini": "helios.providers.gemini",
     "llamacpp": "helios.providers.llamacpp",
 }
+# Kinds whose models cannot call tools (the local llama.cpp adapter refuses them).
+_NO_TOOLS = frozenset({"llamacpp"})
 # What each built-in kind needs installed: (the SDK's module, the extra that installs it).
 _SDKS: dict[str, tuple[str, str]] = {
     "anthropic": ("anthropic", "anthropic"),
@@ -160,16 +162,19 @@ class ProviderRegistry:
             return provider
         return await asyncio.to_thread(self.resolve, spec)
 
-    def unready(self, spec: str) -> str | None:
-        """Why ``spec`` cannot run now (SDK missing, no key, no local model file), or
-        ``None`` when it can. Imports nothing and builds nothing."""
+    def unready(self, spec: str, *, tools: bool = False) -> str | None:
+        """Why ``spec`` cannot run now (SDK missing, no key, no local model file; with
+        ``tools``, a model that cannot call them), or ``None`` when it can. Imports nothing
+        and builds nothing."""
         try:
             name, model = self.parse(spec)
         except ConfigError as exc:
             return str(exc)
+        kind = self._kind(name)
+        if tools and kind in _NO_TOOLS:
+            return "cannot call tools"
         if (name, model) in self._providers:
             return None
-        kind = self._kind(name)
         if name == ROUTER_NAME:
             return "auto is a routing decision, not a model"
         if kind not in BUILTIN_ADAPTERS:
