@@ -20,7 +20,8 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from helios.config.governor import BudgetUnit
 
@@ -179,3 +180,25 @@ def check_rpm(rpm: int) -> int:
     if rpm < 1:
         raise ValueError(f"{rpm} requests per minute: give at least 1")
     return rpm
+
+
+def iso(epoch: float | None) -> str | None:
+    """ISO 8601 in UTC (``2026-01-01T12:00:00+00:00``), ``None`` for ``None``."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def describe(key: ApiKey, now: float) -> dict[str, Any]:
+    """A key as ``helios keys list --json`` and the admin API show it: never a secret."""
+    return {
+        "id": key.id,
+        "tenant": key.tenant,
+        "name": key.name,
+        "admin": key.admin,
+        "budget": None if key.budget is None else str(key.budget),
+        "rpm": key.rpm,
+        "models": None if key.models is None else list(key.models),
+        "expires_at": iso(key.expires_at),
+        "created_at": iso(key.created_at),
+        "revoked_at": iso(key.revoked_at),
+        "status": key.status(now),
+    }
