@@ -14,13 +14,15 @@ they show no key material) takes the caller as a FastAPI dependency. For route m
 
 - ``Authenticated`` is ``Annotated[Caller, Depends(authenticate)]``; ``AdminCaller`` the
   same for routes only an admin key may use (401 without a key, 403 for another key).
-- ``async authenticate(connection: HTTPConnection) -> Caller`` reads the key from
-  ``Authorization: Bearer <key>`` (the OpenAI SDKs) or ``x-api-key: <key>`` (Anthropic's).
+- ``authenticate`` (the dependency behind both) reads the key from
+  ``Authorization: Bearer <key>`` (the OpenAI SDKs) or ``x-api-key: <key>`` (Anthropic's),
+  both declared as OpenAPI security schemes (``/docs`` offers to send a key).
 - ``Caller`` (frozen): ``key_id: str | None`` (``None``: no key, see below), ``tenant: str``,
   ``admin: bool``, ``models: tuple[str, ...] | None`` (the model specs the key may call;
   ``None``: any); ``context(*, task_id=None, priority="normal") -> CallContext`` (tenant and
-  key id set: the governor holds the call to the key's budget and rate limit, the ledger
-  records them, the cache keeps the tenant's entries apart); ``allows_model(spec) -> bool``;
+  key id set: the governor holds the call to the key's budget and rate limit, and its
+  ``governor_decision`` events name both; the cache keeps the tenant's entries apart);
+  ``allows_model(spec) -> bool`` (the spec as given: resolve aliases before asking);
   ``tenant_for(asked) -> str``, the tenant a request body may name (only an admin key may
   name another tenant than its own: 403).
 
@@ -45,8 +47,8 @@ import socket
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
-from starlette.datastructures import Headers
+from fastapi import Depends, HTTPException, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from helios.errors import ConfigError, KeyRejected, KeyStoreError
@@ -99,8 +101,8 @@ class KeyGuard:
         self.host = host
         self.loopback = is_loopback(host)
 
-    async def caller(self, headers: Headers) -> Caller:
-        presented = _presented_key(headers)
+    async def caller(self, presented: str | None) -> Caller:
+        """The caller presenting ``presented`` (``None``: no key sent)."""
         try:
             if self.loopback and not await self.directory.any_keys():
                 return ANONYMOUS
@@ -155,28 +157,32 @@ def is_loopback(host: str) -> bool:
     )
 
 
-def _presented_key(headers: Headers) -> str | None:
-    authorization = headers.get("authorization")
-    if authorization is not None:
-        scheme, _, value = authorization.strip().partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    api_key = headers.get("x-api-key")
-    if api_key is not None and api_key.strip():
-        return api_key.strip()
-    return authorization  # another scheme: checked as a key, so refused as malformed
-
-
 def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers=CHALLENGE)
 
 
-async def authenticate(connection: HTTPConnection) -> Caller:
+# Declared as security schemes so that /docs offers to send a key; read by authenticate().
+_BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>` (OpenAI SDKs)")
+_API_KEY = APIKeyHeader(
+    name="x-api-key", auto_error=False, description="`x-api-key: <key>` (Anthropic SDKs)"
+)
+
+
+async def authenticate(
+    connection: HTTPConnection,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+    api_key: Annotated[str | None, Security(_API_KEY)],
+) -> Caller:
     """The FastAPI dependency: the caller of this request, or a 401/503."""
     guard: KeyGuard | None = connection.app.state.helios.auth
     if guard is None:  # the app is not running (its lifespan builds the guard)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is starting")
-    return await guard.caller(connection.headers)
+    # Bearer first, then x-api-key; an Authorization of another scheme is checked as a key,
+    # so it is refused as malformed rather than mistaken for no key at all.
+    presented = bearer.credentials if bearer is not None else api_key
+    if presented is None:
+        presented = connection.headers.get("authorization")
+    return await guard.caller(presented)
 
 
 Authenticated = Annotated[Caller, Depends(authenticate)]
