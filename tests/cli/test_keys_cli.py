@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -124,7 +125,16 @@ def test_serve_on_a_public_address_goes_on_once_a_key_exists(
 ) -> None:
     run_cli("keys", "create", "--tenant", "acme")
     started: list[str] = []
-    monkeypatch.setattr("uvicorn.Server.run", lambda server: started.append(server.config.host))
+
+    class Server:  # uvicorn's own would configure logging onto the captured stderr
+        def __init__(self, config: SimpleNamespace) -> None:
+            self.config = config
+
+        def run(self) -> None:
+            started.append(self.config.host)
+
+    monkeypatch.setattr("uvicorn.Config", lambda app, **options: SimpleNamespace(**options))
+    monkeypatch.setattr("uvicorn.Server", Server)
     result = run_cli("serve", "--host", "0.0.0.0", "--port", "1")
     assert result.exit_code == 0, result.stderr
     assert started == ["0.0.0.0"] and result.stderr == ""

@@ -22,7 +22,7 @@ they show no key material) takes the caller as a FastAPI dependency. For route m
   ``None``: any); ``context(*, task_id=None, priority="normal") -> CallContext`` (tenant and
   key id set: the governor holds the call to the key's budget and rate limit, and its
   ``governor_decision`` events name both; the cache keeps the tenant's entries apart);
-  ``allows_model(spec) -> bool`` (the spec as given: resolve aliases before asking);
+  ``allows_model(spec) -> bool`` (specs compared as written: no alias resolution);
   ``tenant_for(asked) -> str``, the tenant a request body may name (only an admin key may
   name another tenant than its own: 403).
 
