@@ -35,8 +35,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "helios.percentiles",
         "helios.retries",
     ),
-    # what talks to the outside world: model providers, embedders, the event store, the simulator
-    ("helios.providers", "helios.embeddings", "helios.ledger", "helios.sim"),
+    # what talks to the outside world: model providers, embedders, the event store, the
+    # simulator, the API key store
+    ("helios.providers", "helios.embeddings", "helios.ledger", "helios.sim", "helios.keys"),
     # the parts one call composes, and the analyses of the ledger
     ("helios.cache", "helios.governance", "helios.analysis"),
     # the engine composes one call; ops watches the ledger

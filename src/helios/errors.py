@@ -12,6 +12,8 @@ import a vendor SDK to handle a failure::
     ├── BudgetExceeded              a budget window is full (names the window and reset time)
     ├── CacheBackendError           a cache store failed (fails open: a miss, never a failed call)
     ├── LedgerError                 the event ledger could not be opened, read or written
+    ├── KeyStoreError               the API key store could not be opened, read or written
+    ├── KeyRejected                 a presented API key is malformed, unknown, revoked or expired
     ├── ProviderError               a provider call failed (carries provider and model)
     │   ├── RateLimited             429 / quota; ``retry_after`` seconds when the provider said
     │   ├── ProviderTimeout         no answer in time
@@ -71,6 +73,26 @@ class LedgerError(HeliosError):
     does not fail open: events are the record of what happened, so a failed write is kept
     for retry by the :class:`~helios.ledger.writer.LedgerWriter` and reported by ``flush()``.
     """
+
+
+class KeyStoreError(HeliosError):
+    """The API key store could not be opened, read or written.
+
+    Authentication fails closed on it: a server that cannot read its keys refuses calls
+    (503) rather than letting them in unauthenticated. The message names the store (the
+    SQLite path, or the PostgreSQL host and port), never a password and never a key.
+    """
+
+
+class KeyRejected(HeliosError):
+    """A presented API key is malformed, unknown, revoked or expired.
+
+    ``reason`` is one of those four words; the message never quotes the key.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason} API key")
 
 
 class BudgetExceeded(HeliosError):

@@ -10,8 +10,14 @@ runtime flag overrides applied to the settings) and the models' health over the 
 (for the router). Every other part is built on first use, so a command that only reads the
 ledger never builds a cache or a router: the catalogue, the provider registry, the router,
 the governor, the cache manager, the engine (whose every call the ledger records) and the
-health monitor. Closing closes what was built, makes the recorded events durable (a ledger
-that cannot be reached costs the record, not the answer: a warning) and closes the store.
+health monitor, and the API key store. Closing closes what was built, makes the recorded
+events durable (a ledger that cannot be reached costs the record, not the answer: a
+warning) and closes the store.
+
+A process that takes calls made with API keys (``helios serve``) opens its runtime with
+``api_keys=True``: the engine then holds every call that carries a ``key_id`` to that key's
+budget and rate limit (see :mod:`helios.keys.budgets`), whether or not the settings
+configure budgets of their own.
 
 CLI commands, ``helios serve``, the pipelines, DAG runs and the benches all build their
 parts here; nothing else constructs them.
@@ -35,6 +41,10 @@ from helios.engine import CallObserver, Engine
 from helios.errors import HeliosError, LedgerError
 from helios.governance.governor import Governor
 from helios.governance.router import EconomicRouter, ModelObservations
+from helios.keys.budgets import KeyBudgets
+from helios.keys.directory import KeyDirectory
+from helios.keys.factory import open_key_store
+from helios.keys.store import KeyStore
 from helios.ledger.factory import open_store
 from helios.ledger.sink import EventSink, FanOut
 from helios.ledger.store import EventQuery, LedgerStore
@@ -57,7 +67,7 @@ class Runtime:
     Use :meth:`open`. ``sink`` also receives every event (the CLI's ``--json`` reads it);
     ``providers`` are served as they are (doubles in tests and benches); ``observers`` are
     told about every engine call besides the ledger; a ``store`` or ``cache`` given is used
-    and left open.
+    and left open; ``api_keys``: calls carry API keys, held to their keys' budgets.
     """
 
     def __init__(
@@ -69,6 +79,7 @@ class Runtime:
         observers: Sequence[CallObserver] = (),
         store: LedgerStore | None = None,
         cache: CacheManager | None = None,
+        api_keys: bool = False,
     ) -> None:
         self.settings = settings
         """The settings in force: the runtime flag overrides applied at open."""
@@ -77,6 +88,7 @@ class Runtime:
         self._observers = list(observers)
         self._given_store = store
         self._given_cache = cache
+        self._api_keys = api_keys
         self.store: LedgerStore | None = None
         """The ledger's event store (``None`` when ``ledger.enabled`` is false)."""
         self.writer: LedgerWriter | None = None
@@ -98,6 +110,7 @@ class Runtime:
         observers: Sequence[CallObserver] = (),
         store: LedgerStore | None = None,
         cache: CacheManager | None = None,
+        api_keys: bool = False,
     ) -> AsyncIterator[Runtime]:
         runtime = cls(
             settings if settings is not None else load_settings(),
@@ -106,6 +119,7 @@ class Runtime:
             observers=observers,
             store=store,
             cache=cache,
+            api_keys=api_keys,
         )
         try:
             await runtime._start()
@@ -161,14 +175,33 @@ class Runtime:
 
     @cached_property
     def governor(self) -> Governor | None:
-        """The budgets' state (``None`` without budgets). The engine consults it only while
-        ``governor.enabled``; ``helios budget`` reads it either way."""
+        """The budgets' state (``None`` without budgets). Calls are held to the configured
+        budgets only while ``governor.enabled`` (``helios budget`` reads them either way),
+        and, with ``api_keys``, always to their API key's budget and rate limit."""
         config = self.settings.governor
-        if not config.budgets:
+        if not config.budgets and not self._api_keys:
             return None
-        governor = Governor.from_settings(config, self.catalog, sink=self.sink)
+        governor = Governor.from_settings(
+            config,
+            self.catalog,
+            sink=self.sink,
+            hold_budgets=config.enabled,
+            budget_source=KeyBudgets(self.key_directory) if self._api_keys else None,
+        )
         self._closers.append(governor.close)
         return governor
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        """The API key store (``keys.backend``); it connects on first use."""
+        store = open_key_store(self.settings.keys)
+        self._closers.append(store.aclose)
+        return store
+
+    @cached_property
+    def key_directory(self) -> KeyDirectory:
+        """The keys as this process sees them, each row trusted for ``keys.cache_s``."""
+        return KeyDirectory(self.keys, ttl_s=self.settings.keys.cache_s)
 
     @cached_property
     def cache(self) -> CacheManager | None:
@@ -190,7 +223,7 @@ class Runtime:
             self.catalog,
             router=self.router,
             cache=self.cache,
-            governor=self.governor if self.settings.governor.enabled else None,
+            governor=self.governor if self.settings.governor.enabled or self._api_keys else None,
             tiers=self.settings.tiers,
             observers=[*observers, *self._observers],
         )

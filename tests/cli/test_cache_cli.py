@@ -314,6 +314,8 @@ def test_serve_answers_the_cache_api(tmp_path: Path) -> None:
     assert process.returncode in (0, 130), stderr
     assert "Traceback" not in stderr
     assert "POST /api/v1/helios/cache" not in stdout + stderr  # no access log by default
+    # no key in the store: loopback only, unauthenticated, and it says so
+    assert "no API keys: serving unauthenticated calls as tenant 'default' on loopback" in stderr
 
 
 def test_stats_show_each_personas_hits_and_savings_from_the_ledger(

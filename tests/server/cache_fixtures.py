@@ -17,6 +17,7 @@ import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2
 from fastapi import FastAPI
@@ -30,6 +31,8 @@ from helios.cache.semantic import SemanticCache
 from helios.catalog import Catalog
 from helios.config.cache import SemanticCacheSettings
 from helios.errors import CacheBackendError
+from helios.keys.model import ApiKey, NewKey
+from helios.keys.sqlite import SQLiteKeyStore
 
 importlib.import_module("onnxruntime")  # before usearch: see the module docstring
 
@@ -96,9 +99,22 @@ def build_manager(
 
 
 @asynccontextmanager
-async def client_for(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    """The app with its lifespan running, reached through the ASGI transport."""
+async def client_for(app: FastAPI, key: str | None = None) -> AsyncIterator[httpx2.AsyncClient]:
+    """The app with its lifespan running, reached through the ASGI transport; every request
+    carries ``key`` (``Authorization: Bearer``) when one is given."""
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://helios") as client:
+        async with httpx2.AsyncClient(
+            transport=transport, base_url="http://helios", headers=headers
+        ) as client:
             yield client
+
+
+async def create_key(path: Path, tenant: str = "acme", **fields: Any) -> tuple[ApiKey, str]:
+    """A key in the SQLite key store at ``path``: its record and the key itself."""
+    store = SQLiteKeyStore(path)
+    try:
+        return await store.create(NewKey(tenant=tenant, **fields))
+    finally:
+        await store.aclose()

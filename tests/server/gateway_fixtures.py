@@ -40,6 +40,7 @@ def gateway_settings(sim_url: str, tmp_path: Path, **values: Any) -> Settings:
             "semantic": {"enabled": False},
         },
         "ledger": {"path": str(tmp_path / "ledger.sqlite3"), "flush_interval_s": 0.01},
+        "keys": {"path": str(tmp_path / "keys.sqlite3")},
     }
     for key, value in values.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

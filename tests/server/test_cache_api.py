@@ -16,7 +16,7 @@ from helios.config.settings import Settings
 from helios.ledger.memory import MemoryLedgerStore
 from helios.server import create_app
 from helios.server.routes.cache import LIMITS, PREFIX
-from tests.server.cache_fixtures import BrokenBackend, build_manager, client_for
+from tests.server.cache_fixtures import BrokenBackend, build_manager, client_for, create_key
 
 QUESTION = "How do I reset my password?"
 PARAPHRASE = "How can I reset my password?"
@@ -36,8 +36,21 @@ def manager(tmp_path: Path) -> CacheManager:
 
 
 @pytest.fixture
-async def client(manager: CacheManager) -> AsyncIterator[httpx2.AsyncClient]:
-    async with client_for(create_app(settings(), cache=manager)) as client:
+async def admin(tmp_path: Path) -> tuple[Settings, str]:
+    """Settings whose key store holds an admin key, and that key: most tests here act for
+    several tenants, which only an admin key may name (tests/server/test_auth.py has the
+    rest)."""
+    path = tmp_path / "keys.sqlite3"
+    _, key = await create_key(path, "default", admin=True)
+    return settings(keys={"path": str(path)}), key
+
+
+@pytest.fixture
+async def client(
+    manager: CacheManager, admin: tuple[Settings, str]
+) -> AsyncIterator[httpx2.AsyncClient]:
+    config, key = admin
+    async with client_for(create_app(config, cache=manager), key) as client:
         yield client
     await manager.aclose()
 
@@ -336,9 +349,12 @@ async def test_invalidate_by_task_type_across_tenants(client: httpx2.AsyncClient
     assert (await lookup(client, tenant="globex", task_type="support"))["hit"] is True
 
 
-async def test_an_invalidation_the_store_refuses_is_503(tmp_path: Path) -> None:
+async def test_an_invalidation_the_store_refuses_is_503(
+    tmp_path: Path, admin: tuple[Settings, str]
+) -> None:
     manager = build_manager(tmp_path, backend=BrokenBackend(), semantic=False)
-    async with client_for(create_app(settings(), cache=manager)) as client:
+    config, key = admin
+    async with client_for(create_app(config, cache=manager), key) as client:
         response = await post(client, "/invalidate", tenant="acme")
 
     assert response.status_code == 503

@@ -16,6 +16,7 @@ from helios.cli import (
     cache,
     dag,
     flags,
+    keys,
     ledger,
     models,
     monitor,
@@ -75,6 +76,7 @@ app.add_typer(dag.app, name="dag")
 app.command("budget")(budget.budget)
 app.command("route")(route.route)
 app.add_typer(cache.app, name="cache")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -1,5 +1,10 @@
-"""``helios serve``: the HTTP server under uvicorn: ``/metrics``, ``/health``, and the
-response cache API under ``/api/v1/helios/cache`` (Swagger UI at ``/docs``)."""
+"""``helios serve``: the HTTP server under uvicorn: ``/metrics``, ``/health``, the
+response cache API under ``/api/v1/helios/cache`` and the key admin API under
+``/api/v1/admin/keys`` (Swagger UI at ``/docs``).
+
+Secure by default: with no API key in the store it serves unauthenticated calls only on a
+loopback address, and says so; on any other address it refuses to start (one line, exit 2).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from typing import Annotated
 
 import typer
 
-from helios.cli.context import cli_context
+from helios.cli.context import cli_context, console_err, with_runtime
+from helios.errors import KeyStoreError
+from helios.runtime import Runtime
 
 
 def serve(
@@ -25,12 +32,19 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve Helios over HTTP: /metrics, /health and the cache API under
-    /api/v1/helios/cache (lookup, store, invalidate, metrics, health); Swagger UI at /docs.
-    With monitor.enabled the health monitor runs inside. Requests are logged one by one
-    only with --access-log."""
+    """Serve Helios over HTTP: /metrics, /health, the cache API under
+    /api/v1/helios/cache (lookup, store, invalidate, metrics, health) and the key admin API
+    under /api/v1/admin/keys; Swagger UI at /docs. Calls need an API key (`helios keys
+    create`); with no key at all, only a loopback address is served, unauthenticated. With
+    monitor.enabled the health monitor runs inside. Requests are logged one by one only
+    with --access-log."""
     settings = cli_context(ctx).settings()
     from helios.server import create_app
+    from helios.server.auth import exposure
+
+    notice = exposure(host, has_keys=with_runtime(settings, _has_keys))  # ConfigError: exit 2
+    if notice is not None:
+        console_err.print(notice, markup=False, soft_wrap=True)
 
     try:
         import uvicorn
@@ -39,8 +53,18 @@ def serve(
 
         raise MissingDependency("uvicorn", "server", "The HTTP server") from None
 
-    app = create_app(settings, warm_providers=True)
+    app = create_app(settings, warm_providers=True, host=host)
     # uvicorn handles Ctrl-C itself: it stops the app (lifespan shutdown included), then
     # re-raises the signal, which the CLI's entry point turns into exit code 130.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log)
     uvicorn.Server(config).run()
+
+
+async def _has_keys(runtime: Runtime) -> bool:
+    """Whether any key exists; a store that cannot be read counts as holding keys: the
+    server starts, and refuses every call (503) until the store answers."""
+    try:
+        return await runtime.keys.any_keys()
+    except KeyStoreError as exc:
+        console_err.print(f"warning: {exc}", markup=False, soft_wrap=True)
+        return True

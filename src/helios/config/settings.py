@@ -26,6 +26,7 @@ from pydantic_settings import (
 from helios.catalog import Tier
 from helios.config.cache import CacheSettings
 from helios.config.governor import GovernorSettings
+from helios.config.keys import KeySettings
 from helios.config.ledger import LedgerSettings
 from helios.config.ops import FlagSettings, MonitorSettings
 from helios.config.orchestration import OrchestrationSettings, PersonaSettings
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     governor: GovernorSettings = Field(default_factory=GovernorSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    keys: KeySettings = Field(default_factory=KeySettings)
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()

@@ -14,6 +14,12 @@ nothing (see :mod:`helios.governance.state.base`). Normal priority may fill each
 up to ``(1 - high_priority_share)`` of its limit; high priority may use all of it. Units are
 tier-weighted tokens, requests or dollars, per budget. Each decision is one
 ``GovernorDecision`` event.
+
+Besides the configured budgets (held while ``hold_budgets``; :meth:`Governor.status` shows
+them either way), a ``budget_source`` may add budgets that depend on who calls: an API
+key's own budget and rate limit (:mod:`helios.keys.budgets`), asked at every reservation and
+held the same way. A call that no budget of either kind concerns is allowed silently: no
+state is touched and no event recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 from helios.catalog import Catalog, ModelEntry, Tier
 from helios.config.governor import BudgetSettings, GovernorSettings, WindowKind, WindowSettings
@@ -32,7 +38,7 @@ from helios.governance.state import GovernorState, open_state
 from helios.governance.windows import Charge, ReserveResult, WindowSpec
 from helios.ledger.events import FlagValue, GovernorDecision
 from helios.ledger.sink import EventSink
-from helios.messages import Priority, Request, Usage
+from helios.messages import CallContext, Priority, Request, Usage
 
 Decision = Literal["allow", "downgrade", "defer"]
 Clock = Callable[[], float]
@@ -65,6 +71,9 @@ class Reservation:
     """downgrade / defer: the window that had no room."""
     suggested_tier: Tier | None = None
     eta_s: float | None = None
+    tenant: str = "default"
+    key_id: str | None = None
+    """The API key the call came in with (its budgets are among ``units``)."""
 
     @property
     def allowed(self) -> bool:
@@ -81,6 +90,13 @@ class WindowStatus:
     limit: float
     remaining: float
     resets_at: float | None
+
+
+class BudgetSource(Protocol):
+    """Budgets that depend on who makes a call (an API key's), asked at every reservation.
+    Their accounts must differ from the configured ones (a key's hold a ``:``)."""
+
+    async def budgets_for(self, context: CallContext) -> Sequence[BudgetSettings]: ...
 
 
 @dataclass(frozen=True)
@@ -101,10 +117,16 @@ class Governor:
         clock: Clock = time.time,
         tokenizer: Tokenizer | None = None,
         default_max_tokens: int = 1024,
+        hold_budgets: bool = True,
+        budget_source: BudgetSource | None = None,
     ) -> None:
-        """``clock`` is wall-clock epoch seconds (windows persist across processes)."""
+        """``clock`` is wall-clock epoch seconds (windows persist across processes).
+        ``hold_budgets`` false: calls are not held to ``budgets`` (``governor.enabled`` is
+        off), only to those of ``budget_source``."""
         self.state = state
         self.budgets = list(budgets)
+        self.hold_budgets = hold_budgets
+        self.budget_source = budget_source
         self.catalog = catalog
         self.sink = sink
         self.clock = clock
@@ -121,6 +143,8 @@ class Governor:
         sink: EventSink | None = None,
         clock: Clock = time.time,
         tokenizer: Tokenizer | None = None,
+        hold_budgets: bool = True,
+        budget_source: BudgetSource | None = None,
     ) -> Governor:
         return cls(
             open_state(settings),
@@ -130,6 +154,8 @@ class Governor:
             clock=clock,
             tokenizer=tokenizer,
             default_max_tokens=settings.default_max_tokens,
+            hold_budgets=hold_budgets,
+            budget_source=budget_source,
         )
 
     async def close(self) -> None:
@@ -139,6 +165,7 @@ class Governor:
         self, request: Request, provider: str, model: str, *, priority: Priority = "normal"
     ) -> Reservation:
         """Reserve the call's estimated units, or say what to do instead (see module doc)."""
+        budgets = await self._budgets_for(request.context)
         entry = self._entry(provider, model)
         tier = entry.tier if entry is not None else None
         estimate = estimate_tokens(
@@ -147,7 +174,7 @@ class Governor:
         planned = Usage(input_tokens=estimate.input_tokens, output_tokens=estimate.output_tokens)
         held: list[tuple[_Slot, Charge]] = []
         units: dict[str, float] = {}
-        for budget in self.budgets:
+        for budget in budgets:
             if not budget.covers(provider):
                 continue
             amount = _units(budget, entry, planned)
@@ -166,7 +193,11 @@ class Governor:
             task_id=request.context.task_id or "-",
             estimate=estimate,
             units=tuple(units.items()),
+            tenant=request.context.tenant,
+            key_id=request.context.key_id,
         )
+        if not budgets:
+            return reservation  # nothing concerns this call: allowed, nothing recorded
         if held:
             result = await self.state.try_reserve(
                 reservation.id, [charge for _, charge in held], self.clock()
@@ -205,11 +236,15 @@ class Governor:
             return
         await self.state.release(reservation.id, [c.window for _, c in held], self.clock())
 
-    async def status(self) -> list[WindowStatus]:
-        """Every window of every budget, for ``helios budget``."""
+    async def status(self, context: CallContext | None = None) -> list[WindowStatus]:
+        """Every window of every configured budget, for ``helios budget``; with a
+        ``context``, also those of its caller's (its API key's) budgets."""
+        budgets = list(self.budgets)
+        if context is not None and self.budget_source is not None:
+            budgets.extend(await self.budget_source.budgets_for(context))
         slots = [
             _Slot(budget, window, _spec(budget, window))
-            for budget in self.budgets
+            for budget in budgets
             for window in budget.windows
         ]
         usages = await self.state.usage([slot.spec for slot in slots], self.clock())
@@ -268,6 +303,12 @@ class Governor:
         self._emit(answer, answer.decision, budget.account, slot.window.name)
         return answer
 
+    async def _budgets_for(self, context: CallContext) -> list[BudgetSettings]:
+        budgets = self.budgets if self.hold_budgets else []
+        if self.budget_source is None:
+            return budgets
+        return [*budgets, *await self.budget_source.budgets_for(context)]
+
     def _entry(self, provider: str, model: str) -> ModelEntry | None:
         return (
             self.catalog.lookup(provider, model)
@@ -295,6 +336,9 @@ class Governor:
             details[f"units.{name}"] = amount
         if reservation.tier is not None:
             details["tier"] = reservation.tier
+        if reservation.key_id is not None:  # the key's id, never the key itself
+            details["tenant"] = reservation.tenant
+            details["key_id"] = reservation.key_id
         if reservation.suggested_tier is not None:
             details["suggested_tier"] = reservation.suggested_tier
         if reservation.eta_s is not None:

@@ -8,6 +8,10 @@ With ``warm_providers`` the providers of the default model and the tiers are bui
 warmed before the first request, so no caller's first call pays for an SDK import or a
 model load. Features add routers in :mod:`helios.server.routes`, each a
 ``router(state)`` factory, so no route reads module-level state.
+
+Every route but ``/health`` and ``/metrics`` knows its caller through
+:mod:`helios.server.auth` (API keys, tenants, and the rule for a server without keys,
+which needs the ``host`` the server is bound to).
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from helios._version import __version__
-from helios.errors import MissingDependency
+from helios.errors import KeyStoreError, MissingDependency
 
 try:
     from fastapi import FastAPI, Request, Response
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
 except ImportError:
     raise MissingDependency("fastapi", "server", "The HTTP server") from None
 
@@ -35,7 +40,10 @@ from helios.ledger.tail import LedgerTail
 from helios.ops.metrics import HeliosMetrics
 from helios.ops.monitor import HealthMonitor
 from helios.runtime import Runtime
+from helios.server.auth import KeyGuard
 from helios.server.cache_metrics import CacheCollector
+from helios.server.gateway.http_errors import protocol_http_error
+from helios.server.routes import admin as admin_routes
 from helios.server.routes import anthropic as anthropic_routes
 from helios.server.routes import cache as cache_routes
 from helios.server.routes import health
@@ -54,9 +62,11 @@ def create_app(
     metrics_poll_s: float = 5.0,
     cache: CacheManager | None = None,
     warm_providers: bool = False,
+    host: str = "127.0.0.1",
 ) -> FastAPI:
     """The Helios HTTP app. A ``store`` or ``cache`` passed in is used as is and left open
-    at shutdown.
+    at shutdown. ``host`` is the address the server is bound to: without API keys, only a
+    loopback address serves (unauthenticated) calls.
 
     The metrics follow the ledger (every ``metrics_poll_s``), so they count the tasks of
     every process that records into it, from the moment the server started.
@@ -71,11 +81,12 @@ def create_app(
             # An unreachable ledger shows on /health rather than stopping the app: the store
             # connects lazily and the runtime only warns when it cannot read it at start-up.
             runtime = await stack.enter_async_context(
-                Runtime.open(settings, store=store, cache=cache)
+                Runtime.open(settings, store=store, cache=cache, api_keys=True)
             )
             state.runtime, state.store = runtime, runtime.store
             state.cache, state.registry = runtime.cache, runtime.registry
             stack.callback(state.forget_runtime)  # a restarted lifespan builds a fresh one
+            await _start_auth(state, runtime, host)
             if state.store is not None:
                 _start_tail(state, stack, metrics_poll_s)
             if runtime.settings.monitor.enabled and runtime.monitor is not None:
@@ -96,13 +107,28 @@ def create_app(
     )
     app.state.helios = state
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, protocol_http_error)
     state.metrics.registry.register(CacheCollector(lambda: state.cache))
     app.include_router(metrics_routes.router(state))
     app.include_router(health.router(state))
     app.include_router(cache_routes.router(state))
+    app.include_router(admin_routes.router(state))
     app.include_router(openai_routes.router(state))
     app.include_router(anthropic_routes.router(state))
     return app
+
+
+async def _start_auth(state: ServerState, runtime: Runtime, host: str) -> None:
+    """Check keys on every call; refuse to serve (``ConfigError``) on a non-loopback address
+    while no key exists, and say so when serving a loopback address without keys."""
+    state.auth = KeyGuard(runtime.key_directory, host=host)
+    try:
+        notice = await state.auth.start_up_notice()
+    except KeyStoreError as exc:  # every call is refused (503) until the store answers
+        logger.warning("API key store unavailable at start-up: %s", exc)
+        return
+    if notice is not None:
+        logger.info(notice)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:

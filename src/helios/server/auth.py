@@ -1,47 +1,203 @@
-"""Who is calling: the caller of every gateway route, as a FastAPI dependency.
+"""Who is calling: the API key a request carries, its tenant, and the rule without keys.
 
-``caller: Caller = Depends(authenticate)`` gives the route the caller's tenant and key, the
-:class:`~helios.messages.CallContext` its calls carry, and the models it may use.
+Every route of ``helios serve`` except ``/health`` and ``/metrics`` (operators scrape them;
+they show no key material) takes the caller as a FastAPI dependency. For route modules::
+
+    from helios.server.auth import Authenticated, Caller
+
+    @routes.post("/v1/chat/completions")
+    async def chat(body: ChatBody, caller: Authenticated) -> Response:
+        if not caller.allows_model(body.model):
+            ...                                   # 403: the key may not call that model
+        request = Request.of(..., context=caller.context(task_id=...))
+        reply = await state.runtime.engine.complete(request)   # held to the key's budgets
+
+- ``Authenticated`` is ``Annotated[Caller, Depends(authenticate)]``; ``AdminCaller`` the
+  same for routes only an admin key may use (401 without a key, 403 for another key).
+- ``authenticate`` (the dependency behind both) reads the key from
+  ``Authorization: Bearer <key>`` (the OpenAI SDKs) or ``x-api-key: <key>`` (Anthropic's),
+  both declared as OpenAPI security schemes (``/docs`` offers to send a key).
+- ``Caller`` (frozen): ``key_id: str | None`` (``None``: no key, see below), ``tenant: str``,
+  ``admin: bool``, ``models: tuple[str, ...] | None`` (the model specs the key may call;
+  ``None``: any); ``context(*, task_id=None, priority="normal") -> CallContext`` (tenant and
+  key id set: the governor holds the call to the key's budget and rate limit, and its
+  ``governor_decision`` events name both; the cache keeps the tenant's entries apart);
+  ``allows_model(spec) -> bool`` (specs compared as written: no alias resolution);
+  ``tenant_for(asked) -> str``, the tenant a request body may name (only an admin key may
+  name another tenant than its own: 403).
+
+Refusals are ``HTTPException``: 401 for a missing, malformed, unknown, revoked or expired
+key (``WWW-Authenticate: Bearer``; the reason in a few words, never the key), 403 for a
+key that may not do what it asked, 503 when the key store cannot be read (authentication
+fails closed). Route modules that answer in a protocol's own error shape translate them.
+
+Secure by default: while the key store holds no key at all, a server bound to a loopback
+address serves everyone as the tenant ``default`` without a key (a key sent anyway is
+ignored: the SDKs insist on sending one) and says so at start-up; bound to any other
+address it refuses to start. Once a key exists (revoked ones count) every call needs one.
+Keys are checked through the runtime's :class:`~helios.keys.directory.KeyDirectory`, so a
+revocation made by another process counts within ``keys.cache_s``.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import socket
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, HTTPException, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
-from helios.messages import CallContext
-from helios.server.gateway.errors import GatewayError
+from helios.errors import ConfigError, KeyRejected, KeyStoreError
+from helios.keys.directory import KeyDirectory
+from helios.messages import CallContext, Priority
+
+logger = logging.getLogger("helios.server")
 
 DEFAULT_TENANT = "default"
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="helios"'}
+MISSING = "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Caller:
-    tenant: str = DEFAULT_TENANT
-    key_id: str | None = None
+    """Who a request comes from (see the module docstring)."""
+
+    key_id: str | None
+    tenant: str
     admin: bool = False
     models: tuple[str, ...] | None = None
-    """The model specs this caller may ask for; ``None``: any."""
 
-    def context(self) -> CallContext:
-        """The context of a call made for this caller."""
-        return CallContext(tenant=self.tenant, key_id=self.key_id)
+    def context(self, *, task_id: str | None = None, priority: Priority = "normal") -> CallContext:
+        return CallContext(
+            task_id=task_id, priority=priority, tenant=self.tenant, key_id=self.key_id
+        )
 
-    def check_model(self, spec: str) -> None:
-        """Refuse (403) a model outside the caller's allowed list."""
-        if self.models is not None and spec not in self.models:
-            allowed = ", ".join(self.models)
-            raise GatewayError(
-                403, "permission", f"this key may not use model '{spec}' (allowed: {allowed})"
-            )
+    def allows_model(self, spec: str) -> bool:
+        return self.models is None or spec in self.models
+
+    def tenant_for(self, asked: str | None) -> str:
+        """The tenant a request acts for: its own, or the one it names if it is an admin's."""
+        if asked is None or asked == self.tenant or self.admin:
+            return self.tenant if asked is None else asked
+        who = "this key belongs to" if self.key_id is not None else "calls without a key act for"
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{who} tenant '{self.tenant}': only an admin key may name another tenant",
+        )
 
 
-async def authenticate() -> Caller:
-    """The caller of an unauthenticated server: the default tenant."""
-    return Caller()
+ANONYMOUS = Caller(key_id=None, tenant=DEFAULT_TENANT)
 
 
-CallerDep = Annotated[Caller, Depends(authenticate)]
-"""A route's ``caller: CallerDep`` parameter."""
+class KeyGuard:
+    """Turns a request's headers into a :class:`Caller`; one per app, built at start-up."""
+
+    def __init__(self, directory: KeyDirectory, *, host: str) -> None:
+        self.directory = directory
+        self.host = host
+        self.loopback = is_loopback(host)
+
+    async def caller(self, presented: str | None) -> Caller:
+        """The caller presenting ``presented`` (``None``: no key sent)."""
+        try:
+            if self.loopback and not await self.directory.any_keys():
+                return ANONYMOUS
+            if presented is None:
+                raise _unauthorized(MISSING)
+            key = await self.directory.authenticate(presented)
+        except KeyRejected as exc:
+            raise _unauthorized(str(exc)) from None
+        except KeyStoreError as exc:
+            logger.warning("refusing calls: %s", exc)  # names the store, never a key
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "the API key store is unavailable"
+            ) from None
+        return Caller(key_id=key.id, tenant=key.tenant, admin=key.admin, models=key.models)
+
+    async def start_up_notice(self) -> str | None:
+        """What ``helios serve`` says at start-up about authentication (see
+        :func:`exposure`)."""
+        return exposure(self.host, has_keys=await self.directory.any_keys())
+
+
+def exposure(host: str, *, has_keys: bool) -> str | None:
+    """``None`` when keys exist; the one line to say when a loopback server runs without
+    keys; :class:`~helios.errors.ConfigError` (one line) for any other address without."""
+    if has_keys:
+        return None
+    if not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host} without API keys: create one with "
+            "`helios keys create --tenant NAME` or bind to 127.0.0.1"
+        )
+    return (
+        f"no API keys: serving unauthenticated calls as tenant '{DEFAULT_TENANT}' on loopback"
+        f" {host} only (create one with `helios keys create --tenant NAME` to require keys)"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine: a loopback address, or a name
+    every address of which is one (``localhost``). An unresolvable name is not."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0] for info in found}
+    return bool(addresses) and all(
+        ipaddress.ip_address(str(address).split("%")[0]).is_loopback for address in addresses
+    )
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers=CHALLENGE)
+
+
+# Declared as security schemes so that /docs offers to send a key; read by authenticate().
+_BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>` (OpenAI SDKs)")
+_API_KEY = APIKeyHeader(
+    name="x-api-key", auto_error=False, description="`x-api-key: <key>` (Anthropic SDKs)"
+)
+
+
+async def authenticate(
+    connection: HTTPConnection,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+    api_key: Annotated[str | None, Security(_API_KEY)],
+) -> Caller:
+    """The FastAPI dependency: the caller of this request, or a 401/503."""
+    guard: KeyGuard | None = connection.app.state.helios.auth
+    if guard is None:  # the app is not running (its lifespan builds the guard)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is starting")
+    # Bearer first, then x-api-key; an Authorization of another scheme is checked as a key,
+    # so it is refused as malformed rather than mistaken for no key at all.
+    presented = bearer.credentials if bearer is not None else api_key
+    if presented is None:
+        presented = connection.headers.get("authorization")
+    return await guard.caller(presented)
+
+
+Authenticated = Annotated[Caller, Depends(authenticate)]
+
+
+async def require_admin(caller: Authenticated) -> Caller:
+    """The FastAPI dependency for admin routes: 401 without a key, 403 for a non-admin key."""
+    if caller.key_id is None:
+        raise _unauthorized(
+            "the admin API needs an admin key: create one with "
+            "`helios keys create --tenant NAME --admin`"
+        )
+    if not caller.admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key is not an admin key")
+    return caller
+
+
+AdminCaller = Annotated[Caller, Depends(require_admin)]

@@ -12,6 +12,7 @@ from helios.ops.metrics import HeliosMetrics
 from helios.ops.monitor import HealthMonitor, HealthReport
 from helios.providers.registry import ProviderRegistry
 from helios.runtime import Runtime
+from helios.server.auth import KeyGuard
 
 
 @dataclass
@@ -29,11 +30,14 @@ class ServerState:
     """Resolves model specs for the cache routes; it builds no provider, so imports no SDK."""
     runtime: Runtime | None = None
     """Everything Helios assembled for this app (set while the app runs)."""
+    auth: KeyGuard | None = None
+    """Who is calling (:mod:`helios.server.auth`); set while the app runs."""
 
     def forget_runtime(self) -> None:
         """Drop the closed runtime's parts: a restarted lifespan opens a fresh one. The
         monitor's task stays, done, for whoever checks how it ended."""
         self.runtime = self.store = self.cache = self.registry = None
+        self.auth = None
 
     @property
     def monitor_running(self) -> bool:

@@ -23,10 +23,20 @@ from helios.errors import HeliosError
 from helios.ledger.events import GatewayRequest
 from helios.messages import Chunk, Completion, Request
 from helios.runtime import Runtime
+from helios.server.auth import Caller
 from helios.server.gateway.cache_control import cache_status
 from helios.server.gateway.errors import GatewayError, from_helios
 
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the response ended
+
+
+def require_model(caller: Caller, spec: str) -> None:
+    """Refuse (403) a model outside the caller's key's allowed list."""
+    if not caller.allows_model(spec):
+        allowed = ", ".join(caller.models or ())
+        raise GatewayError(
+            403, "permission", f"this key may not use model '{spec}' (allowed: {allowed})"
+        )
 
 
 class GatewayCall:

@@ -18,10 +18,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from helios.errors import HeliosError
 from helios.governance.estimate import heuristic_tokens, prompt_tokens
 from helios.runtime import Runtime
-from helios.server.auth import CallerDep
+from helios.server.auth import Authenticated
 from helios.server.gateway import anthropic_messages as protocol
 from helios.server.gateway.cache_control import directives_from
-from helios.server.gateway.call import GatewayCall
+from helios.server.gateway.call import GatewayCall, require_model
 from helios.server.gateway.errors import GatewayError, from_helios
 from helios.server.routes.openai import SSE_HEADERS, parse_body
 from helios.server.state import ServerState
@@ -42,10 +42,10 @@ def router(state: ServerState) -> APIRouter:
         return state.runtime
 
     @routes.post("/v1/messages", summary="Create a message (Anthropic-compatible)")
-    async def messages(request: Request, caller: CallerDep) -> Response:
+    async def messages(request: Request, caller: Authenticated) -> Response:
         try:
             body = await parse_body(request, protocol.MessagesRequest)
-            caller.check_model(body.model)
+            require_model(caller, body.model)
             turn = protocol.to_request(body).model_copy(
                 update={
                     "context": caller.context(),
@@ -73,10 +73,10 @@ def router(state: ServerState) -> APIRouter:
             return anthropic_error(from_helios(error))
 
     @routes.post("/v1/messages/count_tokens", summary="Count a message's input tokens")
-    async def count_tokens(request: Request, caller: CallerDep) -> Response:
+    async def count_tokens(request: Request, caller: Authenticated) -> Response:
         try:
             body = await parse_body(request, protocol.CountTokensRequest)
-            caller.check_model(body.model)
+            require_model(caller, body.model)
             counted = protocol.to_request(body)
             tools = sum(
                 heuristic_tokens(f"{t.name} {t.description} {json.dumps(t.parameters)}")

@@ -17,6 +17,14 @@ naming the field (FastAPI's ``{"detail": [{"loc", "msg", "type"}]}``, which the 
 fields share). No user input reaches a 500. The hot path (``/lookup``) builds no registry
 and no response model: the body is validated once, and the answer is written as JSON
 straight from the manager's reports.
+
+Every route knows its caller (:mod:`helios.server.auth`) and acts for the caller's tenant:
+a lookup never sees, a store never writes and an invalidation never removes another
+tenant's entries, and the L2 entries listed are the tenant's own. The ``tenant`` a body or
+query names is honoured only for an admin key (another key naming another tenant: 403);
+without one, an admin key acts for its own tenant, and an admin invalidation that names
+no tenant spans them all. The counters (``/metrics``, ``/summary``, a layer's stats) are
+the server's, across tenants: numbers, never an entry, a key or a tenant's name.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from helios.cache.supplied import Turn, selection_problem, supplied_reply, suppl
 from helios.errors import CacheBackendError, ConfigError
 from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
+from helios.server.auth import Authenticated, Caller
 from helios.server.state import ServerState
 
 PREFIX = "/api/v1/helios/cache"
@@ -95,7 +104,12 @@ class _Conversation(BaseModel):
     messages: list[Turn] = Field(
         default_factory=list, description="earlier turns; input_text follows them"
     )
-    tenant: str = Field(default="default", min_length=1, max_length=256)
+    tenant: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="admin keys only: act for this tenant; default: the key's",
+    )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
 
 
@@ -192,11 +206,11 @@ def router(state: ServerState) -> APIRouter:
         response_model=LookupResult,
         summary="L2 exact, then L3 semantic; with what L1 (the prompt cache) will do",
     )
-    async def lookup(body: LookupBody) -> Response:
+    async def lookup(body: LookupBody, caller: Authenticated) -> Response:
         manager, registry = ready()
         _check_conversation(body)
         provider, model = _parse_model(registry, body.model, "model")
-        request = _request(body, body.model)
+        request = _request(body, body.model, caller.tenant_for(body.tenant))
         found = await manager.lookup(
             request,
             provider,
@@ -213,12 +227,12 @@ def router(state: ServerState) -> APIRouter:
         response_model=StoreResult,
         summary="Cache a reply in L2 and L3 (and mark its prompt prefix warm in L1 if asked)",
     )
-    async def store(body: StoreBody) -> Response:
+    async def store(body: StoreBody, caller: Authenticated) -> Response:
         manager, registry = ready()
         _check_conversation(body)
         _check_text("response_data", body.response_data, LIMITS.response_chars)
         provider, model = _parse_model(registry, body.model_used, "model_used")
-        request = _request(body, body.model_used)
+        request = _request(body, body.model_used, caller.tenant_for(body.tenant))
         reply = supplied_reply(
             body.response_data,
             provider,
@@ -237,7 +251,7 @@ def router(state: ServerState) -> APIRouter:
         return _json({"layers_stored": [API_LAYER_NAMES[layer] for layer in stored], "key": key})
 
     @routes.get("/metrics", summary="Hit rates, savings and entries per layer since start-up")
-    async def metrics() -> dict[str, Any]:
+    async def metrics(caller: Authenticated) -> dict[str, Any]:
         manager, _ = ready()
         return await _metrics(manager)
 
@@ -247,13 +261,14 @@ def router(state: ServerState) -> APIRouter:
         responses={503: {"description": "a store could not be purged; nothing is promised"}},
         summary="Remove the entries of a key, tenant or task type, or all, from one layer or all",
     )
-    async def invalidate(body: InvalidateBody) -> InvalidateResult:
+    async def invalidate(body: InvalidateBody, caller: Authenticated) -> InvalidateResult:
         manager, _ = ready()
         layer = parse_layer(body.layer) if body.layer is not None else None
         _check_selection(layer, body)
+        tenant = _tenant_to_invalidate(caller, layer, body)
         try:
             removed = await manager.invalidate(
-                layer=layer, key=body.key, tenant=body.tenant, task_type=body.task_type
+                layer=layer, key=body.key, tenant=tenant, task_type=body.task_type
             )
         except CacheBackendError as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
@@ -261,7 +276,7 @@ def router(state: ServerState) -> APIRouter:
         return InvalidateResult(removed=counts, total=sum(counts.values()))
 
     @routes.get("/health", response_model=HealthResult, summary="Each layer's store, probed now")
-    async def health() -> dict[str, Any]:
+    async def health(caller: Authenticated) -> dict[str, Any]:
         """``ok``, or ``degraded`` while a layer's store fails; always HTTP 200, because the
         cache fails open: a degraded layer only misses, and calls still get answered."""
         if state.cache is None:
@@ -269,7 +284,7 @@ def router(state: ServerState) -> APIRouter:
         return _health(await state.cache.health())
 
     @routes.get("/summary", summary="Metrics and health in one answer")
-    async def summary() -> dict[str, Any]:
+    async def summary(caller: Authenticated) -> dict[str, Any]:
         manager, _ = ready()
         return {"metrics": await _metrics(manager), "health": _health(await manager.health())}
 
@@ -280,6 +295,7 @@ def router(state: ServerState) -> APIRouter:
     )
     async def layer_stats(
         layer: str,
+        caller: Authenticated,
         tenant: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
         task_type: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
         limit: Annotated[int, Query(ge=0, le=100, description="L2: recent entries listed")] = 20,
@@ -291,20 +307,21 @@ def router(state: ServerState) -> APIRouter:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"unknown layer '{layer}': one of {VALID_LAYERS}"
             )
-        return await _layer_stats(manager, chosen, tenant, task_type, limit)
+        scope = caller.tenant_for(tenant) if tenant is not None or not caller.admin else None
+        return await _layer_stats(manager, chosen, scope, task_type, limit)
 
     return routes
 
 
 # -- request building and checks ------------------------------------------------------------
-def _request(body: _Conversation, spec: str | None) -> Request:
+def _request(body: _Conversation, spec: str | None, tenant: str) -> Request:
     return supplied_request(
         body.input_text,
         turns=body.messages,
         model=spec,
         system=body.system_prompt,
         task_type=body.task_type,
-        tenant=body.tenant,
+        tenant=tenant,
         temperature=body.temperature,
     )
 
@@ -341,6 +358,23 @@ def _check_selection(layer: Layer | None, body: InvalidateBody) -> None:
         field, message = problem
         unprocessable = status.HTTP_422_UNPROCESSABLE_CONTENT
         _refuse(unprocessable, (field,), f"{field}: {message}", "value_error")
+
+
+def _tenant_to_invalidate(caller: Caller, layer: Layer | None, body: InvalidateBody) -> str | None:
+    """The tenant whose entries go: the body's for an admin key (none: every tenant's), the
+    key's own for any other, which may neither name another's L2 key nor drop the warm
+    prefixes of L1, which every tenant shares."""
+    if caller.admin:
+        return body.tenant
+    forbidden = status.HTTP_403_FORBIDDEN
+    if layer == "L1":
+        raise HTTPException(forbidden, "L1 warm prefixes are shared: only an admin key drops them")
+    if body.key is not None:
+        namespace = namespace_of(body.key)
+        if namespace is None or namespace[0] != caller.tenant:
+            raise HTTPException(forbidden, f"that key is not an entry of tenant '{caller.tenant}'")
+        return None  # a key selects one entry: the tenant is in it
+    return caller.tenant_for(body.tenant)
 
 
 def _refuse(code: int, location: tuple[str | int, ...], message: str, kind: str) -> NoReturn:

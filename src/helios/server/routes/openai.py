@@ -19,12 +19,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from helios.errors import HeliosError
-from helios.server.auth import CallerDep
+from helios.server.auth import Authenticated
 from helios.server.gateway import embeddings as embeddings_protocol
 from helios.server.gateway import models as models_protocol
 from helios.server.gateway import openai_chat, openai_responses, openai_responses_stream
 from helios.server.gateway.cache_control import directives_from
-from helios.server.gateway.call import GatewayCall
+from helios.server.gateway.call import GatewayCall, require_model
 from helios.server.gateway.errors import GatewayError, from_helios, invalid
 from helios.server.state import ServerState
 
@@ -76,10 +76,10 @@ def router(state: ServerState) -> APIRouter:
             return render(from_helios(error))
 
     @routes.post("/v1/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
-    async def chat_completions(request: Request, caller: CallerDep) -> Response:
+    async def chat_completions(request: Request, caller: Authenticated) -> Response:
         async def handle() -> Response:
             body = await parse_body(request, openai_chat.ChatRequest)
-            caller.check_model(body.model)
+            require_model(caller, body.model)
             chat = openai_chat.to_request(body).model_copy(
                 update={
                     "context": caller.context(),
@@ -108,10 +108,10 @@ def router(state: ServerState) -> APIRouter:
         return await answer(handle)
 
     @routes.post("/v1/responses", summary="Create a response (OpenAI Responses API)")
-    async def responses(request: Request, caller: CallerDep) -> Response:
+    async def responses(request: Request, caller: Authenticated) -> Response:
         async def handle() -> Response:
             body = await parse_body(request, openai_responses.ResponsesRequest)
-            caller.check_model(body.model)
+            require_model(caller, body.model)
             turn = openai_responses.to_request(body).model_copy(
                 update={
                     "context": caller.context(),
@@ -132,17 +132,17 @@ def router(state: ServerState) -> APIRouter:
         return await answer(handle)
 
     @routes.post("/v1/embeddings", summary="Create embeddings (OpenAI-compatible)")
-    async def embeddings(request: Request, caller: CallerDep) -> Response:
+    async def embeddings(request: Request, caller: Authenticated) -> Response:
         async def handle() -> Response:
             body = await parse_body(request, embeddings_protocol.EmbeddingsRequest)
-            caller.check_model(body.model)
+            require_model(caller, body.model)
             payload = await embeddings_protocol.embed(runtime(), body)
             return JSONResponse(payload)
 
         return await answer(handle)
 
     @routes.get("/v1/models", summary="List the models (OpenAI-compatible)")
-    async def list_models(caller: CallerDep) -> Response:
+    async def list_models(caller: Authenticated) -> Response:
         async def handle() -> Response:
             return JSONResponse(models_protocol.listing(runtime(), caller))
 
