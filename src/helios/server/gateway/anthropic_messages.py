@@ -48,8 +48,11 @@ class CacheControlIn(_Body):
     ttl: Literal["5m", "1h"] = "5m"
 
 
-class Block(_Body):
-    """Any content block; which fields a type needs is checked when translating."""
+class Block(BaseModel):
+    """Any content block; which fields a type needs, and which types are served, is checked
+    when translating (so that the 400 names the block's type)."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: str
     text: str | None = None
