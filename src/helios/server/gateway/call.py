@@ -129,6 +129,25 @@ class GatewayCall:
             headers["X-Helios-Fallbacks"] = str(len(self.handle.fallbacks))
         return headers
 
+    async def final_headers(self) -> dict[str, str]:
+        """:meth:`headers`, plus what the caller's key has left in each of its budget
+        windows, in each budget's unit (``X-Helios-Budget-Remaining: 5h=0.982; 1m=59``),
+        read after the call was committed."""
+        headers = self.headers()
+        governor = self.runtime.engine.governor
+        context = self.request.context
+        if governor is None or context.key_id is None:
+            return headers
+        mine = f"key:{context.key_id}"
+        windows = [
+            f"{status.window}={status.remaining:g}"
+            for status in await governor.status(context)
+            if status.account == mine or status.account.startswith(f"{mine}:")
+        ]
+        if windows:
+            headers["X-Helios-Budget-Remaining"] = "; ".join(windows)
+        return headers
+
     def record(self, status: int, error: GatewayError | None = None) -> None:
         """The ``gateway_request`` event, once per request."""
         if self._recorded:

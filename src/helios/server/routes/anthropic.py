@@ -59,7 +59,7 @@ def router(state: ServerState) -> APIRouter:
             if not body.stream:
                 completion = await call.complete()
                 return JSONResponse(
-                    protocol.message_body(call.id, completion), headers=call.headers()
+                    protocol.message_body(call.id, completion), headers=await call.final_headers()
                 )
             chunks = await call.open_stream()
             return StreamingResponse(

@@ -96,7 +96,8 @@ def router(state: ServerState) -> APIRouter:
             if not body.stream:
                 completion = await call.complete()
                 return JSONResponse(
-                    openai_chat.completion_body(call.id, completion), headers=call.headers()
+                    openai_chat.completion_body(call.id, completion),
+                    headers=await call.final_headers(),
                 )
             chunks = await call.open_stream()
             include_usage = body.stream_options is not None and body.stream_options.include_usage
@@ -124,7 +125,7 @@ def router(state: ServerState) -> APIRouter:
             if not body.stream:
                 completion = await call.complete()
                 payload = openai_responses.response_body(call.id, body, completion)
-                return JSONResponse(payload, headers=call.headers())
+                return JSONResponse(payload, headers=await call.final_headers())
             chunks = await call.open_stream()
             events = openai_responses_stream.sse_events(call.id, body, chunks)
             return _sse(events, call.headers())
