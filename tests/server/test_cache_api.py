@@ -286,7 +286,7 @@ async def test_a_lone_surrogate_is_422_not_500(client: httpx2.AsyncClient) -> No
             {"input_text": "q", "messages": [{"role": "system", "content": "x"}]},
             ["body", "messages", 0, "role"],
         ),
-        ("/lookup", {"input_text": "q", "model": "no-such-model"}, ["body", "model"]),
+        ("/lookup", {"input_text": "q", "model": "openai:"}, ["body", "model"]),
         ("/store", {"input_text": "q"}, ["body", "response_data"]),
         (
             "/store",
@@ -560,3 +560,34 @@ async def test_prometheus_metrics_count_lookups_per_persona(client: httpx2.Async
     assert 'helios_cache_persona_cost_saved_usd_total{persona="-"}' in text
     metrics = (await client.get(f"{PREFIX}/metrics")).json()
     assert metrics["personas"]["-"]["lookups"] == 2 and metrics["personas"]["-"]["hits"] == 1
+
+
+async def test_the_reference_designs_own_client_example_works(client: httpx2.AsyncClient) -> None:
+    """Store (an object reply, a model Helios does not know), look up, read the summary: as
+    the reference design's client wrote it."""
+    reply = {"answer": "Paris", "sources": ["atlas"], "confidence": 0.97}
+    stored = await post(
+        client,
+        "/store",
+        input_text="What is the capital of France?",
+        response_data=reply,
+        model_used="claude-opus-4",
+        tokens_used=12,
+        task_type="qa",
+    )
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["layers_stored"]
+    found = await post(
+        client,
+        "/lookup",
+        input_text="What is the capital of France?",
+        task_type="qa",
+        model="claude-opus-4",
+    )
+    answer = found.json()
+    assert answer["hit"] is True and answer["cached_response"] == reply  # the same object
+    summary = (await client.get(f"{PREFIX}/summary")).json()
+    metrics = summary["metrics"]
+    assert metrics["savings"]["total_cost_saved_dollars"] == metrics["total_cost_saved"]
+    assert metrics["storage"]["L2_entries"] >= 1 and "L1_entries" in metrics["storage"]
+    assert metrics["total_hits"] == 1  # today's fields stay

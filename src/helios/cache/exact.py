@@ -64,6 +64,9 @@ class CachedReply(BaseModel):
     """How long the original call took: the wait a hit spares (``None`` when unknown, as
     for replies stored through the API or a warm file)."""
     tool_deltas: tuple[PlacedToolDelta, ...] = ()
+    json_object: bool = False
+    """Stored through the cache API as a JSON object (``text`` is its JSON): the API hands
+    it back as the same object."""
 
     @model_validator(mode="after")
     def _chunks_spell_the_text(self) -> CachedReply:

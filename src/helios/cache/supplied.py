@@ -9,9 +9,10 @@ an invalidation's selection once for both front ends.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -53,9 +54,17 @@ def supplied_request(
 
 
 def supplied_reply(
-    text: str, provider: str, model: str, *, input_tokens: int = 0, output_tokens: int = 0
+    response: str | dict[str, Any],
+    provider: str,
+    model: str,
+    *,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
 ) -> CachedReply:
-    """A whole reply (one chunk) as ``provider:model`` gave it, priced by its token counts."""
+    """A whole reply (one chunk) as ``provider:model`` gave it, priced by its token counts.
+    A JSON object is kept as its JSON text and handed back as an object."""
+    as_object = isinstance(response, dict)
+    text = json.dumps(response, ensure_ascii=False) if as_object else str(response)
     return CachedReply(
         text=text,
         chunks=(text,),
@@ -63,7 +72,13 @@ def supplied_reply(
         model=model,
         provider=provider,
         created_at=time.time(),
+        json_object=as_object,
     )
+
+
+def handed_back(reply: CachedReply) -> str | Any:
+    """What the cache API returns for ``reply``: its text, or the object it was stored as."""
+    return json.loads(reply.text) if reply.json_object else reply.text
 
 
 def selection_problem(

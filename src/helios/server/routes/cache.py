@@ -51,14 +51,22 @@ from helios.cache.reports import (
     Layer,
     LayerReport,
 )
-from helios.cache.supplied import Turn, selection_problem, supplied_reply, supplied_request
-from helios.errors import CacheBackendError, ConfigError
+from helios.cache.supplied import (
+    Turn,
+    handed_back,
+    selection_problem,
+    supplied_reply,
+    supplied_request,
+)
+from helios.errors import CacheBackendError, ConfigError, UnknownModel
 from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
 from helios.server.auth import Authenticated, Caller
 from helios.server.state import ServerState
 
 PREFIX = "/api/v1/helios/cache"
+UNKNOWN_PROVIDER = "unknown"
+"""Where a model no provider knows is keyed (see ``_parse_model``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +134,14 @@ class LookupBody(_Conversation):
 
 
 class StoreBody(_Conversation):
-    response_data: str = Field(min_length=1, description="the reply to cache")
+    response_data: str | dict[str, Any] = Field(
+        description="the reply to cache: text, or a JSON object (handed back as one)"
+    )
     model_used: str | None = Field(
-        default=None, max_length=256, description="model spec; default: the settings' default"
+        default=None,
+        max_length=256,
+        description="model spec; default: the settings' default. A model Helios does not know "
+        "is stored as given (its cost unknown)",
     )
     tokens_used: int = Field(default=0, ge=0, description="output tokens of the reply")
     input_tokens: int = Field(default=0, ge=0)
@@ -157,7 +170,9 @@ class InvalidateBody(BaseModel):
 class LookupResult(BaseModel):
     hit: bool
     layer: str | None = Field(description="the answering layer's API name, null on a miss")
-    cached_response: str | None
+    cached_response: str | dict[str, Any] | None = Field(
+        description="the reply as it was stored: text, or a JSON object"
+    )
     confidence: float = Field(description="1 for L2, the verifier's for L3, 0 on a miss")
     l1_result: dict[str, Any]
     l2_result: dict[str, Any]
@@ -230,7 +245,7 @@ def router(state: ServerState) -> APIRouter:
     async def store(body: StoreBody, caller: Authenticated) -> Response:
         manager, registry = ready()
         _check_conversation(body)
-        _check_text("response_data", body.response_data, LIMITS.response_chars)
+        _check_response(body.response_data)
         provider, model = _parse_model(registry, body.model_used, "model_used")
         request = _request(body, body.model_used, caller.tenant_for(body.tenant))
         reply = supplied_reply(
@@ -327,9 +342,17 @@ def _request(body: _Conversation, spec: str | None, tenant: str) -> Request:
 
 
 def _parse_model(registry: ProviderRegistry, spec: str | None, field: str) -> tuple[str, str]:
+    """Where a spec resolves, as the engine would key it. A model no provider knows (the
+    reference design's clients name theirs, e.g. ``claude-opus-4``) keys as given under
+    ``unknown``, so that its lookups find what its stores kept; its cost is unknown."""
     try:
         return registry.parse(spec or "")
-    except ConfigError as exc:  # an unknown model, or an alias loop in the settings
+    except UnknownModel as exc:
+        given = (spec or "").strip()
+        if given and not given.endswith(":"):
+            return UNKNOWN_PROVIDER, given
+        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, (field,), str(exc), "value_error")
+    except ConfigError as exc:  # an alias loop in the settings
         _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, (field,), str(exc), "value_error")
 
 
@@ -342,6 +365,28 @@ def _check_conversation(body: _Conversation) -> None:
         _refuse(status.HTTP_413_CONTENT_TOO_LARGE, ("messages",), message, "too_large")
     for index, turn in enumerate(body.messages):
         _check_text(f"messages.{index}.content", turn.content, LIMITS.text_chars)
+
+
+def _check_response(response: str | dict[str, Any]) -> None:
+    """The reply must say something, and fit (an object is measured as its JSON)."""
+    text = response if isinstance(response, str) else json.dumps(response, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no store can keep it as text
+        _refuse(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            ("response_data",),
+            "response_data: holds text that is not valid Unicode (a lone surrogate)",
+            "value_error",
+        )
+    if not response:
+        _refuse(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            ("response_data",),
+            "response_data: an empty reply is not worth caching",
+            "value_error",
+        )
+    _check_text("response_data", text, LIMITS.response_chars)
 
 
 def _check_text(field: str, text: str, limit: int) -> None:
@@ -400,7 +445,7 @@ def _lookup_answer(found: CacheLookup) -> dict[str, Any]:
     return {
         "hit": reply is not None,
         "layer": API_LAYER_NAMES[found.layer] if found.layer is not None else None,
-        "cached_response": reply.text if reply is not None else None,
+        "cached_response": handed_back(reply) if reply is not None else None,
         "confidence": found.confidence or 0.0,
         "l1_result": {name: getattr(found.l1, name) for name in _L1_FIELDS},
         "l2_result": {name: getattr(found.l2, name) for name in _LAYER_FIELDS},
@@ -418,6 +463,12 @@ async def _metrics(manager: CacheManager) -> dict[str, Any]:
     snapshot["last_errors"] = {API_LAYER_NAMES[k]: v for k, v in snapshot["last_errors"].items()}
     for layer, count in entries.items():
         snapshot[f"{layer.lower()}_entries"] = count  # None: that store could not be counted
+    # the reference design's summary reads these groupings: the same figures, grouped
+    snapshot["savings"] = {
+        "total_cost_saved_dollars": snapshot["total_cost_saved"],
+        "total_tokens_saved": snapshot["total_tokens_saved"],
+    }
+    snapshot["storage"] = {f"{layer}_entries": count for layer, count in entries.items()}
     return snapshot
 
 
