@@ -40,7 +40,7 @@ def openai_client(served: Served) -> openai.OpenAI:
     return openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
 
 
-@pytest.mark.parametrize("model", ["openai:gpt-5.4-mini", "sonnet"])
+@pytest.mark.parametrize("model", ["openai:gpt-5.4-mini", "sonnet", "gemini:gemini-2.5-flash"])
 def test_a_tool_call_then_its_result_then_the_answer(gateway: Served, model: str) -> None:
     with openai_client(gateway) as sdk:
         first = sdk.chat.completions.create(model=model, messages=ASK, tools=[WEATHER])
