@@ -102,3 +102,10 @@ async def test_the_governor_is_consulted_only_while_enabled(tmp_path: Path) -> N
     on = settings(tmp_path, governor={"enabled": True, "path": state, "budgets": budgets})
     async with Runtime.open(on) as runtime:
         assert runtime.engine.governor is runtime.governor
+
+
+async def test_warm_also_loads_the_semantic_caches_embedder(tmp_path: Path) -> None:
+    config = settings(tmp_path, cache={"semantic": {"enabled": True}})
+    async with Runtime.open(config) as runtime:
+        warmed = await runtime.warm()
+    assert any(item.startswith("embedder ") for item in warmed)

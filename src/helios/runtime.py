@@ -269,8 +269,21 @@ class Runtime:
     # -- long-running processes -----------------------------------------------------------
     async def warm(self) -> list[str]:
         """Build and warm the providers of the default model and of every tier that can
-        run here, so that no caller's first call pays for an SDK import or a model load.
-        Returns the specs warmed; a provider that fails to warm is logged and skipped."""
+        run here, and the semantic cache's embedder, so that no caller's first call pays
+        for an SDK import or a model load. Returns what was warmed; a part that fails to
+        warm is logged and skipped (the first call will try again)."""
+        warmed = await self._warm_providers()
+        semantic = self.cache.semantic if self.cache is not None else None
+        if semantic is not None:
+            try:
+                await semantic.embedder.embed(["warm-up"])
+            except HeliosError as exc:
+                logger.warning("could not warm the semantic cache's embedder: %s", exc)
+            else:
+                warmed.append(f"embedder {semantic.embedder.name}")
+        return warmed
+
+    async def _warm_providers(self) -> list[str]:
         registry = self.registry
         specs = dict.fromkeys([self.settings.default_model, *self.settings.tiers.values()])
         warmed: list[str] = []
