@@ -518,6 +518,7 @@ def main() -> None:
     helios_cli = Path(sys.executable).with_name("helios")
     versions: dict[str, Any] = {"helios": helios_version, "litellm": None}
 
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     with temporary_data_dir() as folder, contextlib.ExitStack() as stack:
         sim_port = free_port()
         simulator = start_simulator(sim_port, "--reply-tokens", str(REPLY_WORDS))
@@ -525,7 +526,6 @@ def main() -> None:
         stack.callback(simulator.terminate)
         sim_url = f"http://127.0.0.1:{sim_port}"
         by_name["direct"].port, by_name["direct"].pid = sim_port, simulator.pid
-        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         # start_simulator put the simulator on the last core and this process on the others:
         # the servers started now inherit the others; then the client joins the simulator.
         started_servers: list[tuple[Arm, subprocess.Popen[bytes], str, Path]] = []
@@ -570,7 +570,12 @@ def main() -> None:
                 l3 = health[arm.name]["cache"]["layers"]["L3_SEMANTIC"]["status"]
                 if (l3 == "ok") != (arm.name == "helios+semantic"):
                     raise SystemExit(f"{arm.label}: L3 is {l3!r}: {health[arm.name]}")
-        print(f"servers up after {time.monotonic() - started:.0f} s", flush=True)
+        affinity = {
+            arm.name: sorted(os.sched_getaffinity(arm.pid))
+            for arm in arms
+            if arm.pid and hasattr(os, "sched_getaffinity")
+        }
+        print(f"servers up after {time.monotonic() - started:.0f} s; cores {affinity}", flush=True)
         with pinned({cores[-1]} if len(cores) > 1 else set()):
             measured = run_async(measure(arms, args))
 
@@ -591,7 +596,7 @@ def main() -> None:
             "hit_connections": args.hit_connections,
             "hit_duration_s": args.hit_duration,
             "hit_warmup_s": args.hit_warmup,
-            "cores": {"simulator_and_client": cores[-1:], "gateways": cores[:-1]},
+            "cores": affinity,
         },
         "arms": {a.name: {"label": a.label, "unavailable": a.unavailable} for a in arms},
         "helios_health": health,
