@@ -52,8 +52,9 @@ Targets (semantic layer off, at 200 req/s): Helios adds <= 1 ms p50 and <= 5 ms 
 a fifth of what LiteLLM's proxy adds (p50, same run); L2 hits >= 3,000 req/s on one server
 process.
 
-Usage: python bench/gateway.py [--rate 200] [--duration 20] [--block 5] [--warmup 3]
-    [--hit-duration 10] [--litellm PATH | --no-litellm] [--ledger on|off] [--out PATH]
+Usage: python bench/gateway.py [--rate 200] [--duration 20] [--block 5] [--warmup 2]
+    [--timeout 300] [--hit-duration 10] [--hit-connections 32] [--no-semantic]
+    [--litellm PATH | --no-litellm] [--ledger on|off] [--out PATH]
 Writes bench/results/gateway.json (or ``--out``).
 """
 
@@ -238,8 +239,8 @@ async def miss_phase(
     for arm in arms:
         for request in warm:
             answer = await pools[arm.name].exchange(request, streaming, 60.0)
-            if not answer.ok:
-                raise SystemExit(f"{arm.label}: warm-up call failed: {answer}")
+            if not answer.ok or (arm.expect and answer.cache_status != arm.expect):
+                raise SystemExit(f"{arm.label}: warm-up call answered {answer}")
         if warm_rate:
             block = await constant_rate(
                 pools[arm.name],
@@ -310,11 +311,17 @@ async def hit_run(arm: Arm, prompt: str, streaming: bool, args: argparse.Namespa
 
 
 # -- figures ---------------------------------------------------------------------------------
+def p99(values: list[float]) -> float:
+    value = percentile(values, 0.99)
+    assert value is not None  # every block holds at least one request
+    return value
+
+
 def summary(values: list[float]) -> dict[str, Any]:
     return {
         "n": len(values),
         "p50": statistics.median(values),
-        "p99": percentile(values, 0.99),
+        "p99": p99(values),
         "mean": statistics.fmean(values),
         "max": max(values),
     }
@@ -354,9 +361,9 @@ def figures(blocks: dict[str, list[Block]], kind: str, rate: float) -> dict[str,
             paired = [a - b for a, b in zip(mine, base, strict=True)]
             added[metric] = {
                 "paired_p50": statistics.median(paired),
-                "paired_p99": percentile(paired, 0.99),
+                "paired_p99": p99(paired),
                 "p50_gap": statistics.median(mine) - statistics.median(base),
-                "p99_gap": percentile(mine, 0.99) - percentile(base, 0.99),
+                "p99_gap": p99(mine) - p99(base),
             }
         out[name]["added_ms"] = added
     return out
@@ -375,25 +382,35 @@ def ratios(miss: dict[str, Any]) -> dict[str, Any]:
 
 
 def targets(miss: dict[str, Any], ratio: dict[str, Any], hits: dict[str, Any]) -> list[Any]:
+    """Each target's verdict; a note where an arm fell behind the rate, whose figure is
+    then mostly queueing rather than the work of one call."""
     rows: list[dict[str, Any]] = []
 
-    def row(name: str, value: float | None, limit: float, higher: bool = False) -> None:
+    def row(
+        name: str, value: float | None, limit: float, note: str = "", *, higher: bool = False
+    ) -> None:
         met = None if value is None else (value >= limit if higher else value <= limit)
-        rows.append({"target": name, "measured": value, "limit": limit, "met": met})
+        rows.append({"target": name, "measured": value, "limit": limit, "met": met, "note": note})
 
     for kind, arms in miss.items():
+        behind = [n for n in ("helios", "litellm") if n in arms and not arms[n]["kept_up"]]
+        helios_note = "Helios fell behind the rate" if "helios" in behind else ""
+        ratio_note = f"{' and '.join(behind)} fell behind the rate" if behind else ""
         for metric in KINDS[kind]:
             added = arms["helios"]["added_ms"][metric]
             where = f"{kind} {metric}"
-            row(f"Helios adds p50 <= 1 ms ({where})", added["paired_p50"], TARGET_P50_MS)
-            row(f"Helios adds p99 <= 5 ms ({where})", added["p99_gap"], TARGET_P99_MS)
             row(
-                f"Helios/LiteLLM added p50 <= 0.2 ({where})",
-                ratio.get(kind, {}).get(metric),
-                TARGET_RATIO,
+                f"Helios adds p50 <= 1 ms ({where})",
+                added["paired_p50"],
+                TARGET_P50_MS,
+                helios_note,
             )
+            row(f"Helios adds p99 <= 5 ms ({where})", added["p99_gap"], TARGET_P99_MS, helios_note)
+            value = ratio.get(kind, {}).get(metric)
+            row(f"Helios/LiteLLM added p50 <= 0.2 ({where})", value, TARGET_RATIO, ratio_note)
     plain = hits.get("helios: L2 hit, non-streamed")
-    row("L2 hits >= 3,000 req/s", plain and plain["requests_per_s"], TARGET_HITS, higher=True)
+    value = plain["requests_per_s"] if plain else None
+    row("L2 hits >= 3,000 req/s", value, TARGET_HITS, higher=True)
     return rows
 
 
@@ -455,7 +472,8 @@ def report(result: dict[str, Any]) -> None:
     for row in result["targets"]:
         value = "not measured" if row["measured"] is None else f"{row['measured']:.3f}"
         verdict = {True: "met", False: "MISSED", None: "not measured"}[row["met"]]
-        print(f"  {row['target']}: {value} -> {verdict}")
+        note = f" ({row['note']}: mostly queueing)" if row["note"] else ""
+        print(f"  {row['target']}: {value} -> {verdict}{note}")
 
 
 # -- the run ---------------------------------------------------------------------------------
