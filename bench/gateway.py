@@ -526,6 +526,8 @@ def main() -> None:
     ]
     by_name = {arm.name: arm for arm in arms}
     litellm = by_name["litellm"]
+    # Absolute: the proxy starts in its own working directory.
+    args.litellm = args.litellm.absolute()
     if args.no_semantic:
         by_name["helios+semantic"].unavailable = "skipped (--no-semantic)"
     if args.no_litellm:

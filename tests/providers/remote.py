@@ -8,6 +8,7 @@ the simulator's real wire protocol.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -245,6 +246,27 @@ class RemoteContract:
             await asyncio.wait_for(provider.complete(Request.of("Hello")), 10)
         with pytest.raises(ProviderTimeout):
             await collect(provider.stream(Request.of("Hello")))
+
+    async def test_a_port_nobody_listens_on_is_a_connection_failure_not_a_timeout(
+        self, sim: SimServer
+    ) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed = sock.getsockname()[1]
+        base_url = self.base_url(sim).replace(f":{sim.port}", f":{closed}")
+        settings = remote_settings(self.kind, base_url, timeout_s=5)
+        provider = type(self).factory(self.kind, self.model, settings)
+        try:
+            for call in (
+                provider.complete(Request.of("Hello")),
+                collect(provider.stream(Request.of("Hello"))),
+            ):
+                with pytest.raises(ProviderUnavailable) as info:
+                    await asyncio.wait_for(call, 10)
+                assert not isinstance(info.value, ProviderTimeout)
+                assert "connect" in str(info.value).lower()
+        finally:
+            await provider.aclose()
 
     async def test_a_rejected_key_raises_authentication_error(
         self, connect: Connect, sim: SimServer

@@ -1,12 +1,14 @@
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
+import httpx2
+import openai
 import pytest
 
 from helios.catalog import Catalog
 from helios.config.providers import ProviderSettings
 from helios.config.settings import Settings
-from helios.errors import AuthenticationError
+from helios.errors import AuthenticationError, ProviderUnavailable
 from helios.messages import Message, Request, ToolCall, ToolChoice
 from helios.providers import openai as adapter
 from helios.providers.registry import ProviderRegistry
@@ -205,3 +207,48 @@ async def test_structured_output_follows_the_schema(connect: Connect, sim: SimSe
     }
     chunks = await collect(provider.stream(request))
     assert "".join(chunk.text for chunk in chunks) == completion.text
+
+
+def mocked(reply: bytes, content_type: str = "application/json") -> adapter.OpenAIProvider:
+    """The adapter over the real SDK client, whose transport answers ``reply`` to anything."""
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=reply, headers={"content-type": content_type})
+
+    client = openai.AsyncOpenAI(
+        api_key="test-key",
+        base_url="http://upstream.test/v1",
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(transport=httpx2.MockTransport(answer)),
+    )
+    return adapter.OpenAIProvider("openai", MODEL, client)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b'{"choices": "none"}',
+        b'{"choices": [{"message": null}]}',
+        b'{"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}], "usage": {}}',
+        b"[1, 2]",
+    ],
+)
+async def test_a_reply_of_the_wrong_shape_is_unusable(reply: bytes) -> None:
+    provider = mocked(reply)
+    with pytest.raises(ProviderUnavailable, match="unusable response"):
+        await provider.complete(Request.of("Hi"))
+    await provider.aclose()
+
+
+async def test_a_stream_chunk_of_the_wrong_shape_breaks_the_stream() -> None:
+    good = b'data: {"choices": [{"delta": {"content": "Hello"}, "finish_reason": null}]}\n\n'
+    bad = b'data: {"choices": [{"delta": {"tool_calls": [{"function": {}}]}}]}\n\n'
+    provider = mocked(bad, "text/event-stream")
+    with pytest.raises(ProviderUnavailable, match="unusable response"):
+        await collect(provider.stream(Request.of("Hi")))
+    await provider.aclose()
+    provider = mocked(good + bad, "text/event-stream")
+    with pytest.raises(ProviderUnavailable, match="stream interrupted after 5") as broken:
+        await collect(provider.stream(Request.of("Hi")))
+    assert broken.value.partial_text == "Hello"
+    await provider.aclose()

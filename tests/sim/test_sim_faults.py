@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import aiohttp
 import anthropic
 import httpx2
 import openai
@@ -135,7 +136,13 @@ def test_sdk_retries_honour_retry_after(sim: SimServer) -> None:
 
 def not_a_timeout(exc: BaseException) -> bool:
     return not isinstance(
-        exc, (httpx2.TimeoutException, anthropic.APITimeoutError, openai.APITimeoutError)
+        exc,
+        (
+            httpx2.TimeoutException,
+            anthropic.APITimeoutError,
+            openai.APITimeoutError,
+            TimeoutError,
+        ),
     )
 
 
@@ -198,7 +205,8 @@ async def test_drop_mid_stream_async_clients(
         async for _ in chunks:
             pass
     config = types.GenerateContentConfig(http_options=types.HttpOptions(headers=DROP))
-    with pytest.raises(httpx2.TransportError) as g_dropped:
+    # google-genai's async client sends through aiohttp when it is installed, else httpx2
+    with pytest.raises((httpx2.TransportError, aiohttp.ClientError)) as g_dropped:
         async for _ in await async_gemini_client.models.generate_content_stream(
             model="gemini-2.5-flash", contents="Hi", config=config
         ):

@@ -16,6 +16,8 @@
   it is a JSON object; a made-up ``call_<n>`` id is never sent back.
 - The SDK's hidden extras are switched off, so one call is one request: automatic function
   calling and automatic stream continuation (which silently re-sends a dropped stream).
+- Transport: with aiohttp installed (the ``gemini`` extra brings it) the SDK's async client
+  sends through aiohttp instead of httpx2; both transports' errors are translated here.
 - Retries: ``HttpRetryOptions`` backs off on a fixed schedule and ignores ``retry-after``,
   so the SDK does not retry; :func:`create` wraps the provider in Helios's retries.
 """
@@ -52,6 +54,7 @@ from helios.providers.base import Provider, StreamAssembler
 from helios.providers.retry import parse_retry_after, with_retries
 
 try:
+    import aiohttp
     import httpx2
     from google import genai
     from google.genai import errors as genai_errors
@@ -59,12 +62,15 @@ try:
 except ImportError as exc:
     raise MissingDependency("google-genai", "gemini", "The Gemini provider") from exc
 
-# SDK errors, bare httpx2 transport errors (the SDK does not wrap them), and the JSON error
-# a stream cut in the middle of an event leaves behind.
+# SDK errors, bare transport errors of either transport (the SDK does not wrap them;
+# aiohttp's timeouts are TimeoutError), and the JSON error a stream cut in the middle of an
+# event leaves behind.
 _SDK_ERRORS = (
     genai_errors.APIError,
     genai_errors.UnknownApiResponseError,
     httpx2.HTTPError,
+    aiohttp.ClientError,
+    TimeoutError,
     json.JSONDecodeError,
 )
 
@@ -158,9 +164,9 @@ class GeminiProvider(Provider):
     def _translate(self, exc: Exception) -> ProviderError:
         """The Helios error for an SDK or transport error: the one place that decides."""
         name, model = self.name, self.model
-        if isinstance(exc, httpx2.TimeoutException):
+        if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
             return ProviderTimeout(f"no answer in time: {exc}", provider=name, model=model)
-        if isinstance(exc, httpx2.HTTPError):
+        if isinstance(exc, (httpx2.HTTPError, aiohttp.ClientError)):
             return ProviderUnavailable(f"connection failed: {exc}", provider=name, model=model)
         if not isinstance(exc, genai_errors.APIError):
             return ProviderUnavailable(f"unusable response: {exc}", provider=name, model=model)
@@ -358,7 +364,7 @@ def _usage(meta: genai_types.GenerateContentResponseUsageMetadata | None) -> Usa
 def _retry_after(exc: genai_errors.APIError) -> float | None:
     """From the response's headers, else from the ``RetryInfo`` detail Google APIs send."""
     response = exc.response
-    if isinstance(response, httpx2.Response):
+    if isinstance(response, (httpx2.Response, aiohttp.ClientResponse)):
         seconds = parse_retry_after(response.headers)
         if seconds is not None:
             return seconds
