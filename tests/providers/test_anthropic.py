@@ -1,16 +1,9 @@
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anthropic
 import httpx2
 import pytest
-from anthropic.types import (
-    InputJSONDelta,
-    RawContentBlockDeltaEvent,
-    RawContentBlockStartEvent,
-    RawContentBlockStopEvent,
-    ToolUseBlock,
-)
 
 from helios.catalog import Catalog
 from helios.errors import BadRequest, ProviderUnavailable, RateLimited
@@ -259,18 +252,80 @@ async def test_arguments_that_are_no_json_object_are_refused(connect: Connect) -
 
 def test_a_streamed_call_without_input_gets_empty_arguments() -> None:
     blocks = adapter._BlockChunks()
-    use = ToolUseBlock(id="toolu_9", name="get_time", input={}, type="tool_use")
-    events = [
-        RawContentBlockStartEvent(type="content_block_start", index=1, content_block=use),
-        RawContentBlockDeltaEvent(
-            type="content_block_delta",
-            index=1,
-            delta=InputJSONDelta(type="input_json_delta", partial_json=""),
-        ),
-        RawContentBlockStopEvent(type="content_block_stop", index=1),
+    use = {"type": "tool_use", "id": "toolu_9", "name": "get_time", "input": {}}
+    events: list[dict[str, Any]] = [
+        {"type": "content_block_start", "index": 1, "content_block": use},
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": ""},
+        },
+        {"type": "content_block_stop", "index": 1},
     ]
-    deltas = [delta for event in events for c in blocks.chunks(event) for delta in c.tool_calls]
+    deltas = [
+        delta
+        for event in events
+        for c in blocks.chunks(event["type"], event)
+        for delta in c.tool_calls
+    ]
     assert deltas == [
         ToolCallDelta(index=0, id="toolu_9", name="get_time"),
         ToolCallDelta(index=0, arguments="{}"),
     ]
+
+
+def mocked(reply: bytes, content_type: str = "application/json") -> adapter.AnthropicProvider:
+    """The adapter over the real SDK client, whose transport answers ``reply`` to anything."""
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=reply, headers={"content-type": content_type})
+
+    client = anthropic.AsyncAnthropic(
+        api_key="test-key",
+        base_url="http://upstream.test",
+        max_retries=0,
+        http_client=anthropic.DefaultAsyncHttpxClient(transport=httpx2.MockTransport(answer)),
+    )
+    return adapter.AnthropicProvider("anthropic", MODEL, client)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b'{"content": [{"type": "text"}], "usage": {"input_tokens": 1, "output_tokens": 1}}',
+        b'{"content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn"}',
+        b'{"content": "hi", "usage": {"input_tokens": 1, "output_tokens": 1}}',
+        b"[1, 2]",
+    ],
+)
+async def test_a_reply_of_the_wrong_shape_is_unusable(reply: bytes) -> None:
+    provider = mocked(reply)
+    with pytest.raises(ProviderUnavailable, match="unusable response"):
+        await provider.complete(Request.of("Hi"))
+    await provider.aclose()
+
+
+def sse(event: str, data: str) -> bytes:
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+async def test_a_stream_event_of_the_wrong_shape_breaks_the_stream() -> None:
+    start = sse(
+        "message_start",
+        '{"type": "message_start", "message": {"usage": {"input_tokens": 3, "output_tokens": 0}}}',
+    )
+    text = sse(
+        "content_block_delta",
+        '{"type": "content_block_delta", "index": 0,'
+        ' "delta": {"type": "text_delta", "text": "Hello"}}',
+    )
+    bad = sse("content_block_delta", '{"type": "content_block_delta", "index": 0}')
+    provider = mocked(start + bad, "text/event-stream")
+    with pytest.raises(ProviderUnavailable, match="unusable response"):
+        await collect(provider.stream(Request.of("Hi")))
+    await provider.aclose()
+    provider = mocked(start + text + bad, "text/event-stream")
+    with pytest.raises(ProviderUnavailable, match="stream interrupted after 5") as broken:
+        await collect(provider.stream(Request.of("Hi")))
+    assert broken.value.partial_text == "Hello"
+    await provider.aclose()

@@ -19,12 +19,18 @@
   schema reaches the model only as the persona's prompt describes it.
 - Retries are Helios's (:mod:`helios.providers.retry`), not the SDK's: the SDK would
   sleep for any ``retry-after`` the server sends, however long.
+- Calls go through the SDK's generic ``client.post("/v1/messages", cast_to=object)`` with
+  its aiohttp transport, as the OpenAI adapter does and for the same reason (see
+  :mod:`helios.providers.openai`): the typed layer cost more CPU than the rest of a
+  gateway call. Replies and stream events are read here as JSON; a reply of the wrong
+  shape is a :class:`~helios.errors.ProviderUnavailable` ("unusable response").
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from helios.config.settings import Settings
 from helios.errors import (
@@ -48,6 +54,7 @@ from helios.messages import (
 )
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.retry import parse_retry_after, with_retries
+from helios.providers.transport import refused_connection
 
 try:
     import anthropic
@@ -55,34 +62,25 @@ try:
     from anthropic.types import (
         CacheControlEphemeralParam,
         ContentBlockParam,
-        InputJSONDelta,
-        MessageDeltaUsage,
         MessageParam,
-        RawContentBlockDeltaEvent,
-        RawContentBlockStartEvent,
-        RawContentBlockStopEvent,
-        RawMessageDeltaEvent,
-        RawMessageStartEvent,
-        RawMessageStreamEvent,
-        StopReason,
-        TextBlock,
         TextBlockParam,
-        TextDelta,
         ToolChoiceParam,
         ToolParam,
         ToolResultBlockParam,
-        ToolUseBlock,
         ToolUseBlockParam,
     )
-    from anthropic.types import Usage as AnthropicUsage
 except ImportError as exc:
     raise MissingDependency("anthropic", "anthropic", "The Anthropic provider") from exc
 
 DEFAULT_MAX_TOKENS = 4096
 """Output cap when a request sets none: room for a long answer, below every model's limit."""
 
+MESSAGES_PATH = "/v1/messages"
+
 # The SDK raises its own errors, plus bare httpx2 transport errors when a stream breaks.
 _SDK_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError)
+_MALFORMED = (KeyError, TypeError, IndexError, AttributeError)
+"""What reading a reply of the wrong shape raises (the SDK's typed models would not)."""
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -118,6 +116,8 @@ def create(name: str, model: str, settings: Settings) -> Provider:
         timeout=config.timeout_s,
         max_retries=0,  # Helios retries (RetryingProvider): the SDK's wait is uncapped
         default_headers=config.headers or None,
+        # The SDK's aiohttp transport (the `aiohttp` extra): less CPU per call than httpx2.
+        http_client=anthropic.DefaultAioHttpClient(timeout=config.timeout_s),
     )
     return with_retries(AnthropicProvider(name, model, client), config)
 
@@ -137,46 +137,39 @@ class AnthropicProvider(Provider):
         self._client = client
 
     async def complete(self, request: Request) -> Completion:
-        params = request.params
+        body = self._body(request, stream=False)
         try:
-            message = await self._client.messages.create(
-                model=self.model,
-                max_tokens=params.max_tokens or self.default_max_tokens,
-                messages=_messages(request),
-                system=_system(request),
-                stop_sequences=list(params.stop) or anthropic.omit,
-                tools=_tools(request),
-                tool_choice=_tool_choice(request),
-                extra_body=_sampling(request),
-            )
+            message = await self._client.post(MESSAGES_PATH, cast_to=object, body=body)
+            return self._completion(message)
         except _SDK_ERRORS as exc:
             raise self._translate(exc) from exc
+        except _MALFORMED as exc:
+            raise self._unusable(exc) from exc
+
+    def _completion(self, message: object) -> Completion:
+        blocks = _field(message, "content") or []
         return Completion(
-            text="".join(block.text for block in message.content if isinstance(block, TextBlock)),
-            usage=_usage(message.usage),
+            text="".join(block["text"] for block in blocks if block["type"] == "text"),
+            usage=_usage(_field(message, "usage")),
             model=self.model,
             provider=self.name,
-            finish_reason=_finish(message.stop_reason),
+            finish_reason=_finish(_field(message, "stop_reason")),
             tool_calls=tuple(
-                ToolCall(id=block.id, name=block.name, arguments=json.dumps(block.input))
-                for block in message.content
-                if isinstance(block, ToolUseBlock)
+                ToolCall(id=block["id"], name=block["name"], arguments=json.dumps(block["input"]))
+                for block in blocks
+                if block["type"] == "tool_use"
             ),
         )
 
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
-        params = request.params
+        body = self._body(request, stream=True)
         try:
-            events = await self._client.messages.create(
-                model=self.model,
-                max_tokens=params.max_tokens or self.default_max_tokens,
-                messages=_messages(request),
-                system=_system(request),
-                stop_sequences=list(params.stop) or anthropic.omit,
-                tools=_tools(request),
-                tool_choice=_tool_choice(request),
-                extra_body=_sampling(request),
+            events = await self._client.post(
+                MESSAGES_PATH,
+                cast_to=object,
+                body=body,
                 stream=True,
+                stream_cls=anthropic.AsyncStream[object],
             )
         except _SDK_ERRORS as exc:
             raise self._translate(exc) from exc
@@ -186,28 +179,64 @@ class AnthropicProvider(Provider):
         finish: FinishReason | None = None
         async with events:
             try:
-                async for event in events:
-                    if isinstance(event, RawMessageStartEvent):
-                        usage = _usage(event.message.usage)
-                    elif isinstance(event, RawMessageDeltaEvent):
-                        usage = _with_delta(usage, event.usage)
-                        finish = _finish(event.delta.stop_reason)
-                    for chunk in blocks.chunks(event):
+                async for raw in events:
+                    event = _object(raw)
+                    kind = event.get("type")
+                    if kind == "message_start":
+                        usage = _usage(event["message"]["usage"])
+                    elif kind == "message_delta":
+                        usage = _with_delta(usage, event["usage"])
+                        finish = _finish(event["delta"].get("stop_reason"))
+                    for chunk in blocks.chunks(kind, event):
                         assembler.add(chunk)
                         yield chunk
-            except _SDK_ERRORS as exc:
+            except (*_SDK_ERRORS, *_MALFORMED) as exc:
                 if assembler.parts or assembler.tool_deltas:
                     raise assembler.broken(exc) from exc
-                raise self._translate(exc) from exc
+                if isinstance(exc, _SDK_ERRORS):
+                    raise self._translate(exc) from exc
+                raise self._unusable(exc) from exc
         if finish is None:
             # A connection closed cleanly before message_delta still lost the reply's end.
             raise assembler.broken(EOFError("the stream ended before its stop reason"))
         yield Chunk(usage=usage, finish_reason=finish)
 
+    def _body(self, request: Request, *, stream: bool) -> dict[str, object]:
+        """The ``/v1/messages`` body; only the fields this request sets."""
+        params = request.params
+        body: dict[str, object] = {
+            "model": self.model,
+            "max_tokens": params.max_tokens or self.default_max_tokens,
+            "messages": _messages(request),
+        }
+        optional: dict[str, object] = {
+            "system": _system(request),
+            "stop_sequences": list(params.stop) or None,
+            "tools": _tools(request),
+            "tool_choice": _tool_choice(request),
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        body.update((key, value) for key, value in optional.items() if value is not None)
+        if stream:
+            body["stream"] = True
+        return body
+
+    def _unusable(self, exc: Exception) -> ProviderError:
+        return ProviderUnavailable(
+            f"unusable response: {type(exc).__name__}: {exc}",
+            provider=self.name,
+            model=self.model,
+        )
+
     def _translate(self, exc: Exception) -> ProviderError:
         """The Helios error for an SDK or transport error: the one place that decides."""
         name, model = self.name, self.model
         if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+            if (refused := refused_connection(exc)) is not None:
+                return ProviderUnavailable(
+                    f"connection failed: {refused}", provider=name, model=model
+                )
             return ProviderTimeout(f"no answer in time: {exc}", provider=name, model=model)
         if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
             return ProviderUnavailable(f"connection failed: {exc}", provider=name, model=model)
@@ -226,13 +255,25 @@ class AnthropicProvider(Provider):
         await self._client.close()
 
 
+def _object(payload: object) -> dict[str, Any]:
+    """A JSON object from the wire, or the TypeError that makes it an unusable response."""
+    if not isinstance(payload, dict):
+        raise TypeError(f"expected a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def _field(payload: object, key: str) -> Any:
+    """``payload[key]`` of a JSON object from the wire (``None`` when absent)."""
+    return _object(payload).get(key)
+
+
 def _cache_control(ttl: str) -> CacheControlEphemeralParam:
     return {"type": "ephemeral", "ttl": "1h" if ttl == "1h" else "5m"}
 
 
-def _system(request: Request) -> str | list[TextBlockParam] | anthropic.Omit:
+def _system(request: Request) -> str | list[TextBlockParam] | None:
     if request.system is None:
-        return anthropic.omit
+        return None
     if request.system_cache is None:
         return request.system
     block: TextBlockParam = {
@@ -251,34 +292,35 @@ class _BlockChunks:
         self._call_of_block: dict[int, int] = {}
         self._without_input: set[int] = set()
 
-    def chunks(self, event: RawMessageStreamEvent) -> Iterator[Chunk]:
-        if isinstance(event, RawContentBlockStartEvent):
-            block = event.content_block
-            if isinstance(block, ToolUseBlock):
-                index = self._call_of_block[event.index] = len(self._call_of_block)
+    def chunks(self, kind: object, event: dict[str, Any]) -> Iterator[Chunk]:
+        if kind == "content_block_start":
+            block = event["content_block"]
+            if block["type"] == "tool_use":
+                index = self._call_of_block[event["index"]] = len(self._call_of_block)
                 self._without_input.add(index)
-                yield Chunk(tool_calls=(ToolCallDelta(index=index, id=block.id, name=block.name),))
-        elif isinstance(event, RawContentBlockDeltaEvent):
-            delta = event.delta
-            if isinstance(delta, TextDelta) and delta.text:
-                yield Chunk(text=delta.text)
-            elif isinstance(delta, InputJSONDelta) and event.index in self._call_of_block:
-                index = self._call_of_block[event.index]
-                if delta.partial_json:
+                start = ToolCallDelta(index=index, id=block["id"], name=block["name"])
+                yield Chunk(tool_calls=(start,))
+        elif kind == "content_block_delta":
+            delta = event["delta"]
+            if delta["type"] == "text_delta" and delta["text"]:
+                yield Chunk(text=delta["text"])
+            elif delta["type"] == "input_json_delta" and event["index"] in self._call_of_block:
+                index = self._call_of_block[event["index"]]
+                if delta["partial_json"]:
                     self._without_input.discard(index)
-                    piece = ToolCallDelta(index=index, arguments=delta.partial_json)
+                    piece = ToolCallDelta(index=index, arguments=delta["partial_json"])
                     yield Chunk(tool_calls=(piece,))
-        elif isinstance(event, RawContentBlockStopEvent):
-            index = self._call_of_block.get(event.index, -1)
+        elif kind == "content_block_stop":
+            index = self._call_of_block.get(event["index"], -1)
             if index in self._without_input:
                 # A call without arguments streams no JSON at all; its arguments are {}.
                 self._without_input.discard(index)
                 yield Chunk(tool_calls=(ToolCallDelta(index=index, arguments="{}"),))
 
 
-def _tools(request: Request) -> list[ToolParam] | anthropic.Omit:
+def _tools(request: Request) -> list[ToolParam] | None:
     if not request.tools:
-        return anthropic.omit
+        return None
     tools: list[ToolParam] = []
     for tool in request.tools:
         param: ToolParam = {"name": tool.name, "input_schema": tool.parameters}
@@ -288,10 +330,10 @@ def _tools(request: Request) -> list[ToolParam] | anthropic.Omit:
     return tools
 
 
-def _tool_choice(request: Request) -> ToolChoiceParam | anthropic.Omit:
+def _tool_choice(request: Request) -> ToolChoiceParam | None:
     choice = request.tool_choice
     if choice is None or not request.tools:
-        return anthropic.omit
+        return None
     if choice.mode == "tool":
         assert choice.name is not None  # ToolChoice guarantees a name for mode "tool"
         return {"type": "tool", "name": choice.name}
@@ -375,45 +417,35 @@ def _input(call: ToolCall) -> dict[str, object]:
     return arguments
 
 
-def _sampling(request: Request) -> dict[str, object] | None:
-    params = request.params
-    body: dict[str, object] = {}
-    if params.temperature is not None:
-        body["temperature"] = params.temperature
-    if params.top_p is not None:
-        body["top_p"] = params.top_p
-    return body or None
-
-
-def _finish(reason: StopReason | None) -> FinishReason:
+def _finish(reason: str | None) -> FinishReason:
     return _FINISH.get(reason or "", "other")
 
 
-def _usage(usage: AnthropicUsage) -> Usage:
-    written = usage.cache_creation_input_tokens or 0
-    split = usage.cache_creation
-    if split is not None and split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens:
-        write_5m, write_1h = split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
-    else:
+def _usage(usage: Any) -> Usage:
+    written = usage.get("cache_creation_input_tokens") or 0
+    split = usage.get("cache_creation") or {}
+    write_5m = split.get("ephemeral_5m_input_tokens") or 0
+    write_1h = split.get("ephemeral_1h_input_tokens") or 0
+    if not write_5m + write_1h:
         # Without the TTL breakdown every write is billed as the default 5-minute one.
         write_5m, write_1h = written, 0
     return Usage(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_input_tokens or 0,
+        input_tokens=usage["input_tokens"],
+        output_tokens=usage["output_tokens"],
+        cache_read_tokens=usage.get("cache_read_input_tokens") or 0,
         cache_write_5m_tokens=write_5m,
         cache_write_1h_tokens=write_1h,
     )
 
 
-def _with_delta(usage: Usage, delta: MessageDeltaUsage) -> Usage:
+def _with_delta(usage: Usage, delta: Any) -> Usage:
     """``message_delta`` counts are cumulative: they replace, never add to, the start's."""
-    update: dict[str, int] = {"output_tokens": delta.output_tokens}
-    if delta.input_tokens is not None:
-        update["input_tokens"] = delta.input_tokens
-    if delta.cache_read_input_tokens is not None:
-        update["cache_read_tokens"] = delta.cache_read_input_tokens
-    written = delta.cache_creation_input_tokens
+    update: dict[str, int] = {"output_tokens": delta["output_tokens"]}
+    if (input_tokens := delta.get("input_tokens")) is not None:
+        update["input_tokens"] = input_tokens
+    if (read := delta.get("cache_read_input_tokens")) is not None:
+        update["cache_read_tokens"] = read
+    written = delta.get("cache_creation_input_tokens")
     if written is not None and written != usage.cache_write_tokens:
         # The delta has no TTL breakdown; a changed total can only be attributed to 5m.
         update["cache_write_5m_tokens"] = max(written - usage.cache_write_1h_tokens, 0)

@@ -19,7 +19,9 @@
 - Transport: with aiohttp installed (the ``gemini`` extra brings it) the SDK's async client
   sends through aiohttp instead of httpx2; both transports' errors are translated here.
 - Retries: ``HttpRetryOptions`` backs off on a fixed schedule and ignores ``retry-after``,
-  so the SDK does not retry; :func:`create` wraps the provider in Helios's retries.
+  so the SDK makes one attempt (``attempts=1``, which also turns off its aiohttp path's
+  implicit retry of connection errors); :func:`create` wraps the provider in Helios's
+  retries.
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ def create(name: str, model: str, settings: Settings) -> Provider:
         base_url=config.base_url,
         timeout=round(config.timeout_s * 1000),  # the SDK counts milliseconds
         headers=dict(config.headers) or None,
-        retry_options=None,
+        # One attempt, stated: with no options at all the SDK's aiohttp path retries a
+        # refused or dropped connection on its own, after a hidden 1-10 s sleep.
+        retry_options=genai_types.HttpRetryOptions(attempts=1),
     )
     client = genai.Client(vertexai=False, api_key=key, http_options=options)
     return with_retries(GeminiProvider(name, model, client), config)

@@ -19,9 +19,9 @@ from helios.errors import (
     error_for_status,
 )
 from helios.providers.retry import parse_retry_after
+from helios.providers.transport import refused_connection
 
 try:
-    import aiohttp
     import openai
 except ImportError as exc:
     raise MissingDependency("openai", "openai", "OpenAI models and embeddings") from exc
@@ -57,7 +57,7 @@ def async_client(name: str, model: str, settings: Settings) -> openai.AsyncOpenA
 def translate_error(exc: openai.OpenAIError, *, provider: str, model: str) -> ProviderError:
     """The Helios error for an SDK error: the one place that decides (chat and embeddings)."""
     if isinstance(exc, openai.APITimeoutError):
-        if (refused := _refused(exc)) is not None:
+        if (refused := refused_connection(exc)) is not None:
             return ProviderUnavailable(
                 f"connection failed: {refused}", provider=provider, model=model
             )
@@ -73,20 +73,6 @@ def translate_error(exc: openai.OpenAIError, *, provider: str, model: str) -> Pr
     return error_for_status(
         status, message, provider=provider, model=model, retry_after=retry_after
     )
-
-
-def _refused(exc: openai.APITimeoutError) -> aiohttp.ClientConnectionError | None:
-    """The connection error that the SDK's aiohttp transport reported as a timeout.
-
-    That transport maps every ``aiohttp.ClientConnectionError`` (refused, reset, closed
-    early) to ``ConnectTimeout``, so the SDK says "timed out" for a port nobody listens on.
-    """
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, aiohttp.ClientConnectionError):
-            return None if isinstance(cause, TimeoutError) else cause
-        cause = cause.__cause__
-    return None
 
 
 def _api_message(exc: openai.APIStatusError) -> str:
