@@ -229,3 +229,29 @@ async def test_many_tasks_through_sqlite(tmp_path: Path) -> None:
     await writer.aclose()
     assert await store.count() == 40 * len(task_events("x"))
     await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("update", "field"),
+    [
+        ({"timestamp": time.time() * 1000}, "timestamp"),
+        ({"timestamp": float("nan")}, "timestamp"),
+        ({"duration_s": float("inf")}, "duration_s"),
+        ({"cost_usd": -1.0}, "cost_usd"),
+    ],
+)
+async def test_emit_refuses_an_implausible_event_and_keeps_writing_the_rest(
+    update: dict[str, float], field: str
+) -> None:
+    store = RecordingStore()
+    writer = LedgerWriter(store, flush_interval_s=60)
+    good = task_events("good")
+    bad = good[-1].model_copy(update=update)  # a task_finished
+    writer.emit(good[0])
+    with pytest.raises(LedgerError, match=rf"task_finished event of task 'good': {field}: .*"):
+        writer.emit(bad)
+    for event in good[1:]:
+        writer.emit(event)
+    await writer.flush()
+    assert await store.query() == good  # the queue never held the bad event
+    await writer.aclose()
