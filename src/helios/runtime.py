@@ -237,7 +237,12 @@ class Runtime:
         config = self.settings.monitor
         alerter = Alerter(config.webhook_url if config.alert else None)
         self._closers.append(alerter.aclose)
-        return HealthMonitor(self.store, config, alerter=alerter)
+        return HealthMonitor(
+            self.store,
+            config,
+            alerter=alerter,
+            abandoned_after_s=self.settings.ledger.abandoned_after_s,
+        )
 
     def local_embedder(self) -> Embedder:
         """The local MiniLM embedder (evidence retrieval); its model loads on first use and
