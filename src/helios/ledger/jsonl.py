@@ -6,8 +6,8 @@ see :mod:`helios.ledger.codec`). :func:`import_jsonl` reads that form (a line wi
 
 | reference design                         | Helios                  | when absent                 |
 |------------------------------------------|-------------------------|-----------------------------|
-| `event`                                  | `type`                  | line skipped                |
-| `task_id` (a number becomes a string)    | `task_id`               | line skipped                |
+| `event`                                  | `type`                  | import refused              |
+| `task_id` (a number becomes a string)    | `task_id`               | import refused              |
 | `timestamp`: ISO 8601 or epoch seconds   | `timestamp` (epoch s)   | time of the import          |
 | **persona_llm_run**                      |                         |                             |
 | `persona`                                | `persona`               | `"unknown"`                 |
