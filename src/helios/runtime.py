@@ -48,6 +48,7 @@ from helios.keys.store import KeyStore
 from helios.ledger.factory import open_store
 from helios.ledger.sink import EventSink, FanOut
 from helios.ledger.store import EventQuery, LedgerStore
+from helios.ledger.validation import screen
 from helios.ledger.writer import LedgerWriter
 from helios.ops.alerts import Alerter
 from helios.ops.flags import FlagRegistry
@@ -333,7 +334,10 @@ async def _recent_health(store: LedgerStore) -> ModelObservations | None:
     except LedgerError as exc:
         logger.warning("ledger unavailable, routing without model health: %s", exc)
         return None
-    return ModelObservations.from_events(events)
+    screened = screen(events)
+    if screened.skipped:
+        logger.warning("model health: %s", screened.warning())
+    return ModelObservations.from_events(screened.events)
 
 
 async def _flush(writer: LedgerWriter) -> None:
