@@ -167,6 +167,8 @@ IMPLAUSIBLE = [
     ("ttft_s", {"ttft_s": math.inf}),
     ("duration_s", {"duration_s": -0.5}),
     ("cost_usd", {"cost_usd": -math.inf}),
+    ("cost_usd", {"cost_usd": -0.01}),
+    ("cost_saved_usd", {"cost_saved_usd": math.nan}),
     ("cost_usd", {"cost_usd": math.nan}),
     ("input_tokens", {"input_tokens": -1}),
     ("output_tokens", {"output_tokens": 10**12}),
@@ -189,11 +191,15 @@ async def test_a_batch_with_an_implausible_event_is_refused_whole(
     assert await store.query() == good
 
 
-async def test_an_event_an_hour_ahead_is_accepted(ledger: Ledger) -> None:
+async def test_an_event_an_hour_ahead_and_a_negative_saving_are_accepted(
+    ledger: Ledger,
+) -> None:
     store = ledger.open()
     ahead = TaskStarted(task_id="fast-clock", goal="g", timestamp=time.time() + 3600)
-    await store.append([ahead])
-    assert await store.query() == [ahead]
+    # a prompt-cache write costs more than the uncached call: a negative saving is real
+    write = task_events("fast-clock")[1].model_copy(update={"cost_saved_usd": -0.0008})
+    await store.append([ahead, write])
+    assert await store.query() == [ahead, write]
 
 
 async def test_sequences_follow_appends_not_timestamps(ledger: Ledger) -> None:

@@ -253,3 +253,20 @@ def test_implausible_events_update_nothing_and_are_counted(
     assert "skipped task_started event of task 't': timestamp:" in caplog.text
     metrics.emit(started)  # and plausible ones still count
     assert value(metrics, "helios_tasks_started_total") == 1
+
+
+def test_a_negative_saving_leaves_the_saved_counter_alone() -> None:
+    metrics = HeliosMetrics()
+    run = next(e for e in stream() if isinstance(e, PersonaLLMRun) and e.cost_saved_usd)
+    metrics.emit(run.model_copy(update={"cost_saved_usd": -0.0008}))  # a cache write
+    assert (
+        value(
+            metrics,
+            "helios_requests_total",
+            persona=run.persona,
+            provider=run.provider,
+            model=run.model,
+        )
+        == 1
+    )
+    assert not [name for name, _ in samples(metrics) if name == "helios_cost_saved_usd_total"]

@@ -7,7 +7,8 @@ every sum it enters. So:
 - ``timestamp``: finite, not before 2000-01-01 UTC (:data:`EARLIEST_TIMESTAMP`) and not
   more than a day ahead of the clock of the process that checks it (:data:`MAX_FUTURE_S`);
 - durations (fields ending in ``_s``) and money (ending in ``_usd``): finite and not
-  negative, when present;
+  negative, when present; savings (``cost_saved_usd``, ``time_saved_s``) finite, and may be
+  negative (a prompt-cache write costs more than the uncached call it replaces);
 - token counts (ending in ``_tokens``): whole numbers from 0 to :data:`MAX_TOKENS`.
 
 Writers refuse an event that breaks a rule (:func:`check_events`: the stores' ``append``,
@@ -49,8 +50,12 @@ def problem(event: Event, *, now: float) -> str | None:
         )
     for name in _measures(type(event)):
         value = getattr(event, name)
-        if value is not None and not (_is_number(value) and math.isfinite(value) and value >= 0):
-            return f"{name}: {value!r} is not a finite number >= 0"
+        if value is None:
+            continue
+        if not (_is_number(value) and math.isfinite(value)):
+            return f"{name}: {value!r} is not a finite number"
+        if value < 0 and "_saved_" not in name:
+            return f"{name}: {value!r} is negative"
     for name in _counts(type(event)):
         count = getattr(event, name)
         if type(count) is not int or not 0 <= count <= MAX_TOKENS:

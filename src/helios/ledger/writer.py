@@ -20,8 +20,9 @@ writer task cancelled by a closing loop) loses what it had not flushed: work who
 must outlive a crash awaits ``flush()`` before reporting it.
 
 An implausible event (:mod:`.validation`: a timestamp in milliseconds, a NaN cost) is
-refused by ``emit`` itself, with a :class:`LedgerError` naming its field: queued, the store
-would refuse its batch on every retry and nothing behind it would ever be written.
+refused by ``emit`` itself: not queued (the store would refuse its batch on every retry and
+nothing behind it would ever be written), logged with its field, counted in
+:attr:`refused`. It does not raise: a bad record must not fail the call it records.
 
 Delivery is at least once: if a connection drops after the store committed but before it
 said so, the retry writes that batch again. The SQLite store cannot see this case (its
@@ -75,21 +76,28 @@ class LedgerWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
+        self.refused = 0
+        """Implausible events ``emit`` left out."""
         self.last_error: LedgerError | None = None
         """The last failed append's error; ``None`` once an append succeeds again."""
 
     # -- the sink --------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
         """Queue ``event``; returns at once. Call on the event loop (the first call starts
-        the background task); raises :class:`LedgerError` once the writer is closed, or
-        for an implausible event (which is not queued)."""
+        the background task); raises :class:`LedgerError` once the writer is closed. An
+        implausible event is logged and left out (see the module doc)."""
         if self._closed:
             raise LedgerError(f"ledger writer is closed; {event.type} event not recorded")
         found = problem(event, now=time.time())
         if found is not None:
-            raise LedgerError(
-                f"refused {event.type} event of task {event.task_id!r}: {found}; not recorded"
+            self.refused += 1
+            logger.error(
+                "ledger: refused %s event of task %r: %s; not recorded",
+                event.type,
+                event.task_id,
+                found,
             )
+            return
         self._queue.append((time.monotonic(), event))
         self._emitted += 1
         if len(self._queue) == 1 or len(self._queue) == self.batch_size:

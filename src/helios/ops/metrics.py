@@ -297,7 +297,9 @@ class HeliosMetrics:
                 self.tokens.labels(persona, model, kind).inc(count)
         if event.cost_usd:
             self.cost.labels(persona, model).inc(event.cost_usd)
-        if event.cost_saved_usd:
+        if event.cost_saved_usd and event.cost_saved_usd > 0:
+            # A counter only grows: a prompt-cache write that cost more than it saved (a
+            # negative saving) is left out here; the ledger keeps it for `helios ledger`.
             # Without a response-cache layer, a saving comes from provider prompt caching.
             layer = event.cache_layer or "L1"
             self.cost_saved.labels(persona, model, layer).inc(event.cost_saved_usd)
