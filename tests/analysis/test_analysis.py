@@ -408,9 +408,25 @@ def test_non_finite_values_never_reach_the_results() -> None:
         total=nan,
     )
     summary = summarize(events)
-    assert summary.latency["thesis"].n == 0
+    # the NaN call and the NaN finish are left out, and counted
+    assert summary.skipped_events == 2 and summary.to_dict()["skipped_events"] == 2
+    assert "thesis" not in summary.latency and summary.latency["evidence"].n == 1
     assert summary.cost_usd == 0.0
     json.dumps(summary.to_dict(), allow_nan=False)
     breakdown = last_task(events)
     assert breakdown is not None and breakdown.total_s is None
     json.dumps(breakdown.to_dict(), allow_nan=False)
+
+
+def test_a_timestamp_no_calendar_holds_is_left_out_of_every_analysis() -> None:
+    normal = build_task("normal", EPOCH)
+    future = [e.model_copy(update={"timestamp": 1.7e15}) for e in build_task("future", EPOCH)]
+    events = [*normal, *future]
+    summary = summarize(events)
+    assert (summary.tasks, summary.skipped_events) == (1, len(future))
+    assert summary.last_timestamp == normal[-1].timestamp
+    breakdown = last_task(events)
+    assert breakdown is not None and breakdown.task_id == "normal"
+    comparison = compare(events, "model")
+    assert [arm.tasks for arm in comparison.arms] == [1]
+    assert any(f"skipped {len(future)} ledger events" in note for note in comparison.notes)

@@ -6,6 +6,10 @@
   and each arm tested against a baseline (:mod:`helios.analysis.comparison`).
 - :func:`last_task`: the most recent task's latency breakdown.
 
+Events with implausible values (:mod:`helios.ledger.validation`: a timestamp in epoch
+milliseconds, a NaN duration) are left out and counted (``Summary.skipped_events``, a note
+of the ``Comparison``).
+
 A *task* is a ``task_id`` with a ``task_started`` or ``task_finished`` event; other events
 (``flag_changed``, stray governor decisions) are not tasks. Stage latency sums the calls of
 one stage within a task (a second pass, a judge asked twice). The ``total`` latency only
@@ -35,6 +39,7 @@ from helios.ledger.events import (
     SecondPass,
     TaskFinished,
 )
+from helios.ledger.validation import screen
 
 __all__ = [
     "CacheRate",
@@ -90,6 +95,8 @@ class Summary:
     running: int = 0
     """Tasks started more recently that have not ended yet."""
     abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S
+    skipped_events: int = 0
+    """Events left out for implausible values (:mod:`helios.ledger.validation`)."""
 
     @property
     def ended(self) -> int:
@@ -116,6 +123,7 @@ class Summary:
             "abandoned": self.abandoned,
             "running": self.running,
             "abandoned_after_s": self.abandoned_after_s,
+            "skipped_events": self.skipped_events,
             "success_rate": self.success_rate,
             "first_timestamp": self.first_timestamp,
             "last_timestamp": self.last_timestamp,
@@ -144,7 +152,8 @@ def summarize(
     """The summary of ``events``' tasks; a task without an end is abandoned once
     ``abandoned_after_s`` have passed since its start at ``now`` (default: the clock)."""
     moment = time.time() if now is None else now
-    tasks = group_tasks(events)
+    screened = screen(events, now=moment)
+    tasks = group_tasks(screened.events)
     abandoned = sum(1 for task in tasks if task.abandoned(now=moment, after_s=abandoned_after_s))
     calls = [call for task in tasks for call in task.calls]
     latency: dict[str, list[float]] = {name: [] for name in metric_names(tasks)}
@@ -188,6 +197,7 @@ def summarize(
         abandoned=abandoned,
         running=len(tasks) - len(finished) - abandoned,
         abandoned_after_s=abandoned_after_s,
+        skipped_events=screened.skipped,
     )
 
 
@@ -274,10 +284,10 @@ def last_task(
     abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S,
 ) -> TaskBreakdown | None:
     """The most recent task (by its start), or ``None`` when there is no task."""
-    tasks = group_tasks(events)
+    moment = time.time() if now is None else now
+    tasks = group_tasks(screen(events, now=moment).events)
     if not tasks:
         return None
-    moment = time.time() if now is None else now
     return _breakdown(tasks[-1], tasks[-1].abandoned(now=moment, after_s=abandoned_after_s))
 
 
