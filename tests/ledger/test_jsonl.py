@@ -275,7 +275,9 @@ async def test_a_store_failure_midway_says_what_was_committed(tmp_path: Path) ->
     events = [TaskStarted(task_id=f"t{n}", goal="g", timestamp=EPOCH + n) for n in range(25)]
     path = write_lines(tmp_path / "many.jsonl", [event.model_dump_json() for event in events])
     store = FailingSecondBatch()
-    with pytest.raises(LedgerError, match=r"import stopped at line 20: server gone; the 10 events"):
+    with pytest.raises(
+        LedgerError, match=r"stopped in lines 11-20: server gone; the 10 events of lines 1-10 are"
+    ):
         await import_jsonl(path, store, batch_size=10)
     assert await store.query() == events[:10]
 

@@ -117,6 +117,7 @@ async def import_jsonl(
     handle = await asyncio.to_thread(_open, path)
     try:
         while True:
+            committed_through = report.lines
             # reading and parsing are blocking and CPU work: both stay off the event loop
             events, report.lines = await asyncio.to_thread(
                 _read_batch, handle, report.lines, batch_size, moment
@@ -126,8 +127,9 @@ async def import_jsonl(
                     await store.append(events)
                 except LedgerError as exc:
                     raise LedgerError(
-                        f"{path}: import stopped at line {report.lines}: {exc}; the"
-                        f" {report.imported} events before it are committed"
+                        f"{path}: import stopped in lines {committed_through + 1}-{report.lines}:"
+                        f" {exc}; the {report.imported} events of lines 1-{committed_through}"
+                        " are committed"
                     ) from exc
                 report.imported += len(events)
             if len(events) < batch_size:
