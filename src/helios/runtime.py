@@ -48,6 +48,7 @@ from helios.keys.store import KeyStore
 from helios.ledger.factory import open_store
 from helios.ledger.sink import EventSink, FanOut
 from helios.ledger.store import EventQuery, LedgerStore
+from helios.ledger.validation import screen
 from helios.ledger.writer import LedgerWriter
 from helios.ops.alerts import Alerter
 from helios.ops.flags import FlagRegistry
@@ -237,7 +238,12 @@ class Runtime:
         config = self.settings.monitor
         alerter = Alerter(config.webhook_url if config.alert else None)
         self._closers.append(alerter.aclose)
-        return HealthMonitor(self.store, config, alerter=alerter)
+        return HealthMonitor(
+            self.store,
+            config,
+            alerter=alerter,
+            abandoned_after_s=self.settings.ledger.abandoned_after_s,
+        )
 
     def local_embedder(self) -> Embedder:
         """The local MiniLM embedder (evidence retrieval); its model loads on first use and
@@ -328,7 +334,10 @@ async def _recent_health(store: LedgerStore) -> ModelObservations | None:
     except LedgerError as exc:
         logger.warning("ledger unavailable, routing without model health: %s", exc)
         return None
-    return ModelObservations.from_events(events)
+    screened = screen(events)
+    if screened.skipped:
+        logger.warning("model health: %s", screened.warning())
+    return ModelObservations.from_events(screened.events)
 
 
 async def _flush(writer: LedgerWriter) -> None:

@@ -31,6 +31,8 @@ from helios.ledger.events import (
 from helios.ledger.memory import MemoryLedgerStore
 from helios.ledger.store import EventQuery
 
+EPOCH = 1_700_000_000.0
+"""Where test time starts: the ledger refuses timestamps before 2000."""
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 Call = tuple[str, float] | tuple[str, float, dict[str, object]]
 
@@ -103,7 +105,7 @@ def build_task(
 
 
 def arm_tasks(
-    prefix: str, totals: Sequence[float], flags: dict[str, FlagValue], t0: float = 1000.0
+    prefix: str, totals: Sequence[float], flags: dict[str, FlagValue], t0: float = EPOCH + 1000.0
 ) -> list[Event]:
     events: list[Event] = []
     for i, total in enumerate(totals):
@@ -114,18 +116,18 @@ def arm_tasks(
 # -- summarize ----------------------------------------------------------------------------
 async def test_summary_statistics_are_exact() -> None:
     store = MemoryLedgerStore()
-    second_pass = SecondPass(task_id="b", timestamp=205.0, pass_number=2, feedback="more")
+    second_pass = SecondPass(task_id="b", timestamp=EPOCH + 205.0, pass_number=2, feedback="more")
     await store.append(
         [
             *build_task(
                 "a",
-                100.0,
+                EPOCH + 100.0,
                 total=2.0,
                 extra=[CacheLookup(task_id="a", persona="thesis", layer="L2", hit=True)],
             ),
             *build_task(
                 "b",
-                200.0,
+                EPOCH + 200.0,
                 total=4.0,
                 calls=[
                     ("thesis", 2.0),
@@ -139,10 +141,10 @@ async def test_summary_statistics_are_exact() -> None:
                     AsyncFallback(task_id="b", reason="timeout"),
                 ],
             ),
-            *build_task("c", 300.0, total=6.0, flags={"async_thesis": False}),
+            *build_task("c", EPOCH + 300.0, total=6.0, flags={"async_thesis": False}),
             *build_task(
                 "d",
-                400.0,
+                EPOCH + 400.0,
                 total=0.3,
                 success=False,
                 calls=[("thesis", 0.2)],
@@ -188,7 +190,7 @@ def test_summary_of_nothing_is_defined() -> None:
 
 
 def test_one_task_has_no_sd() -> None:
-    summary = summarize(build_task("a", 0.0, total=3.0))
+    summary = summarize(build_task("a", EPOCH + 0.0, total=3.0))
     assert summary.latency["total"].to_dict() == {
         "n": 1,
         "mean": 3.0,
@@ -206,7 +208,7 @@ async def test_compare_two_clearly_different_arms() -> None:
     store = MemoryLedgerStore()
     await store.append(arm_tasks("sync", [10 + d for d in OFFSETS], {"async_thesis": False}))
     await store.append(
-        arm_tasks("async", [8 + 2 * d for d in OFFSETS], {"async_thesis": True}, t0=5000.0)
+        arm_tasks("async", [8 + 2 * d for d in OFFSETS], {"async_thesis": True}, t0=EPOCH + 5000.0)
     )
     result = compare(await store.query(), "flag:async_thesis")
 
@@ -235,7 +237,7 @@ async def test_compare_two_clearly_different_arms() -> None:
 def test_compare_identical_arms_is_not_significant() -> None:
     totals = [10 + d for d in OFFSETS]
     events = arm_tasks("a", totals, {"async_thesis": False}) + arm_tasks(
-        "b", totals, {"async_thesis": True}, t0=5000.0
+        "b", totals, {"async_thesis": True}, t0=EPOCH + 5000.0
     )
     total = compare(events, "flag:async_thesis").difference("true")
     assert total is not None
@@ -247,7 +249,7 @@ def test_compare_identical_arms_is_not_significant() -> None:
 
 def test_compare_refuses_to_conclude_on_small_arms() -> None:
     events = arm_tasks("a", [10, 11, 12], {"async_thesis": False}) + arm_tasks(
-        "b", [1, 2, 3], {"async_thesis": True}, t0=5000.0
+        "b", [1, 2, 3], {"async_thesis": True}, t0=EPOCH + 5000.0
     )
     total = compare(events, "flag:async_thesis").difference("true")
     assert total is not None
@@ -258,7 +260,7 @@ def test_compare_refuses_to_conclude_on_small_arms() -> None:
 
 def test_compare_baseline_choice() -> None:
     events = arm_tasks("a", [10, 11, 12], {"mode": "b"}) + arm_tasks(
-        "b", [1, 2, 3], {"mode": "a"}, t0=5000.0
+        "b", [1, 2, 3], {"mode": "a"}, t0=EPOCH + 5000.0
     )
     assert compare(events, "flag:mode").baseline == "a"  # no "false": first sorted
     chosen = compare(events, "flag:mode", baseline="B")
@@ -282,15 +284,15 @@ def test_compare_unknown_by_lists_the_choices() -> None:
 
 def test_compare_by_model_puts_mixed_tasks_in_their_own_arm() -> None:
     events = [
-        *build_task("a", 0.0, model="sonnet", total=3.0),
-        *build_task("b", 10.0, model="haiku", total=2.0),
+        *build_task("a", EPOCH + 0.0, model="sonnet", total=3.0),
+        *build_task("b", EPOCH + 10.0, model="haiku", total=2.0),
         *build_task(
             "c",
-            20.0,
+            EPOCH + 20.0,
             calls=[("thesis", 1.0, {"model": "sonnet"}), ("antithesis", 1.0, {"model": "haiku"})],
             total=4.0,
         ),
-        *build_task("d", 30.0, calls=[], total=0.5),  # no persona calls: left out
+        *build_task("d", EPOCH + 30.0, calls=[], total=0.5),  # no persona calls: left out
     ]
     result = compare(events, "model")
     assert [arm.label for arm in result.arms] == ["haiku", "sonnet", "mixed"]
@@ -304,7 +306,9 @@ def test_compare_by_model_puts_mixed_tasks_in_their_own_arm() -> None:
 
 
 def test_compare_leaves_out_tasks_without_the_flag() -> None:
-    events = arm_tasks("a", [1, 2], {"async_thesis": True}) + arm_tasks("b", [1, 2], {}, t0=5000.0)
+    events = arm_tasks("a", [1, 2], {"async_thesis": True}) + arm_tasks(
+        "b", [1, 2], {}, t0=EPOCH + 5000.0
+    )
     result = compare(events, "flag:async_thesis")
     assert [arm.label for arm in result.arms] == ["true"]
     assert result.excluded == 2
@@ -330,10 +334,10 @@ def test_describe_reports_the_percentiles_numpy_did() -> None:
 # -- last task ----------------------------------------------------------------------------
 async def test_last_task_breakdown() -> None:
     store = MemoryLedgerStore()
-    await store.append(build_task("old", 0.0))
+    await store.append(build_task("old", EPOCH + 0.0))
     gate = GateVerdict(
         task_id="new",
-        timestamp=106.0,
+        timestamp=EPOCH + 106.0,
         pass_number=1,
         passed=True,
         evidence_ok=True,
@@ -345,7 +349,7 @@ async def test_last_task_breakdown() -> None:
     await store.append(
         build_task(
             "new",
-            100.0,
+            EPOCH + 100.0,
             flags={"async_thesis": False},
             calls=[
                 ("thesis", 2.0, {"model": "opus"}),
@@ -381,7 +385,7 @@ def test_last_task_of_nothing() -> None:
 # -- plots --------------------------------------------------------------------------------
 def test_plots_are_png_files(tmp_path: Path) -> None:
     events = arm_tasks("a", [10, 11, 12], {"async_thesis": False}) + arm_tasks(
-        "b", [8, 9], {"async_thesis": True}, t0=5000.0
+        "b", [8, 9], {"async_thesis": True}, t0=EPOCH + 5000.0
     )
     plot_comparison(compare(events, "flag:async_thesis"), tmp_path / "compare.png")
     plot_summary(summarize(events), tmp_path / "summary.png")
@@ -399,14 +403,30 @@ def test_non_finite_values_never_reach_the_results() -> None:
     nan = float("nan")
     events = build_task(
         "a",
-        0.0,
+        EPOCH + 0.0,
         calls=[("thesis", 1.0, {"duration_s": nan, "ttft_s": nan, "cost_usd": float("inf")})],
         total=nan,
     )
     summary = summarize(events)
-    assert summary.latency["thesis"].n == 0
+    # the NaN call and the NaN finish are left out, and counted
+    assert summary.skipped_events == 2 and summary.to_dict()["skipped_events"] == 2
+    assert "thesis" not in summary.latency and summary.latency["evidence"].n == 1
     assert summary.cost_usd == 0.0
     json.dumps(summary.to_dict(), allow_nan=False)
     breakdown = last_task(events)
     assert breakdown is not None and breakdown.total_s is None
     json.dumps(breakdown.to_dict(), allow_nan=False)
+
+
+def test_a_timestamp_no_calendar_holds_is_left_out_of_every_analysis() -> None:
+    normal = build_task("normal", EPOCH)
+    future = [e.model_copy(update={"timestamp": 1.7e15}) for e in build_task("future", EPOCH)]
+    events = [*normal, *future]
+    summary = summarize(events)
+    assert (summary.tasks, summary.skipped_events) == (1, len(future))
+    assert summary.last_timestamp == normal[-1].timestamp
+    breakdown = last_task(events)
+    assert breakdown is not None and breakdown.task_id == "normal"
+    comparison = compare(events, "model")
+    assert [arm.tasks for arm in comparison.arms] == [1]
+    assert any(f"skipped {len(future)} ledger events" in note for note in comparison.notes)

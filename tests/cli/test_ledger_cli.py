@@ -3,7 +3,10 @@ the test's temporary directory."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,8 +15,10 @@ import pytest
 
 from helios.cli.ledger import parse_since
 from helios.errors import InputError
-from helios.ledger.events import Event
-from tests.analysis.test_analysis import PNG_MAGIC, arm_tasks, build_task
+from helios.ledger.codec import encode_event
+from helios.ledger.events import Event, PersonaLLMRun, TaskStarted
+from helios.ledger.sqlite import SQLiteLedgerStore
+from tests.analysis.test_analysis import EPOCH, PNG_MAGIC, arm_tasks, build_task
 from tests.cli.conftest import RunCli
 
 OFFSETS = [-2.0, -1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 2.0, -1.5, 1.5]
@@ -131,7 +136,7 @@ def test_compare_with_few_tasks_will_not_conclude(
     run_cli: RunCli, ledger: Path, tmp_path: Path
 ) -> None:
     events = arm_tasks("a", [10, 11, 12], {"async_thesis": False}) + arm_tasks(
-        "b", [1, 2, 3], {"async_thesis": True}, t0=5000.0
+        "b", [1, 2, 3], {"async_thesis": True}, t0=EPOCH + 5000.0
     )
     run_cli("ledger", "import", str(write_jsonl(tmp_path / "few.jsonl", events)))
     result = run_cli("ledger", "compare", "--by", "flag:async_thesis")
@@ -172,25 +177,98 @@ def test_last(run_cli: RunCli, filled: Path) -> None:
     assert document["stages"][1]["start_s"] == pytest.approx(0.5)
 
 
-def test_import_reports_corrupt_lines_and_keeps_the_rest(
+def test_an_import_with_a_bad_line_imports_nothing(
     run_cli: RunCli, ledger: Path, tmp_path: Path
 ) -> None:
-    path = write_jsonl(tmp_path / "mixed.jsonl", build_task("a", 1000.0), extra_lines=["{oops"])
+    millis = '{"event": "task_started", "task_id": "x", "timestamp": 1748779200000}'
+    path = write_jsonl(
+        tmp_path / "mixed.jsonl", build_task("a", EPOCH + 1000.0), extra_lines=["{oops", millis]
+    )
     result = run_cli("ledger", "import", str(path))
-    assert result.exit_code == 0
-    assert result.stdout.startswith(f"imported 6 events from {path}")
-    assert "skipped 1 line:" in result.stderr
-    assert "line 7: not JSON" in result.stderr
-    assert json.loads(run_cli("ledger", "summary", "--json").stdout)["tasks"] == 1
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    assert f"{path}: nothing imported: 2 lines not a valid event" in result.stderr
+    assert f"{path}:7: not JSON" in result.stderr
+    assert f"{path}:8: implausible task_started event: timestamp: 1.74878e+12" in result.stderr
+    assert run_cli("ledger", "summary").stdout.strip() == EMPTY  # all or nothing
 
 
 def test_import_of_nothing_valid_fails(run_cli: RunCli, ledger: Path, tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"type": "nope", "task_id": "a"}\n[1]\n', encoding="utf-8")
     result = run_cli("ledger", "import", str(path))
-    assert result.exit_code == 1
-    assert "line 1: unknown event type 'nope'" in result.stderr
-    assert "line 2: not a JSON object" in result.stderr
+    assert result.exit_code == 2
+    assert f"{path}:1: unknown event type 'nope'" in result.stderr
+    assert f"{path}:2: not a JSON object" in result.stderr
+
+
+def store_directly(path: Path, events: Sequence[Event]) -> None:
+    """Write rows as an older Helios (or a hand-written INSERT) could: unchecked."""
+
+    async def write() -> None:
+        store = await SQLiteLedgerStore.open(path)  # creates the tables
+        await store.aclose()
+
+    asyncio.run(write())
+    with sqlite3.connect(path) as connection:
+        connection.executemany(
+            "INSERT INTO events (task_id, type, timestamp, version, body) VALUES (?, ?, ?, ?, ?)",
+            [(e.task_id, e.type, e.timestamp, e.version, encode_event(e)) for e in events],
+        )
+    connection.close()
+
+
+def test_implausible_stored_events_are_skipped_with_a_warning(
+    run_cli: RunCli, ledger: Path
+) -> None:
+    now = time.time()
+    normal = build_task("normal", now - 600)
+    future = [
+        e.model_copy(update={"timestamp": 1e300 if isinstance(e, TaskStarted) else 1.7e12})
+        for e in build_task("future", now - 300)
+    ]
+    costly = [
+        e.model_copy(update={"cost_usd": math.nan, "duration_s": -1.0})
+        if isinstance(e, PersonaLLMRun)
+        else e
+        for e in build_task("nan", now - 900)
+    ]
+    store_directly(ledger, [*normal, *future, *costly])
+    for command in ("summary", "last"):
+        result = run_cli("ledger", command)
+        assert result.exit_code == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    summary = run_cli("ledger", "summary", "--json")
+    assert "skipped 9 ledger events with implausible values" in summary.stderr
+    document = json.loads(summary.stdout)
+    assert (document["tasks"], document["succeeded"]) == (2, 2)  # the future task is left out
+    assert document["cost_usd"] == pytest.approx(0.03)  # normal's 3 calls; nan's were skipped
+    # not the task stamped in the year 10^292: it is no recent task, so nothing is skipped
+    last = run_cli("ledger", "last", "--json")
+    assert json.loads(last.stdout)["task_id"] == "normal" and last.stderr == ""
+
+
+def test_a_started_task_with_no_end_is_running_then_abandoned(
+    run_cli: RunCli, ledger: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELIOS_LEDGER__ABANDONED_AFTER_S", "600")
+    now = time.time()
+    done = build_task("done", now - 3600)
+    crashed = build_task("crashed", now - 1800)[:-1]  # no task_finished: killed
+    running = build_task("running", now - 60)[:-1]
+    store_directly(ledger, [*done, *crashed, *running])
+    document = json.loads(run_cli("ledger", "summary", "--json").stdout)
+    assert (document["tasks"], document["finished"], document["succeeded"]) == (3, 1, 1)
+    assert (document["abandoned"], document["running"]) == (1, 1)
+    assert document["success_rate"] == 0.5
+    text = run_cli("ledger", "summary").stdout
+    assert "1/2 succeeded (50.0%) · 1 abandoned (no end within 10 min of the start)" in text
+    assert "1 running" in text
+    assert "running" in run_cli("ledger", "last").stdout
+    monkeypatch.setenv("HELIOS_LEDGER__ABANDONED_AFTER_S", "30")
+    later = json.loads(run_cli("ledger", "summary", "--json").stdout)
+    assert (later["abandoned"], later["running"]) == (2, 0)
+    assert json.loads(run_cli("ledger", "last", "--json").stdout)["abandoned"] is True
 
 
 def test_import_of_a_missing_file(run_cli: RunCli, ledger: Path) -> None:

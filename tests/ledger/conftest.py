@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from helios.ledger.codec import encode_event
 from helios.ledger.events import (
     AsyncFallback,
     Event,
@@ -74,6 +75,36 @@ class Ledger:
         """What a worker process needs to open this ledger: the path, or the schema."""
         return str(self.path) if self.kind == "sqlite" else str(self.schema)
 
+    async def insert_raw(self, event: Event) -> None:
+        """Store ``event`` as an older Helios, or a hand-written statement, could have:
+        past the stores' checks (the store must exist: open it and use it first)."""
+        if self.kind == "memory":
+            assert self._memory is not None
+            self._memory._events.append(event)
+            return
+        row = (event.task_id, event.type, event.timestamp, event.version, encode_event(event))
+        if self.kind == "sqlite":
+            import sqlite3
+
+            assert self.path is not None
+            with sqlite3.connect(self.path) as connection:
+                connection.execute(
+                    "INSERT INTO events (task_id, type, timestamp, version, body)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    row,
+                )
+            connection.close()
+            return
+        import psycopg
+
+        assert self.url is not None
+        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as connection:
+            await connection.execute(
+                f"INSERT INTO {self.schema}.events (task_id, type, timestamp, version, body)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                row,
+            )
+
     async def close_all(self) -> None:
         for store in self.opened:
             await store.aclose()
@@ -119,8 +150,14 @@ async def durable_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
         yield made
 
 
+EPOCH = 1_700_000_000.0
+"""Where test time starts (November 2023): stores refuse timestamps before 2000."""
+
+
 def task_events(task_id: str, *, start: float = 1_000.0, calls: int = 3) -> list[Event]:
-    """A plausible task: started, ``calls`` persona runs, a fallback, finished."""
+    """A plausible task: started, ``calls`` persona runs, a fallback, finished; ``start``
+    counts seconds from :data:`EPOCH`."""
+    start += EPOCH
     events: list[Event] = [
         TaskStarted(
             task_id=task_id,

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from helios.config.ledger import LedgerSettings
+from helios.config.settings import load_settings
 from helios.errors import ConfigError, LedgerError
 from helios.ledger.events import ErrorEvent
 from helios.ledger.factory import open_store
 from helios.ledger.migrations import MIGRATIONS
 from helios.ledger.postgres import PostgresLedgerStore
 from helios.ledger.sqlite import SQLiteLedgerStore
-from tests.ledger.conftest import Ledger, postgres_url, task_events
+from tests.ledger.conftest import Ledger, drop_schema, postgres_url, task_events
 
 
 async def test_sqlite_creates_missing_directories(tmp_path: Path) -> None:
@@ -128,3 +129,81 @@ def test_factory_postgres_needs_a_url() -> None:
     )
     assert isinstance(store, PostgresLedgerStore)
     assert store.location == "db.example:6543/x"
+
+
+async def tables_in(url: str, schema: str) -> dict[str, int]:
+    """The ledger tables that exist in ``schema`` and how many rows each holds."""
+    import psycopg
+    from psycopg import sql
+
+    found: dict[str, int] = {}
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        for table in ("events", "flag_overrides", "schema_migrations"):
+            cursor = await connection.execute("SELECT to_regclass(%s)", (f"{schema}.{table}",))
+            row = await cursor.fetchone()
+            if row is None or row[0] is None:
+                continue
+            cursor = await connection.execute(
+                sql.SQL("SELECT count(*) FROM {}.{}").format(
+                    sql.Identifier(schema), sql.Identifier(table)
+                )
+            )
+            counted = await cursor.fetchone()
+            found[table] = int(counted[0]) if counted is not None else 0
+    return found
+
+
+async def test_the_postgres_schema_setting_holds_the_ledgers_tables() -> None:
+    url = postgres_url()
+    schema = f"helios_test_setting_{time.time_ns()}"
+    settings = LedgerSettings(backend="postgres", postgres_url=url, postgres_schema=schema)
+    store = open_store(settings)
+    try:
+        await store.append(task_events("a"))
+        await store.set_flag_override("async_thesis", False, actor="ops", reason="test")
+        assert await tables_in(url, schema) == {
+            "events": len(task_events("a")) + 1,
+            "flag_overrides": 1,
+            "schema_migrations": len(MIGRATIONS),
+        }
+        # a second process configured alike reads the same ledger
+        again = open_store(settings)
+        try:
+            assert await again.count() == len(task_events("a")) + 1
+        finally:
+            await again.aclose()
+    finally:
+        await store.aclose()
+        await drop_schema(url, schema)
+
+
+async def test_a_search_path_in_the_url_chooses_the_schema_and_other_options_stay() -> None:
+    url = postgres_url()
+    schema = f"helios_test_url_{time.time_ns()}"
+    separator = "&" if "?" in url else "?"
+    with_options = (
+        f"{url}{separator}options=-c%20statement_timeout%3D4321%20-csearch_path%3D{schema},public"
+    )
+    store = PostgresLedgerStore(with_options)
+    assert store.schema == schema
+    try:
+        await store.append(task_events("a"))
+        assert (await tables_in(url, schema))["events"] == len(task_events("a"))
+        async with store._connection() as connection:  # the store's own session settings
+            cursor = await connection.execute("SHOW statement_timeout")
+            assert await cursor.fetchone() == ("4321ms",)
+            cursor = await connection.execute("SHOW search_path")
+            assert await cursor.fetchone() == (schema,)
+    finally:
+        await store.aclose()
+        await drop_schema(url, schema)
+    # the setting wins over the URL
+    chosen = open_store(
+        LedgerSettings(backend="postgres", postgres_url=with_options, postgres_schema="other")
+    )
+    assert isinstance(chosen, PostgresLedgerStore) and chosen.schema == "other"
+
+
+def test_a_bad_postgres_schema_setting_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"ledger\.postgres_schema"):
+        load_settings(overrides={"ledger": {"postgres_schema": "Robert'); DROP TABLE"}})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helios.errors import InputError
+from helios.errors import InputError, LedgerError
 from helios.ledger.events import (
     AsyncFallback,
     ErrorEvent,
@@ -21,11 +21,11 @@ from helios.ledger.events import (
     TaskFinished,
     TaskStarted,
 )
-from helios.ledger.jsonl import export_jsonl, import_jsonl, parse_line
+from helios.ledger.jsonl import MAX_LISTED_PROBLEMS, export_jsonl, import_jsonl, parse_line
 from helios.ledger.memory import MemoryLedgerStore
 from helios.ledger.sqlite import SQLiteLedgerStore
 from helios.ledger.store import ANY_EVENT, EventQuery
-from tests.ledger.conftest import task_events
+from tests.ledger.conftest import EPOCH, task_events
 from tests.ledger.test_store_contract import one_of_each
 
 JUNE_FIRST_NOON = datetime(2025, 6, 1, 12, tzinfo=UTC).timestamp()
@@ -63,7 +63,7 @@ async def test_export_then_import_round_trips(tmp_path: Path) -> None:
     path.write_text(out.getvalue())
     target = CountingStore()
     report = await import_jsonl(path, target)
-    assert (report.imported, report.skipped) == (len(events), [])
+    assert (report.imported, report.lines) == (len(events), len(events))
     assert await target.query() == events
 
 
@@ -120,7 +120,12 @@ async def test_reference_events_are_mapped(tmp_path: Path) -> None:
                 "cost": 0.01,
                 "timestamp": JUNE_FIRST_NOON + 4,
             },
-            {"event": "async_fallback", "task_id": "t1", "reason": "timeout", "timestamp": 5},
+            {
+                "event": "async_fallback",
+                "task_id": "t1",
+                "reason": "timeout",
+                "timestamp": JUNE_FIRST_NOON + 5,
+            },
             {"event": "error", "task_id": "t1", "error": "boom", "persona": "synthesis"},
             {
                 "event": "task_finished",
@@ -134,7 +139,7 @@ async def test_reference_events_are_mapped(tmp_path: Path) -> None:
     )
     store = MemoryLedgerStore()
     report = await import_jsonl(path, store)
-    assert (report.imported, report.skipped) == (6, [])
+    assert report.imported == 6
     started, run, fallback, error, finished, bare = await store.query()
 
     assert started == TaskStarted(
@@ -160,7 +165,7 @@ async def test_reference_events_are_mapped(tmp_path: Path) -> None:
         "timestamp": JUNE_FIRST_NOON + 4,
     }
     assert run.perceived_improvement == pytest.approx(1 - 0.92 / 3.88)
-    assert fallback == AsyncFallback(task_id="t1", reason="timeout", timestamp=5.0)
+    assert fallback == AsyncFallback(task_id="t1", reason="timeout", timestamp=JUNE_FIRST_NOON + 5)
     assert isinstance(error, ErrorEvent)
     assert (error.kind, error.message, error.stage) == ("error", "boom", "synthesis")
     assert isinstance(finished, TaskFinished)
@@ -190,15 +195,15 @@ async def test_other_reference_types_rename_seconds(tmp_path: Path) -> None:
                 "embedded_chunks": 2,
                 "from_cache": True,
                 "duration_sec": 0.5,
-                "timestamp": 12,
+                "timestamp": int(JUNE_FIRST_NOON),
             }
         )
     )
-    assert event.type == "evidence_gathered" and event.timestamp == 12.0
+    assert event.type == "evidence_gathered" and event.timestamp == JUNE_FIRST_NOON
 
 
-async def test_corrupt_lines_are_reported_and_skipped(tmp_path: Path) -> None:
-    good = TaskStarted(task_id="ok", goal="g", timestamp=1.0)
+async def test_a_file_with_bad_lines_imports_nothing_and_names_each(tmp_path: Path) -> None:
+    good = TaskStarted(task_id="ok", goal="g", timestamp=JUNE_FIRST_NOON)
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(
         b"\n".join(
@@ -213,16 +218,26 @@ async def test_corrupt_lines_are_reported_and_skipped(tmp_path: Path) -> None:
                 b'{"task_id": "t"}',  # 8
                 b'{"event": "error", "task_id": "t", "timestamp": "yesterday"}',  # 9
                 b'{"event": "error", "task_id": "t", "message": "\xff"}',  # 10 not UTF-8
-                b'{"event": "async_fallback", "task_id": "t2", "reason": "slow"}',  # 11
+                b'{"event": "async_fallback", "task_id": "t2", "reason": "slow"}',  # 11 fine
+                b'{"event": "task_started", "task_id": "ms", "timestamp": 1748779200000}',  # 12
+                b'{"event": "task_finished", "task_id": "t", "duration_sec": -3}',  # 13
+                b'{"event": "persona_llm_run", "task_id": "t", "cost": "NaN"}',  # 14
+                b'{"event": "persona_llm_run", "task_id": "t", "tokens_in": -7}',  # 15
+                b'{"type": "task_started", "task_id": "t", "goal": "g", "timestamp": 1e300}',  # 16
             ]
         )
         + b"\n"
     )
-    store = MemoryLedgerStore()
-    report = await import_jsonl(path, store)
-    assert report.imported == 2
-    assert [number for number, _ in report.skipped] == [2, 4, 5, 6, 7, 8, 9, 10]
-    reasons = dict(report.skipped)
+    store = CountingStore()
+    with pytest.raises(InputError) as info:
+        await import_jsonl(path, store)
+    assert store.batches == [] and await store.count() == 0  # all or nothing
+    message = str(info.value)
+    first, *listed = message.splitlines()
+    assert first == f"{path}: nothing imported: 13 lines not a valid event (each listed below)"
+    reasons = {int(line.split(":")[1]): line.split(":", 2)[2].strip() for line in listed}
+    assert all(line.startswith(f"  {path}:") for line in listed)
+    assert sorted(reasons) == [2, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]
     assert reasons[2].startswith("not JSON")
     assert reasons[4] == "unknown event type 'quantum_leap'"
     assert reasons[5] == "missing task_id"
@@ -231,17 +246,50 @@ async def test_corrupt_lines_are_reported_and_skipped(tmp_path: Path) -> None:
     assert reasons[8].startswith("no event type")
     assert "yesterday" in reasons[9]
     assert reasons[10] == "not UTF-8 text"
-    assert [event.task_id for event in await store.query()] == ["ok", "t2"]
+    assert reasons[12].startswith("implausible task_started event: timestamp: 1.74878e+12 is")
+    assert "milliseconds" in reasons[12]
+    assert reasons[13].startswith("implausible task_finished event: duration_s: -3")
+    assert reasons[14].startswith("implausible persona_llm_run event: cost_usd: nan")
+    assert reasons[15].startswith("implausible persona_llm_run event: input_tokens: -7")
+    assert reasons[16].startswith("implausible task_started event: timestamp: 1e+300")
+
+
+async def test_an_import_error_lists_twenty_bad_lines_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    path = write_lines(tmp_path / "bad.jsonl", ["{oops"] * 25)
+    with pytest.raises(InputError) as info:
+        await import_jsonl(path, MemoryLedgerStore())
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"{path}: nothing imported: 25 lines not a valid event"
+    assert len(lines) == 1 + MAX_LISTED_PROBLEMS + 1 and lines[-1] == "  ... and 5 more"
+
+
+async def test_a_store_failure_midway_says_what_was_committed(tmp_path: Path) -> None:
+    class FailingSecondBatch(CountingStore):
+        async def append(self, events: Sequence[Event]) -> None:
+            if self.batches:
+                raise LedgerError("server gone")
+            await super().append(events)
+
+    events = [TaskStarted(task_id=f"t{n}", goal="g", timestamp=EPOCH + n) for n in range(25)]
+    path = write_lines(tmp_path / "many.jsonl", [event.model_dump_json() for event in events])
+    store = FailingSecondBatch()
+    with pytest.raises(
+        LedgerError, match=r"stopped in lines 11-20: server gone; the 10 events of lines 1-10 are"
+    ):
+        await import_jsonl(path, store, batch_size=10)
+    assert await store.query() == events[:10]
 
 
 async def test_import_appends_in_batches(tmp_path: Path) -> None:
-    events = [TaskStarted(task_id=f"t{n}", goal="g", timestamp=float(n)) for n in range(25)]
+    events = [TaskStarted(task_id=f"t{n}", goal="g", timestamp=EPOCH + n) for n in range(25)]
     lines: list[str | dict[str, object]] = [event.model_dump_json() for event in events]
-    lines.insert(10, "not json")
+    lines.insert(10, "")
     path = write_lines(tmp_path / "many.jsonl", lines)
     store = CountingStore()
     report = await import_jsonl(path, store, batch_size=10)
-    assert report.imported == 25 and report.skipped[0][0] == 11
+    assert (report.imported, report.lines) == (25, 26)
     assert store.batches == [10, 10, 5]
     assert await store.query() == events
 

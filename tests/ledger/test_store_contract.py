@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ from helios.ledger.events import (
 from helios.ledger.jsonl import HELIOS_TYPES
 from helios.ledger.migrations import MIGRATIONS
 from helios.ledger.store import EventQuery
-from tests.ledger.conftest import POSTGRES_URL_VARIABLE, Ledger, task_events
+from tests.ledger.conftest import EPOCH, POSTGRES_URL_VARIABLE, Ledger, task_events
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -140,7 +141,7 @@ async def test_every_event_type_round_trips(ledger: Ledger) -> None:
     assert [type(event) for event in await store.query()] == [type(e) for e in events]
 
 
-async def test_non_finite_floats_round_trip(ledger: Ledger) -> None:
+async def test_a_nan_score_round_trips(ledger: Ledger) -> None:
     store = ledger.open()
     verdict = GateVerdict(
         task_id="t",
@@ -151,11 +152,84 @@ async def test_non_finite_floats_round_trip(ledger: Ledger) -> None:
         judge_score=float("nan"),
         judge_valid=True,
     )
-    run = one_of_each()[2].model_copy(update={"ttft_s": float("inf"), "cost_usd": -math.inf})
-    await store.append([verdict, run])
-    read_verdict, read_run = await store.query()
+    await store.append([verdict])
+    [read_verdict] = await store.query()
     assert isinstance(read_verdict, GateVerdict) and math.isnan(read_verdict.judge_score)
-    assert read_run == run
+
+
+IMPLAUSIBLE = [
+    ("timestamp", {"timestamp": 1_700_000_000_000.0}),  # epoch milliseconds
+    ("timestamp", {"timestamp": 1e300}),
+    ("timestamp", {"timestamp": math.nan}),
+    ("timestamp", {"timestamp": math.inf}),
+    ("timestamp", {"timestamp": 12.0}),  # 1970: before 2000
+    ("timestamp", {"timestamp": -5.0}),
+    ("ttft_s", {"ttft_s": math.inf}),
+    ("duration_s", {"duration_s": -0.5}),
+    ("cost_usd", {"cost_usd": -math.inf}),
+    ("cost_usd", {"cost_usd": -0.01}),
+    ("cost_saved_usd", {"cost_saved_usd": math.nan}),
+    ("cost_usd", {"cost_usd": math.nan}),
+    ("input_tokens", {"input_tokens": -1}),
+    ("output_tokens", {"output_tokens": 10**12}),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "update"), IMPLAUSIBLE, ids=[f"{f}={u[f]}" for f, u in IMPLAUSIBLE]
+)
+async def test_a_batch_with_an_implausible_event_is_refused_whole(
+    ledger: Ledger, field: str, update: dict[str, float]
+) -> None:
+    store = ledger.open()
+    good = task_events("good")
+    bad = good[1].model_copy(update=update)  # a persona_llm_run
+    with pytest.raises(LedgerError, match=rf"persona_llm_run event of task 'good': {field}: "):
+        await store.append([good[0], bad, good[-1]])
+    assert await store.count() == 0
+    await store.append(good)  # the store still takes plausible events
+    assert await store.query() == good
+
+
+async def test_an_event_an_hour_ahead_and_a_negative_saving_are_accepted(
+    ledger: Ledger,
+) -> None:
+    store = ledger.open()
+    ahead = TaskStarted(task_id="fast-clock", goal="g", timestamp=time.time() + 3600)
+    # a prompt-cache write costs more than the uncached call: a negative saving is real
+    write = task_events("fast-clock")[1].model_copy(update={"cost_saved_usd": -0.0008})
+    await store.append([ahead, write])
+    assert await store.query() == [ahead, write]
+
+
+async def test_sequences_follow_appends_not_timestamps(ledger: Ledger) -> None:
+    store = ledger.open()
+    assert await store.last_sequence() == 0
+    assert await store.events_after(0) == []
+    late, early = task_events("late", start=900.0), task_events("early", start=100.0)
+    await store.append(late)
+    await store.append(early)
+    rows = await store.events_after(0)
+    assert [event for _, event in rows] == late + early
+    sequences = [sequence for sequence, _ in rows]
+    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
+    assert await store.last_sequence() == sequences[-1]
+    middle = sequences[len(late) - 1]
+    assert [event for _, event in await store.events_after(middle)] == early
+    assert await store.events_after(middle, limit=2) == rows[len(late) : len(late) + 2]
+    assert await store.events_after(sequences[-1]) == []
+
+
+async def test_last_tasks_ignores_a_start_stamped_far_ahead(ledger: Ledger) -> None:
+    store = ledger.open()
+    normal = task_events("normal")
+    await store.append(normal)
+    await ledger.insert_raw(
+        TaskStarted(task_id="future", goal="g", timestamp=EPOCH).model_copy(
+            update={"timestamp": 1e300}
+        )
+    )
+    assert await store.query(EventQuery(last_tasks=1)) == normal
 
 
 async def test_filters(ledger: Ledger) -> None:
@@ -167,9 +241,10 @@ async def test_filters(ledger: Ledger) -> None:
     async def select(**fields: object) -> list[Event]:
         return await store.query(EventQuery(**fields))  # type: ignore[arg-type]
 
-    assert await select(since=200.0) == [e for e in everything if e.timestamp >= 200.0]
-    assert await select(until=200.0) == a  # until is exclusive
-    assert await select(since=101.0, until=111.0) == a[1:-1]
+    at = EPOCH + 200.0
+    assert await select(since=at) == [e for e in everything if e.timestamp >= at]
+    assert await select(until=at) == a  # until is exclusive
+    assert await select(since=EPOCH + 101.0, until=EPOCH + 111.0) == a[1:-1]
     assert await select(task_ids=["b", "c"]) == b + c
     assert await select(task_ids=[]) == []
     assert await select(types=["task_started", "task_finished"]) == [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -229,3 +230,31 @@ async def test_many_tasks_through_sqlite(tmp_path: Path) -> None:
     await writer.aclose()
     assert await store.count() == 40 * len(task_events("x"))
     await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("update", "field"),
+    [
+        ({"timestamp": time.time() * 1000}, "timestamp"),
+        ({"timestamp": float("nan")}, "timestamp"),
+        ({"duration_s": float("inf")}, "duration_s"),
+        ({"cost_usd": -1.0}, "cost_usd"),
+    ],
+)
+async def test_emit_refuses_an_implausible_event_and_keeps_writing_the_rest(
+    update: dict[str, float], field: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RecordingStore()
+    writer = LedgerWriter(store, flush_interval_s=60)
+    good = task_events("good")
+    bad = good[-1].model_copy(update=update)  # a task_finished
+    writer.emit(good[0])
+    with caplog.at_level(logging.ERROR, logger="helios.ledger.writer"):
+        writer.emit(bad)  # never raises: a bad record must not fail the call it records
+    assert f"refused task_finished event of task 'good': {field}: " in caplog.text
+    assert (writer.refused, writer.pending) == (1, 1)
+    for event in good[1:]:
+        writer.emit(event)
+    await writer.flush()
+    assert await store.query() == good  # the queue never held the bad event
+    await writer.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -216,3 +217,56 @@ def test_the_dashboard_queries_only_metrics_that_exist() -> None:
     assert families - charted == set()
     assert dashboard["title"] and dashboard["panels"]
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_a_task_without_an_end_is_running_then_abandoned() -> None:
+    clock = [1_700_000_000.0]
+    metrics = HeliosMetrics(abandoned_after_s=60, clock=lambda: clock[0])
+    for task_id in ("killed", "slow", "quick"):
+        metrics.emit(TaskStarted(task_id=task_id, goal="g", timestamp=clock[0]))
+    metrics.emit(TaskFinished(task_id="quick", success=True, duration_s=1, timestamp=clock[0]))
+    assert value(metrics, "helios_tasks_running") == 2
+    assert ("helios_tasks_total", frozenset({("outcome", "abandoned")})) not in samples(metrics)
+    clock[0] += 61
+    assert value(metrics, "helios_tasks_total", outcome="abandoned") == 2
+    assert value(metrics, "helios_tasks_running") == 0
+    # an end that arrives after all is not counted a second time
+    metrics.emit(TaskFinished(task_id="slow", success=True, duration_s=70, timestamp=clock[0]))
+    assert value(metrics, "helios_tasks_total", outcome="success") == 1
+    assert value(metrics, "helios_tasks_total", outcome="abandoned") == 2
+    assert metrics.sweep() == 0
+
+
+def test_implausible_events_update_nothing_and_are_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = HeliosMetrics()
+    started = TaskStarted(task_id="t", goal="g")
+    run = next(e for e in stream() if isinstance(e, PersonaLLMRun))
+    with caplog.at_level("WARNING", logger="helios.ops.metrics"):
+        metrics.emit(started.model_copy(update={"timestamp": 1.7e12}))  # milliseconds
+        metrics.emit(run.model_copy(update={"timestamp": started.timestamp, "cost_usd": math.nan}))
+    assert value(metrics, "helios_ledger_events_skipped_total") == 2
+    assert value(metrics, "helios_tasks_started_total") == 0
+    assert value(metrics, "helios_tasks_running") == 0
+    assert not [name for name, _ in samples(metrics) if name == "helios_requests_total"]
+    assert "skipped task_started event of task 't': timestamp:" in caplog.text
+    metrics.emit(started)  # and plausible ones still count
+    assert value(metrics, "helios_tasks_started_total") == 1
+
+
+def test_a_negative_saving_leaves_the_saved_counter_alone() -> None:
+    metrics = HeliosMetrics()
+    run = next(e for e in stream() if isinstance(e, PersonaLLMRun) and e.cost_saved_usd)
+    metrics.emit(run.model_copy(update={"cost_saved_usd": -0.0008}))  # a cache write
+    assert (
+        value(
+            metrics,
+            "helios_requests_total",
+            persona=run.persona,
+            provider=run.provider,
+            model=run.model,
+        )
+        == 1
+    )
+    assert not [name for name, _ in samples(metrics) if name == "helios_cost_saved_usd_total"]

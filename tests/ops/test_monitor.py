@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -366,3 +367,64 @@ def test_alert_without_a_running_loop_only_logs(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.WARNING, logger="helios.alerts"):
         alerter.alert({"rule": "r"})
     assert "no event loop is running" in caplog.text
+
+
+def started_only(task_id: str, at: float) -> list[Event]:
+    """A task whose process was killed: a start, nothing after it."""
+    return [TaskStarted(task_id=task_id, goal="g", timestamp=at, flags={"async_thesis": True})]
+
+
+async def test_abandoned_tasks_count_as_errors_and_roll_back() -> None:
+    store = await store_with(
+        *(task(f"ok{n}") for n in range(20)),
+        started_only("killed-1", NOW - 2000),  # abandoned at NOW - 1100: in the window
+        started_only("killed-2", NOW - 4400),  # started before the window, abandoned in it
+        started_only("killed-long-ago", NOW - 4600),  # abandoned before the window
+        started_only("still-running", NOW - 100),  # within the timeout: running
+    )
+    report = await monitor_for(store).check()
+    error_rate = report.metrics["error_rate"]
+    assert (error_rate.value, error_rate.samples) == (pytest.approx(2 / 22), 22)
+    [fired] = report.firing
+    assert (fired.rule.metric, fired.action) == ("error_rate", "rolled_back")
+    assert await store.flag_overrides() == {"async_thesis": False}
+
+
+async def test_the_abandonment_timeout_is_the_monitors_setting() -> None:
+    store = await store_with(*(task(f"ok{n}") for n in range(20)), started_only("k", NOW - 2000))
+    patient = HealthMonitor(
+        store, MonitorSettings(), alerter=None, clock=lambda: NOW, abandoned_after_s=3000
+    )
+    report = await patient.check()
+    assert report.metrics["error_rate"].value == 0.0  # still running after 2000 s
+    assert report.firing == []
+
+
+async def test_input_errors_are_not_failures_of_helios() -> None:
+    def refused(task_id: str) -> list[Event]:
+        """A prompt too long for the model: the task ends, failed on its input."""
+        return [
+            TaskStarted(task_id=task_id, goal="g", timestamp=NOW - 60),
+            ErrorEvent(task_id=task_id, kind="input_error", message="too long", timestamp=NOW - 59),
+            TaskFinished(task_id=task_id, success=False, duration_s=1, timestamp=NOW - 59),
+        ]
+
+    store = await store_with(*(task(f"ok{n}") for n in range(20)), *map(refused, "abc"))
+    report = await monitor_for(store).check()
+    assert (report.metrics["error_rate"].value, report.metrics["error_rate"].samples) == (0.0, 23)
+    assert report.firing == []
+    both = [*refused("d"), ErrorEvent(task_id="d", kind="X", message="m", timestamp=NOW - 58)]
+    _, metrics = measure([e for t in ("a", "b") for e in refused(t)] + both)
+    assert metrics["error_rate"].value == pytest.approx(1 / 3)  # "d" also failed otherwise
+
+
+async def test_implausible_events_are_left_out_of_the_check(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = await store_with(*(task(f"ok{n}") for n in range(20)))
+    bad = task("bad", success=False)
+    store._events.extend(e.model_copy(update={"duration_s": math.nan}) for e in bad[-1:])
+    with caplog.at_level(logging.WARNING, logger="helios.monitor"):
+        report = await monitor_for(store).check()
+    assert report.metrics["error_rate"].value == 0.0
+    assert "skipped 1 ledger event with implausible values" in caplog.text

@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from helios.config.orchestration import PersonaSettings
-from helios.errors import InputError, ProviderUnavailable
+from helios.errors import BadRequest, InputError, ProviderUnavailable
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -292,3 +292,44 @@ async def test_cancelling_a_run_records_it_as_interrupted() -> None:
     [error] = world.sink.of_type(ErrorEvent)
     assert error.kind == "interrupted" and error.stage == "antithesis"
     assert world.sink.of_type(TaskFinished)[-1].success is False
+
+
+@pytest.mark.parametrize("async_thesis", [True, False])
+async def test_a_prompt_too_long_is_an_input_error_not_an_async_fallback(
+    async_thesis: bool,
+) -> None:
+    too_long = BadRequest(
+        "prompt is 9000 tokens; the local context holds 2048 (raise local.n_ctx)",
+        provider="fake",
+        model="model",
+        status_code=400,
+    )
+
+    def thesis(request: Request) -> str:
+        raise too_long
+
+    world = make_world(Personas(thesis=thesis))
+    settings = pipeline_settings(async_thesis={"enabled": async_thesis})
+    with pytest.raises(BadRequest):
+        await world.pipeline(settings).run(GOAL)
+    assert world.sink.of_type(AsyncFallback) == []
+    [error] = world.sink.of_type(ErrorEvent)
+    assert (error.kind, error.stage) == ("input_error", "thesis")
+    assert "prompt is 9000 tokens" in error.message
+    [finished] = world.sink.of_type(TaskFinished)
+    assert not finished.success
+    # asked once: retrying the thesis sequentially, with evidence added, cannot fit either
+    assert len(world.personas.called("thesis")) == 1
+
+
+async def test_an_input_error_from_evidence_is_recorded_as_one() -> None:
+    class Refusing(ScriptedGatherer):
+        async def gather(self, goal: str, documents: object) -> object:  # type: ignore[override]
+            raise InputError("docs/missing.md: no such file")
+
+    world = make_world(gatherer=Refusing())
+    with pytest.raises(InputError):
+        await world.pipeline().run(GOAL)
+    [error] = world.sink.of_type(ErrorEvent)
+    assert (error.kind, error.stage) == ("input_error", "evidence")
+    assert world.sink.of_type(AsyncFallback) == []

@@ -196,3 +196,33 @@ async def test_metrics_count_tasks_recorded_by_other_processes() -> None:
             await asyncio.sleep(0.01)
         assert 'helios_tasks_total{outcome="success"} 1.0' in text
         assert 'outcome="failure"' not in text
+
+
+async def test_metrics_keep_counting_after_an_event_stamped_an_hour_ahead() -> None:
+    store = MemoryLedgerStore()
+    app = create_app(settings(), store=store, metrics_poll_s=0.01)
+    async with client_for(app) as client:
+        now = time.time()
+        ahead = TaskStarted(task_id="fast-clock", goal="g", timestamp=now + 3600)
+        await store.append([ahead])  # a writer whose clock runs an hour fast
+        await metrics_show(client, "helios_tasks_started_total 1.0")  # the tail has read it
+        for n in range(3):  # then the other writers' tasks, stamped correctly
+            await store.append(
+                [
+                    TaskStarted(task_id=f"t{n}", goal="g", timestamp=now + n),
+                    TaskFinished(task_id=f"t{n}", success=True, duration_s=1, timestamp=now + n),
+                ]
+            )
+        text = await metrics_show(client, 'helios_tasks_total{outcome="success"} 3.0')
+        assert "helios_tasks_started_total 4.0" in text
+        assert "helios_tasks_running 1.0" in text  # the fast clock's task, not yet ended
+
+
+async def metrics_show(client: httpx2.AsyncClient, expected: str) -> str:
+    """The ``/metrics`` text once it shows ``expected`` (fails after about 3 s)."""
+    for _ in range(300):
+        text = (await client.get("/metrics")).text
+        if expected in text:
+            return text
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"/metrics never showed {expected!r}:\n{text}")

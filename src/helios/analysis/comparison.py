@@ -32,6 +32,7 @@ from helios.analysis.stats import (
 from helios.analysis.tasks import TOTAL, TaskRecord, group_tasks, label, metric_names
 from helios.errors import InputError
 from helios.ledger.events import Event
+from helios.ledger.validation import screen
 
 CALL_FIELDS = ("model", "provider", "persona", "streaming")
 TASK_FIELDS = ("kind", "documents")
@@ -105,7 +106,8 @@ def compare(
     ``where`` keeps only tasks matching every ``field=value`` (the fields ``--by`` takes),
     e.g. ``flag:parallel_prep=false`` to compare two arms of a three-arm experiment.
     """
-    tasks = select(group_tasks(events), where)
+    screened = screen(events)  # a NaN or negative latency would poison every statistic
+    tasks = select(group_tasks(screened.events), where)
     arm_of = _splitter(by, tasks)
     grouped: dict[str, list[TaskRecord]] = {}
     excluded = 0
@@ -141,7 +143,7 @@ def compare(
         arms=arms,
         differences=differences,
         excluded=excluded,
-        notes=_notes(by, excluded, grouped),
+        notes=[*_notes(by, excluded, grouped), *filter(None, [screened.warning()])],
     )
 
 

@@ -1,10 +1,14 @@
 """Ledger analysis: pure functions over events, grouped into tasks by ``task_id``.
 
-- :func:`summarize`: latency per stage, TTFT, cache hit rates, tokens, cost, fallback,
-  second-pass and error counts.
+- :func:`summarize`: outcomes (succeeded, failed, abandoned, running), latency per stage,
+  TTFT, cache hit rates, tokens, cost, fallback, second-pass and error counts.
 - :func:`compare`: tasks split into arms (by a flag, a persona-call field or a task field)
   and each arm tested against a baseline (:mod:`helios.analysis.comparison`).
 - :func:`last_task`: the most recent task's latency breakdown.
+
+Events with implausible values (:mod:`helios.ledger.validation`: a timestamp in epoch
+milliseconds, a NaN duration) are left out and counted (``Summary.skipped_events``, a note
+of the ``Comparison``).
 
 A *task* is a ``task_id`` with a ``task_started`` or ``task_finished`` event; other events
 (``flag_changed``, stray governor decisions) are not tasks. Stage latency sums the calls of
@@ -14,6 +18,7 @@ counts successful tasks: a failed task stops early and would flatter the numbers
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +27,7 @@ from typing import Any
 from helios.analysis.comparison import Comparison, compare
 from helios.analysis.stats import Distribution, describe
 from helios.analysis.tasks import STAGES, TaskRecord, finite, finite_sum, group_tasks, metric_names
+from helios.config.ledger import DEFAULT_ABANDONED_AFTER_S
 from helios.ledger.events import (
     AsyncFallback,
     CacheLookup,
@@ -33,6 +39,7 @@ from helios.ledger.events import (
     SecondPass,
     TaskFinished,
 )
+from helios.ledger.validation import screen
 
 __all__ = [
     "CacheRate",
@@ -83,10 +90,22 @@ class Summary:
     async_fallbacks: int
     second_pass_tasks: int
     errors: dict[str, int] = field(default_factory=dict)
+    abandoned: int = 0
+    """Tasks started more than ``abandoned_after_s`` ago that never ended (crashed)."""
+    running: int = 0
+    """Tasks started more recently that have not ended yet."""
+    abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S
+    skipped_events: int = 0
+    """Events left out for implausible values (:mod:`helios.ledger.validation`)."""
+
+    @property
+    def ended(self) -> int:
+        """Finished or abandoned: the tasks a success rate is over."""
+        return self.finished + self.abandoned
 
     @property
     def success_rate(self) -> float | None:
-        return self.succeeded / self.finished if self.finished else None
+        return self.succeeded / self.ended if self.ended else None
 
     @property
     def async_fallback_rate(self) -> float | None:
@@ -101,6 +120,10 @@ class Summary:
             "tasks": self.tasks,
             "finished": self.finished,
             "succeeded": self.succeeded,
+            "abandoned": self.abandoned,
+            "running": self.running,
+            "abandoned_after_s": self.abandoned_after_s,
+            "skipped_events": self.skipped_events,
             "success_rate": self.success_rate,
             "first_timestamp": self.first_timestamp,
             "last_timestamp": self.last_timestamp,
@@ -120,8 +143,18 @@ class Summary:
         }
 
 
-def summarize(events: Iterable[Event]) -> Summary:
-    tasks = group_tasks(events)
+def summarize(
+    events: Iterable[Event],
+    *,
+    now: float | None = None,
+    abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S,
+) -> Summary:
+    """The summary of ``events``' tasks; a task without an end is abandoned once
+    ``abandoned_after_s`` have passed since its start at ``now`` (default: the clock)."""
+    moment = time.time() if now is None else now
+    screened = screen(events, now=moment)
+    tasks = group_tasks(screened.events)
+    abandoned = sum(1 for task in tasks if task.abandoned(now=moment, after_s=abandoned_after_s))
     calls = [call for task in tasks for call in task.calls]
     latency: dict[str, list[float]] = {name: [] for name in metric_names(tasks)}
     for task in tasks:
@@ -161,6 +194,10 @@ def summarize(events: Iterable[Event]) -> Summary:
         async_fallbacks=len(fallback_tasks),
         second_pass_tasks=sum(1 for task in tasks if _had_second_pass(task)),
         errors=dict(errors.most_common()),
+        abandoned=abandoned,
+        running=len(tasks) - len(finished) - abandoned,
+        abandoned_after_s=abandoned_after_s,
+        skipped_events=screened.skipped,
     )
 
 
@@ -209,6 +246,7 @@ class TaskBreakdown:
     flags: dict[str, Any]
     success: bool | None
     """``None`` while the task has no ``task_finished`` event."""
+    abandoned: bool
     total_s: float | None
     stages: list[StageTiming]
     gates: list[GateVerdict]
@@ -225,6 +263,7 @@ class TaskBreakdown:
             "started_at": self.started_at,
             "flags": dict(self.flags),
             "success": self.success,
+            "abandoned": self.abandoned,
             "total_s": self.total_s,
             "stages": [stage.to_dict() for stage in self.stages],
             "gates": [
@@ -238,13 +277,21 @@ class TaskBreakdown:
         }
 
 
-def last_task(events: Iterable[Event]) -> TaskBreakdown | None:
+def last_task(
+    events: Iterable[Event],
+    *,
+    now: float | None = None,
+    abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S,
+) -> TaskBreakdown | None:
     """The most recent task (by its start), or ``None`` when there is no task."""
-    tasks = group_tasks(events)
-    return _breakdown(tasks[-1]) if tasks else None
+    moment = time.time() if now is None else now
+    tasks = group_tasks(screen(events, now=moment).events)
+    if not tasks:
+        return None
+    return _breakdown(tasks[-1], tasks[-1].abandoned(now=moment, after_s=abandoned_after_s))
 
 
-def _breakdown(task: TaskRecord) -> TaskBreakdown:
+def _breakdown(task: TaskRecord, abandoned: bool) -> TaskBreakdown:
     stages: list[StageTiming] = []
     for event in task.events:
         # Events are stamped when a step ends: it started ``duration`` earlier.
@@ -282,6 +329,7 @@ def _breakdown(task: TaskRecord) -> TaskBreakdown:
         started_at=finite(task.start_time),
         flags=dict(task.started.flags) if task.started is not None else {},
         success=finished.success if finished is not None else None,
+        abandoned=abandoned,
         total_s=finite(finished.duration_s) if finished is not None else None,
         stages=stages,
         gates=[event for event in task.events if isinstance(event, GateVerdict)],

@@ -5,6 +5,11 @@ latencies in seconds: ``evidence`` (``evidence_gathered``), one per persona-call
 (``thesis``, ``antithesis``, ``synthesis``, ``judge``; calls of one stage are summed, as
 when a second pass or a judge follow-up runs it again) and ``total`` (``task_finished``,
 successful tasks only: a failed task stops early and would flatter the numbers).
+
+A task with a start and no end is *running* until ``abandoned_after_s`` (the setting
+``ledger.abandoned_after_s``) have passed since its start, then *abandoned*: its process
+died (SIGKILL, OOM, a lost host) before it could record an end. Abandoned tasks count as
+ended and not successful, so crashes lower the success rate.
 """
 
 from __future__ import annotations
@@ -41,6 +46,14 @@ class TaskRecord:
         if self.started is not None:
             return self.started.timestamp
         return min(event.timestamp for event in self.events)
+
+    def abandoned(self, *, now: float, after_s: float) -> bool:
+        """Started, never ended, and the start is more than ``after_s`` ago."""
+        return (
+            self.finished is None
+            and self.started is not None
+            and now - self.started.timestamp > after_s
+        )
 
     @property
     def flags(self) -> dict[str, FlagValue]:

@@ -34,6 +34,7 @@ from helios.cli.context import cli_context, console_err, console_out, with_runti
 from helios.config.settings import Settings
 from helios.errors import ConfigError, HeliosError, InputError
 from helios.ledger.store import EventQuery
+from helios.ledger.validation import screen
 from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
 from helios.runtime import Runtime
@@ -125,8 +126,11 @@ async def _persona_usage(runtime: Runtime, hours: float) -> dict[str, Any] | Non
     if runtime.store is None:
         return None
     since = time.time() - hours * 3600
-    events = await runtime.store.query(EventQuery(since=since, types=list(USAGE_EVENTS)))
-    return {name: usage.to_dict() for name, usage in cache_usage_by_persona(events).items()}
+    screened = screen(await runtime.store.query(EventQuery(since=since, types=list(USAGE_EVENTS))))
+    if screened.skipped:
+        console_err.print(f"warning: {screened.warning()}", style="yellow", markup=False)
+    usage = cache_usage_by_persona(screened.events)
+    return {name: persona.to_dict() for name, persona in usage.items()}
 
 
 def _print_personas(personas: dict[str, Any] | None, hours: float) -> None:

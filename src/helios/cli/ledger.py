@@ -3,9 +3,15 @@ event ledger; JSONL import and export.
 
 - An empty ledger (or no task in the selection) is a state, not an error: the commands say
   so on one line and exit 0; ``--json`` prints ``{"tasks": 0, "message": ...}``.
-- ``import`` exits 0 when it imported events, even if it skipped corrupt lines (each one is
-  reported as ``line N: reason``); it exits 1 when the file held lines but none could be
-  imported; a missing file is an :class:`InputError` (exit 2).
+- ``import`` is all or nothing: a file with a bad line (not JSON, an unknown type, an
+  implausible value such as a timestamp in milliseconds) imports nothing and exits 2,
+  naming each bad line as ``file:line: field: reason``; so does a missing file.
+- Events already stored with implausible values (:mod:`helios.ledger.validation`: written
+  by an older Helios, or into the database directly) are left out of every reading, with
+  a warning on stderr that counts them.
+- A task with a start and no end is *running*, then *abandoned* once
+  ``ledger.abandoned_after_s`` have passed: a crashed process; ``summary`` counts it as
+  ended and not successful.
 - ``--since`` and ``--last`` select tasks by their start (a task that started before
   ``--since`` is left out whole, never cut in half); ``export`` selects events by their
   own time, so flag changes are exported too.
@@ -33,12 +39,12 @@ from helios.cli.ledger_view import print_breakdown, print_comparison, print_summ
 from helios.errors import InputError
 from helios.ledger.events import Event, TaskStarted
 from helios.ledger.store import EventQuery, LedgerStore
+from helios.ledger.validation import screen
 
 if TYPE_CHECKING:
     from helios.ledger.jsonl import ImportReport
 
 T = TypeVar("T")
-EXIT_NOTHING_IMPORTED = 1
 EMPTY_LEDGER = "the ledger is empty: run `helios run` first or `helios ledger import`"
 
 app = typer.Typer(
@@ -73,7 +79,7 @@ def summary(
     from helios.analysis.summary import summarize
 
     events, empty = _tasks(ctx, since, last)
-    result = summarize(events)
+    result = summarize(events, abandoned_after_s=_abandoned_after_s(ctx))
     if empty is not None:
         _say_empty(empty, as_json, result.to_dict())
         return
@@ -136,7 +142,7 @@ def last(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from helios.analysis.summary import last_task
 
     events, empty = _tasks(ctx, None, 1)
-    breakdown = last_task(events)
+    breakdown = last_task(events, abandoned_after_s=_abandoned_after_s(ctx))
     if empty is not None or breakdown is None:
         _say_empty(empty or EMPTY_LEDGER, as_json, {"tasks": 0})
         return
@@ -151,20 +157,14 @@ def import_(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A JSONL file: one event per line.")],
 ) -> None:
-    """Append the events of a JSONL file (Helios or reference-design shape) to the ledger."""
+    """Append the events of a JSONL file (Helios or reference-design shape) to the ledger:
+    all of them, or none when a line is bad."""
     from helios.ledger.jsonl import import_jsonl
 
     if not file.exists():
         raise InputError(f"{file}: no such file")  # before the store: the likelier mistake
     report: ImportReport = _with_store(ctx, lambda store: import_jsonl(file, store))
     console_out.print(f"imported {report.imported} events from {file}")
-    if report.skipped:
-        count = len(report.skipped)
-        console_err.print(f"skipped {count} line{'s' if count > 1 else ''}:", style="yellow")
-        for line_no, reason in report.skipped:
-            console_err.print(f"  line {line_no}: {reason}", markup=False, highlight=False)
-    if report.skipped and not report.imported:
-        raise typer.Exit(EXIT_NOTHING_IMPORTED)
 
 
 @app.command("export")
@@ -231,11 +231,12 @@ def _tasks(
         if start is None:
             events = await store.query(EventQuery(last_tasks=last))
         else:
-            started = await store.query(EventQuery(since=start, types=["task_started"]))
+            started = _plausible(await store.query(EventQuery(since=start, types=["task_started"])))
             recent = sorted(started, key=lambda event: event.timestamp)
             chosen = recent[-last:] if last is not None else recent
             ids = [event.task_id for event in chosen if isinstance(event, TaskStarted)]
             events = await store.query(EventQuery(task_ids=ids)) if ids else []
+        events = _plausible(events, warn=True)
         if any(event.type in ("task_started", "task_finished") for event in events):
             return events, None
         held = await store.count()
@@ -246,6 +247,18 @@ def _tasks(
         return [], f"the ledger holds {held} events but no task: run `helios run` first"
 
     return _with_store(ctx, read)
+
+
+def _plausible(events: list[Event], *, warn: bool = False) -> list[Event]:
+    screened = screen(events)
+    warning = screened.warning()
+    if warn and warning is not None:
+        console_err.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
+    return screened.events
+
+
+def _abandoned_after_s(ctx: typer.Context) -> float:
+    return cli_context(ctx).settings().ledger.abandoned_after_s
 
 
 def _with_store(ctx: typer.Context, work: Callable[[LedgerStore], Awaitable[T]]) -> T:

@@ -49,7 +49,10 @@ def percent(value: float | None, *, signed: bool = False) -> str:
 def when(timestamp: float | None) -> str:
     if timestamp is None:
         return NONE
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a stamp no calendar holds (year 56971)
+        return NONE
 
 
 def _table(title: str, columns: list[str], *, left: int = 1) -> Table:
@@ -62,10 +65,17 @@ def _table(title: str, columns: list[str], *, left: int = 1) -> Table:
 # -- summary ------------------------------------------------------------------------------
 def print_summary(summary: Summary, console: Console) -> None:
     succeeded = (
-        f"{summary.succeeded}/{summary.finished} succeeded ({percent(summary.success_rate)})"
-        if summary.finished
+        f"{summary.succeeded}/{summary.ended} succeeded ({percent(summary.success_rate)})"
+        if summary.ended
         else "none finished"
     )
+    if summary.abandoned:
+        succeeded += (
+            f" · [red]{summary.abandoned} abandoned[/] (no end within"
+            f" {_duration(summary.abandoned_after_s)} of the start)"
+        )
+    if summary.running:
+        succeeded += f" · {summary.running} running"
     console.print(
         f"[bold]{summary.tasks} tasks[/] · {succeeded} · "
         f"{when(summary.first_timestamp)} → {when(summary.last_timestamp)}"
@@ -168,7 +178,9 @@ def print_breakdown(task: TaskBreakdown, console: Console) -> None:
             _bar(stage.start_s, stage.duration_s, span),
         )
     console.print(table)
-    outcome = {True: "succeeded", False: "[red]failed[/]", None: "not finished"}[task.success]
+    outcome = {True: "succeeded", False: "[red]failed[/]", None: "running"}[task.success]
+    if task.abandoned:
+        outcome = "[red]abandoned[/] (started, never ended)"
     console.print(
         f"[bold]total {seconds(task.total_s)}[/] · {outcome} · cost ${task.cost_usd:.6f} · "
         f"tokens in {task.input_tokens:,} / out {task.output_tokens:,}"
@@ -184,6 +196,14 @@ def print_breakdown(task: TaskBreakdown, console: Console) -> None:
         console.print(f"async thesis fell back: {escape(task.async_fallback)}", style="yellow")
     for error in task.errors:
         console.print(f"error: {escape(error)}", style="red")
+
+
+def _duration(seconds_: float) -> str:
+    """``15 min``, ``2 h``, ``45 s``: how long a timeout is, in its largest whole unit."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds_ >= size and seconds_ % size == 0:
+            return f"{seconds_ / size:g} {unit}"
+    return f"{seconds_:g} s"
 
 
 def _score(value: float) -> str:

@@ -17,6 +17,8 @@ stores share, so they select exactly what the memory store does.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -25,6 +27,9 @@ from pydantic_core import PydanticSerializationError, to_json
 from helios.errors import LedgerError
 from helios.ledger.events import EVENT_ADAPTER, SCHEMA_VERSION, Event, FlagValue
 from helios.ledger.store import EventQuery
+from helios.ledger.validation import MAX_FUTURE_S
+
+logger = logging.getLogger(__name__)
 
 
 def encode_event(event: Event) -> str:
@@ -56,6 +61,18 @@ def decode_event(row_id: int, body: str | bytes) -> Event:
             f"ledger row {row_id} cannot be read by this Helios version (event schema"
             f" {SCHEMA_VERSION}): {where}: {first['msg']}"
         ) from exc
+
+
+def decode_sequenced(rows: list[tuple[int, str]]) -> list[tuple[int, Event]]:
+    """Rows ``(id, body)`` as ``(sequence, event)``; a row this version cannot read is
+    logged and left out, so that one such row never stops a reader following the ledger."""
+    events: list[tuple[int, Event]] = []
+    for row_id, body in rows:
+        try:
+            events.append((row_id, decode_event(row_id, body)))
+        except LedgerError as exc:
+            logger.warning("%s; skipped", exc)
+    return events
 
 
 def encode_flag_value(value: FlagValue) -> str:
@@ -97,11 +114,12 @@ def event_filter(
             params.append(list(values))
     if query.last_tasks is not None:
         # ties on time go to the later append, as in the memory store's stable sort
+        # a start stamped far ahead (or NaN, NULL in SQLite) would stay "the latest" forever
         clauses.append(
             "task_id IN (SELECT task_id FROM events WHERE type = 'task_started'"
-            f" ORDER BY timestamp DESC, id DESC LIMIT {mark})"
+            f" AND timestamp <= {mark} ORDER BY timestamp DESC, id DESC LIMIT {mark})"
         )
-        params.append(max(query.last_tasks, 0))
+        params.extend([time.time() + MAX_FUTURE_S, max(query.last_tasks, 0)])
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

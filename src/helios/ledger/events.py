@@ -159,6 +159,11 @@ class GatewayRequest(_Event):
     error: str | None = None
 
 
+INPUT_ERROR = "input_error"
+"""The ``kind`` of an error in what a task was given (a prompt too long for the model):
+the caller's to fix, no failure of Helios (the health monitor's error rate leaves it out)."""
+
+
 class ErrorEvent(_Event):
     type: Literal["error"] = "error"
     kind: str

@@ -17,7 +17,8 @@ from helios.ledger.store import LedgerStore
 
 def open_store(settings: LedgerSettings) -> LedgerStore:
     """The store for ``settings``: SQLite at ``settings.resolved_path()`` (its directory is
-    created on first use) or PostgreSQL at ``settings.postgres_url``."""
+    created on first use) or PostgreSQL at ``settings.postgres_url``, in the schema
+    ``settings.postgres_schema`` (or the URL's ``search_path``)."""
     if settings.backend == "postgres":
         if not settings.postgres_url:
             raise ConfigError(
@@ -30,5 +31,5 @@ def open_store(settings: LedgerSettings) -> LedgerStore:
             if not (exc.name or "").startswith("psycopg"):
                 raise
             raise MissingDependency("psycopg", "postgres", "The PostgreSQL ledger") from exc
-        return PostgresLedgerStore(settings.postgres_url)
+        return PostgresLedgerStore(settings.postgres_url, schema=settings.postgres_schema)
     return SQLiteLedgerStore(settings.resolved_path())

@@ -6,8 +6,8 @@ see :mod:`helios.ledger.codec`). :func:`import_jsonl` reads that form (a line wi
 
 | reference design                         | Helios                  | when absent                 |
 |------------------------------------------|-------------------------|-----------------------------|
-| `event`                                  | `type`                  | line skipped                |
-| `task_id` (a number becomes a string)    | `task_id`               | line skipped                |
+| `event`                                  | `type`                  | import refused              |
+| `task_id` (a number becomes a string)    | `task_id`               | import refused              |
 | `timestamp`: ISO 8601 or epoch seconds   | `timestamp` (epoch s)   | time of the import          |
 | **persona_llm_run**                      |                         |                             |
 | `persona`                                | `persona`               | `"unknown"`                 |
@@ -41,10 +41,16 @@ see :mod:`helios.ledger.codec`). :func:`import_jsonl` reads that form (a line wi
 Top-level booleans of a task_started line (`"async_thesis": true`) are flags, as the
 reference design stamped them beside the event's fields; ``flags`` wins on a clash.
 
-Other fields of the five mapped types are ignored. A line that is not JSON, names an
-unknown event type, lacks a ``task_id`` or has a value of the wrong type is skipped and
-reported with its 1-based line number and the reason; blank lines are ignored. Valid
-events are appended in batches of ``batch_size``, each batch one transaction.
+Other fields of the five mapped types are ignored.
+
+An import is all or nothing: the whole file is checked first, and one line that is not
+JSON, names an unknown event type, lacks a ``task_id``, has a value of the wrong type or an
+implausible one (:mod:`helios.ledger.validation`: a timestamp in milliseconds, a negative
+duration, a NaN cost) refuses the import with an :class:`InputError` that names each such
+line as ``file:line: field: reason``; nothing is written. Blank lines are ignored. A valid
+file is then appended in batches of ``batch_size``, each batch one transaction; should the
+store fail midway (a server gone), the error says how many events, up to which line, were
+already committed.
 """
 
 from __future__ import annotations
@@ -52,17 +58,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TextIO, get_args
 
 from pydantic import ValidationError
 
-from helios.errors import InputError
+from helios.errors import InputError, LedgerError
 from helios.ledger.codec import encode_event
 from helios.ledger.events import EVENT_ADAPTER, SCHEMA_VERSION, Event
 from helios.ledger.store import EventQuery, LedgerStore
+from helios.ledger.validation import problem
 
 HELIOS_TYPES = frozenset(cls.model_fields["type"].default for cls in get_args(get_args(Event)[0]))
 _OK_STATUSES = frozenset({"ok", "success", "succeeded", "completed", "done"})
@@ -71,11 +78,15 @@ _TASK_STARTED_FIELDS = frozenset(
 )
 
 
+MAX_LISTED_PROBLEMS = 20
+"""How many bad lines an import error lists (it counts them all)."""
+
+
 @dataclass(slots=True)
 class ImportReport:
     imported: int = 0
-    skipped: list[tuple[int, str]] = field(default_factory=list)
-    """``(line number, reason)`` for each line left out, 1-based."""
+    lines: int = 0
+    """Lines read, blank ones included."""
 
 
 async def export_jsonl(store: LedgerStore, query: EventQuery, out: TextIO) -> int:
@@ -89,26 +100,37 @@ async def export_jsonl(store: LedgerStore, query: EventQuery, out: TextIO) -> in
     return len(events)
 
 
-async def import_jsonl(path: Path, store: LedgerStore, *, batch_size: int = 1000) -> ImportReport:
+async def import_jsonl(
+    path: Path, store: LedgerStore, *, batch_size: int = 1000, now: float | None = None
+) -> ImportReport:
     """Append the events of the JSONL file at ``path`` to ``store``; see the module doc.
 
-    Raises :class:`InputError` when the file cannot be read; a store failure raises its
-    :class:`LedgerError`, after the batches before it were committed.
+    Raises :class:`InputError` when the file cannot be read or holds a bad line (nothing is
+    written then); a store failure raises :class:`LedgerError` saying what was committed.
+    ``now`` is the time plausible timestamps are judged against (default: the clock).
     """
-    try:
-        handle = await asyncio.to_thread(path.open, "rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    moment = time.time() if now is None else now
+    problems = await asyncio.to_thread(check_jsonl, path, now=moment)
+    if problems:
+        raise InputError(_refusal(path, problems))
     report = ImportReport()
+    handle = await asyncio.to_thread(_open, path)
     try:
-        line_number = 0
         while True:
+            committed_through = report.lines
             # reading and parsing are blocking and CPU work: both stay off the event loop
-            events, line_number = await asyncio.to_thread(
-                _read_batch, handle, line_number, batch_size, report.skipped
+            events, report.lines = await asyncio.to_thread(
+                _read_batch, handle, report.lines, batch_size, moment
             )
             if events:
-                await store.append(events)
+                try:
+                    await store.append(events)
+                except LedgerError as exc:
+                    raise LedgerError(
+                        f"{path}: import stopped in lines {committed_through + 1}-{report.lines}:"
+                        f" {exc}; the {report.imported} events of lines 1-{committed_through}"
+                        " are committed"
+                    ) from exc
                 report.imported += len(events)
             if len(events) < batch_size:
                 return report
@@ -116,8 +138,24 @@ async def import_jsonl(path: Path, store: LedgerStore, *, batch_size: int = 1000
         await asyncio.to_thread(handle.close)
 
 
-def parse_line(line: bytes | str) -> Event:
-    """The event on one JSONL line, in either form; raises ``ValueError`` saying why not."""
+def check_jsonl(path: Path, *, now: float) -> list[tuple[int, str]]:
+    """Every bad line of the file at ``path`` as ``(line number, reason)``, 1-based."""
+    handle = _open(path)
+    problems: list[tuple[int, str]] = []
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                parse_line(line, now=now)
+            except ValueError as exc:
+                problems.append((number, str(exc)))
+    return problems
+
+
+def parse_line(line: bytes | str, *, now: float | None = None) -> Event:
+    """The event on one JSONL line, in either form; raises ``ValueError`` saying why not
+    (an implausible value too, judged against ``now``, default the clock)."""
     try:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -138,31 +176,50 @@ def parse_line(line: bytes | str) -> Event:
     if data.get("task_id") in (None, "") and kind != "flag_changed":
         raise ValueError("missing task_id")
     try:
-        return EVENT_ADAPTER.validate_python(data)
+        event = EVENT_ADAPTER.validate_python(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"][1:]) or kind
         raise ValueError(f"invalid {kind} event: {where}: {first['msg']}") from None
+    found = problem(event, now=time.time() if now is None else now)
+    if found is not None:
+        raise ValueError(f"implausible {kind} event: {found}")
+    return event
+
+
+def _open(path: Path) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _read_batch(
-    handle: IO[bytes], line_number: int, batch_size: int, skipped: list[tuple[int, str]]
+    handle: IO[bytes], line_number: int, batch_size: int, now: float
 ) -> tuple[list[Event], int]:
-    """Up to ``batch_size`` events from the lines after ``line_number``; records the
-    skipped lines; returns the events and the number of the last line read."""
+    """Up to ``batch_size`` events from the lines after ``line_number`` (checked already);
+    returns the events and the number of the last line read."""
     events: list[Event] = []
     while len(events) < batch_size:
         line = handle.readline()
         if not line:
             break
         line_number += 1
-        if not line.strip():
-            continue
-        try:
-            events.append(parse_line(line))
-        except ValueError as exc:
-            skipped.append((line_number, str(exc)))
+        if line.strip():
+            events.append(parse_line(line, now=now))
     return events, line_number
+
+
+def _refusal(path: Path, problems: list[tuple[int, str]]) -> str:
+    count = len(problems)
+    lines = [
+        f"{path}: nothing imported: {count} line{'s' if count > 1 else ''} not a valid event"
+        + (" (each listed below)" if count <= MAX_LISTED_PROBLEMS else "")
+    ]
+    lines += [f"  {path}:{number}: {reason}" for number, reason in problems[:MAX_LISTED_PROBLEMS]]
+    if count > MAX_LISTED_PROBLEMS:
+        lines.append(f"  ... and {count - MAX_LISTED_PROBLEMS} more")
+    return "\n".join(lines)
 
 
 def _from_reference(data: dict[str, Any]) -> dict[str, Any]:

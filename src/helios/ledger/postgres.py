@@ -3,7 +3,9 @@
 psycopg 3's async API on a small connection pool, so nothing blocks the event loop. The
 tables and named migrations are those of SQLite (:mod:`.migrations`), with ``JSONB``
 bodies. ``schema`` puts the tables in their own PostgreSQL schema (created on open; tests
-use a fresh one each), selected through the connections' ``search_path``.
+use a fresh one each), selected through the connections' ``search_path``. Without one, the
+first schema of a ``search_path`` the URL sets (``?options=-csearch_path%3Dhelios``) is
+used, else ``public``; the URL's other ``options`` (``-c statement_timeout=...``) are kept.
 
 Several processes, one ledger:
 
@@ -38,6 +40,7 @@ from helios.errors import ConfigError, LedgerError
 from helios.ledger.codec import (
     decode_event,
     decode_flag_value,
+    decode_sequenced,
     encode_event,
     encode_flag_value,
     event_filter,
@@ -45,9 +48,11 @@ from helios.ledger.codec import (
 from helios.ledger.events import Event, FlagChanged, FlagValue
 from helios.ledger.migrations import MIGRATIONS_TABLE_POSTGRES, pending
 from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
+from helios.ledger.validation import check_events
 from helios.postgres_db import connect_kwargs, location, one_line
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_SEARCH_PATH = re.compile(r"(?:-c\s*|--)search_path\s*=\s*(\S+)")
 _LOCK_CLASS = 0x4E1105  # first key of Helios's advisory locks; the second hashes the purpose
 _LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 _COPY = "COPY events (task_id, type, timestamp, version, body) FROM STDIN"
@@ -65,14 +70,10 @@ class PostgresLedgerStore(LedgerStore):
         self,
         url: str,
         *,
-        schema: str = "public",
+        schema: str | None = None,
         connect_timeout_s: float = 5.0,
         max_connections: int = 4,
     ) -> None:
-        if not _SCHEMA_NAME.fullmatch(schema):
-            raise ConfigError(
-                f"ledger schema {schema!r}: use lower-case letters, digits and '_' (at most 63)"
-            )
         try:
             info = conninfo_to_dict(url)
         except psycopg.Error:
@@ -81,6 +82,12 @@ class PostgresLedgerStore(LedgerStore):
                 "ledger.postgres_url is not a PostgreSQL URL"
                 " (postgresql://user:password@host:port/database)"
             ) from None
+        self._url_options = str(info.get("options") or "")
+        schema = schema or _search_path_schema(self._url_options) or "public"
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ConfigError(
+                f"ledger schema {schema!r}: use lower-case letters, digits and '_' (at most 63)"
+            )
         self.schema = schema
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
@@ -96,7 +103,7 @@ class PostgresLedgerStore(LedgerStore):
         cls,
         url: str,
         *,
-        schema: str = "public",
+        schema: str | None = None,
         connect_timeout_s: float = 5.0,
         max_connections: int = 4,
     ) -> PostgresLedgerStore:
@@ -115,6 +122,7 @@ class PostgresLedgerStore(LedgerStore):
         batch = list(events)
         if not batch:
             return
+        check_events(batch)
         async with self._connection() as connection, connection.transaction():
             await connection.execute(_LOCK, (_LOCK_CLASS, f"append:{self.schema}"))
             async with connection.cursor().copy(_COPY) as copy:
@@ -131,6 +139,21 @@ class PostgresLedgerStore(LedgerStore):
             rows: list[tuple[int, str]] = await cursor.fetchall()
         # decoding is CPU work proportional to the result: keep it off the event loop
         return await asyncio.to_thread(_decode_rows, rows)
+
+    async def last_sequence(self) -> int:
+        async with self._connection() as connection:
+            cursor = await connection.execute("SELECT COALESCE(MAX(id), 0) FROM events")
+            row = await cursor.fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def events_after(self, sequence: int, *, limit: int = 1000) -> list[tuple[int, Event]]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT id, body::text FROM events WHERE id > %s ORDER BY id LIMIT %s",
+                (sequence, max(limit, 0)),
+            )
+            rows: list[tuple[int, str]] = await cursor.fetchall()
+        return await asyncio.to_thread(decode_sequenced, rows)
 
     async def count(self) -> int:
         async with self._connection() as connection:
@@ -223,7 +246,8 @@ class PostgresLedgerStore(LedgerStore):
     def _connect_kwargs(self) -> dict[str, Any]:
         return connect_kwargs(
             application_name="helios-ledger",
-            options=f"-c search_path={self.schema}",
+            # the URL's own options stay; of two search_path settings the last one wins
+            options=f"{self._url_options} -c search_path={self.schema}".strip(),
             connect_timeout_s=self.connect_timeout_s,
         )
 
@@ -259,6 +283,14 @@ class PostgresLedgerStore(LedgerStore):
 
     def _unreachable(self, exc: BaseException) -> str:
         return f"cannot connect to the PostgreSQL ledger at {self.location}: {one_line(exc)}"
+
+
+def _search_path_schema(options: str) -> str | None:
+    """The first schema of a ``search_path`` that libpq ``options`` set, if any."""
+    match = _SEARCH_PATH.search(options)
+    if match is None:
+        return None
+    return match.group(1).split(",")[0].strip().strip('"') or None
 
 
 def _row(event: Event) -> tuple[str, str, float, int, str]:

@@ -28,6 +28,7 @@ from helios.errors import LedgerError
 from helios.ledger.codec import (
     decode_event,
     decode_flag_value,
+    decode_sequenced,
     encode_event,
     encode_flag_value,
     event_filter,
@@ -35,6 +36,7 @@ from helios.ledger.codec import (
 from helios.ledger.events import Event, FlagChanged, FlagValue
 from helios.ledger.migrations import MIGRATIONS_TABLE_SQLITE, pending
 from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
+from helios.ledger.validation import check_events
 from helios.sqlite_db import SQLiteDatabase, Synchronous, transaction
 
 _TUNING = (
@@ -100,6 +102,24 @@ class SQLiteLedgerStore(LedgerStore):
 
         return await self._db.run(select)
 
+    async def last_sequence(self) -> int:
+        (last,) = await self._db.run(
+            lambda connection: connection.execute(
+                "SELECT COALESCE(MAX(id), 0) FROM events"
+            ).fetchone()
+        )
+        return int(last)
+
+    async def events_after(self, sequence: int, *, limit: int = 1000) -> list[tuple[int, Event]]:
+        def select(connection: sqlite3.Connection) -> list[tuple[int, Event]]:
+            rows = connection.execute(
+                "SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                (sequence, max(limit, 0)),
+            ).fetchall()
+            return decode_sequenced(rows)
+
+        return await self._db.run(select)
+
     async def count(self) -> int:
         (total,) = await self._db.run(
             lambda connection: connection.execute("SELECT COUNT(*) FROM events").fetchone()
@@ -152,6 +172,7 @@ class SQLiteLedgerStore(LedgerStore):
 
 
 def _append(connection: sqlite3.Connection, events: list[Event]) -> None:
+    check_events(events)
     with transaction(connection):
         _insert(connection, events)
 

@@ -1,5 +1,10 @@
 """The ledger store contract: events appended durably, read back by time, task and type.
 
+Every stored event also has an insertion *sequence*: a number greater than that of every
+event committed before it (SQLite's rowid, PostgreSQL's identity column, a list index in
+memory). Clocks disagree and timestamps can be wrong; the sequence is how a reader follows
+the ledger (:meth:`LedgerStore.events_after`, :class:`~helios.ledger.tail.LedgerTail`).
+
 Stores also keep the feature-flag overrides, because an override and the ``flag_changed``
 event that records it must be written together (one transaction): a running process reads
 overrides from the store, an analysis reads the event. Backends: SQLite (the embedded
@@ -27,7 +32,8 @@ class EventQuery:
     task_ids: Sequence[str] | None = None
     types: Sequence[str] | None = None
     last_tasks: int | None = None
-    """Only the events of the most recent N tasks (by their ``task_started`` time)."""
+    """Only the events of the most recent N tasks (by their ``task_started`` time; a start
+    stamped implausibly far ahead, see :mod:`.validation`, is not a recent task)."""
 
 
 ANY_EVENT = EventQuery()
@@ -42,11 +48,22 @@ class LedgerStore(ABC):
     @abstractmethod
     async def append(self, events: Sequence[Event]) -> None:
         """Write ``events`` in one transaction: on return they are durable; on error none
-        of them is stored."""
+        of them is stored. A batch holding an implausible event (:mod:`.validation`) is
+        refused whole with a :class:`~helios.errors.LedgerError`."""
 
     @abstractmethod
     async def query(self, query: EventQuery = ANY_EVENT) -> list[Event]:
         """Matching events in the order they were appended."""
+
+    @abstractmethod
+    async def last_sequence(self) -> int:
+        """The sequence of the newest event, 0 when the store is empty."""
+
+    @abstractmethod
+    async def events_after(self, sequence: int, *, limit: int = 1000) -> list[tuple[int, Event]]:
+        """Up to ``limit`` events with a sequence above ``sequence``, as ``(sequence, event)``
+        in sequence order. Sequences grow in commit order: once a reader has seen ``n``, no
+        event committed later gets a number below it."""
 
     @abstractmethod
     async def count(self) -> int:

@@ -19,6 +19,11 @@ keeps the events, so a later ``aclose()`` can try again. Only a process that die
 writer task cancelled by a closing loop) loses what it had not flushed: work whose result
 must outlive a crash awaits ``flush()`` before reporting it.
 
+An implausible event (:mod:`.validation`: a timestamp in milliseconds, a NaN cost) is
+refused by ``emit`` itself: not queued (the store would refuse its batch on every retry and
+nothing behind it would ever be written), logged with its field, counted in
+:attr:`refused`. It does not raise: a bad record must not fail the call it records.
+
 Delivery is at least once: if a connection drops after the store committed but before it
 said so, the retry writes that batch again. The SQLite store cannot see this case (its
 commit is a local call); a PostgreSQL ledger may, rarely, hold such a duplicate batch.
@@ -37,6 +42,7 @@ from types import TracebackType
 from helios.errors import LedgerError
 from helios.ledger.events import Event
 from helios.ledger.store import LedgerStore
+from helios.ledger.validation import problem
 from helios.retries import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -70,15 +76,28 @@ class LedgerWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
+        self.refused = 0
+        """Implausible events ``emit`` left out."""
         self.last_error: LedgerError | None = None
         """The last failed append's error; ``None`` once an append succeeds again."""
 
     # -- the sink --------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
         """Queue ``event``; returns at once. Call on the event loop (the first call starts
-        the background task); raises :class:`LedgerError` once the writer is closed."""
+        the background task); raises :class:`LedgerError` once the writer is closed. An
+        implausible event is logged and left out (see the module doc)."""
         if self._closed:
             raise LedgerError(f"ledger writer is closed; {event.type} event not recorded")
+        found = problem(event, now=time.time())
+        if found is not None:
+            self.refused += 1
+            logger.error(
+                "ledger: refused %s event of task %r: %s; not recorded",
+                event.type,
+                event.task_id,
+                found,
+            )
+            return
         self._queue.append((time.monotonic(), event))
         self._emitted += 1
         if len(self._queue) == 1 or len(self._queue) == self.batch_size:

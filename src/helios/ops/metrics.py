@@ -5,12 +5,24 @@ ledger in a :class:`~helios.ledger.sink.FanOut` and every event updates counters
 histograms (a few dictionary look-ups and additions, no I/O). Each instance owns its
 ``CollectorRegistry`` - never prometheus_client's global one - so two engines, or two
 tests, never share samples. ``render()`` produces the text exposition format.
+
+Tasks end in ``helios_tasks_total{outcome}``: ``success``, ``failure``, or ``abandoned``
+when a task started more than ``abandoned_after_s`` ago and no end arrived (its process
+was killed); an end that arrives after that is not counted twice. ``helios_tasks_running``
+counts the tasks started and not yet ended or abandoned. An event with implausible values
+(:mod:`helios.ledger.validation`) updates nothing: it is counted in
+``helios_ledger_events_skipped_total`` and logged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 
+from helios.config.ledger import DEFAULT_ABANDONED_AFTER_S
 from helios.errors import MissingDependency
 from helios.ledger.events import (
     AsyncFallback,
@@ -25,6 +37,7 @@ from helios.ledger.events import (
     TaskFinished,
     TaskStarted,
 )
+from helios.ledger.validation import problem
 from helios.ops.monitor import HealthReport
 
 try:
@@ -43,6 +56,9 @@ except ImportError:
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 TASK_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
+REMEMBERED_ABANDONED = 10_000  # abandoned task ids kept to ignore their late ends
+
+logger = logging.getLogger(__name__)
 
 
 class HeliosMetrics:
@@ -51,8 +67,20 @@ class HeliosMetrics:
     content_type = CONTENT_TYPE_PLAIN_0_0_4
     """The content type of :meth:`render`'s output (the classic text format)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.abandoned_after_s = abandoned_after_s
+        self._clock = clock
+        # render() runs in a worker thread while events arrive on the loop
+        self._lock = threading.Lock()
+        self._open: dict[str, float] = {}  # task id -> start time, neither ended nor abandoned
+        self._abandoned: OrderedDict[str, None] = OrderedDict()
         r = self.registry
         self.requests = Counter(
             "helios_requests",
@@ -63,8 +91,16 @@ class HeliosMetrics:
         self.tasks_started = Counter("helios_tasks_started", "Tasks started.", registry=r)
         self.tasks = Counter(
             "helios_tasks",
-            "Tasks finished, by outcome (success, failure).",
+            "Tasks ended, by outcome (success, failure, abandoned: no end in time).",
             ["outcome"],
+            registry=r,
+        )
+        self.tasks_running = Gauge(
+            "helios_tasks_running", "Tasks started and not yet ended or abandoned.", registry=r
+        )
+        self.events_skipped = Counter(
+            "helios_ledger_events_skipped",
+            "Events left out for implausible values (a timestamp in ms, a NaN cost).",
             registry=r,
         )
         self.cache_hits = Counter(
@@ -155,15 +191,24 @@ class HeliosMetrics:
 
     def emit(self, event: Event) -> None:
         """Update the metrics from one event (an :class:`EventSink`)."""
+        found = problem(event, now=self._clock())
+        if found is not None:
+            self.events_skipped.inc()
+            logger.warning(
+                "metrics: skipped %s event of task %r: %s", event.type, event.task_id, found
+            )
+            return
         match event:
             case PersonaLLMRun():
                 self._persona_run(event)
             case TaskStarted():
                 self.tasks_started.inc()
+                with self._lock:
+                    self._open[event.task_id] = event.timestamp
+                    self.tasks_running.set(len(self._open))
                 self.set_flags(event.flags)
             case TaskFinished():
-                self.tasks.labels("success" if event.success else "failure").inc()
-                self.task_latency.observe(event.duration_s)
+                self._task_finished(event)
             case CacheLookup():
                 counter = self.cache_hits if event.hit else self.cache_misses
                 counter.labels(event.layer).inc()
@@ -203,9 +248,38 @@ class HeliosMetrics:
             firing = self.health_rule_firing.labels(outcome.rule.metric, outcome.rule.flag)
             firing.set(1 if outcome.fired else 0)
 
+    def sweep(self) -> int:
+        """Count the tasks that have been running longer than ``abandoned_after_s`` as
+        abandoned; how many were. ``render`` sweeps first."""
+        deadline = self._clock() - self.abandoned_after_s
+        with self._lock:
+            gone = [task for task, started in self._open.items() if started < deadline]
+            for task in gone:
+                del self._open[task]
+                self._abandoned[task] = None
+            while len(self._abandoned) > REMEMBERED_ABANDONED:
+                self._abandoned.popitem(last=False)
+            self.tasks_running.set(len(self._open))
+        if gone:
+            self.tasks.labels("abandoned").inc(len(gone))
+        return len(gone)
+
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""
+        self.sweep()
         return generate_latest(self.registry)
+
+    def _task_finished(self, event: TaskFinished) -> None:
+        with self._lock:
+            self._open.pop(event.task_id, None)
+            self.tasks_running.set(len(self._open))
+            late = event.task_id in self._abandoned
+            if late:
+                del self._abandoned[event.task_id]
+        if late:
+            return  # already counted as abandoned
+        self.tasks.labels("success" if event.success else "failure").inc()
+        self.task_latency.observe(event.duration_s)
 
     def _persona_run(self, event: PersonaLLMRun) -> None:
         persona, model = event.persona, event.model
@@ -223,7 +297,9 @@ class HeliosMetrics:
                 self.tokens.labels(persona, model, kind).inc(count)
         if event.cost_usd:
             self.cost.labels(persona, model).inc(event.cost_usd)
-        if event.cost_saved_usd:
+        if event.cost_saved_usd and event.cost_saved_usd > 0:
+            # A counter only grows: a prompt-cache write that cost more than it saved (a
+            # negative saving) is left out here; the ledger keeps it for `helios ledger`.
             # Without a response-cache layer, a saving comes from provider prompt caching.
             layer = event.cache_layer or "L1"
             self.cost_saved.labels(persona, model, layer).inc(event.cost_saved_usd)

@@ -4,7 +4,11 @@ Every check reads the events of the last ``hours`` and computes, per task:
 
 - ``async_fallback_rate``: tasks with an ``async_fallback`` / tasks that ran the async thesis
 - ``error_rate``: tasks that failed (``task_finished.success`` false, or an ``error`` event)
-  / tasks that ended
+  or were abandoned / tasks that ended. A task is *abandoned* when it started more than
+  ``abandoned_after_s`` (``ledger.abandoned_after_s``) ago and never ended: its process was
+  killed, and it ends, as a failure, at that moment (so the window looks back that much
+  further for starts). A task that failed on its input (an ``error`` of kind
+  ``input_error``: a prompt too long for the model) ended but is no failure of Helios
 - ``second_pass_rate``: finished tasks that needed a ``second_pass`` / finished tasks
 - ``cache_hit_rate``: ``cache_lookup`` hits / lookups (over the tasks that looked up)
 - ``p95_latency_s``: the 95th percentile of ``task_finished.duration_s``
@@ -12,21 +16,25 @@ Every check reads the events of the last ``hours`` and computes, per task:
 
 A rule (``metric op threshold``) fires only over at least ``min_samples`` relevant tasks, so
 one failure in two tasks never rolls anything back. A firing rule sets its flag's override
-(once: not again while it already holds that value) and raises an alert.
+(once: not again while it already holds that value) and raises an alert. Events with
+implausible values (:mod:`helios.ledger.validation`) are left out, with a logged warning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from helios.config.ledger import DEFAULT_ABANDONED_AFTER_S
 from helios.config.ops import MonitorRule, MonitorSettings
 from helios.errors import HeliosError
 from helios.ledger.events import (
+    INPUT_ERROR,
     AsyncFallback,
     CacheLookup,
     ErrorEvent,
@@ -37,6 +45,7 @@ from helios.ledger.events import (
     TaskStarted,
 )
 from helios.ledger.store import EventQuery, LedgerStore
+from helios.ledger.validation import screen
 from helios.ops.flags import validate_flag_value
 from helios.percentiles import percentile
 
@@ -115,18 +124,29 @@ class HealthReport:
         }
 
 
-def measure(events: Sequence[Event]) -> tuple[int, dict[str, Measure]]:
-    """The number of tasks started and every monitored metric over ``events``."""
+def measure(
+    events: Sequence[Event],
+    *,
+    since: float | None = None,
+    now: float | None = None,
+    abandoned_after_s: float | None = None,
+) -> tuple[int, dict[str, Measure]]:
+    """The number of tasks started and every monitored metric over the events at or after
+    ``since`` (all of them by default). With ``now`` and ``abandoned_after_s``, a task that
+    started before ``now - abandoned_after_s`` and never finished is abandoned; it counts
+    when that moment falls in the window, so ``events`` should reach that much earlier."""
+    window = events if since is None else [e for e in events if e.timestamp >= since]
     started: set[str] = set()
     async_on: set[str] = set()
     fell_back: set[str] = set()
     finished: set[str] = set()
     failed: set[str] = set()
+    input_failed: set[str] = set()
     second: set[str] = set()
     looked_up: set[str] = set()
     lookups = hits = 0
     durations: list[float] = []
-    for event in events:
+    for event in window:
         if isinstance(event, TaskStarted):
             started.add(event.task_id)
             if event.flags.get("async_thesis") is True:
@@ -137,7 +157,7 @@ def measure(events: Sequence[Event]) -> tuple[int, dict[str, Measure]]:
             if not event.success:
                 failed.add(event.task_id)
         elif isinstance(event, ErrorEvent):
-            failed.add(event.task_id)
+            (input_failed if event.kind == INPUT_ERROR else failed).add(event.task_id)
         elif isinstance(event, AsyncFallback):
             fell_back.add(event.task_id)
         elif isinstance(event, SecondPass):
@@ -146,12 +166,17 @@ def measure(events: Sequence[Event]) -> tuple[int, dict[str, Measure]]:
             looked_up.add(event.task_id)
             lookups += 1
             hits += event.hit
+    failed_on_input = input_failed - {
+        e.task_id for e in window if isinstance(e, ErrorEvent) and e.kind != INPUT_ERROR
+    }
+    failed -= failed_on_input
+    abandoned = _abandoned(events, since, now, abandoned_after_s)
     # A fallback proves the async thesis was on, even for a task started before the window.
     async_tasks = async_on | fell_back
-    ended = finished | failed
+    ended = finished | failed | failed_on_input | abandoned
     metrics = {
         "async_fallback_rate": _rate(len(fell_back & async_tasks), len(async_tasks)),
-        "error_rate": _rate(len(failed & ended), len(ended)),
+        "error_rate": _rate(len((failed | abandoned) & ended), len(ended)),
         "second_pass_rate": _rate(len(second & finished), len(finished)),
         "cache_hit_rate": Measure(hits / lookups if lookups else None, len(looked_up)),
         "p95_latency_s": Measure(percentile(durations, 0.95), len(durations)),
@@ -159,11 +184,28 @@ def measure(events: Sequence[Event]) -> tuple[int, dict[str, Measure]]:
     return len(started), metrics
 
 
+def _abandoned(
+    events: Sequence[Event], since: float | None, now: float | None, after_s: float | None
+) -> set[str]:
+    """Tasks whose start is more than ``after_s`` before ``now`` (and whose abandonment,
+    ``after_s`` after the start, is not before ``since``) with no ``task_finished``."""
+    if now is None or after_s is None:
+        return set()
+    earliest = -math.inf if since is None else since - after_s
+    candidates = {
+        e.task_id
+        for e in events
+        if isinstance(e, TaskStarted) and earliest <= e.timestamp < now - after_s
+    }
+    return candidates - {e.task_id for e in events if isinstance(e, TaskFinished)}
+
+
 class HealthMonitor:
     """Checks the ledger's recent health and applies ``settings.rules``.
 
     ``latest`` holds the last report (``None`` before the first check). ``clock`` gives
-    seconds since the epoch, the time base of event timestamps.
+    seconds since the epoch, the time base of event timestamps. ``abandoned_after_s``: how
+    long after its start a task that never ended counts as abandoned (a failure).
     """
 
     def __init__(
@@ -173,6 +215,7 @@ class HealthMonitor:
         *,
         alerter: Alerter | None,
         clock: Callable[[], float] = time.time,
+        abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S,
     ) -> None:
         for rule in settings.rules:
             validate_flag_value(rule.flag, rule.value)  # a bad rule fails at start-up
@@ -180,14 +223,23 @@ class HealthMonitor:
         self.settings = settings
         self.alerter = alerter
         self._clock = clock
+        self.abandoned_after_s = abandoned_after_s
         self._firing: set[int] = set()
         self.latest: HealthReport | None = None
 
     async def check(self) -> HealthReport:
         now = self._clock()
         since = now - self.settings.hours * 3600
-        events = await self.store.query(EventQuery(since=since, types=_TYPES))
-        tasks, metrics = measure(events)
+        # further back by the timeout: a task abandoned in the window started before it
+        stored = await self.store.query(
+            EventQuery(since=since - self.abandoned_after_s, types=_TYPES)
+        )
+        screened = screen(stored, now=now)
+        if screened.skipped:
+            logger.warning("health check: %s", screened.warning())
+        tasks, metrics = measure(
+            screened.events, since=since, now=now, abandoned_after_s=self.abandoned_after_s
+        )
         outcomes = []
         for index, rule in enumerate(self.settings.rules):
             outcome = await self._apply(rule, metrics[rule.metric], index in self._firing)

@@ -4,13 +4,19 @@
 
     goal (+ documents)
       ├─ evidence gathering        ┐ concurrent when orchestration.async_thesis is on
-      └─ thesis                    ┘ (on timeout or error: evidence first, then thesis)
+      └─ thesis                    ┘ (on timeout or error: evidence first, then thesis;
+                                     not on an input error, which a retry cannot mend)
       → antithesis → synthesis → quality gate → pass, or synthesis again with feedback
 
 Every persona call goes through the engine, so it is cached, routed, budgeted, timed,
 priced and recorded there (the call's context names this task, stage and pass); the
 pipeline records the task's own events (start, evidence, gate, second pass, end) and keeps
 a :class:`StageRecord` per call for its result.
+
+A task that fails on its input (:class:`~helios.errors.InputError`, or a request the model
+refused as such, :class:`~helios.errors.BadRequest`: a prompt too long for its context) is
+recorded as an ``error`` of kind ``input_error``, never as an ``async_fallback``: the
+async thesis did nothing wrong, and its rollback rule must not count the user's mistakes.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from typing import Protocol
 
 from helios.config.settings import Settings
 from helios.engine import Engine
-from helios.errors import HeliosError, InputError
+from helios.errors import BadRequest, HeliosError, InputError
 from helios.ledger.events import (
+    INPUT_ERROR,
     AsyncFallback,
     ErrorEvent,
     Event,
@@ -51,6 +58,7 @@ from helios.pipeline.results import (
 NO_EVIDENCE = "Evidence: none was provided; answer from general knowledge and cite nothing."
 EVIDENCE_PENDING = ""  # the async thesis argues before evidence exists: say nothing of it
 ROLES = ("thesis", "antithesis", "synthesis", "judge")
+INPUT_ERRORS = (InputError, BadRequest)
 
 
 class SettingsSource(Protocol):
@@ -234,6 +242,8 @@ class _Run:
             thesis = await asyncio.wait_for(thesis_task, timeout=max(remaining, 0.0))
         except TimeoutError:
             reason = f"timeout: no thesis within {settings.timeout_sec:g} s"
+        except INPUT_ERRORS:
+            raise  # the sequential thesis asks as much, and more: it would fail the same way
         except HeliosError as exc:
             reason = f"error: {type(exc).__name__}: {exc}"
         else:
@@ -385,11 +395,16 @@ class _Run:
         return completion
 
     def _record_failure(self, exc: BaseException, started: float) -> None:
-        interrupted = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+            kind = "interrupted"
+        elif isinstance(exc, INPUT_ERRORS):
+            kind = INPUT_ERROR
+        else:
+            kind = type(exc).__name__
         self.emit(
             ErrorEvent(
                 task_id=self.task_id,
-                kind="interrupted" if interrupted else type(exc).__name__,
+                kind=kind,
                 message=str(exc) or type(exc).__name__,
                 stage=self.current_stage,
             )

@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from helios._version import __version__
-from helios.errors import KeyStoreError, MissingDependency
+from helios.errors import HeliosError, KeyStoreError, MissingDependency
 
 try:
     from fastapi import FastAPI, Request, Response
@@ -73,7 +73,10 @@ def create_app(
     every process that records into it, from the moment the server started.
     """
     state = ServerState(
-        settings=settings, metrics=metrics if metrics is not None else HeliosMetrics()
+        settings=settings,
+        metrics=metrics
+        if metrics is not None
+        else HeliosMetrics(abandoned_after_s=settings.ledger.abandoned_after_s),
     )
 
     @contextlib.asynccontextmanager
@@ -89,7 +92,7 @@ def create_app(
             stack.callback(state.forget_runtime)  # a restarted lifespan builds a fresh one
             await _start_auth(state, runtime, host)
             if state.store is not None:
-                _start_tail(state, stack, metrics_poll_s)
+                await _start_tail(state, stack, metrics_poll_s)
             if runtime.settings.monitor.enabled and runtime.monitor is not None:
                 _start_monitor(state, runtime.monitor, stack)
             if warm_providers:
@@ -152,9 +155,15 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     return Response(content, status_code=422, media_type="application/json")
 
 
-def _start_tail(state: ServerState, stack: contextlib.AsyncExitStack, interval_s: float) -> None:
+async def _start_tail(
+    state: ServerState, stack: contextlib.AsyncExitStack, interval_s: float
+) -> None:
     assert state.store is not None
     tail = LedgerTail(state.store, state.metrics)
+    try:
+        await tail.start()  # now, so that no event recorded once the app is up is missed
+    except HeliosError as exc:  # an unreachable ledger: the first poll that works starts it
+        logger.warning("ledger tail: %s", exc)
     task = asyncio.create_task(tail.run(interval_s), name="helios-ledger-tail")
     stack.push_async_callback(_stop, task)
 
