@@ -41,6 +41,18 @@ class ProviderSettings(Section):
         gt=0,
         description="longest retry-after Helios sleeps; a longer one goes back to the caller",
     )
+    first_token_timeout_s: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="an attempt that streams nothing for this long fails and is retried "
+        "(null: only timeout_s applies)",
+    )
+    deadline_s: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="the longest one call to this endpoint may take, every attempt and "
+        "retry wait included (null: no limit)",
+    )
     headers: dict[str, str] = Field(default_factory=dict)
 
     def resolved_kind(self, name: str) -> str:
