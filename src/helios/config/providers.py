@@ -36,6 +36,9 @@ class ProviderSettings(Section):
     )
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    retry_base_delay_s: float = Field(
+        default=0.5, ge=0, description="the wait before the first retry; it doubles after"
+    )
     max_retry_wait_s: float = Field(
         default=60.0,
         gt=0,

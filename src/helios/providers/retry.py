@@ -73,6 +73,7 @@ def with_retries(provider: Provider, config: ProviderSettings) -> Provider:
     return RetryingProvider(
         provider,
         max_retries=config.max_retries,
+        base_delay_s=config.retry_base_delay_s,
         max_delay_s=config.max_retry_wait_s,
         first_token_timeout_s=config.first_token_timeout_s,
         deadline_s=config.deadline_s,
