@@ -67,7 +67,7 @@ def sim(
             help="Share of requests faulted, 0-1, in the default mix: 25 % rate_limit "
             "(429 + Retry-After), 20 % server_error (500/503/529), 10 % connect (closed "
             "unanswered), 10 % stall (no first token for stall_s), 25 % drop (stream cut "
-            "mid-way), 10 % slow [default: 0].",
+            "mid-way), 10 % slow; drawn with --seed. Default: none.",
             min=0,
             max=1,
         ),
