@@ -127,3 +127,22 @@ async def test_with_the_governor_an_oversized_prompt_is_refused_before_the_provi
     with pytest.raises(BudgetExceeded, match="has no room for gpt-5-mini"):
         await engine.complete(Request.of(MEGABYTE_GOAL, model="openai:gpt-5-mini"))
     assert inner.calls == []
+
+
+async def test_a_complete_call_that_fails_every_attempt_records_the_earlier_ones() -> None:
+    engine, inner, sink = world(
+        [
+            ProviderUnavailable("overloaded", provider="f", model="m"),
+            ProviderUnavailable("overloaded", provider="f", model="m"),
+            ProviderUnavailable("gone", provider="f", model="m"),
+        ]
+    )
+    with pytest.raises(ProviderUnavailable) as info:
+        await engine.complete(Request.of("x", model="f:m"))
+    assert info.value.attempts == ("overloaded", "overloaded", "gone")
+    assert str(info.value) == (
+        "f:m: gone on attempt 3 (earlier attempts: 1) overloaded; 2) overloaded)"
+    )
+    events = [e for e in sink.events if isinstance(e, ErrorEvent)]
+    assert [e.message for e in events] == ["f:m: overloaded", "f:m: overloaded"]
+    assert len(inner.calls) == 3

@@ -274,8 +274,14 @@ class _Call:
                         if isinstance(chunks, AsyncGenerator):
                             await chunks.aclose()
                 else:
-                    completion = await provider.complete(request)
-                    self.retries.extend(Retry(provider.spec, why) for why in completion.retries)
+                    try:
+                        completion = await provider.complete(request)
+                    except ProviderError as exc:
+                        spec = f"{exc.provider}:{exc.model}"
+                        self.retries.extend(Retry(spec, why) for why in exc.attempts[:-1])
+                        raise
+                    spec = f"{completion.provider}:{completion.model}"
+                    self.retries.extend(Retry(spec, why) for why in completion.retries)
                     for chunk in _whole(completion):
                         assembler.add(chunk)
                 await self._answered(assembler, called, ttft_s, reservation)

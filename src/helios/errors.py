@@ -121,7 +121,13 @@ class BudgetExceeded(HeliosError):
 
 
 class ProviderError(HeliosError):
-    """A provider call failed."""
+    """A provider call failed.
+
+    ``attempts``: when the call was retried, why each attempt failed, oldest first (the
+    last is this error's own reason); empty for a call tried once.
+    """
+
+    attempts: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -121,3 +121,10 @@ async def test_a_retried_complete_call_tells_why_each_attempt_failed() -> None:
     completion = await wrapped(inner).complete(Request.of("Hi"))
     assert completion.text == "fine"
     assert completion.retries == ("down",)
+
+
+async def test_the_same_failure_every_time_is_told_once_with_the_count() -> None:
+    inner = FunctionProvider(replies=[ProviderUnavailable("overloaded.")] * 3)
+    with pytest.raises(ProviderUnavailable) as info:
+        await wrapped(inner).complete(Request.of("Hi"))
+    assert str(info.value) == "overloaded on 3 attempts"

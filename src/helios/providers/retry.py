@@ -200,7 +200,6 @@ class _Attempts:
         self.owner = owner
         self.started = started
         self.failures: list[str] = []
-        self._first_token_timeouts = 0
         self._deadline_passed = False
 
     @property
@@ -225,7 +224,6 @@ class _Attempts:
         remaining = self.remaining_s()
         timeout = owner.first_token_timeout_s
         if first_token and timeout is not None and (remaining is None or remaining > 0.001):
-            self._first_token_timeouts += 1
             message = f"no first token within {timeout:g} s"
         else:
             self._deadline_passed = True
@@ -260,17 +258,23 @@ class _Attempts:
         count = len(self.failures)
         if count == 1 or not isinstance(error, ProviderError):
             return error
-        if self._first_token_timeouts == count:
+        final = _with_message(error, self._summary())
+        final.attempts = tuple(self.failures)
+        return final
+
+    def _summary(self) -> str:
+        count = len(self.failures)
+        if len(set(self.failures)) == 1:  # e.g. no first token, every time
             message = f"{self.failures[0]} on {count} attempts"
         else:
             earlier = "; ".join(f"{n}) {why}" for n, why in enumerate(self.failures[:-1], 1))
             message = f"{self.failures[-1]} on attempt {count} (earlier attempts: {earlier})"
-        return _with_message(error, message)
+        return message
 
 
 def _reason(error: HeliosError) -> str:
     """An error's message without the ``provider:model:`` prefix its owner already names."""
-    text = str(error)
+    text = str(error).rstrip(".")
     if isinstance(error, ProviderError) and error.provider:
         prefix = f"{error.provider}:{error.model}: "
         if text.startswith(prefix):
