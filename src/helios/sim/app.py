@@ -12,7 +12,9 @@ Routes::
     GET  /_sim/stats      requests served per protocol, faults fired per kind
     GET  /_sim/requests   the request bodies received since the last reset
 
-Any protocol request may carry ``x-sim-fault: kind;name=value`` to fault just itself.
+Any protocol request may carry ``x-sim-fault: kind;name=value`` to fault just itself;
+one that brings no fault and finds none queued draws one from the config's seeded
+:class:`~helios.sim.config.FaultProfile` (none when every rate is 0, the default).
 Embeddings count as the ``openai`` protocol for faults, stats and the request log.
 """
 
