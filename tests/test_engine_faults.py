@@ -70,7 +70,8 @@ async def test_a_caller_that_cannot_take_text_back_fails_without_another_attempt
     with pytest.raises(ProviderUnavailable) as info:
         await drain(engine, Request.of("x", model="f:m"), restartable=False)
     assert info.value.partial_text == "partial"
-    assert "already passed on" in str(info.value)
+    assert "already passed on (attempt 1 of 3 failed: stream interrupted" in str(info.value)
+    assert "retrying" not in str(info.value)  # it was not retried
     assert len(inner.calls) == 1
     [event] = [e for e in sink.events if isinstance(e, ErrorEvent)]
     assert event.kind == RETRY_KIND and "stream interrupted" in event.message

@@ -61,6 +61,7 @@ from helios.governance.router import (
 from helios.messages import Chunk, Completion, Request, ToolCallDelta
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.registry import ProviderRegistry
+from helios.providers.retry import failure_of
 
 _MAX_ADMISSION_ROUNDS = 4  # a downgrade or a wait, then ask again; never loop forever
 
@@ -458,7 +459,7 @@ class _Call:
             return
         raise ProviderUnavailable(
             f"stream interrupted after {len(assembler.text)} characters, which were already "
-            f"passed on ({reason})",
+            f"passed on ({failure_of(reason)})",
             partial_text=assembler.text,
             provider=marker.provider or assembler.provider,
             model=marker.model or assembler.model,

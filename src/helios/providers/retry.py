@@ -68,6 +68,15 @@ def _finite_float(value: str | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
+_RETRYING = "; retrying in "
+
+
+def failure_of(restart: str) -> str:
+    """What failed, from a restart marker's text, without the retry it announced (for a
+    caller that cannot make that retry: the engine, when text was already passed on)."""
+    return restart.split(_RETRYING, 1)[0]
+
+
 def with_retries(provider: Provider, config: ProviderSettings) -> Provider:
     """``provider`` wrapped with the endpoint's retry settings and time limits."""
     return RetryingProvider(
@@ -173,7 +182,7 @@ class RetryingProvider(Provider):
                     await chunks.aclose()
             delay = attempts.failed(error)
             yield Chunk(
-                restart=f"{attempts.last_failure()}; retrying in {delay:.1f} s",
+                restart=f"{attempts.last_failure()}{_RETRYING}{delay:.1f} s",
                 provider=self.name,
                 model=self.model,
             )
