@@ -149,3 +149,16 @@ def test_the_live_display_on_a_terminal_clears_a_restarted_persona() -> None:
     assert "thesis: attempt 1 of 3 failed: stream interrupted; its text starts over" in shown
     finished = shown[shown.index("── thesis") :]
     assert "kept words" in finished and "abandoned" not in finished
+
+
+def test_run_refuses_a_goal_too_long_for_the_model_before_any_call(
+    run_cli: RunCli, sim: SimServer, tmp_path: Path
+) -> None:
+    write_config(tmp_path, sim.base_url)
+    goal = "word " * 200_000  # 1 MB: about 250,000 tokens, more than Haiku 4.5's 200,000
+    result = run_cli("run", goal, "--model", "anthropic:claude-haiku-4-5")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    assert "context window of 200,000 tokens" in result.stderr
+    assert "error: the prompt is about 25" in result.stderr  # thousand tokens, and more
+    assert sim.state.stats.total_requests == 0
