@@ -7,6 +7,9 @@ it emits, all under the call's task id,
   missed), so each layer's hit rate has its own denominator;
 - one ``route_decision`` for a route the router chose (``auto``, or a model the governor
   moved to a cheaper tier), and one per fallback down its chain;
+- one ``error`` of kind ``provider_retry`` per failed attempt that was tried again
+  (a dropped stream, a first token that never came, a 429, ...), saying which model
+  failed, on which attempt, and why;
 - one ``persona_llm_run`` for a call that answered: TTFT, duration, tokens, cost, the
   cache layer that answered and what it saved.
 
@@ -18,11 +21,12 @@ failure meant for the task (a DAG node may retry, a pipeline records the failed 
 from __future__ import annotations
 
 from helios.engine import CallRecord
-from helios.ledger.events import CacheLookup, Event, PersonaLLMRun, RouteDecision
+from helios.ledger.events import CacheLookup, ErrorEvent, Event, PersonaLLMRun, RouteDecision
 from helios.ledger.sink import EventSink
 
 NO_PERSONA = "-"
 DEFAULT_STAGE = "call"
+RETRY_KIND = "provider_retry"
 
 
 class LedgerRecorder:
@@ -68,6 +72,15 @@ def call_events(record: CallRecord) -> list[Event]:
             events.append(decision(hop.spec, hop.tier, f"fallback unavailable: {why}"))
         for fallback in record.fallbacks:
             events.append(decision(fallback.next.spec, fallback.next.tier, fallback.reason))
+    for retry in record.retries:
+        events.append(
+            ErrorEvent(
+                task_id=task_id,
+                kind=RETRY_KIND,
+                message=f"{retry.spec}: {retry.reason}",
+                stage=context.stage or context.persona or DEFAULT_STAGE,
+            )
+        )
     completion = record.completion
     if completion is not None:
         usage = completion.usage

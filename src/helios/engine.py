@@ -4,6 +4,9 @@
 
     lookup     the cache (L2 exact, then L3 semantic); a hit is replayed and priced as saved
     route      router.decide(request): once per call that reaches a provider
+    fit        the prompt's estimated tokens (governance/estimate.py) against the model's
+               context window: one that cannot fit is refused (PromptTooLong) before any
+               budget is reserved or provider contacted
     admit      governor.reserve(route's model): allow / downgrade (a cheaper route) / defer
     resolve    the route's providers built (SDK imported, client made) off the event loop,
                the first one warmed (a local model loaded): all before the clock starts
@@ -13,8 +16,14 @@
                tell the observers (the ledger's recorder turns the record into events)
 
 ``complete()`` and ``stream()`` are the same call: one path, and only the provider method
-differs. TTFT and duration are measured from the moment the first model is called, so
-neither includes resolving providers (``CallRecord.resolve_s`` has that) nor the cache
+differs. A retried stream (:class:`~helios.providers.retry.RetryingProvider`) sends a
+``Chunk.restart`` marker before each new attempt: the engine drops what it had assembled,
+records the failed attempt, and passes the marker on to a caller that said it can start
+its display over (``restartable=True``); for any other caller a stream that broke after
+it had passed text on fails as before, since what that caller showed cannot be taken back.
+
+TTFT and duration are measured from the moment the first model is called, so neither
+includes resolving providers (``CallRecord.resolve_s`` has that) nor the cache
 lookup; for a cache hit they are the time the caller waited for the replay.
 """
 
@@ -23,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,7 +40,14 @@ from helios.cache.exact import CachedReply
 from helios.cache.manager import CacheManager
 from helios.cache.reports import CacheLookup, PlannedCall
 from helios.catalog import Catalog, Tier
-from helios.errors import BudgetExceeded, ConfigError, ProviderError
+from helios.errors import (
+    BudgetExceeded,
+    ConfigError,
+    PromptTooLong,
+    ProviderError,
+    ProviderUnavailable,
+)
+from helios.governance.estimate import prompt_tokens
 from helios.governance.fallback import FallbackProvider
 from helios.governance.governor import Governor, Reservation
 from helios.governance.router import (
@@ -45,6 +61,7 @@ from helios.governance.router import (
 from helios.messages import Chunk, Completion, Request, ToolCallDelta
 from helios.providers.base import Provider, StreamAssembler
 from helios.providers.registry import ProviderRegistry
+from helios.providers.retry import failure_of
 
 _MAX_ADMISSION_ROUNDS = 4  # a downgrade or a wait, then ask again; never loop forever
 
@@ -57,6 +74,14 @@ class Fallback:
     failed: Hop
     reason: str
     next: Hop
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A failed attempt of a call that was tried again: which model, and why it failed."""
+
+    spec: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +107,8 @@ class CallRecord:
     """Fallback hops that could not even be built (a missing SDK), and why."""
     resolve_s: float = 0.0
     """Seconds spent building and warming providers, outside TTFT."""
+    retries: tuple[Retry, ...] = ()
+    """The attempts that failed and were tried again, oldest first."""
 
 
 class CallObserver(Protocol):
@@ -120,14 +147,20 @@ class Engine:
         assert call.completion is not None  # set when the call ends without raising
         return call.completion
 
-    def stream(self, request: Request) -> CompletionStream:
-        """The reply as it is generated; ``.completion`` is set once the stream is consumed."""
-        return self.call(request, streaming=True)
+    def stream(self, request: Request, *, restartable: bool = False) -> CompletionStream:
+        """The reply as it is generated; ``.completion`` is set once the stream is consumed.
 
-    def call(self, request: Request, *, streaming: bool) -> CompletionStream:
+        ``restartable``: the caller handles ``Chunk.restart`` markers (it discards the text
+        it was shown and shows the new attempt's), so a stream that breaks midway is retried
+        rather than failed (see the module docstring)."""
+        return self.call(request, streaming=True, restartable=restartable)
+
+    def call(
+        self, request: Request, *, streaming: bool, restartable: bool = False
+    ) -> CompletionStream:
         """One call as a handle: iterate it to run it (a non-streamed call yields at most its
         replayed pieces), then read its completion, lookup, route and fallbacks."""
-        return CompletionStream(_Call(self, request, streaming=streaming))
+        return CompletionStream(_Call(self, request, streaming=streaming, restartable=restartable))
 
     async def aclose(self) -> None:
         """Close the providers (the runtime closes the cache and governor it built)."""
@@ -169,11 +202,18 @@ class CompletionStream:
     def fallbacks(self) -> tuple[Fallback, ...]:
         return tuple(self._call.fallbacks)
 
+    @property
+    def retries(self) -> tuple[Retry, ...]:
+        """The failed attempts that were tried again, so far."""
+        return tuple(self._call.retries)
+
 
 class _Call:
     """One engine call, from lookup to record; ``run()`` yields what the caller sees."""
 
-    def __init__(self, engine: Engine, request: Request, *, streaming: bool) -> None:
+    def __init__(
+        self, engine: Engine, request: Request, *, streaming: bool, restartable: bool = False
+    ) -> None:
         self.engine = engine
         if request.context.task_id is None:  # every event of a call joins a task
             # a plain copy: the id needs no validation, and this runs on every such call
@@ -181,6 +221,8 @@ class _Call:
             request = request.model_copy(update={"context": context})
         self.request = request
         self.streaming = streaming
+        self.restartable = restartable
+        self.retries: list[Retry] = []
         self.completion: Completion | None = None
         self.lookup: CacheLookup | None = None
         self.route: Route | None = None
@@ -205,19 +247,43 @@ class _Call:
                 self._served_from_cache(cached, started, ttft_s)
             else:
                 self.route = self.engine.router.decide(self.request)
+                self._check_fits(self.route.model)
                 self.route, reservation = await self._admit(self.route)
+                self._check_fits(self.route.model)  # a downgrade may have changed the model
                 provider, request = await self._ready(self.route)
                 assembler = StreamAssembler(provider.name, provider.model)
                 ttft_s = None
                 called = time.perf_counter()  # the clock: the model's time, nothing before it
                 if self.streaming:
-                    async for chunk in provider.stream(request):
-                        if ttft_s is None and chunk.text:
-                            ttft_s = time.perf_counter() - called
-                        assembler.add(chunk)
-                        yield chunk
+                    chunks = provider.stream(request)
+                    try:
+                        async for chunk in chunks:
+                            if chunk.restart is not None:
+                                self._restarted(chunk, assembler)
+                                assembler = StreamAssembler(provider.name, provider.model)
+                                ttft_s = None
+                                if self.restartable:
+                                    yield chunk
+                                continue
+                            if ttft_s is None and chunk.text:
+                                ttft_s = time.perf_counter() - called
+                            assembler.add(chunk)
+                            yield chunk
+                    finally:
+                        # a failed restart leaves the retrying stream before its next
+                        # attempt: close it now, so that attempt is never made
+                        if isinstance(chunks, AsyncGenerator):
+                            await chunks.aclose()
                 else:
-                    for chunk in _whole(await provider.complete(request)):
+                    try:
+                        completion = await provider.complete(request)
+                    except ProviderError as exc:
+                        spec = f"{exc.provider}:{exc.model}"
+                        self.retries.extend(Retry(spec, why) for why in exc.attempts[:-1])
+                        raise
+                    spec = f"{completion.provider}:{completion.model}"
+                    self.retries.extend(Retry(spec, why) for why in completion.retries)
+                    for chunk in _whole(completion):
                         assembler.add(chunk)
                 await self._answered(assembler, called, ttft_s, reservation)
                 reservation = None  # committed
@@ -280,6 +346,30 @@ class _Call:
         # stored under the spec's resolution, where the next lookup of this request looks
         await cache.store(self.request, lookup.provider, lookup.model, reply, key=lookup.key)
 
+    # -- fitting the prompt ---------------------------------------------------------------
+    def _check_fits(self, spec: str) -> None:
+        """Refuse a prompt that cannot fit ``spec``'s context window (when the catalogue
+        knows it): estimated prompt tokens plus the requested output allowance."""
+        engine = self.engine
+        provider, _, model = spec.partition(":")
+        limit = _context_window(engine, provider, model)
+        if limit is None:
+            return
+        prompt = prompt_tokens(self.request)
+        allowance = self.request.params.max_tokens or 0
+        if prompt + allowance <= limit:
+            return
+        size = sum(len(m.content) for m in self.request.messages) + len(self.request.system or "")
+        asked = f" plus the {allowance:,} output tokens asked for" if allowance else ""
+        raise PromptTooLong(
+            f"the prompt is about {prompt:,} tokens ({size:,} characters){asked}, more than "
+            f"{spec}'s context window of {limit:,} tokens: shorten it or choose a model with "
+            "a larger context",
+            model=spec,
+            tokens=prompt + allowance,
+            context_window=limit,
+        )
+
     # -- budget ---------------------------------------------------------------------------
     async def _admit(self, route: Route) -> tuple[Route, Reservation | None]:
         """Ask the governor for the route's first model: go ahead, go cheaper (the router
@@ -328,7 +418,11 @@ class _Call:
         hops = {providers[0].spec: route.chain[0]}
         for hop in route.fallbacks:
             try:
+                self._check_fits(hop.spec)
                 provider = await registry.aresolve(hop.spec)
+            except PromptTooLong as exc:
+                self.unavailable.append((hop, f"too small a context: {exc.context_window:,}"))
+                continue
             except ConfigError as exc:  # e.g. a missing optional SDK: not this call's fault
                 self.unavailable.append((hop, str(exc)))
                 continue
@@ -355,6 +449,22 @@ class _Call:
         self.plans[provider.spec] = planned
         return planned.request_for(request)
 
+    def _restarted(self, marker: Chunk, assembler: StreamAssembler) -> None:
+        """Record a failed attempt; fail the call if its caller cannot take back what it
+        was shown."""
+        spec = f"{marker.provider}:{marker.model}" if marker.provider else assembler.model
+        reason = marker.restart or "the stream broke"
+        self.retries.append(Retry(spec, reason))
+        if self.restartable or not (assembler.parts or assembler.tool_deltas):
+            return
+        raise ProviderUnavailable(
+            f"stream interrupted after {len(assembler.text)} characters, which were already "
+            f"passed on ({failure_of(reason)})",
+            partial_text=assembler.text,
+            provider=marker.provider or assembler.provider,
+            model=marker.model or assembler.model,
+        )
+
     async def _answered(
         self,
         assembler: StreamAssembler,
@@ -369,6 +479,10 @@ class _Call:
             ttft_s=duration_s if ttft_s is None else ttft_s,
             duration_s=duration_s,
         )
+        if self.retries:
+            completion = completion.model_copy(
+                update={"retries": tuple(f"{r.spec}: {r.reason}" for r in self.retries)}
+            )
         self.answered = (completion.provider, completion.model)
         completion = await self._after_call(completion)
         if reservation is not None and self.engine.governor is not None:
@@ -420,8 +534,20 @@ class _Call:
                 fallbacks=tuple(self.fallbacks),
                 unavailable=tuple(self.unavailable),
                 resolve_s=self.resolve_s,
+                retries=tuple(self.retries),
             )
         )
+
+
+def _context_window(engine: Engine, provider: str, model: str) -> int | None:
+    """The model's context window, when the catalogue knows it. ``None`` for a local
+    llama.cpp model: its adapter counts the prompt with the model's own tokenizer before
+    generating (exact, and free: nothing is billed), where an estimate could refuse a prompt
+    that fits."""
+    if engine.registry.kind_of(provider) == "llamacpp":
+        return None
+    entry = engine.catalog.lookup(provider, model)
+    return entry.context_window if entry is not None else None
 
 
 def _whole(reply: Completion | CachedReply) -> tuple[Chunk, ...]:

@@ -9,6 +9,7 @@ import a vendor SDK to handle a failure::
     │   ├── UnknownModel            a model spec that neither the catalogue nor a provider knows
     │   └── MissingDependency       an optional extra is not installed (names the extra)
     ├── InputError                  bad user input: empty goal, missing or binary document, ...
+    │   └── PromptTooLong           a prompt that cannot fit the chosen model's context window
     ├── BudgetExceeded              a budget window is full (names the window and reset time)
     ├── CacheBackendError           a cache store failed (fails open: a miss, never a failed call)
     ├── LedgerError                 the event ledger could not be opened, read or written
@@ -54,6 +55,20 @@ class MissingDependency(ConfigError):
 
 class InputError(HeliosError):
     """User input that Helios cannot work with; the message says what and where."""
+
+
+class PromptTooLong(InputError):
+    """A prompt too long for the model's context window, refused before any provider call.
+
+    ``tokens`` is the estimate (prompt plus the requested output allowance, if any) and
+    ``context_window`` the model's.
+    """
+
+    def __init__(self, message: str, *, model: str, tokens: int, context_window: int) -> None:
+        self.model = model
+        self.tokens = tokens
+        self.context_window = context_window
+        super().__init__(message)
 
 
 class CacheBackendError(HeliosError):
@@ -106,7 +121,13 @@ class BudgetExceeded(HeliosError):
 
 
 class ProviderError(HeliosError):
-    """A provider call failed."""
+    """A provider call failed.
+
+    ``attempts``: when the call was retried, why each attempt failed, oldest first (the
+    last is this error's own reason); empty for a call tried once.
+    """
+
+    attempts: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -229,6 +229,9 @@ class Chunk(_Frozen):
     finish_reason: FinishReason | None = None
     provider: str | None = None
     model: str | None = None
+    restart: str | None = None
+    """Set on a marker (no text) from a retrying stream: the attempt before it failed, for
+    this reason, and the reply starts over; text received before it is void."""
 
 
 class Completion(_Frozen):
@@ -256,6 +259,8 @@ class Completion(_Frozen):
     """For a cache hit: what the original call cost, at today's catalogue prices."""
     saved_s: float | None = None
     """For a cache hit: how long the original call took (``None`` when unknown)."""
+    retries: tuple[str, ...] = ()
+    """Why each failed attempt before this reply failed (a retried call), oldest first."""
 
     @property
     def perceived_improvement(self) -> float:

@@ -94,6 +94,7 @@ class RecordingObserver:
         self.chunks: dict[str, list[str]] = {}
         self.records: list[StageRecord] = []
         self.notes: list[str] = []
+        self.restarts: list[tuple[str, str]] = []
 
     def stage_started(self, stage: str, persona: str, pass_number: int, model: str) -> None:
         self.chunks.setdefault(f"{stage}:{pass_number}", [])
@@ -101,6 +102,10 @@ class RecordingObserver:
 
     def chunk(self, stage: str, text: str) -> None:
         self.chunks[self._key].append(text)
+
+    def stage_restarted(self, stage: str, reason: str) -> None:
+        self.restarts.append((self._key, reason))
+        self.chunks[self._key] = []
 
     def stage_finished(self, record: StageRecord) -> None:
         self.records.append(record)

@@ -52,6 +52,7 @@ def remote_settings(
     max_retries: int = 0,
     timeout_s: float = 5.0,
     headers: dict[str, str] | None = None,
+    first_token_timeout_s: float | None = 30.0,
 ) -> Settings:
     provider = ProviderSettings.model_validate(
         {
@@ -59,6 +60,7 @@ def remote_settings(
             "api_key": SecretStr(api_key) if api_key is not None else None,
             "max_retries": max_retries,
             "timeout_s": timeout_s,
+            "first_token_timeout_s": first_token_timeout_s,
             "headers": headers or {},
         }
     )
@@ -206,7 +208,7 @@ class RemoteContract:
     async def test_a_dropped_stream_keeps_the_partial_text(
         self, connect: Connect, sim: SimServer
     ) -> None:
-        provider = connect(max_retries=2)  # a broken stream must not be retried
+        provider = connect(max_retries=0)  # no retry left: the break is the caller's
         sim.state.inject(Fault(kind="drop", after_chunks=3), times=1)
         received: list[Chunk] = []
         with pytest.raises(ProviderUnavailable) as info:
@@ -214,6 +216,41 @@ class RemoteContract:
         assert len(received) == 3
         assert info.value.partial_text == joined(received)
         assert self.requests_served(sim) == 1
+
+    async def test_a_dropped_stream_starts_over_after_a_restart_marker(
+        self, connect: Connect, sim: SimServer
+    ) -> None:
+        whole = joined(await collect(connect().stream(Request.of("Hello"))))
+        provider = connect(max_retries=2)
+        sim.state.inject(Fault(kind="drop", after_chunks=3), times=1)
+        chunks = await collect(provider.stream(Request.of("Hello")))
+        [restart] = [index for index, chunk in enumerate(chunks) if chunk.restart is not None]
+        assert restart == 3  # after the three chunks the first attempt sent
+        marker = chunks[restart]
+        assert not marker.text and "attempt 1 of 3 failed: stream interrupted" in (
+            marker.restart or ""
+        )
+        assert joined(chunks[restart + 1 :]) == whole
+        assert chunks[-1].finish_reason == "stop"
+        assert self.requests_served(sim) == 3
+
+    async def test_a_stream_with_no_first_token_fails_after_the_first_token_timeout(
+        self, sim: SimServer
+    ) -> None:
+        settings = remote_settings(
+            self.kind, self.base_url(sim), max_retries=2, timeout_s=30, first_token_timeout_s=0.2
+        )
+        provider = type(self).factory(self.kind, self.model, settings)
+        sim.state.inject(Fault(kind="stall", seconds=30), times=None)
+        try:
+            with pytest.raises(ProviderTimeout) as info:
+                await collect(provider.stream(Request.of("Hello")), timeout_s=20)
+        finally:
+            await provider.aclose()
+        assert str(info.value) == (
+            f"{self.kind}:{self.model}: no first token within 0.2 s on 3 attempts"
+        )
+        assert self.requests_served(sim) == 3
 
     async def test_a_stream_stalling_midway_keeps_the_partial_text(
         self, make_sim: Callable[..., SimServer]

@@ -82,10 +82,27 @@ class ToolContract:
         assert chunks[-1].usage == completion.usage
         assert chunks[0].tool_calls[0].name == "get_weather"  # the first piece names it
 
-    async def test_a_tool_stream_cut_midway_is_not_retried(
+    async def test_a_tool_stream_cut_midway_starts_over(
         self, connect: Connect, sim: SimServer
     ) -> None:
-        provider = connect(max_retries=2)  # a call already begun must not be sent twice
+        # Nothing was run yet (the call was never complete), so trying again is safe, as
+        # long as the consumer is told to drop the fragments it has.
+        whole = await connect().complete(asking())
+        provider = connect(max_retries=2)
+        sim.state.inject(Fault(kind="drop", after_chunks=2), times=1)
+        chunks = await collect(provider.stream(asking()))
+        [restart] = [index for index, chunk in enumerate(chunks) if chunk.restart]
+        assert restart >= 1 and "attempt 1 of 3 failed" in (chunks[restart].restart or "")
+        assembler = StreamAssembler(provider.name, provider.model)
+        for chunk in chunks[restart + 1 :]:
+            assembler.add(chunk)
+        assert assembler.tool_calls == whole.tool_calls
+        assert sim.state.stats.total_requests == 3
+
+    async def test_a_tool_stream_cut_without_retries_fails(
+        self, connect: Connect, sim: SimServer
+    ) -> None:
+        provider = connect(max_retries=0)
         sim.state.inject(Fault(kind="drop", after_chunks=2), times=1)
         with pytest.raises(ProviderUnavailable):
             await collect(provider.stream(asking()))

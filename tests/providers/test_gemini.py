@@ -240,14 +240,21 @@ async def test_a_retry_after_beyond_the_cap_goes_to_the_caller() -> None:
     assert info.value.retry_after == 60
 
 
-async def test_streams_retry_only_before_their_first_chunk() -> None:
+async def test_streams_retry_before_and_after_their_first_chunk() -> None:
     provider, _ = retrying([ProviderUnavailable("down"), ["Hello", " world"]])
-    assert joined(await collect(provider.stream(Request.of("Hi")))) == "Hello world"
-    broken, inner = retrying([["Hello", ConnectionResetError("cut")], "never"])
+    chunks = await collect(provider.stream(Request.of("Hi")))
+    assert joined(chunks) == "Hello world"
+    assert [chunk.restart is not None for chunk in chunks].count(True) == 1
+    broken, inner = retrying([["Hello", ConnectionResetError("cut")], "again"])
+    chunks = await collect(broken.stream(Request.of("Hi")))
+    texts = [chunk.restart or chunk.text for chunk in chunks if chunk.restart or chunk.text]
+    assert texts[0] == "Hello" and texts[-1] == "again"
+    assert texts[1].startswith("attempt 1 of 3 failed: stream interrupted after 5 characters")
+    assert len(inner.calls) == 2
+    cut, _ = retrying([["Hello", ConnectionResetError("cut")]], max_retries=0)
     with pytest.raises(ProviderUnavailable) as info:
-        await collect(broken.stream(Request.of("Hi")))
+        await collect(cut.stream(Request.of("Hi")))
     assert info.value.partial_text == "Hello"
-    assert len(inner.calls) == 1
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import uuid
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from helios.cli.context import cli_context, console_err
 from helios.config.settings import Settings
@@ -91,11 +92,25 @@ async def _ask(settings: Settings, request: Request, streaming: bool) -> Complet
     async with Runtime.open(settings) as runtime:
         if not streaming:
             return await runtime.engine.complete(request)
-        stream = runtime.engine.stream(request)
+        # A terminal reader can be told that the text above is abandoned when a broken
+        # stream is tried again; a pipe cannot take text back, so there a stream that
+        # breaks after its first text fails (one that breaks before is still retried).
+        stream = runtime.engine.stream(request, restartable=sys.stdout.isatty())
+        written = False
         async for chunk in stream:
-            if chunk.text:
+            if chunk.restart is not None:
+                if written:
+                    sys.stdout.write("\n")
+                    sys.stdout.flush()
+                    note = f"{chunk.restart}; the answer starts over below"
+                else:
+                    note = chunk.restart
+                console_err.print(escape(note), style="yellow", soft_wrap=True)
+                written = False
+            elif chunk.text:
                 sys.stdout.write(chunk.text)
                 sys.stdout.flush()
+                written = True
         assert stream.completion is not None  # set once the stream is exhausted
         return stream.completion
 
@@ -109,10 +124,12 @@ def _summary(c: Completion) -> str:
         else ""
     )
     served = f" · served from the response cache ({c.cache_layer})" if c.cache_layer else ""
+    retried = f" · after {len(c.retries)} failed attempt(s)" if c.retries else ""
     return (
         f"{c.provider}:{c.model}{served} · TTFT {c.ttft_s * 1000:.0f} ms"
         f" · total {c.duration_s * 1000:.0f} ms"
         f" · tokens in {u.total_input_tokens} / out {u.output_tokens}{cache} · cost {cost}"
+        f"{retried}"
     )
 
 

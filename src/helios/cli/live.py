@@ -3,6 +3,11 @@
 On a terminal: each persona's text as it arrives, under a live status line (stage, model,
 elapsed, tokens); a finished persona's text stays on screen. Piped: the same text, written
 as it arrives, with a header per persona and no status line.
+
+When a persona's stream breaks and is tried again, the display says so and starts that
+persona's text over: on a terminal the live text is cleared (a note above it says why);
+piped, where written text cannot be taken back, a line marks the restart and the header is
+written again, so a reader knows the text above it was abandoned.
 """
 
 from __future__ import annotations
@@ -29,10 +34,15 @@ class _Current:
         self.model = model
         self.started = time.perf_counter()
         self.parts: list[str] = []
+        self.attempt = 1
 
     @property
     def label(self) -> str:
         return self.stage if self.pass_number == 1 else f"{self.stage} (pass {self.pass_number})"
+
+    @property
+    def attempt_label(self) -> str:
+        return "" if self.attempt == 1 else f" · attempt {self.attempt}"
 
     def __rich__(self) -> RenderableType:
         text = "".join(self.parts)
@@ -41,7 +51,7 @@ class _Current:
         status = Text.assemble(
             ("● ", "bold cyan"),
             (self.label, "bold"),
-            f" · {self.model} · {elapsed:.1f} s · {len(self.parts)} chunks",
+            f" · {self.model}{self.attempt_label} · {elapsed:.1f} s · {len(self.parts)} chunks",
             style="dim",
         )
         return Group(Text(tail), status)
@@ -81,6 +91,22 @@ class LiveDisplay:
         current.parts.append(text)
         if not self.interactive:
             self.out.write(text)
+            self.out.flush()
+
+    def stage_restarted(self, stage: str, reason: str) -> None:
+        current = self._current
+        if current is None:
+            return
+        current.parts.clear()
+        current.attempt += 1
+        if self.interactive:
+            message = f"· {current.label}: {reason}; its text starts over"
+            self.console.print(Text(message, style="yellow"))
+        else:
+            self.out.write(
+                f"\n· {current.label}: {reason}; the text above is abandoned\n"
+                f"## {current.label} ({current.model}){current.attempt_label}\n"
+            )
             self.out.flush()
 
     def stage_finished(self, record: StageRecord) -> None:

@@ -36,10 +36,25 @@ class ProviderSettings(Section):
     )
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    retry_base_delay_s: float = Field(
+        default=0.5, ge=0, description="the wait before the first retry; it doubles after"
+    )
     max_retry_wait_s: float = Field(
         default=60.0,
         gt=0,
         description="longest retry-after Helios sleeps; a longer one goes back to the caller",
+    )
+    first_token_timeout_s: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="an attempt that streams nothing for this long fails and is retried "
+        "(null: only timeout_s applies)",
+    )
+    deadline_s: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="the longest one call to this endpoint may take, every attempt and "
+        "retry wait included (null: no limit)",
     )
     headers: dict[str, str] = Field(default_factory=dict)
 

@@ -3,8 +3,9 @@
 A provider's failure moves the call to the next one when the error is retryable (rate
 limits, timeouts, outages) or an :class:`~helios.errors.AuthenticationError` (another
 provider holds other credentials). A :class:`~helios.errors.BadRequest` does not fall back:
-the same request would be refused again. A stream falls back only before its first chunk:
-once the caller has seen text, switching models would splice two different replies.
+the same request would be refused again. A stream falls back only while the caller has seen no text
+of its current attempt: switching models would splice two different replies (a retried
+stream's restart marker voids the text before it).
 When every provider fails, the last error is raised.
 
 ``prepare(provider, request)`` tailors the request to each provider just before it is called
@@ -91,7 +92,10 @@ class FallbackProvider(Provider):
             started = False
             try:
                 async for chunk in provider.stream(await self.prepare(provider, request)):
-                    started = True
+                    # a restart voids the text before it: falling back is safe again
+                    started = chunk.restart is None and (
+                        started or bool(chunk.text or chunk.tool_calls)
+                    )
                     if chunk.finish_reason is not None and chunk.provider is None:
                         # the caller only knows it called the chain: say who answered
                         chunk = chunk.model_copy(

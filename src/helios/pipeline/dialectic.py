@@ -380,9 +380,13 @@ class _Run:
         observer = self.p.observer
         observer.stage_started(role, persona.name, pass_number, model)
         if persona.streaming:
-            stream = self.p.engine.stream(request)
+            # restartable: a stream that breaks midway is tried again, and the observer
+            # is told to drop what it showed
+            stream = self.p.engine.stream(request, restartable=True)
             async for chunk in stream:
-                if chunk.text:
+                if chunk.restart is not None:
+                    observer.stage_restarted(role, chunk.restart)
+                elif chunk.text:
                     observer.chunk(role, chunk.text)
             assert stream.completion is not None  # set once the stream is exhausted
             completion = stream.completion

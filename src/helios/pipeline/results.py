@@ -167,6 +167,10 @@ class PipelineObserver(Protocol):
 
     def chunk(self, stage: str, text: str) -> None: ...
 
+    def stage_restarted(self, stage: str, reason: str) -> None:
+        """The stage's stream broke and is tried again: the text shown so far is void."""
+        ...
+
     def stage_finished(self, record: StageRecord) -> None: ...
 
     def note(self, message: str) -> None: ...
@@ -179,6 +183,9 @@ class SilentObserver:
         pass
 
     def chunk(self, stage: str, text: str) -> None:
+        pass
+
+    def stage_restarted(self, stage: str, reason: str) -> None:
         pass
 
     def stage_finished(self, record: StageRecord) -> None:

@@ -120,5 +120,8 @@ async def complete_by_streaming(provider: Provider, request: Request) -> Complet
     """``complete()`` for providers whose one real call is a stream: the stream collected."""
     assembler = StreamAssembler(provider.name, provider.model)
     async for chunk in provider.stream(request):
+        if chunk.restart is not None:  # a retried stream starts over
+            assembler = StreamAssembler(provider.name, provider.model)
+            continue
         assembler.add(chunk)
     return assembler.completion(streamed=False)

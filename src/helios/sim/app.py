@@ -12,7 +12,9 @@ Routes::
     GET  /_sim/stats      requests served per protocol, faults fired per kind
     GET  /_sim/requests   the request bodies received since the last reset
 
-Any protocol request may carry ``x-sim-fault: kind;name=value`` to fault just itself.
+Any protocol request may carry ``x-sim-fault: kind;name=value`` to fault just itself;
+one that brings no fault and finds none queued draws one from the config's seeded
+:class:`~helios.sim.config.FaultProfile` (none when every rate is 0, the default).
 Embeddings count as the ``openai`` protocol for faults, stats and the request log.
 """
 
@@ -126,11 +128,16 @@ async def answer(
             protocol.error(fault.kind, fault.message, fault.retry_after_s), fault, ids
         )
 
+    if fault is not None and fault.kind == "connect":
+        return ScriptedResponse(Script(media_type="application/json", trailer=(), abort=True))
+
     usage = sim.prompt_usage(
         protocol.name, call.model, call.segments, explicit=protocol.explicit_cache
     )
     reply = sim.reply(call)
     delay = fault.seconds if fault is not None and fault.kind == "timeout" else 0.0
+    stall = fault.seconds if fault is not None and fault.kind == "stall" else 0.0
+    slow = fault.seconds_per_chunk if fault is not None and fault.kind == "slow" else 0.0
     drop = fault.after_chunks if fault is not None and fault.kind == "drop" else None
     if call.stream:
         parts = protocol.stream(call, reply, usage, number)
@@ -143,17 +150,18 @@ async def answer(
             trailer=parts.trailer,
             headers=ids,
             delay_s=delay,
-            ttft_s=pacing.ttft_s,
-            gaps_s=pacing.gaps_s,
+            ttft_s=pacing.ttft_s + stall + slow,
+            gaps_s=tuple(gap + slow for gap in pacing.gaps_s),
             drop_after=drop,
         )
     else:
-        pacing = sim.pacing(len(reply.streamed_pieces), call.model)
+        chunks = len(reply.streamed_pieces)
+        pacing = sim.pacing(chunks, call.model)
         script = Script(
             media_type="application/json",
             trailer=(dumps(protocol.body(call, reply, usage, number)).encode(),),
             headers=ids,
-            delay_s=delay + pacing.total_s,
+            delay_s=delay + stall + slow * max(chunks, 1) + pacing.total_s,
             drop_after=None if drop is None else 0,
         )
     return ScriptedResponse(script)
@@ -179,7 +187,11 @@ async def answer_embeddings(
         return _fault_reply(
             protocol.error(fault.kind, fault.message, fault.retry_after_s), fault, ids
         )
-    delay = fault.seconds if fault is not None and fault.kind == "timeout" else 0.0
+    if fault is not None and fault.kind == "connect":
+        return ScriptedResponse(Script(media_type="application/json", trailer=(), abort=True))
+    delay = fault.seconds if fault is not None and fault.kind in ("timeout", "stall") else 0.0
+    if fault is not None and fault.kind == "slow":
+        delay += fault.seconds_per_chunk
     dropped = fault is not None and fault.kind == "drop"
     script = Script(
         media_type="application/json",

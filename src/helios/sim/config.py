@@ -8,7 +8,9 @@ profile, so one simulator can stand in for a fast and a slow model at once.
 
 A :class:`Fault` is the same object whichever way it arrives: built in Python, posted as
 JSON to ``/_sim/faults``, or written in an ``x-sim-fault`` request header such as
-``rate_limit;retry_after=1`` (see :meth:`Fault.parse`).
+``rate_limit;retry_after=1`` (see :meth:`Fault.parse`). A :class:`FaultProfile` instead
+gives each kind a rate: every request that brings no fault of its own draws one (or none)
+from an RNG seeded by the config, so a faulty run can be replayed.
 """
 
 from __future__ import annotations
@@ -21,9 +23,19 @@ ProtocolName = Literal["anthropic", "openai", "gemini"]
 PROTOCOLS: tuple[ProtocolName, ...] = ("anthropic", "openai", "gemini")
 
 FaultKind = Literal[
-    "rate_limit", "server_error", "overloaded", "drop", "timeout", "auth", "bad_request"
+    "rate_limit",
+    "server_error",
+    "overloaded",
+    "drop",
+    "timeout",
+    "auth",
+    "bad_request",
+    "connect",
+    "stall",
+    "slow",
 ]
-# Kinds that replace the reply with an error status; `drop` and `timeout` act on a reply.
+# Kinds that replace the reply with an error status; the others act on a reply (or, for
+# `connect`, on the connection).
 ERROR_KINDS: frozenset[str] = frozenset(
     {"rate_limit", "server_error", "overloaded", "auth", "bad_request"}
 )
@@ -105,12 +117,19 @@ class Fault(_Frozen):
     - ``drop``: a stream sends ``after_chunks`` content chunks, then the connection is
       closed mid-body; a plain reply sends its headers and closes before the body.
     - ``timeout``: waits ``seconds`` before answering normally.
+    - ``connect``: closes the connection without answering at all, as a refused or reset
+      connection looks to a client.
+    - ``stall``: a stream sends its headers, then holds ``seconds`` before the first token
+      (a first-token timeout for any client that waits less); a plain reply waits
+      ``seconds`` before answering.
+    - ``slow``: every chunk (a plain reply: every token) waits ``seconds_per_chunk`` more.
     """
 
     kind: FaultKind
     retry_after_s: float = Field(default=1.0, ge=0.0)
     after_chunks: int = Field(default=0, ge=0)
     seconds: float = Field(default=30.0, ge=0.0)
+    seconds_per_chunk: float = Field(default=0.5, ge=0.0)
     message: str | None = None
 
     @classmethod
@@ -146,6 +165,87 @@ class FaultOrder(Fault):
         return Fault.model_validate(self.model_dump(exclude={"times", "protocol"}))
 
 
+# The kinds a profile draws, in drawing order; `server_error` draws 500 or an overloaded
+# status (503, Anthropic's 529) evenly.
+PROFILE_KINDS: tuple[str, ...] = ("rate_limit", "server_error", "connect", "stall", "drop", "slow")
+# How `--fault-rate R` splits R among them: throttling and drops most, as seen in practice.
+DEFAULT_MIX: dict[str, float] = {
+    "rate_limit": 0.25,
+    "server_error": 0.2,
+    "connect": 0.1,
+    "stall": 0.1,
+    "drop": 0.25,
+    "slow": 0.1,
+}
+
+
+class FaultProfile(_Frozen):
+    """Rates of faults drawn per request, for requests that bring no fault of their own.
+
+    Each rate is the share of requests that get that fault: ``rate_limit`` (429 with
+    ``retry-after: retry_after_s``), ``server_error`` (500, or 503/529 overloaded),
+    ``connect`` (the connection closed unanswered), ``stall`` (no first token for
+    ``stall_s``), ``drop`` (a stream cut after ``drop_after_chunks`` chunks, a plain reply
+    after its headers) and ``slow`` (``slow_s_per_chunk`` more per chunk). The rates add up
+    to at most 1. Draws come from an RNG seeded by ``seed``, else by the config's seed, so
+    the same requests in the same order meet the same faults.
+    """
+
+    rate_limit: float = Field(default=0.0, ge=0.0, le=1.0)
+    server_error: float = Field(default=0.0, ge=0.0, le=1.0)
+    connect: float = Field(default=0.0, ge=0.0, le=1.0)
+    stall: float = Field(default=0.0, ge=0.0, le=1.0)
+    drop: float = Field(default=0.0, ge=0.0, le=1.0)
+    slow: float = Field(default=0.0, ge=0.0, le=1.0)
+    retry_after_s: float = Field(default=1.0, ge=0.0)
+    stall_s: float = Field(default=60.0, ge=0.0)
+    drop_after_chunks: int = Field(default=1, ge=0)
+    slow_s_per_chunk: float = Field(default=0.5, ge=0.0)
+    seed: int | None = None
+
+    @classmethod
+    def mix(cls, rate: float, **overrides: float | int | None) -> FaultProfile:
+        """``rate`` of all requests faulted, split by :data:`DEFAULT_MIX`; ``overrides``
+        set single fields (a kind's own rate, ``stall_s``, ...)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"the fault rate must be from 0 to 1, not {rate:g}")
+        values: dict[str, float | int | None] = {
+            kind: rate * share for kind, share in DEFAULT_MIX.items()
+        }
+        values.update(overrides)
+        return cls.model_validate(values)
+
+    @property
+    def total(self) -> float:
+        """The share of requests that get some fault."""
+        return sum(self.rate(kind) for kind in PROFILE_KINDS)
+
+    def rate(self, kind: str) -> float:
+        value: float = getattr(self, kind)
+        return value
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> FaultProfile:
+        # A little slack: 0.1 + 0.2 + ... in floating point can land just above 1.
+        if self.total > 1.0 + 1e-9:
+            raise ValueError(f"fault rates add up to {self.total:g}; at most 1 is possible")
+        return self
+
+    def fault(self, kind: str, overloaded: bool) -> Fault:
+        """The fault a draw of ``kind`` injects."""
+        if kind == "rate_limit":
+            return Fault(kind="rate_limit", retry_after_s=self.retry_after_s)
+        if kind == "server_error":
+            return Fault(kind="overloaded" if overloaded else "server_error")
+        if kind == "stall":
+            return Fault(kind="stall", seconds=self.stall_s)
+        if kind == "drop":
+            return Fault(kind="drop", after_chunks=self.drop_after_chunks)
+        if kind == "slow":
+            return Fault(kind="slow", seconds_per_chunk=self.slow_s_per_chunk)
+        return Fault(kind="connect")
+
+
 class SimConfig(_Frozen):
     """Settings of one simulator instance.
 
@@ -155,6 +255,7 @@ class SimConfig(_Frozen):
     overrides them per model id and ``default_cache_min_tokens`` covers unknown ids.
     ``implicit_cache_ttl_s`` is how long OpenAI/Gemini-style automatic prefixes stay warm
     after their last use. ``record_limit`` bounds the log of received requests.
+    ``faults`` gives faults rates, drawn per request (see :class:`FaultProfile`).
 
     ``latency`` applies to every model not named in ``latency_by_model``, whose keys are
     model ids as the request sends them (``"gpt-5"``, or any made-up id such as
@@ -173,6 +274,7 @@ class SimConfig(_Frozen):
     cache_min_tokens: dict[str, int] = Field(default_factory=dict)
     implicit_cache_ttl_s: float = Field(default=300.0, gt=0.0)
     record_limit: int = Field(default=1000, ge=0)
+    faults: FaultProfile = FaultProfile()
 
     def latency_for(self, model: str | None) -> LatencyProfile:
         """The profile that paces replies of ``model``."""

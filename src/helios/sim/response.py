@@ -5,6 +5,11 @@ Starlette's ``StreamingResponse`` cannot leave a body unfinished on purpose, and
 makes the server close the connection, so the client sees a truncated chunked body (or
 headers with no body) and its HTTP library raises at once instead of waiting.
 
+A ``connect`` fault needs even less: the connection closed with nothing sent. ASGI has no
+message for that, so the response closes the server's transport itself (uvicorn's request
+cycle holds it); under a server that does not expose it, the app raises instead, which
+servers answer with a bare 500.
+
 While a reply plays, a second task listens for the client going away, so an abandoned
 stream or a long ``timeout`` fault stops at once instead of holding the server open.
 
@@ -31,6 +36,7 @@ class Script:
     time of a plain reply). ``ttft_s`` passes before the first piece (or before the trailer
     when there are no pieces) and ``gaps_s[i]`` before piece ``i + 1``. With
     ``drop_after`` set, the connection closes after that many pieces, trailer unsent.
+    With ``abort``, the connection closes before anything is sent.
     """
 
     media_type: str
@@ -43,6 +49,7 @@ class Script:
     ttft_s: float = 0.0
     gaps_s: tuple[float, ...] = ()
     drop_after: int | None = None
+    abort: bool = False
 
     @property
     def streamed(self) -> bool:
@@ -61,6 +68,9 @@ class ScriptedResponse(Response):
         self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.script.abort:
+            await _close_connection(receive)
+            return
         async with anyio.create_task_group() as group:
 
             async def watch_disconnect() -> None:
@@ -95,6 +105,25 @@ class ScriptedResponse(Response):
         last = len(trailer) - 1
         for index, part in enumerate(trailer):
             await send({"type": "http.response.body", "body": part, "more_body": index < last})
+
+
+class ConnectionAborted(RuntimeError):
+    """Raised where the server's transport cannot be reached to close it."""
+
+
+async def _close_connection(receive: Receive) -> None:
+    # uvicorn's `receive` is a method of its per-request cycle, which holds the transport.
+    cycle = getattr(receive, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None or not hasattr(transport, "abort"):
+        raise ConnectionAborted("connect fault: this server gives no way to close the connection")
+    transport.abort()
+    # The loop tells the server the connection is gone on its next turn; until then it
+    # would answer the unstarted response with a 500 on the dead socket.
+    for _ in range(100):
+        if getattr(cycle, "disconnected", True):
+            break
+        await anyio.sleep(0)
 
 
 async def _pause(seconds: float) -> None:

@@ -17,7 +17,14 @@ from typing import Any
 
 from helios.catalog import Catalog
 from helios.sim.cache import PromptUsage, WarmPrefixes
-from helios.sim.config import Fault, LatencyProfile, ProtocolName, SimConfig
+from helios.sim.config import (
+    PROFILE_KINDS,
+    Fault,
+    FaultProfile,
+    LatencyProfile,
+    ProtocolName,
+    SimConfig,
+)
 from helios.sim.text import Reply, Segment, reply_for
 from helios.sim.tools import planned_reply
 from helios.sim.wire import SimCall
@@ -107,6 +114,26 @@ class Pacer:
         return seconds * (1.0 + self._rng.uniform(-self.profile.jitter, self.profile.jitter))
 
 
+class FaultDraws:
+    """Draws a fault (or none) per request from a :class:`FaultProfile` with a seeded RNG."""
+
+    def __init__(self, profile: FaultProfile, seed: int | str) -> None:
+        self.profile = profile
+        self._rng = random.Random(seed)
+
+    def draw(self) -> Fault | None:
+        if self.profile.total == 0.0:
+            return None
+        # Two draws every time, whatever the first gives: request n meets the same fault
+        # in every run, even when an earlier request drew a different kind.
+        roll, flip = self._rng.random(), self._rng.random()
+        for kind in PROFILE_KINDS:
+            roll -= self.profile.rate(kind)
+            if roll < 0.0:
+                return self.profile.fault(kind, overloaded=flip < 0.5)
+        return None
+
+
 class SimState:
     """The mutable side of one simulator app (``app.state.sim``)."""
 
@@ -123,6 +150,13 @@ class SimState:
         self.clock: Callable[[], float] = time.monotonic
         self._pacer = self._new_pacer()
         self._model_pacers = self._new_model_pacers()
+        self._draws = self._new_draws()
+
+    def _new_draws(self) -> FaultDraws:
+        faults = self.config.faults
+        return FaultDraws(
+            faults, faults.seed if faults.seed is not None else f"{self.config.seed}:faults"
+        )
 
     def _new_pacer(self) -> Pacer:
         latency = self.config.latency
@@ -159,6 +193,7 @@ class SimState:
             self.clock = time.monotonic
             self._pacer = self._new_pacer()
             self._model_pacers = self._new_model_pacers()
+            self._draws = self._new_draws()
 
     @property
     def stats(self) -> SimStats:
@@ -200,7 +235,8 @@ class SimState:
             return self._ids
 
     def take_fault(self, protocol: ProtocolName, header: str | None) -> Fault | None:
-        """The fault for this request: the header's if any, else the next queued match.
+        """The fault for this request: the header's if any, else the next queued match,
+        else one drawn from the config's fault profile (or none).
 
         Raises ``ValueError`` for a malformed header.
         """
@@ -208,6 +244,8 @@ class SimState:
         with self._lock:
             if fault is None:
                 fault = self._dequeue(protocol)
+            if fault is None:
+                fault = self._draws.draw()
             if fault is not None:
                 self._fired[fault.kind] += 1
         return fault

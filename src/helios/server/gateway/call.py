@@ -28,6 +28,8 @@ from helios.server.gateway.cache_control import cache_status
 from helios.server.gateway.errors import GatewayError, from_helios
 
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the response ended
+# Where each endpoint's protocol carries the prompt, for a refusal that names the field.
+_PROMPT_FIELDS = {"/v1/responses": "input"}
 
 
 def require_model(caller: Caller, spec: str) -> None:
@@ -56,6 +58,7 @@ class GatewayCall:
         self.requested_model = request.model or runtime.settings.default_model
         self.end_user = end_user
         self.streaming = streaming
+        self.prompt_field = _PROMPT_FIELDS.get(endpoint, "messages")
         context = request.context.model_copy(update={"task_id": self.id})
         self.request = request.model_copy(update={"context": context})
         self.handle: CompletionStream = runtime.engine.call(self.request, streaming=streaming)
@@ -68,7 +71,7 @@ class GatewayCall:
             async for _ in self.handle:
                 pass
         except HeliosError as exc:
-            error = from_helios(exc)
+            error = from_helios(exc, prompt_field=self.prompt_field)
             self.record(error.status, error)
             raise error from exc
         completion = self.handle.completion
@@ -84,7 +87,7 @@ class GatewayCall:
         except StopAsyncIteration:
             first = None
         except HeliosError as exc:
-            error = from_helios(exc)
+            error = from_helios(exc, prompt_field=self.prompt_field)
             self.record(error.status, error)
             raise error from exc
         return self._rest(first, chunks)
@@ -99,7 +102,7 @@ class GatewayCall:
             async for chunk in chunks:
                 yield chunk
         except HeliosError as exc:  # after the headers: the protocol renders it in-stream
-            failure = from_helios(exc)
+            failure = from_helios(exc, prompt_field=self.prompt_field)
             status = failure.status
             raise failure from exc
         except BaseException:

@@ -21,6 +21,7 @@ from helios.errors import (
     ConfigError,
     HeliosError,
     InputError,
+    PromptTooLong,
     ProviderError,
     ProviderTimeout,
     RateLimited,
@@ -72,10 +73,13 @@ def invalid(param: str, message: str) -> GatewayError:
     return GatewayError(400, "invalid_request", f"{param}: {message}", param=param)
 
 
-def from_helios(error: HeliosError) -> GatewayError:
-    """The client's view of an error raised while serving its call."""
+def from_helios(error: HeliosError, *, prompt_field: str = "messages") -> GatewayError:
+    """The client's view of an error raised while serving its call; ``prompt_field`` is
+    where the endpoint's protocol carries the prompt (named by a prompt too long)."""
     if isinstance(error, GatewayError):
         return error
+    if isinstance(error, PromptTooLong):
+        return invalid(prompt_field, str(error))
     if isinstance(error, BudgetExceeded):
         return _budget(error)
     if isinstance(error, UnknownModel):
