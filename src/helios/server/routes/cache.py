@@ -196,6 +196,7 @@ class LayerHealthResult(BaseModel):
     status: Literal["ok", "degraded", "disabled"]
     backend: str | None
     detail: str
+    breaker: Literal["closed", "open", "half-open"] | None = None
 
 
 class HealthResult(BaseModel):
@@ -480,6 +481,7 @@ def _health(health: CacheHealth) -> dict[str, Any]:
                 "status": layer_health.status,
                 "backend": layer_health.backend,
                 "detail": layer_health.detail,
+                "breaker": layer_health.breaker,
             }
             for layer, layer_health in health.layers.items()
         },
