@@ -26,6 +26,11 @@ class KeySettings(Section):
     postgres_url: str | None = Field(
         default=None, description="postgresql://... (backend postgres)"
     )
+    postgres_schema: str = Field(
+        default="public",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema of the api_keys table (created when missing)",
+    )
     postgres_breaker: BreakerSettings = Field(
         default_factory=lambda: breaker_defaults(0.25),
         description="PostgreSQL: deadline per operation and circuit breaker",
