@@ -445,7 +445,12 @@ class CacheManager:
             self._record_error(layer, exc)
             return LayerHealth("degraded", backend.name, str(exc), _state(backend.breaker))
         self._last_error[layer] = None
-        return LayerHealth("ok", backend.name, "reachable", _state(backend.breaker))
+        detail = (
+            "reachable, read-only: hits served, stores skipped"
+            if backend.read_only
+            else "reachable"
+        )
+        return LayerHealth("ok", backend.name, detail, _state(backend.breaker))
 
     def breakers(self) -> dict[Layer, dict[str, Any]]:
         """The circuit breaker of each layer's network store (see :mod:`helios.breaker`)."""

@@ -67,6 +67,11 @@ class CacheBackend(ABC):
     def __init__(self, *, clock: Clock = time.time) -> None:
         self.clock = clock
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the store can only be read (hits served, stores skipped)."""
+        return False
+
     @abstractmethod
     async def get(self, key: str) -> bytes | None:
         """The value, or ``None`` when absent or expired."""
