@@ -34,6 +34,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "helios.data",
         "helios.percentiles",
         "helios.retries",
+        "helios.breaker",
     ),
     # what talks to the outside world: model providers, embedders, the event store, the
     # simulator, the API key store

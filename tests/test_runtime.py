@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
 
+import pytest
+
 from helios.config.settings import Settings
+from helios.ledger.events import GovernorDecision
 from helios.ledger.memory import MemoryLedgerStore
 from helios.ledger.sink import MemorySink
 from helios.ledger.sqlite import SQLiteLedgerStore
 from helios.ledger.store import EventQuery
 from helios.messages import Request
 from helios.providers.function import FunctionProvider
-from helios.runtime import Runtime
+from helios.runtime import LEDGER_WAIT_S, Runtime
 
 
 class Warming(FunctionProvider):
@@ -109,3 +114,39 @@ async def test_warm_also_loads_the_semantic_caches_embedder(tmp_path: Path) -> N
     async with Runtime.open(config) as runtime:
         warmed = await runtime.warm()
     assert any(item.startswith("embedder ") for item in warmed)
+
+
+async def test_a_ledger_that_hangs_holds_a_flush_for_a_bounded_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PostgreSQL ledger that neither answers nor fails: the flush at the end of a command
+    gives up after ``LEDGER_WAIT_S`` with a warning instead of waiting as long as it hangs;
+    the events stay queued and are written once the store answers again."""
+    from helios.ledger.postgres import PostgresLedgerStore
+    from tests.cache.tcp_proxy import postgres_proxy
+    from tests.ledger.conftest import drop_schema, postgres_url
+
+    url = postgres_url()
+    schema = f"helios_test_{uuid.uuid4().hex[:12]}"
+    proxy, proxied = await postgres_proxy(url)
+    store = PostgresLedgerStore(proxied, schema=schema)
+    try:
+        async with Runtime.open(settings(tmp_path), store=store) as runtime:
+            assert runtime.sink is not None and runtime.writer is not None
+            runtime.sink.emit(GovernorDecision(task_id="t", decision="allow", account="a"))
+            await runtime.flush()
+            proxy.hang()
+            runtime.sink.emit(GovernorDecision(task_id="t", decision="allow", account="b"))
+            async with asyncio.timeout(LEDGER_WAIT_S * 10):  # generous: it returns, it waits
+                await runtime.flush()
+            assert runtime.writer.pending == 1
+            assert "ledger did not answer" in caplog.text
+            proxy.resume()
+            await runtime.flush()
+            assert runtime.writer.pending == 0
+        assert await store.count() == 2
+    finally:
+        proxy.resume()
+        await store.aclose()
+        await proxy.stop()
+        await drop_schema(url, schema)

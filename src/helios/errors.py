@@ -14,6 +14,8 @@ import a vendor SDK to handle a failure::
     ├── CacheBackendError           a cache store failed (fails open: a miss, never a failed call)
     ├── LedgerError                 the event ledger could not be opened, read or written
     ├── KeyStoreError               the API key store could not be opened, read or written
+    │   └── KeyStoreUnavailable     it timed out or its circuit is open (503 + Retry-After)
+    ├── GovernorStateError          the governor's window store could not be read or written
     ├── KeyRejected                 a presented API key is malformed, unknown, revoked or expired
     ├── ProviderError               a provider call failed (carries provider and model)
     │   ├── RateLimited             429 / quota; ``retry_after`` seconds when the provider said
@@ -97,6 +99,29 @@ class KeyStoreError(HeliosError):
     (503) rather than letting them in unauthenticated. The message names the store (the
     SQLite path, or the PostgreSQL host and port), never a password and never a key.
     """
+
+
+class KeyStoreUnavailable(KeyStoreError):
+    """The key store did not answer in time, or its circuit breaker is open; the gateway
+    answers 503 with ``Retry-After: retry_after_s``."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class GovernorStateError(HeliosError):
+    """The governor's state store (its usage windows) could not be read or written.
+
+    A reservation then cannot be checked against its budget: by default the call is refused
+    (``governor.on_state_error: reject``; the gateway answers 503 with ``Retry-After``),
+    or let through unbudgeted (``allow``). ``retry_after_s``: when the store may be asked
+    again (its circuit breaker's cool-down), ``None`` when unknown.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
 
 
 class KeyRejected(HeliosError):

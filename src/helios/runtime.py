@@ -25,6 +25,7 @@ parts here; nothing else constructs them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -58,6 +59,10 @@ from helios.providers.registry import ProviderRegistry
 
 logger = logging.getLogger(__name__)
 HEALTH_WINDOW_S = 3600.0  # how far back the router looks at each model's errors
+LEDGER_WAIT_S = 2.0
+"""How long a flush (the end of ``helios run``, closing) waits for a ledger store that
+neither answers nor fails (a PostgreSQL that hangs would otherwise hold the command for
+as long as it hangs); healthy, a batch commits in milliseconds."""
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -318,11 +323,18 @@ class Runtime:
 
     async def _close_writer(self) -> None:
         assert self.writer is not None
-        await _flush(self.writer)
-        try:
-            await self.writer.aclose()
-        except LedgerError as exc:
-            logger.warning("ledger unavailable on close: %s", exc)
+        if not await _flush(self.writer):
+            return  # the store hangs: closing would wait on it too; its events are lost
+        closing = asyncio.ensure_future(self.writer.aclose())
+        done, _ = await asyncio.wait((closing,), timeout=LEDGER_WAIT_S)
+        if not done:
+            logger.warning(
+                "ledger did not answer in %g s on close: %d events not recorded",
+                LEDGER_WAIT_S,
+                self.writer.pending,
+            )
+        elif (error := closing.exception()) is not None:
+            logger.warning("ledger unavailable on close: %s", error)
 
 
 async def _recent_health(store: LedgerStore) -> ModelObservations | None:
@@ -340,10 +352,19 @@ async def _recent_health(store: LedgerStore) -> ModelObservations | None:
     return ModelObservations.from_events(screened.events)
 
 
-async def _flush(writer: LedgerWriter) -> None:
+async def _flush(writer: LedgerWriter) -> bool:
     """An unreachable ledger costs the record, not the answer: Helios warns and goes on, as
-    it does when a cache store fails."""
+    it does when a cache store fails. A store that hangs (no error, no answer) is waited on
+    for ``LEDGER_WAIT_S`` at most; ``False`` then (the events stay queued in the writer)."""
     try:
-        await writer.flush()
+        await asyncio.wait_for(writer.flush(), LEDGER_WAIT_S)
+    except TimeoutError:
+        logger.warning(
+            "ledger did not answer in %g s: %d events not recorded yet",
+            LEDGER_WAIT_S,
+            writer.pending,
+        )
+        return False
     except LedgerError as exc:
         logger.warning("ledger unavailable, this task's events were not recorded: %s", exc)
+    return True

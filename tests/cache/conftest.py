@@ -24,6 +24,7 @@ import pytest
 from helios.cache.backends.base import CacheBackend
 from helios.cache.backends.memory import MemoryBackend
 from helios.cache.backends.sqlite import SQLiteBackend
+from helios.config.breaker import BreakerSettings
 
 
 class FakeClock:
@@ -84,7 +85,15 @@ def build_backend(
     if kind == "redis":
         from helios.cache.backends.redis import RedisBackend
 
-        return RedisBackend(redis_url(), prefix=namespace or redis_namespace(), clock=clock)
+        # the contract is about what is stored, not how fast: a deadline that a burst of
+        # fifty fresh connections on a loaded test machine cannot reach (test_store_faults
+        # covers the deadline and the circuit breaker)
+        return RedisBackend(
+            redis_url(),
+            prefix=namespace or redis_namespace(),
+            clock=clock,
+            breaker=BreakerSettings(deadline_s=2.0),
+        )
     raise AssertionError(f"unknown backend kind {kind!r}")
 
 

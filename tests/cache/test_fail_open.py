@@ -7,11 +7,13 @@ connection (as a restart or a network failure would) and restore the path later.
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 from helios.cache.exact import ExactCache
 from helios.cache.manager import CacheManager
 from helios.catalog import Catalog
+from helios.config.breaker import BreakerSettings
 from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.messages import Request
@@ -34,7 +36,8 @@ async def test_redis_down_mid_run_fails_open_and_recovers() -> None:
         lambda r: f"answer to {r.messages[-1].content}", name="f", model="m"
     )
     registry.add(provider)
-    backend = RedisBackend(url, prefix=redis_namespace(), socket_timeout_s=0.5)
+    breaker = BreakerSettings(cooldown_s=0.2)
+    backend = RedisBackend(url, prefix=redis_namespace(), socket_timeout_s=0.5, breaker=breaker)
     cache = CacheManager(catalog, exact=ExactCache(backend))
     engine = Engine(registry, catalog, cache=cache)
     request = Request.of("what is up?", model="f:m")
@@ -55,6 +58,7 @@ async def test_redis_down_mid_run_fails_open_and_recovers() -> None:
         assert cache.snapshot()["layers"]["L2"]["errors"] >= 2
 
         await proxy.start()
+        await asyncio.sleep(breaker.cooldown_s)  # the circuit opened: one probe after this
         after = await engine.complete(request)
         assert after.cache_layer == "L2"  # the entry survived in Redis; no restart needed
         assert (await cache.health()).status == "ok"

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from helios.breaker import failure_log_level
 from helios.cache.backends.base import CacheBackend, EntryInfo, check_limit, most_recent_first
 from helios.cache.keys import namespace_of, prefix_for, request_key
 from helios.errors import CacheBackendError
@@ -205,7 +206,8 @@ class ExactCache:
         except CacheBackendError as exc:
             counts.misses += 1
             counts.errors += 1
-            logger.warning("L2 cache lookup failed on %s: %s", self.backend.name, exc)
+            level = failure_log_level(self.backend.breaker)
+            logger.log(level, "L2 cache lookup failed on %s: %s", self.backend.name, exc)
             return None
         if raw is None:
             counts.misses += 1
@@ -239,7 +241,8 @@ class ExactCache:
             await self.backend.set(key, reply.to_bytes(), ttl_s=ttl_s or self.ttl_s)
         except CacheBackendError as exc:
             counts.errors += 1
-            logger.warning("L2 cache store failed on %s: %s", self.backend.name, exc)
+            level = failure_log_level(self.backend.breaker)
+            logger.log(level, "L2 cache store failed on %s: %s", self.backend.name, exc)
             return False
         counts.stores += 1
         return True

@@ -38,7 +38,9 @@ def l2_backend(settings: CacheSettings) -> CacheBackend:
             raise ConfigError("cache.redis_url must be set when cache.backend is 'redis'")
         from helios.cache.backends.redis import RedisBackend  # redis is an optional extra
 
-        return RedisBackend(settings.redis_url, prefix=settings.redis_prefix)
+        return RedisBackend(
+            settings.redis_url, prefix=settings.redis_prefix, breaker=settings.redis_breaker
+        )
     return SQLiteBackend(settings.resolved_path(), max_entries=settings.max_entries)
 
 
@@ -65,7 +67,9 @@ def vector_index(settings: CacheSettings, dim: int) -> VectorIndex:
             )
         from helios.cache.backends.pgvector import PgvectorIndex
 
-        return PgvectorIndex(semantic.postgres_url, dim, table=semantic.table)
+        return PgvectorIndex(
+            semantic.postgres_url, dim, table=semantic.table, breaker=semantic.postgres_breaker
+        )
     from helios.cache.backends.usearch import UsearchIndex
 
     return UsearchIndex(settings.semantic_path(), dim)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from helios.breaker import CircuitBreaker
 from helios.cache.backends.base import CacheBackend
 from helios.cache.exact import NO_PERSONA, CachedReply, ExactCache
 from helios.cache.metrics import LayerMetrics, PersonaMetrics
@@ -427,10 +428,10 @@ class CacheManager:
                 await index.ping()
             except HeliosError as exc:
                 self._record_error("L3", exc)
-                layers["L3"] = LayerHealth("degraded", index.name, str(exc))
+                layers["L3"] = LayerHealth("degraded", index.name, str(exc), _state(index.breaker))
             else:
                 self._last_error["L3"] = None
-                layers["L3"] = LayerHealth("ok", index.name, "reachable")
+                layers["L3"] = LayerHealth("ok", index.name, "reachable", _state(index.breaker))
         return CacheHealth(layers)
 
     async def _probe_backend(
@@ -442,9 +443,27 @@ class CacheManager:
             await backend.get(_PROBE_KEY)
         except CacheBackendError as exc:
             self._record_error(layer, exc)
-            return LayerHealth("degraded", backend.name, str(exc))
+            return LayerHealth("degraded", backend.name, str(exc), _state(backend.breaker))
         self._last_error[layer] = None
-        return LayerHealth("ok", backend.name, "reachable")
+        detail = (
+            "reachable, read-only: hits served, stores skipped"
+            if backend.read_only
+            else "reachable"
+        )
+        return LayerHealth("ok", backend.name, detail, _state(backend.breaker))
+
+    def breakers(self) -> dict[Layer, dict[str, Any]]:
+        """The circuit breaker of each layer's network store (see :mod:`helios.breaker`)."""
+        stores: dict[Layer, CircuitBreaker | None] = {
+            "L1": self.warm.backend.breaker if self.warm is not None else None,
+            "L2": self.exact.backend.breaker if self.exact is not None else None,
+            "L3": self.semantic.index.breaker if self.semantic is not None else None,
+        }
+        found: dict[Layer, dict[str, Any]] = {}
+        for layer, breaker in stores.items():
+            if breaker is not None:
+                found[layer] = breaker.snapshot()
+        return found
 
     def snapshot(self) -> dict[str, Any]:
         """The reference design's metric fields plus per-layer detail, as plain data."""
@@ -465,6 +484,7 @@ class CacheManager:
             "layers": {layer: m.snapshot() for layer, m in self.metrics.items()},
             "personas": {name: m.snapshot() for name, m in sorted(self.personas.items())},
             "last_errors": {layer: e for layer, e in self._last_error.items() if e is not None},
+            "breakers": self.breakers(),
         }
 
     async def aclose(self) -> None:
@@ -490,6 +510,10 @@ class CacheManager:
         self.metrics[layer].errors += 1
         self._last_error[layer] = str(exc)
         logger.warning("%s cache unavailable: %s", layer, exc)
+
+
+def _state(breaker: CircuitBreaker | None) -> str | None:
+    return breaker.state if breaker is not None else None
 
 
 def _too_old(reply: CachedReply, max_age_s: float | None) -> bool:

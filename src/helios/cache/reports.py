@@ -88,6 +88,9 @@ class LayerHealth:
     status: HealthStatus
     backend: str | None
     detail: str
+    breaker: str | None = None
+    """The circuit of a network store after the probe (``closed``, ``open``,
+    ``half-open``); ``None`` for a local one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
+from helios.breaker import failure_log_level
 from helios.cache.backends.base import Clock
 from helios.cache.backends.vector import SemanticEntry, VectorIndex
 from helios.cache.exact import UNCACHEABLE_FINISH, CachedReply
@@ -325,7 +326,8 @@ class SemanticCache:
         self.counts.errors += 1
         if operation == "lookup":
             self.counts.misses += 1
-        logger.warning("L3 cache %s failed on %s: %s", operation, self.index.name, exc)
+        level = failure_log_level(self.index.breaker)
+        logger.log(level, "L3 cache %s failed on %s: %s", operation, self.index.name, exc)
         return SemanticLookup(None, checked=True, reason=f"{operation} failed", error=str(exc))
 
     async def _forget(self, entry_id: str) -> None:

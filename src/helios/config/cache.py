@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from helios.config.breaker import BreakerSettings, breaker_defaults
 from helios.config.paths import data_dir
 from helios.config.section import Section
 from helios.messages import CacheTTL
@@ -29,6 +30,10 @@ class SemanticCacheSettings(Section):
         description="SQLite file of the usearch index's entries; default: the L2 SQLite file",
     )
     postgres_url: str | None = Field(default=None, description="required for index pgvector")
+    postgres_breaker: BreakerSettings = Field(
+        default_factory=lambda: breaker_defaults(0.1),
+        description="pgvector: deadline per operation and circuit breaker",
+    )
     table: str = Field(default="helios_semantic_cache", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     embedder: Literal["local", "openai"] = "local"
     openai_embedding_model: str = "text-embedding-3-small"
@@ -78,6 +83,10 @@ class CacheSettings(Section):
     )
     redis_url: str | None = Field(default=None, description="required for backend redis")
     redis_prefix: str = "helios:cache"
+    redis_breaker: BreakerSettings = Field(
+        default_factory=lambda: breaker_defaults(0.05),
+        description="Redis: deadline per operation and circuit breaker",
+    )
     prompt: PromptCacheSettings = Field(default_factory=PromptCacheSettings)
     semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
 

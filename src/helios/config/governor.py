@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from helios.catalog import Tier
+from helios.config.breaker import BreakerSettings, breaker_defaults
 from helios.config.paths import data_dir
 from helios.config.section import Section
 
@@ -84,6 +85,15 @@ class GovernorSettings(Section):
     path: Path | None = Field(default=None, description="SQLite file; default: user data dir")
     redis_url: str | None = None
     redis_prefix: str = "helios:gov"
+    redis_breaker: BreakerSettings = Field(
+        default_factory=lambda: breaker_defaults(0.1),
+        description="Redis: deadline per operation and circuit breaker",
+    )
+    on_state_error: Literal["reject", "allow"] = Field(
+        default="reject",
+        description="when the state store cannot be reached: refuse calls (503) or let them"
+        " through unbudgeted",
+    )
     default_max_tokens: int = Field(
         default=1024, gt=0, description="output tokens reserved for a request without max_tokens"
     )

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from helios.config.breaker import BreakerSettings, breaker_defaults
 from helios.config.paths import data_dir
 from helios.config.section import Section
 
@@ -24,6 +25,15 @@ class KeySettings(Section):
     path: Path | None = Field(default=None, description="SQLite file; default: user data dir")
     postgres_url: str | None = Field(
         default=None, description="postgresql://... (backend postgres)"
+    )
+    postgres_schema: str = Field(
+        default="public",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema of the api_keys table (created when missing)",
+    )
+    postgres_breaker: BreakerSettings = Field(
+        default_factory=lambda: breaker_defaults(0.25),
+        description="PostgreSQL: deadline per operation and circuit breaker",
     )
     cache_s: float = Field(
         default=5.0,

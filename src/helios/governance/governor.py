@@ -20,19 +20,31 @@ them either way), a ``budget_source`` may add budgets that depend on who calls: 
 key's own budget and rate limit (:mod:`helios.keys.budgets`), asked at every reservation and
 held the same way. A call that no budget of either kind concerns is allowed silently: no
 state is touched and no event recorded.
+
+When the state store cannot be reached (:class:`~helios.errors.GovernorStateError`: a
+Redis that is down or hangs, past its deadline or behind its open circuit breaker), a
+budget cannot be checked, and a budget is a safety control: by default the call is refused
+(``on_state_error="reject"``: the error reaches the caller, a 503 with ``Retry-After`` at
+the gateway), or, where availability matters more than the spending cap, let through
+unbudgeted (``"allow"``: a warning and an ``allow`` event marked ``state_unavailable``).
+Either way it is decided within the store's deadline, never by waiting on the store. A
+commit or release that fails after the call is logged and dropped: the call was made and
+answered, and its reservation expires after ``stale_reservation_s``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from helios.breaker import failure_log_level
 from helios.catalog import Catalog, ModelEntry, Tier
 from helios.config.governor import BudgetSettings, GovernorSettings, WindowKind, WindowSettings
-from helios.errors import BudgetExceeded
+from helios.errors import BudgetExceeded, GovernorStateError
 from helios.governance.estimate import TokenEstimate, Tokenizer, estimate_tokens
 from helios.governance.state import GovernorState, open_state
 from helios.governance.windows import Charge, ReserveResult, WindowSpec
@@ -41,8 +53,11 @@ from helios.ledger.sink import EventSink
 from helios.messages import CallContext, Priority, Request, Usage
 
 Decision = Literal["allow", "downgrade", "defer"]
+OnStateError = Literal["reject", "allow"]
 Clock = Callable[[], float]
 TIERS_BY_COST: tuple[Tier, ...] = ("strong", "fast", "local")
+
+logger = logging.getLogger(__name__)
 
 
 def cheaper_tier(tier: Tier | None) -> Tier | None:
@@ -119,10 +134,11 @@ class Governor:
         default_max_tokens: int = 1024,
         hold_budgets: bool = True,
         budget_source: BudgetSource | None = None,
+        on_state_error: OnStateError = "reject",
     ) -> None:
         """``clock`` is wall-clock epoch seconds (windows persist across processes).
         ``hold_budgets`` false: calls are not held to ``budgets`` (``governor.enabled`` is
-        off), only to those of ``budget_source``."""
+        off), only to those of ``budget_source``. ``on_state_error``: see the module doc."""
         self.state = state
         self.budgets = list(budgets)
         self.hold_budgets = hold_budgets
@@ -132,6 +148,7 @@ class Governor:
         self.clock = clock
         self.tokenizer = tokenizer
         self.default_max_tokens = default_max_tokens
+        self.on_state_error = on_state_error
         self._open: dict[str, list[tuple[_Slot, Charge]]] = {}
 
     @classmethod
@@ -156,6 +173,7 @@ class Governor:
             default_max_tokens=settings.default_max_tokens,
             hold_budgets=hold_budgets,
             budget_source=budget_source,
+            on_state_error=settings.on_state_error,
         )
 
     async def close(self) -> None:
@@ -199,9 +217,12 @@ class Governor:
         if not budgets:
             return reservation  # nothing concerns this call: allowed, nothing recorded
         if held:
-            result = await self.state.try_reserve(
-                reservation.id, [charge for _, charge in held], self.clock()
-            )
+            try:
+                result = await self.state.try_reserve(
+                    reservation.id, [charge for _, charge in held], self.clock()
+                )
+            except GovernorStateError as exc:
+                return self._state_unavailable(reservation, exc)
             if not result.ok:
                 return self._refuse(reservation, held, result)
             self._open[reservation.id] = held
@@ -227,14 +248,43 @@ class Governor:
             Charge(charge.window, _units(slot.budget, entry, usage), charge.limit)
             for slot, charge in held
         ]
-        await self.state.commit(reservation.id, charges, self.clock())
+        try:
+            await self.state.commit(reservation.id, charges, self.clock())
+        except GovernorStateError as exc:
+            self._settle_failed("commit", reservation, exc)
 
     async def release(self, reservation: Reservation) -> None:
         """Give the units back (the call failed before using any)."""
         held = self._open.pop(reservation.id, None)
         if held is None:
             return
-        await self.state.release(reservation.id, [c.window for _, c in held], self.clock())
+        try:
+            await self.state.release(reservation.id, [c.window for _, c in held], self.clock())
+        except GovernorStateError as exc:
+            self._settle_failed("release", reservation, exc)
+
+    def _state_unavailable(self, reservation: Reservation, exc: GovernorStateError) -> Reservation:
+        """No state to check the budgets against: refuse the call, or let it through
+        unbudgeted, as ``on_state_error`` says (see the module doc)."""
+        account = ",".join(name for name, _ in reservation.units)
+        level = failure_log_level(self.state.breaker)
+        if self.on_state_error == "reject":
+            self._emit(reservation, "reject", account, "", unavailable=True)
+            logger.log(level, "governor refuses %s: %s", reservation.model, exc)
+            raise exc
+        self._emit(reservation, "allow", account, "", unavailable=True)
+        logger.log(level, "governor lets %s through unbudgeted: %s", reservation.model, exc)
+        return reservation  # holds nothing: commit and release have nothing to settle
+
+    def _settle_failed(self, what: str, reservation: Reservation, exc: GovernorStateError) -> None:
+        level = failure_log_level(self.state.breaker)
+        logger.log(
+            level,
+            "governor could not %s reservation %s (it expires on its own): %s",
+            what,
+            reservation.id,
+            exc,
+        )
 
     async def status(self, context: CallContext | None = None) -> list[WindowStatus]:
         """Every window of every configured budget, for ``helios budget``; with a
@@ -323,6 +373,8 @@ class Governor:
         account: str,
         window: str,
         resets_at: float | None = None,
+        *,
+        unavailable: bool = False,
     ) -> None:
         if self.sink is None:
             return
@@ -345,6 +397,8 @@ class Governor:
             details["eta_s"] = reservation.eta_s
         if resets_at is not None:
             details["resets_at"] = resets_at
+        if unavailable:
+            details["state_unavailable"] = True
         self.sink.emit(
             GovernorDecision(
                 task_id=reservation.task_id,

@@ -25,5 +25,9 @@ def open_key_store(settings: KeySettings) -> KeyStore:
             if not (exc.name or "").startswith("psycopg"):
                 raise
             raise MissingDependency("psycopg", "postgres", "The PostgreSQL key store") from exc
-        return PostgresKeyStore(settings.postgres_url)
+        return PostgresKeyStore(
+            settings.postgres_url,
+            schema=settings.postgres_schema,
+            breaker=settings.postgres_breaker,
+        )
     return SQLiteKeyStore(settings.resolved_path())

@@ -5,15 +5,22 @@ a transaction-scoped advisory lock, so two processes opening a new store at once
 race. ``schema`` puts the table in its own PostgreSQL schema (tests use a fresh one each).
 An unreachable server fails the first operation within ``connect_timeout_s`` with a
 :class:`~helios.errors.KeyStoreError` naming host, port and database, never the password.
+
+Every operation runs under a :class:`~helios.breaker.CircuitBreaker`
+(``keys.postgres_breaker``): a deadline of 250 ms once the pool is open, and after 3
+connection failures or timeouts in a row operations fail at once, without touching the
+network, until a probe after the cool-down. A timeout or an open circuit is a
+:class:`~helios.errors.KeyStoreUnavailable` carrying when to try again, which the server
+turns into a 503 with ``Retry-After``: authentication fails closed, and fast.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -21,7 +28,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from helios.errors import ConfigError, KeyStoreError
+from helios.breaker import CircuitBreaker
+from helios.config.breaker import BreakerSettings
+from helios.errors import ConfigError, KeyStoreError, KeyStoreUnavailable
 from helios.keys.model import ApiKey
 from helios.keys.store import COLUMNS, KeyStore, Row, StoredKey, decode
 from helios.postgres_db import connect_kwargs, location, one_line
@@ -29,6 +38,7 @@ from helios.postgres_db import connect_kwargs, location, one_line
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 _LOCK_CLASS = 0x4E1105  # Helios's advisory lock class (shared with the ledger)
+T = TypeVar("T")
 _TABLE = """
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
@@ -48,8 +58,18 @@ CREATE TABLE IF NOT EXISTS api_keys (
 
 class PostgresKeyStore(KeyStore):
     name = "postgres"
+    breaker: CircuitBreaker
 
-    def __init__(self, url: str, *, schema: str = "public", connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "public",
+        connect_timeout_s: float = 5.0,
+        breaker: BreakerSettings | None = None,
+    ) -> None:
+        """``breaker``: deadline and circuit breaker (default: :class:`BreakerSettings`
+        with a 250 ms deadline); opening the pool has ``connect_timeout_s``."""
         if not _SCHEMA_NAME.fullmatch(schema):
             raise ConfigError(
                 f"key store schema {schema!r}: use lower-case letters, digits and '_'"
@@ -69,8 +89,20 @@ class PostgresKeyStore(KeyStore):
         self._pool: AsyncConnectionPool | None = None
         self._open_lock = asyncio.Lock()
         self._closed = False
+        guard = breaker if breaker is not None else BreakerSettings(deadline_s=0.25)
+        self.breaker = CircuitBreaker(
+            f"PostgreSQL key store {self.location}",
+            error=lambda message, retry: KeyStoreUnavailable(message, retry_after_s=retry),
+            trips=_out_of_reach,
+            deadline_s=guard.deadline_s,
+            failures=guard.failures,
+            cooldown_s=guard.cooldown_s,
+        )
 
     async def _insert(self, row: Row) -> bool:
+        return await self._guarded("insert", self._write_row(row))
+
+    async def _write_row(self, row: Row) -> bool:
         marks = ", ".join(["%s"] * len(row))
         try:
             async with self._connection() as connection:
@@ -82,41 +114,47 @@ class PostgresKeyStore(KeyStore):
         return True
 
     async def lookup(self, key_id: str) -> StoredKey | None:
-        async with self._connection() as connection:
-            cursor = await connection.execute(
-                f"SELECT {COLUMNS} FROM api_keys WHERE id = %s", (key_id,)
-            )
-            row = await cursor.fetchone()
-        return None if row is None else decode(row)
+        query = f"SELECT {COLUMNS} FROM api_keys WHERE id = %s"
+        rows = await self._guarded("lookup", self._fetch(query, (key_id,)))
+        return decode(rows[0]) if rows else None
 
     async def list_keys(self) -> list[ApiKey]:
-        async with self._connection() as connection:
-            cursor = await connection.execute(
-                f"SELECT {COLUMNS} FROM api_keys ORDER BY created_at, id"
-            )
-            rows = await cursor.fetchall()
+        query = f"SELECT {COLUMNS} FROM api_keys ORDER BY created_at, id"
+        rows = await self._guarded("list", self._fetch(query, ()))
         return [decode(row).key for row in rows]
 
     async def _mark_revoked(self, key_id: str, at: float) -> None:
-        async with self._connection() as connection:
-            await connection.execute(
-                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
-                (at, key_id),
-            )
+        query = "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL"
+        await self._guarded("revoke", self._fetch(query, (at, key_id), returns_rows=False))
 
     async def any_keys(self) -> bool:
-        async with self._connection() as connection:
-            cursor = await connection.execute("SELECT 1 FROM api_keys LIMIT 1")
-            return await cursor.fetchone() is not None
+        rows = await self._guarded("any", self._fetch("SELECT 1 FROM api_keys LIMIT 1", ()))
+        return bool(rows)
 
     async def aclose(self) -> None:
+        await self.breaker.aclose()
         async with self._open_lock:
             self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
 
+    async def _fetch(
+        self, query: str, params: tuple[Any, ...], *, returns_rows: bool = True
+    ) -> list[Row]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(query, params)
+            rows: list[Row] = await cursor.fetchall() if returns_rows else []
+        return rows
+
     # -- connections -----------------------------------------------------------------------
+    async def _guarded(self, what: str, operation: Coroutine[Any, Any, T]) -> T:
+        """``operation`` under the breaker: its deadline once the pool is open,
+        ``connect_timeout_s`` to open it."""
+        opening = self._pool is None
+        deadline = max(self.breaker.deadline_s, self.connect_timeout_s) if opening else None
+        return await self.breaker.call(what, operation, deadline_s=deadline)
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         pool = await self._ensure_pool()
@@ -181,3 +219,10 @@ class PostgresKeyStore(KeyStore):
 
     def _unreachable(self, exc: BaseException) -> str:
         return f"cannot connect to the PostgreSQL key store at {self.location}: {one_line(exc)}"
+
+
+def _out_of_reach(exc: BaseException) -> bool:
+    """The client's own failure (connection refused or lost, pool timeout), not a
+    statement's: what counts against the breaker."""
+    cause = exc.__cause__ if isinstance(exc, KeyStoreError) else exc
+    return isinstance(cause, psycopg.OperationalError) and cause.sqlstate is None

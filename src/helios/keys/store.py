@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from helios.breaker import CircuitBreaker
 from helios.errors import KeyRejected, KeyStoreError
 from helios.keys.model import ApiKey, KeyBudget, NewKey, digest, key_id_of, matches, new_key
 
@@ -41,6 +42,8 @@ Lookup = Callable[[str], Awaitable[StoredKey | None]]
 
 class KeyStore(ABC):
     name: str = "keys"
+    breaker: CircuitBreaker | None = None
+    """The deadline and circuit breaker of a store on a network server (``None``: local)."""
 
     # -- what a backend implements --------------------------------------------------------
     @abstractmethod

@@ -29,7 +29,8 @@ they show no key material) takes the caller as a FastAPI dependency. For route m
 Refusals are ``HTTPException``: 401 for a missing, malformed, unknown, revoked or expired
 key (``WWW-Authenticate: Bearer``; the reason in a few words, never the key), 403 for a
 key that may not do what it asked, 503 when the key store cannot be read (authentication
-fails closed). Route modules that answer in a protocol's own error shape translate them.
+fails closed), with ``Retry-After`` (when the store's circuit breaker tries it again).
+Route modules that answer in a protocol's own error shape translate them.
 
 Secure by default: while the key store holds no key at all, a server bound to a loopback
 address serves everyone as the tenant ``default`` without a key (a key sent anyway is
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import socket
 from dataclasses import dataclass
 from typing import Annotated
@@ -51,7 +53,8 @@ from fastapi import Depends, HTTPException, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from helios.errors import ConfigError, KeyRejected, KeyStoreError
+from helios.breaker import failure_log_level
+from helios.errors import ConfigError, KeyRejected, KeyStoreError, KeyStoreUnavailable
 from helios.keys.directory import KeyDirectory
 from helios.messages import CallContext, Priority
 
@@ -112,9 +115,13 @@ class KeyGuard:
         except KeyRejected as exc:
             raise _unauthorized(str(exc)) from None
         except KeyStoreError as exc:
-            logger.warning("refusing calls: %s", exc)  # names the store, never a key
+            # names the store, never a key; a warning per call only while its circuit is closed
+            logger.log(failure_log_level(self.directory.store.breaker), "refusing calls: %s", exc)
+            retry_after = exc.retry_after_s if isinstance(exc, KeyStoreUnavailable) else 1.0
             raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, "the API key store is unavailable"
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the API key store is unavailable",
+                headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
             ) from None
         return Caller(key_id=key.id, tenant=key.tenant, admin=key.admin, models=key.models)
 

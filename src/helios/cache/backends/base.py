@@ -18,6 +18,8 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
+from helios.breaker import CircuitBreaker
+
 Clock = Callable[[], float]
 """Seconds since the epoch; injectable so that tests can expire entries."""
 
@@ -59,9 +61,16 @@ class CacheBackend(ABC):
     """Stores values under keys until they expire; safe for concurrent use on one loop."""
 
     name: str
+    breaker: CircuitBreaker | None = None
+    """The deadline and circuit breaker of a backend on a network store (``None``: local)."""
 
     def __init__(self, *, clock: Clock = time.time) -> None:
         self.clock = clock
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store can only be read (hits served, stores skipped)."""
+        return False
 
     @abstractmethod
     async def get(self, key: str) -> bytes | None:

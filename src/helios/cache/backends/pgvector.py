@@ -23,9 +23,15 @@ float, exactly the embedder's float32, and no formatting of hundreds of decimals
 The schema is created on first use (``CREATE EXTENSION IF NOT EXISTS vector``, the table
 and its indexes) under an advisory lock, so several processes starting together create it
 once. An unreachable server fails within ``connect_timeout_s`` with a
-:class:`CacheBackendError` naming ``host:port/database`` (never the password), and for the
-next ``retry_after_s`` operations fail at once rather than waiting again: a cache that is
-down must cost a lookup microseconds, not seconds.
+:class:`CacheBackendError` naming ``host:port/database`` (never the password).
+
+Every operation runs under a :class:`~helios.breaker.CircuitBreaker`
+(``cache.semantic.postgres_breaker``): a deadline of 100 ms (opening the pool, and the
+statements over the whole table, ``invalidate`` and ``stats``, get ``connect_timeout_s``),
+and after 3 connection failures or timeouts in a row operations fail at once, without
+touching the network, until a probe after the cool-down finds the server again. A
+statement the server refuses (a bad table) is an answer and does not count. A cache that
+hangs or is down costs a lookup the deadline a few times, then microseconds.
 """
 
 from __future__ import annotations
@@ -33,13 +39,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from hashlib import sha256
-from typing import Any
+from typing import Any, TypeVar
 
+from helios.breaker import CircuitBreaker
 from helios.cache.backends.base import Clock
 from helios.cache.backends.vector import IndexStats, SemanticEntry, VectorIndex, VectorMatch
+from helios.config.breaker import BreakerSettings
 from helios.errors import CacheBackendError, ConfigError, MissingDependency
 from helios.postgres_db import connect_kwargs, location, one_line
 
@@ -58,12 +66,14 @@ TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _LOCK_CLASS = 0x4E1105  # Helios's advisory lock class (as the ledger's); the key hashes the table
 _COLUMNS = "entry_id, context, tenant, task_type, question, reply, created_at, expires_at"
 _LIVE = "(expires_at IS NULL OR expires_at > %s)"
+T = TypeVar("T")
 
 
 class PgvectorIndex(VectorIndex):
     """L3 entries in ``table`` of the PostgreSQL database at ``url``."""
 
     name = "pgvector"
+    breaker: CircuitBreaker
 
     def __init__(
         self,
@@ -75,11 +85,11 @@ class PgvectorIndex(VectorIndex):
         connect_timeout_s: float = 5.0,
         max_connections: int = 4,
         ef_search: int = 100,
-        retry_after_s: float = 5.0,
+        breaker: BreakerSettings | None = None,
     ) -> None:
         """Connects on first use. ``table``: a plain identifier (quoted as given, so
-        case-sensitive); ``ef_search``: HNSW candidates per search; ``retry_after_s``: how
-        long operations fail at once after the server was found unreachable."""
+        case-sensitive); ``ef_search``: HNSW candidates per search; ``breaker``: deadline
+        and circuit breaker (default: :class:`BreakerSettings` with a 100 ms deadline)."""
         if dim < 1:
             raise ValueError("dim must be positive")
         if not TABLE_NAME.fullmatch(table):
@@ -101,15 +111,21 @@ class PgvectorIndex(VectorIndex):
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
         self.ef_search = ef_search
-        self.retry_after_s = retry_after_s
         self.location = location(info)
         """``host:port/database``: what messages name (never the password)."""
+        guard = breaker if breaker is not None else BreakerSettings(deadline_s=0.1)
+        self.breaker = CircuitBreaker(
+            f"pgvector semantic index {self.location}",
+            error=lambda message, _retry_after: CacheBackendError(message),
+            trips=_out_of_reach,
+            deadline_s=guard.deadline_s,
+            failures=guard.failures,
+            cooldown_s=guard.cooldown_s,
+        )
         self._url = url
         self._pool: AsyncConnectionPool | None = None
         self._open_lock = asyncio.Lock()
         self._closed = False
-        self._down_until = 0.0
-        self._down_reason = ""
         self._sql = _Statements(table)
 
     @classmethod
@@ -123,7 +139,7 @@ class PgvectorIndex(VectorIndex):
         connect_timeout_s: float = 5.0,
         max_connections: int = 4,
         ef_search: int = 100,
-        retry_after_s: float = 5.0,
+        breaker: BreakerSettings | None = None,
     ) -> PgvectorIndex:
         """An index connected with its table created now, so that a bad URL or a server
         that is down fails at start-up; raises :class:`CacheBackendError`."""
@@ -135,13 +151,16 @@ class PgvectorIndex(VectorIndex):
             connect_timeout_s=connect_timeout_s,
             max_connections=max_connections,
             ef_search=ef_search,
-            retry_after_s=retry_after_s,
+            breaker=breaker,
         )
         await index._ensure_pool()
         return index
 
     async def add(self, entry: SemanticEntry, vector: NDArray[numpy.float32]) -> None:
         embedding = self._vector(vector)
+        await self._guarded("add", self._add(entry, embedding))
+
+    async def _add(self, entry: SemanticEntry, embedding: NDArray[numpy.float32]) -> None:
         async with self._connection() as connection:
             await connection.execute(
                 self._sql.upsert,
@@ -165,21 +184,18 @@ class PgvectorIndex(VectorIndex):
         embedding = self._vector(vector)
         if k < 1:
             raise ValueError("k must be positive")
-        async with self._connection() as connection:
-            cursor = await connection.execute(
-                self._sql.search, (embedding, context, self.clock(), k)
-            )
-            rows = await cursor.fetchall()
+        rows = await self._guarded(
+            "search", self._fetch(self._sql.search, (embedding, context, self.clock(), k))
+        )
         return [VectorMatch(_entry(row[:8]), 1.0 - float(row[8])) for row in rows]
 
     async def get(self, entry_id: str) -> SemanticEntry | None:
-        async with self._connection() as connection:
-            cursor = await connection.execute(self._sql.get, (entry_id, self.clock()))
-            row = await cursor.fetchone()
-        return None if row is None else _entry(row)
+        rows = await self._guarded("get", self._fetch(self._sql.get, (entry_id, self.clock())))
+        return _entry(rows[0]) if rows else None
 
     async def delete(self, entry_id: str) -> bool:
-        return await self._delete(sql.SQL("entry_id = %s"), [entry_id]) > 0
+        removing = self._delete(sql.SQL("entry_id = %s"), [entry_id])
+        return await self._guarded("delete", removing) > 0
 
     async def invalidate(self, *, tenant: str | None = None, task_type: str | None = None) -> int:
         conditions: list[sql.Composable] = [sql.SQL("TRUE")]
@@ -190,20 +206,20 @@ class PgvectorIndex(VectorIndex):
         if task_type is not None:
             conditions.append(sql.SQL("task_type = %s"))
             params.append(task_type)
-        return await self._delete(sql.SQL(" AND ").join(conditions), params)
+        removing = self._delete(sql.SQL(" AND ").join(conditions), params)
+        return await self._guarded("invalidate", removing, whole_table=True)
 
     async def stats(self) -> IndexStats:
-        async with self._connection() as connection:
-            cursor = await connection.execute(self._sql.stats, (self.clock(),))
-            row = await cursor.fetchone()
-        entries, contexts = row if row is not None else (0, 0)
+        counting = self._fetch(self._sql.stats, (self.clock(),))
+        rows = await self._guarded("stats", counting, whole_table=True)
+        entries, contexts = rows[0] if rows else (0, 0)
         return IndexStats(entries=int(entries), contexts=int(contexts))
 
     async def ping(self) -> None:
-        async with self._connection() as connection:
-            await connection.execute("SELECT 1")
+        await self._guarded("ping", self._fetch(sql.SQL("SELECT 1"), ()))
 
     async def aclose(self) -> None:
+        await self.breaker.aclose()
         async with self._open_lock:
             self._closed = True
             pool, self._pool = self._pool, None
@@ -227,26 +243,32 @@ class PgvectorIndex(VectorIndex):
             row = await cursor.fetchone()
         return 0 if row is None else int(row[0])
 
+    async def _fetch(
+        self, statement: sql.SQL | sql.Composed, params: tuple[Any, ...]
+    ) -> list[tuple[Any, ...]]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(statement, params)
+            rows: list[tuple[Any, ...]] = await cursor.fetchall()
+        return rows
+
     # -- connections -----------------------------------------------------------------------
+    async def _guarded(
+        self, what: str, operation: Coroutine[Any, Any, T], *, whole_table: bool = False
+    ) -> T:
+        """``operation`` under the breaker: its deadline, or ``connect_timeout_s`` while the
+        pool is not open yet and for statements over the whole table."""
+        slow = whole_table or self._pool is None
+        deadline = max(self.breaker.deadline_s, self.connect_timeout_s) if slow else None
+        return await self.breaker.call(what, operation, deadline_s=deadline)
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if time.monotonic() < self._down_until:
-            raise CacheBackendError(self._down_reason)
         pool = await self._ensure_pool()
         try:
             async with pool.connection() as connection:
                 yield connection
         except psycopg.Error as exc:
-            message = self._failure(exc)
-            if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
-                # the client's own failure (connection lost, pool timeout), not a
-                # statement's: the server is gone, so stop waiting on it for a while
-                self._mark_down(message)
-            raise CacheBackendError(message) from exc
-
-    def _mark_down(self, reason: str) -> None:
-        self._down_until = time.monotonic() + self.retry_after_s
-        self._down_reason = f"{reason} (not retried for {self.retry_after_s:g} s)"
+            raise CacheBackendError(self._failure(exc)) from exc
 
     async def _ensure_pool(self) -> AsyncConnectionPool:
         if self._pool is not None:
@@ -273,10 +295,8 @@ class PgvectorIndex(VectorIndex):
                 except BaseException:
                     await pool.close()
                     raise
-            except (psycopg.Error, CacheBackendError) as exc:
-                reason = str(exc) if isinstance(exc, CacheBackendError) else self._unreachable(exc)
-                self._mark_down(reason)
-                raise CacheBackendError(reason) from exc
+            except psycopg.Error as exc:
+                raise CacheBackendError(self._unreachable(exc)) from exc
             self._pool = pool
             return pool
 
@@ -386,6 +406,13 @@ def _index_name(table: str, suffix: str) -> str:
         return name
     digest = sha256(table.encode()).hexdigest()[:8]
     return f"{table[: 63 - len(suffix) - 10]}_{digest}_{suffix}"
+
+
+def _out_of_reach(exc: BaseException) -> bool:
+    """The client's own failure (connection refused or lost, pool timeout), not a
+    statement's: what counts against the breaker."""
+    cause = exc.__cause__ if isinstance(exc, CacheBackendError) else exc
+    return isinstance(cause, psycopg.OperationalError) and cause.sqlstate is None
 
 
 def _entry(row: tuple[Any, ...]) -> SemanticEntry:

@@ -24,8 +24,13 @@ Where Redis differs from the memory and SQLite backends:
   a key written or removed meanwhile may or may not be seen. Keys come back unordered.
 
 Every driver error becomes :class:`CacheBackendError` naming the server as ``host:port``
-(never the password), which the cache layers treat as a miss. One reconnecting retry, no
-backoff: a cache that is down should cost a lookup milliseconds, not seconds.
+(never the password), which the cache layers treat as a miss. Every operation runs under a
+:class:`~helios.breaker.CircuitBreaker` (``cache.redis_breaker``): a deadline of 50 ms by
+default, and after 3 failures or timeouts in a row the circuit opens and operations fail at
+once, without a network round trip, until a probe after the cool-down (5 s) finds the
+server again. A Redis that hangs costs a lookup the deadline a few times, then nothing;
+one that refuses connections fails at once anyway. A paged operation (a scan, ``count``,
+``delete_prefix``) has the deadline per page.
 """
 
 from __future__ import annotations
@@ -40,8 +45,11 @@ from urllib.parse import urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from helios.breaker import CircuitBreaker
 from helios.cache.backends.base import (
     CacheBackend,
     Clock,
@@ -49,6 +57,7 @@ from helios.cache.backends.base import (
     check_limit,
     most_recent_first,
 )
+from helios.config.breaker import BreakerSettings
 from helios.errors import CacheBackendError
 
 T = TypeVar("T")
@@ -58,6 +67,8 @@ SCAN_COUNT = 500
 _GLOB_SPECIAL = frozenset("*?[]\\")
 # UnicodeError: a key with a lone surrogate cannot be encoded as UTF-8
 _DRIVER_ERRORS = (RedisError, OSError, UnicodeError)
+# what says the server is out of reach (an error reply such as WRONGTYPE is an answer)
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # KEYS[1]: the entry, ARGV[1]: now. redis.pcall hands back a WRONGTYPE error as a table.
 _HIT_SCRIPT = """
@@ -111,6 +122,7 @@ class RedisBackend(CacheBackend):
     """Values under ``<prefix>:<key>`` with native TTLs; see the module docstring."""
 
     name = "redis"
+    breaker: CircuitBreaker
 
     def __init__(
         self,
@@ -119,7 +131,10 @@ class RedisBackend(CacheBackend):
         prefix: str = "helios:cache",
         clock: Clock = time.time,
         socket_timeout_s: float = 2.0,
+        breaker: BreakerSettings | None = None,
     ) -> None:
+        """``socket_timeout_s`` bounds the driver's own waits (connecting, reading);
+        ``breaker`` the operations (default: :class:`BreakerSettings` with a 50 ms deadline)."""
         super().__init__(clock=clock)
         self.prefix = prefix
         self.address = redis_address(url)
@@ -133,6 +148,15 @@ class RedisBackend(CacheBackend):
             )
         except (*_DRIVER_ERRORS, ValueError) as exc:
             raise CacheBackendError(f"Redis cache at {self.address}: bad URL: {exc}") from None
+        guard = breaker if breaker is not None else BreakerSettings(deadline_s=0.05)
+        self.breaker = CircuitBreaker(
+            f"Redis cache at {self.address}",
+            error=lambda message, _retry_after: CacheBackendError(message),
+            trips=lambda exc: isinstance(exc, _UNREACHABLE),
+            deadline_s=guard.deadline_s,
+            failures=guard.failures,
+            cooldown_s=guard.cooldown_s,
+        )
         self._hit = self._client.register_script(_HIT_SCRIPT)
         self._info = self._client.register_script(_INFO_SCRIPT)
         self._closed = False
@@ -207,6 +231,7 @@ class RedisBackend(CacheBackend):
         if self._closed:
             return
         self._closed = True
+        await self.breaker.aclose()
         # closing a connection that is already broken is not worth reporting
         with contextlib.suppress(*_DRIVER_ERRORS):
             await self._client.aclose()
@@ -242,7 +267,7 @@ class RedisBackend(CacheBackend):
 
     async def _run(self, what: str, call: Awaitable[T]) -> T:
         try:
-            return await call
+            return await self.breaker.call(what, call)
         except _DRIVER_ERRORS as exc:
             raise CacheBackendError(
                 f"Redis cache at {self.address}: {what} failed: {type(exc).__name__}: {exc}"

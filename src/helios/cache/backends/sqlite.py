@@ -18,10 +18,16 @@ path no extra statement. Files from before the counters get their columns added 
 (no row is rewritten). A row without ``created_at`` (from such a file, or written by an
 older version still sharing it) reports its eviction stamp instead, the nearest time it
 kept, and the first counted hit fixes that value in place.
+
+A file this process may not write (a read-only data directory or file: see
+:func:`~helios.sqlite_db.writable`) is opened read-only rather than not at all: hits are
+served (without counting them), stores are skipped with one warning, and explicit
+deletions raise :class:`CacheBackendError` saying the file is read-only.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +39,7 @@ from helios.errors import CacheBackendError
 from helios.sqlite_db import SQLiteDatabase, transaction
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 _ADDED_COLUMNS = {
     "access_count": "INTEGER NOT NULL DEFAULT 0",
@@ -108,11 +115,18 @@ class SQLiteBackend(CacheBackend):
             self.path,
             what="SQLite cache",
             error=CacheBackendError,
-            setup=_create_schema,
+            setup=self._setup,
             busy_timeout_s=busy_timeout_s,
             # UnicodeError: a key with a lone surrogate cannot be stored as SQLite text
             driver_errors=(sqlite3.Error, OSError, UnicodeError),
+            allow_read_only=True,
         )
+        self._skipped_stores = 0
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the file was opened read-only (known once it is open)."""
+        return self._db.read_only
 
     @classmethod
     async def open(
@@ -136,6 +150,7 @@ class SQLiteBackend(CacheBackend):
 
     async def delete(self, key: str) -> bool:
         def delete(connection: sqlite3.Connection) -> bool:
+            self._refuse_if_read_only()
             with transaction(connection):
                 cursor = connection.execute(
                     f"DELETE FROM cache_entries WHERE key = ? AND {_LIVE}", (key, self.clock())
@@ -161,6 +176,7 @@ class SQLiteBackend(CacheBackend):
         low, high = _prefix_bounds(prefix)
 
         def delete_prefix(connection: sqlite3.Connection) -> int:
+            self._refuse_if_read_only()
             with transaction(connection):
                 cursor = connection.execute(
                     f"DELETE FROM cache_entries WHERE {_UNDER} AND {_LIVE}",
@@ -205,7 +221,20 @@ class SQLiteBackend(CacheBackend):
         await self._db.close()
 
     # -- in the worker thread -------------------------------------------------------------
+    def _setup(self, connection: sqlite3.Connection) -> None:
+        if not self._db.read_only:  # a read-only file is read as it is
+            _create_schema(connection)
+
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise CacheBackendError(f"SQLite cache {self.path} is read-only: nothing deleted")
+
     def _get(self, connection: sqlite3.Connection, key: str) -> bytes | None:
+        if self.read_only:  # a hit that cannot be counted is still a hit
+            row = connection.execute(
+                f"SELECT value FROM cache_entries WHERE key = ? AND {_LIVE}", (key, self.clock())
+            ).fetchone()
+            return None if row is None else bytes(row[0])
         # an expired row is left to the next set, which purges expired rows before evicting;
         # fetchall: the statement (and so its implicit transaction) ends only when exhausted
         rows = connection.execute(
@@ -216,6 +245,13 @@ class SQLiteBackend(CacheBackend):
     def _set(
         self, connection: sqlite3.Connection, key: str, value: bytes, ttl_s: float | None
     ) -> None:
+        if self.read_only:
+            self._skipped_stores += 1
+            if self._skipped_stores == 1:
+                logger.warning(
+                    "SQLite cache %s is read-only: serving its entries, storing nothing", self.path
+                )
+            return
         now = self.clock()
         with transaction(connection):
             if ttl_s is not None and ttl_s <= 0:

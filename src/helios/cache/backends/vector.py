@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from helios.breaker import CircuitBreaker
 from helios.cache.backends.base import Clock
 
 if TYPE_CHECKING:  # numpy comes with the embeddings extra
@@ -70,6 +71,8 @@ class VectorIndex(ABC):
 
     name: str
     dim: int
+    breaker: CircuitBreaker | None = None
+    """The deadline and circuit breaker of an index on a network store (``None``: local)."""
 
     def __init__(self, *, clock: Clock = time.time) -> None:
         self.clock = clock

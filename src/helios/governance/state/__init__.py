@@ -23,4 +23,9 @@ def open_state(settings: GovernorSettings) -> GovernorState:
         raise ConfigError("governor.backend is redis but governor.redis_url is not set")
     from helios.governance.state.redis import RedisState
 
-    return RedisState(settings.redis_url, prefix=settings.redis_prefix, stale_after_s=stale)
+    return RedisState(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        stale_after_s=stale,
+        breaker=settings.redis_breaker,
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from helios.breaker import CircuitBreaker
 from helios.governance.windows import Charge, ReserveResult, WindowSpec, WindowUsage
 
 DEFAULT_STALE_AFTER_S = 3600.0
@@ -22,6 +23,8 @@ DEFAULT_STALE_AFTER_S = 3600.0
 
 class GovernorState(ABC):
     stale_after_s: float = DEFAULT_STALE_AFTER_S
+    breaker: CircuitBreaker | None = None
+    """The deadline and circuit breaker of a state on a network store (``None``: local)."""
 
     @abstractmethod
     async def try_reserve(

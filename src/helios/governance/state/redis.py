@@ -13,6 +13,12 @@ leaves nothing behind. With ``server_time`` (the default) the script reads the R
 server's ``TIME``, so hosts whose clocks disagree still agree on every window; tests pass
 ``server_time=False`` to drive windows with their own clock. Redis Cluster would need the
 keys of one call in one slot (a hash tag in the prefix); this targets one server.
+
+Every script call runs under a :class:`~helios.breaker.CircuitBreaker`
+(``governor.redis_breaker``): a deadline of 100 ms by default, and after 3 failures or
+timeouts in a row calls fail at once, without a round trip, until a probe after the
+cool-down. A failure is a :class:`~helios.errors.GovernorStateError`; what the governor
+then does with the call is its policy (``governor.on_state_error``).
 """
 
 from __future__ import annotations
@@ -21,9 +27,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from helios.errors import HeliosError
+from helios.breaker import CircuitBreaker
+from helios.config.breaker import BreakerSettings
+from helios.errors import GovernorStateError
 from helios.governance.state.base import DEFAULT_STALE_AFTER_S, GovernorState
 from helios.governance.windows import (
     SLIDING_BUCKETS,
@@ -34,6 +44,8 @@ from helios.governance.windows import (
 )
 
 _NO_LIMIT = 1e300
+# what says the server is out of reach (an error reply is an answer)
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 _SCRIPT = """
 local op, rid, stale = ARGV[1], ARGV[2], tonumber(ARGV[4])
@@ -151,6 +163,8 @@ return out
 
 
 class RedisState(GovernorState):
+    breaker: CircuitBreaker
+
     def __init__(
         self,
         client: Redis | str,
@@ -159,14 +173,36 @@ class RedisState(GovernorState):
         server_time: bool = True,
         stale_after_s: float = DEFAULT_STALE_AFTER_S,
         max_connections: int = 32,
+        breaker: BreakerSettings | None = None,
+        socket_timeout_s: float = 2.0,
     ) -> None:
+        """``breaker``: deadline and circuit breaker (default: :class:`BreakerSettings`
+        with a 100 ms deadline); ``socket_timeout_s`` bounds the driver's own waits."""
         self._owns_client = isinstance(client, str)
         if isinstance(client, str):
             # a bounded pool that makes callers wait: a burst of concurrent reservations
             # must queue for a connection, not fail with "too many connections"
-            pool = BlockingConnectionPool.from_url(client, max_connections=max_connections)
+            pool = BlockingConnectionPool.from_url(
+                client,
+                max_connections=max_connections,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+            )
             client = Redis(connection_pool=pool)
         self._client: Redis = client
+        kwargs = self._client.connection_pool.connection_kwargs
+        where = (
+            kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        )
+        guard = breaker if breaker is not None else BreakerSettings(deadline_s=0.1)
+        self.breaker = CircuitBreaker(
+            f"Redis governor state at {where}",
+            error=lambda message, retry: GovernorStateError(message, retry_after_s=retry),
+            trips=lambda exc: isinstance(exc, _UNREACHABLE),
+            deadline_s=guard.deadline_s,
+            failures=guard.failures,
+            cooldown_s=guard.cooldown_s,
+        )
         self.prefix = prefix
         self.server_time = server_time
         self.stale_after_s = stale_after_s
@@ -191,6 +227,7 @@ class RedisState(GovernorState):
         return _usages(charges, await self._run("usage", "", charges, now))
 
     async def close(self) -> None:
+        await self.breaker.aclose()
         if self._owns_client:
             await self._client.aclose(close_connection_pool=True)
 
@@ -211,9 +248,12 @@ class RedisState(GovernorState):
             args.extend([charge.window.kind, repr(charge.window.length_s), repr(limit)])
             args.append(repr(charge.amount))
         try:
-            raw = await self._script(keys=keys, args=args)
-        except RedisError as exc:
-            raise HeliosError(f"Redis governor state: {exc}") from exc
+            raw = await self.breaker.call(op, self._script(keys=keys, args=args))
+        except (RedisError, OSError) as exc:
+            raise GovernorStateError(
+                f"{self.breaker.store}: {op} failed: {type(exc).__name__}: {exc}",
+                retry_after_s=self.breaker.retry_after_s() or None,
+            ) from exc
         return [item.decode() if isinstance(item, bytes) else str(item) for item in raw]
 
 

@@ -19,6 +19,7 @@ from helios.errors import (
     BadRequest,
     BudgetExceeded,
     ConfigError,
+    GovernorStateError,
     HeliosError,
     InputError,
     PromptTooLong,
@@ -82,6 +83,14 @@ def from_helios(error: HeliosError, *, prompt_field: str = "messages") -> Gatewa
         return invalid(prompt_field, str(error))
     if isinstance(error, BudgetExceeded):
         return _budget(error)
+    if isinstance(error, GovernorStateError):
+        # the budgets cannot be checked: refused, as for a full window, but for now only
+        return GatewayError(
+            503,
+            "overloaded",
+            f"budgets cannot be checked: {error}",
+            retry_after_s=error.retry_after_s or 1.0,
+        )
     if isinstance(error, UnknownModel):
         return GatewayError(404, "not_found", str(error), param="model")
     if isinstance(error, (ConfigError, InputError)):

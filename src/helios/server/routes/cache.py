@@ -196,6 +196,7 @@ class LayerHealthResult(BaseModel):
     status: Literal["ok", "degraded", "disabled"]
     backend: str | None
     detail: str
+    breaker: Literal["closed", "open", "half-open"] | None = None
 
 
 class HealthResult(BaseModel):
@@ -461,6 +462,7 @@ async def _metrics(manager: CacheManager) -> dict[str, Any]:
     entries = await manager.entries()
     snapshot["layers"] = {API_LAYER_NAMES[k]: v for k, v in snapshot["layers"].items()}
     snapshot["last_errors"] = {API_LAYER_NAMES[k]: v for k, v in snapshot["last_errors"].items()}
+    snapshot["breakers"] = {API_LAYER_NAMES[k]: v for k, v in snapshot["breakers"].items()}
     for layer, count in entries.items():
         snapshot[f"{layer.lower()}_entries"] = count  # None: that store could not be counted
     # the reference design's summary reads these groupings: the same figures, grouped
@@ -480,6 +482,7 @@ def _health(health: CacheHealth) -> dict[str, Any]:
                 "status": layer_health.status,
                 "backend": layer_health.backend,
                 "detail": layer_health.detail,
+                "breaker": layer_health.breaker,
             }
             for layer, layer_health in health.layers.items()
         },

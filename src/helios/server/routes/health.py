@@ -34,6 +34,7 @@ class CacheLayerHealth(BaseModel):
     status: Literal["ok", "degraded", "disabled"]
     backend: str | None
     detail: str
+    breaker: Literal["closed", "open", "half-open"] | None = None
 
 
 class CacheHealthReport(BaseModel):
@@ -107,7 +108,10 @@ async def _cache(state: ServerState) -> CacheHealthReport:
     health = await state.cache.health()
     layers = {
         API_LAYER_NAMES[layer]: CacheLayerHealth(
-            status=layer_health.status, backend=layer_health.backend, detail=layer_health.detail
+            status=layer_health.status,
+            backend=layer_health.backend,
+            detail=layer_health.detail,
+            breaker=layer_health.breaker,
         )
         for layer, layer_health in health.layers.items()
     }
