@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from helios.config.settings import Settings
-from helios.ledger.events import GovernorDecision
+from helios.ledger.events import Event, GovernorDecision
 from helios.ledger.memory import MemoryLedgerStore
 from helios.ledger.sink import MemorySink
 from helios.ledger.sqlite import SQLiteLedgerStore
@@ -150,3 +151,47 @@ async def test_a_ledger_that_hangs_holds_a_flush_for_a_bounded_time(
         await store.aclose()
         await proxy.stop()
         await drop_schema(url, schema)
+
+
+class StallingStore(MemoryLedgerStore):
+    """Appends wait until ``release`` is set: a store that neither answers nor fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def append(self, events: Sequence[Event]) -> None:
+        await self.release.wait()
+        await super().append(events)
+
+
+async def test_an_answer_waits_for_its_events_but_not_for_a_stalled_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``commit_before_answer`` returns once the events are committed; a store that stalls
+    holds one answer for ``ledger.commit_before_answer_s`` at most, and the answers after it
+    not at all while its oldest queued event is older than that bound."""
+    store = StallingStore()
+    wait_s = 0.2
+    values = {"ledger": {"flush_interval_s": 30, "commit_before_answer_s": wait_s}}
+    async with Runtime.open(settings(tmp_path, **values), store=store) as runtime:
+        assert runtime.sink is not None and runtime.writer is not None
+        runtime.sink.emit(GovernorDecision(task_id="t", decision="allow", account="a"))
+        await runtime.commit_before_answer()  # without it, 30 s of batching
+        assert await store.count() == 1
+
+        store.release.clear()
+        runtime.sink.emit(GovernorDecision(task_id="t", decision="allow", account="b"))
+        async with asyncio.timeout(wait_s * 20):  # generous: it returns, it waits
+            await runtime.commit_before_answer()
+        assert "ledger did not commit in 0.2 s" in caplog.text  # it waited, then gave up
+        await asyncio.sleep(wait_s)  # the queued event is now older than the bound
+        runtime.sink.emit(GovernorDecision(task_id="t", decision="allow", account="c"))
+        async with asyncio.timeout(wait_s / 2):  # no wait at all now
+            await runtime.commit_before_answer()
+        assert runtime.writer.pending == 2
+
+        store.release.set()
+        await runtime.flush()
+        assert await store.count() == 3

@@ -315,6 +315,30 @@ class Runtime:
         if self.writer is not None:
             await _flush(self.writer)
 
+    async def commit_before_answer(self) -> None:
+        """Wait until the events recorded so far are committed, for a result about to leave
+        the process: the server answers only then, so one killed after answering has lost
+        none of its answers' events. Concurrent callers share one commit.
+
+        Bounded by ``ledger.commit_before_answer_s``, and skipped while the store fails or
+        falls behind (its oldest queued event older than that bound): an outage must not be
+        added to every answer. The writer keeps those events and retries on its own."""
+        writer, wait_s = self.writer, self.settings.ledger.commit_before_answer_s
+        if writer is None or wait_s <= 0 or writer.last_error is not None:
+            return
+        if writer.lag_s > wait_s:
+            return
+        try:
+            await asyncio.wait_for(writer.flush(), wait_s)
+        except TimeoutError:
+            logger.warning(
+                "ledger did not commit in %g s; answering without waiting (%d events queued)",
+                wait_s,
+                writer.pending,
+            )
+        except LedgerError:
+            pass  # the writer has logged it, and keeps the events for its retry
+
     async def aclose(self) -> None:
         """Close what was built, newest first; the store last, after the events are durable."""
         closers, self._closers = self._closers, []

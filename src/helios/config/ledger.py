@@ -34,6 +34,12 @@ class LedgerSettings(Section):
     )
     batch_size: int = Field(default=500, ge=1)
     flush_interval_s: float = Field(default=0.05, gt=0)
+    commit_before_answer_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="helios serve answers a request once its events are committed, waiting"
+        " this long at most (0: answer at once; a crash may then lose the last events)",
+    )
 
     def resolved_path(self) -> Path:
         return self.path if self.path is not None else data_dir() / "ledger.sqlite3"

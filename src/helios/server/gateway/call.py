@@ -7,6 +7,10 @@ the same way. The request id is the call's task id, so the engine's events
 (``cache_lookup``, ``route_decision``, ``persona_llm_run``, ``governor_decision``) and the
 gateway's own ``gateway_request`` join in the ledger.
 
+The answer leaves only once the request's events are committed (see
+:meth:`~helios.runtime.Runtime.commit_before_answer`): a server killed after answering has
+lost none of them.
+
 A stream is opened before the response starts: the first chunk is awaited, so that a
 refusal (budget, unknown model, provider down) is still an HTTP error with its status, and
 the cache's verdict can go in the response headers.
@@ -73,10 +77,12 @@ class GatewayCall:
         except HeliosError as exc:
             error = from_helios(exc, prompt_field=self.prompt_field)
             self.record(error.status, error)
+            await self.runtime.commit_before_answer()
             raise error from exc
         completion = self.handle.completion
         assert completion is not None  # set when the call ends without raising
         self.record(200)
+        await self.runtime.commit_before_answer()
         return completion
 
     async def open_stream(self) -> AsyncIterator[Chunk]:
@@ -89,6 +95,7 @@ class GatewayCall:
         except HeliosError as exc:
             error = from_helios(exc, prompt_field=self.prompt_field)
             self.record(error.status, error)
+            await self.runtime.commit_before_answer()
             raise error from exc
         return self._rest(first, chunks)
 
@@ -108,6 +115,10 @@ class GatewayCall:
         except BaseException:
             status = CLIENT_CLOSED
             raise
+        else:
+            self.record(status)
+            # before the protocol's closing events (usage, [DONE]) reach the client
+            await self.runtime.commit_before_answer()
         finally:
             self.record(status, failure)
 
