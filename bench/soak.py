@@ -13,8 +13,11 @@ RNG: 45 % non-streamed chat misses, 20 % streamed chat misses (new prompts), 25 
 repeats of 50 prompts (L2 hits once stored) and 10 % Anthropic Messages misses. Every
 answer is checked (a 200 with text; a stream ends with ``[DONE]``); anything else is an
 error, classed by status. ``--sim-fault-rate`` makes the simulator inject faults (seeded)
-and the errors the gateway then reports as the provider's (429, 502, 503, 504) are counted
-apart, as "caused by injected faults".
+and the errors the gateway then reports as the provider's (429, 502, 503, 504, or a stream
+the provider broke after its text had gone out) are counted apart, as "caused by injected
+faults". One clock runs the whole soak: request *i* is due at *i* / rate from the start
+whatever happened to earlier ones (a slow answer never delays the next request), and counts
+in the window of its due time.
 
 Every ``--window`` seconds (30): requests, errors by status, p50/p99 latency and the server's
 resident memory (RSS, from ``/proc``). Target: RSS grows ≤ 10 % from the end of the first
@@ -31,6 +34,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import math
 import os
 import random
 import statistics
@@ -38,7 +42,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,8 @@ MIX = {"chat": 0.45, "chat_stream": 0.20, "chat_repeat": 0.25, "messages": 0.10}
 FAULT_STATUSES = frozenset({429, 502, 503, 504})
 """What the gateway answers when the provider failed (after its retries)."""
 TARGET_RSS_GROWTH = 0.10
+REQUEST_TIMEOUT_S = 360.0
+"""Beyond the gateway's own per-call deadline (300 s), so the server decides every outcome."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +109,20 @@ class Traffic:
         return Planned(kind, chat(prompt, stream=kind == "chat_stream"))
 
 
-def served(answer: Answer, kind: str) -> bool:
-    if answer.error is not None or answer.status != 200 or not answer.complete:
-        return False
+def outcome(answer: Answer, kind: str) -> str | None:
+    """``None`` for an answer with text, else what went wrong: the HTTP status, "200 broken
+    stream" for a stream that failed after its headers (an in-stream error event, or no
+    ``[DONE]``), or the client's error."""
+    if answer.error is not None:
+        return answer.error.split(":", 1)[0][:60]
+    if answer.status != 200:
+        return str(answer.status)
+    if not answer.complete:
+        return "200 broken stream"
     # An Anthropic answer's text is in content blocks ("text": "..."), not a "content" string.
-    return answer.first_ns > 0 or (kind == "messages" and b'"text":' in answer.body_start)
+    if answer.first_ns > 0 or (kind == "messages" and b'"text":' in answer.body_start):
+        return None
+    return "200 without text"
 
 
 def rss_mib(pid: int) -> float:
@@ -117,86 +132,108 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-async def window(pool: Pool, planned: list[Planned], rate: float, pid: int) -> dict[str, Any]:
-    """One window's requests at ``rate``, whatever their kinds: request *i* is due at
-    *i* / rate from the window's start, and its latency counts from that due time."""
-    interval = 1.0 / rate
-    started = time.perf_counter()
-    cpu_before = cpu_seconds(pid)
-
-    async def one(index: int, item: Planned) -> tuple[str, Answer, float]:
-        due = started + index * interval
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        answer = await pool.exchange(item.request, item.streaming, 120.0)
-        latency_ms = (answer.end_ns / 1e9 - due) * 1e3 if answer.end_ns else float("nan")
-        return item.kind, answer, latency_ms
-
-    results = await asyncio.gather(*(one(i, item) for i, item in enumerate(planned)))
-    seconds = time.perf_counter() - started
-    statuses: Counter[str] = Counter()
-    latencies: list[float] = []
-    by_kind: Counter[str] = Counter()
-    first_errors: list[str] = []
-    for kind, answer, latency in results:
-        by_kind[kind] += 1
-        if served(answer, kind):
-            latencies.append(latency)
-            continue
-        label = str(answer.status) if answer.status else (answer.error or "no answer")[:60]
-        statuses[label] += 1
-        if len(first_errors) < 3:
-            first_errors.append(f"{kind}: {answer.status} {answer.error} {answer.body_start!r}")
-    return {
-        "requests": len(results),
-        "answered_per_s": len(results) / seconds,
-        "errors": dict(statuses),
-        "first_errors": first_errors,
-        "by_kind": dict(by_kind),
-        "p50_ms": statistics.median(latencies) if latencies else None,
-        "p99_ms": percentile(latencies, 0.99) if latencies else None,
-        "server_cpu_cores": (cpu_seconds(pid) - cpu_before) / seconds,
-        "rss_mib": rss_mib(pid),
-    }
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def soak(port: int, pid: int, args: argparse.Namespace) -> list[dict[str, Any]]:
-    windows = max(1, round(args.minutes * 60 / args.window))
-    per_window = round(args.rate * args.window)
-    traffic = Traffic(seed=args.seed, fresh=windows * per_window)
-    pool = Pool(port, limit=256)
+@dataclass
+class Window:
+    """What the requests due in one window got, and the server as the window ended."""
+
+    requests: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    first_errors: list[str] = field(default_factory=list)
+    rss_mib: float = 0.0
+    server_cpu_cores: float = 0.0
+    in_flight: int = 0
+
+    def row(self, at_s: float) -> dict[str, Any]:
+        return {
+            "at_s": at_s,
+            "requests": self.requests,
+            "errors": dict(self.errors),
+            "first_errors": self.first_errors,
+            "p50_ms": statistics.median(self.latencies_ms) if self.latencies_ms else None,
+            "p99_ms": percentile(self.latencies_ms, 0.99) if self.latencies_ms else None,
+            "rss_mib": self.rss_mib,
+            "server_cpu_cores": self.server_cpu_cores,
+            "in_flight_at_end": self.in_flight,
+        }
+
+
+async def soak(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One clock for the whole run: request *i* is due at *i* / rate from the start, whatever
+    happened to earlier ones, and counts in the window of its due time; memory and CPU are
+    sampled as each window's time ends."""
+    count = round(args.rate * args.minutes * 60)
+    windows = [Window() for _ in range(max(1, math.ceil(args.minutes * 60 / args.window)))]
+    traffic = Traffic(seed=args.seed, fresh=count)
+    pool = Pool(port, limit=1024)
     await pool.fill(8)
-    # warm: the first request of each kind outside the measured windows
-    for kind in MIX:
+    for kind in MIX:  # the first request of each kind, outside the measured run
         item = Planned(kind, chat("Warm up please?", stream=kind == "chat_stream"))
         if kind == "messages":
             item = Planned(kind, messages("Warm up please?"))
         answer = await pool.exchange(item.request, item.streaming, 60.0)
-        if not served(answer, kind):
+        if outcome(answer, kind) is not None and not args.sim_fault_rate:
             raise SystemExit(f"warm-up {kind} answered {answer}")
     print(f"start RSS {rss_mib(pid):.1f} MiB", flush=True)
-    rows: list[dict[str, Any]] = []
-    for number in range(windows):
-        planned = [traffic.next() for _ in range(per_window)]
-        row = await window(pool, planned, args.rate, pid)
-        row["at_s"] = (number + 1) * args.window
-        rows.append(row)
-        print(
-            f"  {row['at_s']:>4} s: {row['requests']} requests, {row['answered_per_s']:.0f}/s, "
-            f"errors {row['errors'] or 0}, p50 {row['p50_ms'] or 0:.1f} ms, "
-            f"p99 {row['p99_ms'] or 0:.1f} ms, RSS {row['rss_mib']:.1f} MiB, "
-            f"CPU {row['server_cpu_cores']:.2f} cores",
-            flush=True,
-        )
-        pool.trim(16)
+    in_flight = 0
+    started = time.perf_counter()
+
+    async def one(index: int, item: Planned) -> None:
+        nonlocal in_flight
+        due = started + index / args.rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        window = windows[min(len(windows) - 1, int(index / args.rate / args.window))]
+        window.requests += 1
+        in_flight += 1
+        try:
+            answer = await pool.exchange(item.request, item.streaming, REQUEST_TIMEOUT_S)
+        finally:
+            in_flight -= 1
+        wrong = outcome(answer, item.kind)
+        if wrong is None:
+            window.latencies_ms.append((answer.end_ns / 1e9 - due) * 1e3)
+            return
+        window.errors[wrong] += 1
+        if len(window.first_errors) < 3:
+            window.first_errors.append(f"{item.kind}: {wrong}: {answer.body_start[:160]!r}")
+
+    async def sampler() -> None:
+        cpu = cpu_seconds(pid)
+        for number, window in enumerate(windows):
+            end = started + (number + 1) * args.window
+            await asyncio.sleep(max(0.0, end - time.perf_counter()))
+            now = cpu_seconds(pid)
+            window.rss_mib, window.server_cpu_cores = rss_mib(pid), (now - cpu) / args.window
+            window.in_flight, cpu = in_flight, now
+            row = window.row((number + 1) * args.window)
+            print(
+                f"  {row['at_s']:>5.0f} s: {row['requests']} due, errors "
+                f"{row['errors'] or 0}, p50 {row['p50_ms'] or 0:.1f} ms, p99 "
+                f"{row['p99_ms'] or 0:.1f} ms (answered so far), RSS {row['rss_mib']:.1f} MiB, "
+                f"CPU {row['server_cpu_cores']:.2f} cores, {in_flight} in flight",
+                flush=True,
+            )
+
+    sampling = asyncio.create_task(sampler())
+    await asyncio.gather(*(one(i, traffic.next()) for i in range(count)))
+    await sampling
     pool.close()
-    return rows
+    every = [value for window in windows for value in window.latencies_ms]
+    return {
+        "windows": [window.row((n + 1) * args.window) for n, window in enumerate(windows)],
+        "latency_ms": {
+            "n": len(every),
+            "p50": statistics.median(every) if every else None,
+            "p99": percentile(every, 0.99) if every else None,
+        },
+    }
 
 
 def verdict(rows: list[dict[str, Any]], window_s: float, faults: bool) -> dict[str, Any]:
@@ -226,6 +263,10 @@ def verdict(rows: list[dict[str, Any]], window_s: float, faults: bool) -> dict[s
 
 
 def _fault_status(status: str) -> bool:
+    """An error the gateway gives when the provider failed: a status, or a stream the
+    provider broke after its text had gone out (the gateway cannot take that text back)."""
+    if status == "200 broken stream":
+        return True
     return status.isdigit() and int(status) in FAULT_STATUSES
 
 
@@ -271,7 +312,7 @@ def main() -> None:
         process: subprocess.Popen[bytes] = stack.enter_context(server(command, log))
         wait_ready(port, "/health", process, log)
         with pinned({cores[-1]} if len(cores) > 1 else set()):
-            rows = run_async(soak(port, process.pid, args))
+            measured = run_async(soak(port, process.pid, args))
     result = {
         "benchmark": "soak",
         "date": datetime.date.today().isoformat(),
@@ -287,11 +328,11 @@ def main() -> None:
             "sim_fault_rate": args.sim_fault_rate,
             "reply_words": REPLY_WORDS,
         },
-        "windows": rows,
-        "verdict": verdict(rows, args.window, faults=args.sim_fault_rate > 0),
+        **measured,
+        "verdict": verdict(measured["windows"], args.window, faults=args.sim_fault_rate > 0),
         "wall_s": time.monotonic() - started,
     }
-    print(json.dumps(result["verdict"], indent=2))
+    print(json.dumps({"latency_ms": result["latency_ms"], **result["verdict"]}, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
