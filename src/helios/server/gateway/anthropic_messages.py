@@ -35,12 +35,14 @@ from helios.messages import (
     Usage,
 )
 from helios.server.gateway.errors import GatewayError, invalid
+from helios.server.limits import MAX_TOKENS
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # official clients send fields Helios does not know (newer API versions): ignored
+    model_config = ConfigDict(extra="ignore")
 
 
 class CacheControlIn(_Body):
@@ -91,14 +93,14 @@ class Metadata(_Body):
 
 class MessagesRequest(_Body):
     model: str
-    max_tokens: int = Field(gt=0)
+    max_tokens: int = Field(gt=0, le=MAX_TOKENS)
     messages: list[MessageIn] = Field(min_length=1)
     system: str | list[Block] | None = None
     tools: list[ToolIn] | None = None
     tool_choice: ToolChoiceIn | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=1.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = None
+    top_k: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     stop_sequences: list[str] | None = None
     stream: bool = False
     metadata: Metadata | None = None

@@ -28,7 +28,8 @@ MAX_INPUT_CHARS = 32_768
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # official clients send fields Helios does not know (newer API versions): ignored
+    model_config = ConfigDict(extra="ignore")
 
     model: str
     input: str | list[str]

@@ -35,12 +35,14 @@ from helios.messages import (
     Usage,
 )
 from helios.server.gateway.errors import GatewayError, invalid
+from helios.server.limits import MAX_TOKENS
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # official clients send fields Helios does not know (newer API versions): ignored
+    model_config = ConfigDict(extra="ignore")
 
 
 class FunctionCall(_Body):
@@ -121,14 +123,14 @@ class ChatRequest(_Body):
     response_format: ResponseFormat | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    max_completion_tokens: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
     user: str | None = Field(default=None, max_length=256)
-    n: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, le=128)
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     # accepted, and changing nothing here
     parallel_tool_calls: bool | None = None
     store: bool | None = None

@@ -30,10 +30,12 @@ from helios.messages import (
     Usage,
 )
 from helios.server.gateway.errors import invalid
+from helios.server.limits import MAX_TOKENS
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # official clients send fields Helios does not know (newer API versions): ignored
+    model_config = ConfigDict(extra="ignore")
 
 
 class TextPart(_Body):
@@ -102,7 +104,7 @@ class ResponsesRequest(_Body):
     text: TextOptions | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_output_tokens: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
     stream: bool = False
     user: str | None = Field(default=None, max_length=256)
     previous_response_id: str | None = None

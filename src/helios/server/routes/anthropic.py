@@ -23,6 +23,7 @@ from helios.server.gateway import anthropic_messages as protocol
 from helios.server.gateway.cache_control import directives_from
 from helios.server.gateway.call import GatewayCall, require_model
 from helios.server.gateway.errors import GatewayError, from_helios
+from helios.server.openapi import AnthropicError, errors, json_body
 from helios.server.routes.openai import SSE_HEADERS, parse_body
 from helios.server.state import ServerState
 
@@ -41,7 +42,12 @@ def router(state: ServerState) -> APIRouter:
             raise GatewayError(503, "overloaded", "Helios is starting or stopping", retry_after_s=1)
         return state.runtime
 
-    @routes.post("/v1/messages", summary="Create a message (Anthropic-compatible)")
+    @routes.post(
+        "/v1/messages",
+        summary="Create a message (Anthropic-compatible)",
+        openapi_extra=json_body(protocol.MessagesRequest),
+        responses=errors(400, 401, 403, 404, 429, 502, 503, 504, shape=AnthropicError),
+    )
     async def messages(request: Request, caller: Authenticated) -> Response:
         try:
             body = await parse_body(request, protocol.MessagesRequest)
@@ -72,7 +78,12 @@ def router(state: ServerState) -> APIRouter:
         except HeliosError as error:
             return anthropic_error(from_helios(error))
 
-    @routes.post("/v1/messages/count_tokens", summary="Count a message's input tokens")
+    @routes.post(
+        "/v1/messages/count_tokens",
+        summary="Count a message's input tokens",
+        openapi_extra=json_body(protocol.CountTokensRequest),
+        responses=errors(400, 401, 403, 404, 503, shape=AnthropicError),
+    )
     async def count_tokens(request: Request, caller: Authenticated) -> Response:
         try:
             body = await parse_body(request, protocol.CountTokensRequest)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,9 +26,11 @@ from helios.server.gateway import openai_chat, openai_responses, openai_response
 from helios.server.gateway.cache_control import directives_from
 from helios.server.gateway.call import GatewayCall, require_model
 from helios.server.gateway.errors import GatewayError, from_helios, invalid
+from helios.server.openapi import OpenAIError, errors, json_body
 from helios.server.state import ServerState
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+CALL_ERRORS = errors(400, 401, 403, 404, 429, 502, 503, 504, shape=OpenAIError)
 
 
 def openai_error(error: GatewayError) -> JSONResponse:
@@ -38,15 +40,25 @@ def openai_error(error: GatewayError) -> JSONResponse:
 
 
 async def parse_body(request: Request, model: type[BaseModel]) -> Any:
-    """The body as ``model``, or a 400 naming the first field that is wrong."""
+    """The body as ``model``, or a 400 naming the first field that is wrong.
+
+    Types are strict (``false`` is not a number, ``"0.5"`` not a float) and numbers finite;
+    fields Helios does not know are ignored (the models say so), as the official clients
+    send newer ones."""
     try:
-        raw = await request.json()
+        raw = json.loads(await request.body(), parse_constant=_not_a_number)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise invalid("body", "not valid JSON") from None
+    except ValueError as exc:
+        raise invalid("body", str(exc)) from None
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, strict=True)
     except ValidationError as exc:
         raise _field_error(exc) from None
+
+
+def _not_a_number(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def _field_error(exc: ValidationError | RequestValidationError) -> GatewayError:
@@ -75,7 +87,12 @@ def router(state: ServerState) -> APIRouter:
         except HeliosError as error:
             return render(from_helios(error))
 
-    @routes.post("/v1/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
+    @routes.post(
+        "/v1/chat/completions",
+        summary="Create a chat completion (OpenAI-compatible)",
+        openapi_extra=json_body(openai_chat.ChatRequest),
+        responses=CALL_ERRORS,
+    )
     async def chat_completions(request: Request, caller: Authenticated) -> Response:
         async def handle() -> Response:
             body = await parse_body(request, openai_chat.ChatRequest)
@@ -108,7 +125,12 @@ def router(state: ServerState) -> APIRouter:
 
         return await answer(handle)
 
-    @routes.post("/v1/responses", summary="Create a response (OpenAI Responses API)")
+    @routes.post(
+        "/v1/responses",
+        summary="Create a response (OpenAI Responses API)",
+        openapi_extra=json_body(openai_responses.ResponsesRequest),
+        responses=CALL_ERRORS,
+    )
     async def responses(request: Request, caller: Authenticated) -> Response:
         async def handle() -> Response:
             body = await parse_body(request, openai_responses.ResponsesRequest)
@@ -132,7 +154,12 @@ def router(state: ServerState) -> APIRouter:
 
         return await answer(handle)
 
-    @routes.post("/v1/embeddings", summary="Create embeddings (OpenAI-compatible)")
+    @routes.post(
+        "/v1/embeddings",
+        summary="Create embeddings (OpenAI-compatible)",
+        openapi_extra=json_body(embeddings_protocol.EmbeddingsRequest),
+        responses=CALL_ERRORS,
+    )
     async def embeddings(request: Request, caller: Authenticated) -> Response:
         async def handle() -> Response:
             body = await parse_body(request, embeddings_protocol.EmbeddingsRequest)
@@ -142,7 +169,11 @@ def router(state: ServerState) -> APIRouter:
 
         return await answer(handle)
 
-    @routes.get("/v1/models", summary="List the models (OpenAI-compatible)")
+    @routes.get(
+        "/v1/models",
+        summary="List the models (OpenAI-compatible)",
+        responses=errors(401, 503, shape=OpenAIError),
+    )
     async def list_models(caller: Authenticated) -> Response:
         async def handle() -> Response:
             return JSONResponse(models_protocol.listing(runtime(), caller))
