@@ -54,7 +54,7 @@ class AnthropicError(BaseModel):
 
 
 WHY = {
-    400: "bad input: the message names the field",
+    400: "bad input: the body is not JSON, or (gateway) the message names the field",
     401: "no key, or a malformed, unknown, revoked or expired one",
     403: "the key may not do this (another tenant, an admin route, a model outside its list)",
     404: "no such thing",

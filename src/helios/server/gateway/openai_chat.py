@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from helios.messages import (
+    TOOL_NAME_PATTERN,
     Chunk,
     Completion,
     Message,
@@ -76,7 +77,7 @@ class ChatMessage(_Body):
 
 
 class FunctionSpec(_Body):
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     strict: bool | None = None
@@ -88,7 +89,7 @@ class ToolIn(_Body):
 
 
 class NamedFunction(_Body):
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
 
 
 class NamedTool(_Body):
@@ -114,7 +115,19 @@ class StreamOptions(_Body):
 
 
 class ChatRequest(_Body):
-    model: str
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "auto",
+                    "messages": [{"role": "user", "content": "What is a vector index?"}],
+                }
+            ]
+        },
+    )
+
+    model: str = Field(examples=["auto"])
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None

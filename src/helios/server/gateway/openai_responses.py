@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from helios.messages import (
+    TOOL_NAME_PATTERN,
     Completion,
     Message,
     Request,
@@ -71,7 +72,7 @@ class FunctionOutputItem(_Body):
 
 class FunctionTool(_Body):
     type: Literal["function"]
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     strict: bool | None = None
@@ -79,7 +80,7 @@ class FunctionTool(_Body):
 
 class NamedFunction(_Body):
     type: Literal["function"]
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
 
 
 class TextFormat(_Body):
@@ -96,7 +97,12 @@ class TextOptions(_Body):
 
 
 class ResponsesRequest(_Body):
-    model: str
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"model": "auto", "input": "What is a vector index?"}]},
+    )
+
+    model: str = Field(examples=["auto"])
     input: str | list[dict[str, Any]]
     instructions: str | None = None
     tools: list[dict[str, Any]] | None = None

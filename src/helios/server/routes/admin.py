@@ -119,7 +119,7 @@ def router(state: ServerState) -> APIRouter:
         "",
         status_code=status.HTTP_201_CREATED,
         response_model=CreatedKeyResult,
-        responses=errors(401, 403, 422, 503),
+        responses=errors(400, 401, 403, 422, 503),
         summary="Create a key; the answer holds the key itself, shown this once",
     )
     async def create(body: CreateKeyBody, caller: AdminCaller) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 
 from helios.errors import HeliosError
 from helios.governance.estimate import heuristic_tokens, prompt_tokens
@@ -24,7 +25,7 @@ from helios.server.gateway.cache_control import directives_from
 from helios.server.gateway.call import GatewayCall, require_model
 from helios.server.gateway.errors import GatewayError, from_helios
 from helios.server.openapi import AnthropicError, errors, json_body
-from helios.server.routes.openai import SSE_HEADERS, parse_body
+from helios.server.routes.openai import SSE_HEADERS, field_error, parse_body
 from helios.server.state import ServerState
 
 TOOL_OVERHEAD_TOKENS = 8
@@ -77,6 +78,8 @@ def router(state: ServerState) -> APIRouter:
             return anthropic_error(error)
         except HeliosError as error:
             return anthropic_error(from_helios(error))
+        except ValidationError as exc:  # a value the protocol's model let through, Helios's not
+            return anthropic_error(field_error(exc))
 
     @routes.post(
         "/v1/messages/count_tokens",
@@ -99,5 +102,7 @@ def router(state: ServerState) -> APIRouter:
             return anthropic_error(error)
         except HeliosError as error:
             return anthropic_error(from_helios(error))
+        except ValidationError as exc:  # a value the protocol's model let through, Helios's not
+            return anthropic_error(field_error(exc))
 
     return routes

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal, NoReturn
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticSerializationError, to_json
 from starlette.responses import Response
@@ -227,7 +227,7 @@ def router(state: ServerState) -> APIRouter:
     @routes.post(
         "/lookup",
         response_model=LookupResult,
-        responses=errors(401, 403, 413, 422, 503),
+        responses=errors(400, 401, 403, 413, 422, 503),
         summary="L2 exact, then L3 semantic; with what L1 (the prompt cache) will do",
     )
     async def lookup(body: LookupBody, caller: Authenticated) -> Response:
@@ -249,7 +249,7 @@ def router(state: ServerState) -> APIRouter:
     @routes.post(
         "/store",
         response_model=StoreResult,
-        responses=errors(401, 403, 413, 422, 503),
+        responses=errors(400, 401, 403, 413, 422, 503),
         summary="Cache a reply in L2 and L3 (and mark its prompt prefix warm in L1 if asked)",
     )
     async def store(body: StoreBody, caller: Authenticated) -> Response:
@@ -288,7 +288,7 @@ def router(state: ServerState) -> APIRouter:
         "/invalidate",
         response_model=InvalidateResult,
         responses=errors(
-            401, 403, 422, 503, why={503: "a store could not be purged; nothing is promised"}
+            400, 401, 403, 422, 503, why={503: "a store could not be purged; nothing is promised"}
         ),
         summary="Remove the entries of a key, tenant or task type, or all, from one layer or all",
     )
@@ -333,7 +333,7 @@ def router(state: ServerState) -> APIRouter:
         summary="One layer's counters, entries and configuration",
     )
     async def layer_stats(
-        layer: str,
+        layer: Annotated[str, Path(examples=["L2", "L3_SEMANTIC"])],
         caller: Authenticated,
         tenant: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
         task_type: Annotated[str | None, Query(min_length=1, max_length=256)] = None,

@@ -54,14 +54,14 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(raw, strict=True)
     except ValidationError as exc:
-        raise _field_error(exc) from None
+        raise field_error(exc) from None
 
 
 def _not_a_number(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not a JSON number")
 
 
-def _field_error(exc: ValidationError | RequestValidationError) -> GatewayError:
+def field_error(exc: ValidationError | RequestValidationError) -> GatewayError:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
     message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
@@ -86,6 +86,8 @@ def router(state: ServerState) -> APIRouter:
             return render(error)
         except HeliosError as error:
             return render(from_helios(error))
+        except ValidationError as exc:  # a value the protocol's model let through, Helios's not
+            return render(field_error(exc))
 
     @routes.post(
         "/v1/chat/completions",
