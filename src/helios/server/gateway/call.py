@@ -25,7 +25,7 @@ from helios.messages import Chunk, Completion, Request
 from helios.runtime import Runtime
 from helios.server.auth import Caller
 from helios.server.gateway.cache_control import cache_status
-from helios.server.gateway.errors import GatewayError, from_helios
+from helios.server.gateway.errors import GatewayError, from_helios, provider_secrets
 
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the response ended
 
@@ -62,13 +62,16 @@ class GatewayCall:
         self._recorded = False
 
     # -- running it -----------------------------------------------------------------------
+    def _failure(self, exc: HeliosError) -> GatewayError:
+        return from_helios(exc, secrets=provider_secrets(self.runtime.settings))
+
     async def complete(self) -> Completion:
         """The whole reply; a failure is raised as the :class:`GatewayError` to send."""
         try:
             async for _ in self.handle:
                 pass
         except HeliosError as exc:
-            error = from_helios(exc)
+            error = self._failure(exc)
             self.record(error.status, error)
             raise error from exc
         completion = self.handle.completion
@@ -84,7 +87,7 @@ class GatewayCall:
         except StopAsyncIteration:
             first = None
         except HeliosError as exc:
-            error = from_helios(exc)
+            error = self._failure(exc)
             self.record(error.status, error)
             raise error from exc
         return self._rest(first, chunks)
@@ -99,7 +102,7 @@ class GatewayCall:
             async for chunk in chunks:
                 yield chunk
         except HeliosError as exc:  # after the headers: the protocol renders it in-stream
-            failure = from_helios(exc)
+            failure = self._failure(exc)
             status = failure.status
             raise failure from exc
         except BaseException:

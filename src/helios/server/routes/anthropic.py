@@ -23,7 +23,7 @@ from helios.server.auth import Authenticated
 from helios.server.gateway import anthropic_messages as protocol
 from helios.server.gateway.cache_control import directives_from
 from helios.server.gateway.call import GatewayCall, require_model
-from helios.server.gateway.errors import GatewayError, from_helios
+from helios.server.gateway.errors import GatewayError, from_helios, provider_secrets
 from helios.server.openapi import AnthropicError, errors, json_body
 from helios.server.routes.openai import SSE_HEADERS, field_error, parse_body
 from helios.server.state import ServerState
@@ -77,7 +77,7 @@ def router(state: ServerState) -> APIRouter:
         except GatewayError as error:
             return anthropic_error(error)
         except HeliosError as error:
-            return anthropic_error(from_helios(error))
+            return anthropic_error(from_helios(error, secrets=provider_secrets(state.settings)))
         except ValidationError as exc:  # a value the protocol's model let through, Helios's not
             return anthropic_error(field_error(exc))
 
@@ -101,7 +101,7 @@ def router(state: ServerState) -> APIRouter:
         except GatewayError as error:
             return anthropic_error(error)
         except HeliosError as error:
-            return anthropic_error(from_helios(error))
+            return anthropic_error(from_helios(error, secrets=provider_secrets(state.settings)))
         except ValidationError as exc:  # a value the protocol's model let through, Helios's not
             return anthropic_error(field_error(exc))
 

@@ -494,6 +494,13 @@ def _hide_reasons(stats: dict[str, Any]) -> None:
     config = stats.get("config", {})
     if config.get("unavailable") is not None:
         config["unavailable"] = "unavailable (why: admin keys only)"
+    if isinstance(config.get("backend"), str):
+        config["backend"] = _kind(config["backend"])
+
+
+def _kind(backend: str | None) -> str | None:
+    """``"redis"`` of a store's name, whatever address a name may carry after it."""
+    return None if backend is None else backend.split(" ", 1)[0]
 
 
 async def _metrics(manager: CacheManager, detailed: bool) -> dict[str, Any]:
@@ -521,7 +528,7 @@ def _health(health: CacheHealth, detailed: bool) -> dict[str, Any]:
         "layers": {
             API_LAYER_NAMES[layer]: {
                 "status": layer_health.status,
-                "backend": layer_health.backend,
+                "backend": layer_health.backend if detailed else _kind(layer_health.backend),
                 "detail": layer_health.detail if detailed else _SHOWN_TO_ALL[layer_health.status],
             }
             for layer, layer_health in health.layers.items()

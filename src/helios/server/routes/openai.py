@@ -25,7 +25,7 @@ from helios.server.gateway import models as models_protocol
 from helios.server.gateway import openai_chat, openai_responses, openai_responses_stream
 from helios.server.gateway.cache_control import directives_from
 from helios.server.gateway.call import GatewayCall, require_model
-from helios.server.gateway.errors import GatewayError, from_helios, invalid
+from helios.server.gateway.errors import GatewayError, from_helios, invalid, provider_secrets
 from helios.server.openapi import OpenAIError, errors, json_body
 from helios.server.state import ServerState
 
@@ -85,7 +85,7 @@ def router(state: ServerState) -> APIRouter:
         except GatewayError as error:
             return render(error)
         except HeliosError as error:
-            return render(from_helios(error))
+            return render(from_helios(error, secrets=provider_secrets(state.settings)))
         except ValidationError as exc:  # a value the protocol's model let through, Helios's not
             return render(field_error(exc))
 
