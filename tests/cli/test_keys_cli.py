@@ -7,7 +7,9 @@ import asyncio
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import httpx2
 import pytest
 
 from helios.config.settings import load_settings
@@ -121,6 +123,10 @@ def test_serve_refuses_a_public_address_without_keys(run_cli: RunCli) -> None:
     )
 
 
+served_apps: list[Any] = []
+"""The apps the fake uvicorn of :func:`started` was given."""
+
+
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The addresses uvicorn was asked to serve (it is never started)."""
@@ -132,8 +138,11 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
         def run(self) -> None:
             hosts.append(self.config.host)
+            served_apps.append(self.config.app)
 
-    monkeypatch.setattr("uvicorn.Config", lambda app, **options: SimpleNamespace(**options))
+    monkeypatch.setattr(
+        "uvicorn.Config", lambda app, **options: SimpleNamespace(app=app, **options)
+    )
     monkeypatch.setattr("uvicorn.Server", Server)
     return hosts
 
@@ -174,6 +183,22 @@ def test_serve_on_loopback_with_keys_says_nothing(run_cli: RunCli, started: list
     result = run_cli("serve", "--port", "1")
     assert result.exit_code == 0, result.stderr
     assert started == ["127.0.0.1"] and result.stderr == ""
+
+
+def test_serve_on_loopback_answers_its_own_names_on_its_own_port(
+    run_cli: RunCli, started: list[str]
+) -> None:
+    served_apps.clear()
+    assert run_cli("serve", "--port", "8123").exit_code == 0
+    [app] = served_apps
+
+    async def status(host: str) -> int:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://x") as client:
+            return (await client.get("/health", headers={"Host": host})).status_code
+
+    codes = [asyncio.run(status(host)) for host in ("localhost:8123", "localhost:8124", "evil")]
+    assert codes == [200, 421, 421]
 
 
 def test_keys_never_reach_the_ledger(run_cli: RunCli) -> None:
