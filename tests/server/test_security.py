@@ -303,6 +303,25 @@ async def test_protocol_bodies_tolerate_fields_helios_does_not_know(keys: Path) 
     assert not_a_number.json()["error"]["message"] == "body: NaN is not a JSON number"
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_protocol_bodies_must_say_they_are_json(keys: Path, content_type: str | None) -> None:
+    """A web page may POST text/plain anywhere without a preflight: never a model call."""
+    body = b'{"model": "sonnet", "messages": [{"role": "user", "content": "Hello"}]}'
+    headers = {} if content_type is None else {"content-type": content_type}
+    async with client_for(create_app(settings(keys))) as client:
+        counted = await client.post("/v1/messages/count_tokens", content=body, headers=headers)
+        chat = await client.post("/v1/chat/completions", content=body, headers=headers)
+        as_json = await client.post(
+            "/v1/messages/count_tokens",
+            content=body,
+            headers={"content-type": "application/json; charset=utf-8"},
+        )
+    assert [counted.status_code, chat.status_code, as_json.status_code] == [400, 400, 200]
+    assert chat.json()["error"]["message"] == (
+        f"body: Content-Type must be application/json (got {content_type or 'none'})"
+    )
+
+
 # -- a store's errors are an operator's business ---------------------------------------------
 async def test_only_operators_read_why_a_store_fails(keys: Path, tmp_path: Path) -> None:
     _, tenant = await create_key(keys, "acme")

@@ -44,7 +44,15 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
 
     Types are strict (``false`` is not a number, ``"0.5"`` not a float) and numbers finite;
     fields Helios does not know are ignored (the models say so), as the official clients
-    send newer ones."""
+    send newer ones. The body must say it is JSON: a web page may send any site a
+    ``text/plain`` POST without asking (no CORS preflight), and a keyless server on
+    loopback would otherwise make calls for it."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        shown = media_type or "none"
+        raise invalid("body", f"Content-Type must be application/json (got {shown})")
     try:
         raw = json.loads(await request.body(), parse_constant=_not_a_number)
     except (json.JSONDecodeError, UnicodeDecodeError):
