@@ -311,12 +311,18 @@ async def test_protocol_bodies_must_say_they_are_json(keys: Path, content_type: 
     async with client_for(create_app(settings(keys))) as client:
         counted = await client.post("/v1/messages/count_tokens", content=body, headers=headers)
         chat = await client.post("/v1/chat/completions", content=body, headers=headers)
+        planted = await client.post(
+            f"{PREFIX}/store",
+            content=b'{"input_text": "Hello", "response_data": "Planted."}',
+            headers=headers,
+        )
         as_json = await client.post(
             "/v1/messages/count_tokens",
             content=body,
             headers={"content-type": "application/json; charset=utf-8"},
         )
     assert [counted.status_code, chat.status_code, as_json.status_code] == [400, 400, 200]
+    assert planted.status_code == 422  # FastAPI reads only JSON bodies on the cache API
     assert chat.json()["error"]["message"] == (
         f"body: Content-Type must be application/json (got {content_type or 'none'})"
     )
