@@ -130,6 +130,19 @@ async def test_an_open_server_on_another_address_serves_only_when_told_to(keys: 
     assert naming.status_code == 403
 
 
+@pytest.mark.parametrize("announce", [True, False])
+async def test_an_app_on_another_address_warns_once_unless_its_server_did(
+    keys: Path, caplog: pytest.LogCaptureFixture, announce: bool
+) -> None:
+    await create_key(keys, "acme")
+    caplog.set_level(logging.INFO, logger="helios.server")
+    async with client_for(create_app(settings(keys), host="::", announce_exposure=announce)):
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    expected = "serving on ::, which other machines can reach: every call needs an API key"
+    assert [w.startswith(expected) for w in warnings] == ([True] if announce else [])
+
+
 async def test_public_metrics_need_no_key(keys: Path) -> None:
     await create_key(keys, "acme")
     app = create_app(settings(keys, server={"public_metrics": True}))

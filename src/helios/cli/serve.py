@@ -73,7 +73,7 @@ def serve(
 
         raise MissingDependency("uvicorn", "server", "The HTTP server") from None
 
-    app = create_app(settings, warm_providers=True, host=host, port=port)
+    app = create_app(settings, warm_providers=True, host=host, port=port, announce_exposure=False)
     # uvicorn handles Ctrl-C itself: it stops the app (lifespan shutdown included), then
     # re-raises the signal, which the CLI's entry point turns into exit code 130.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log)

@@ -68,12 +68,15 @@ def create_app(
     warm_providers: bool = False,
     host: str = "127.0.0.1",
     port: int | None = None,
+    announce_exposure: bool = True,
 ) -> FastAPI:
     """The Helios HTTP app. A ``store`` or ``cache`` passed in is used as is and left open
     at shutdown. ``host`` is the address the server is bound to: without API keys, only a
     loopback address serves (unauthenticated) calls unless
     ``settings.server.allow_unauthenticated``; on loopback, requests must name this machine
-    in their Host header, with ``port`` (``None``: any port) or none.
+    in their Host header, with ``port`` (``None``: any port) or none. At start-up the app
+    logs who can reach it (:func:`~helios.server.auth.exposure`), unless
+    ``announce_exposure`` is false (``helios serve`` has said it already).
 
     The metrics follow the ledger (every ``metrics_poll_s``), so they count the tasks of
     every process that records into it, from the moment the server started.
@@ -93,7 +96,7 @@ def create_app(
             state.runtime, state.store = runtime, runtime.store
             state.cache, state.registry = runtime.cache, runtime.registry
             stack.callback(state.forget_runtime)  # a restarted lifespan builds a fresh one
-            await _start_auth(state, runtime, host)
+            await _start_auth(state, runtime, host, announce_exposure)
             if state.store is not None:
                 _start_tail(state, stack, metrics_poll_s)
             if runtime.settings.monitor.enabled and runtime.monitor is not None:
@@ -155,7 +158,7 @@ def _freeze_startup_objects(stack: contextlib.AsyncExitStack) -> None:
     stack.callback(gc.unfreeze)
 
 
-async def _start_auth(state: ServerState, runtime: Runtime, host: str) -> None:
+async def _start_auth(state: ServerState, runtime: Runtime, host: str, announce: bool) -> None:
     """Check keys on every call; refuse to serve (``ConfigError``) on a non-loopback address
     while no key exists (unless allowed), and say who can reach the server."""
     allow_open = runtime.settings.server.allow_unauthenticated
@@ -165,9 +168,11 @@ async def _start_auth(state: ServerState, runtime: Runtime, host: str) -> None:
     except KeyStoreError as exc:  # every call is refused (503) until the store answers
         logger.warning("API key store unavailable at start-up: %s", exc)
         return
-    if notice is not None and notice.startswith("warning: "):
+    if notice is None or not announce:
+        return
+    if notice.startswith("warning: "):
         logger.warning(notice.removeprefix("warning: "))
-    elif notice is not None:
+    else:
         logger.info(notice)
 
 
