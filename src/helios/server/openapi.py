@@ -76,8 +76,8 @@ def errors(
     return {code: {"model": shape, "description": reasons[code]} for code in codes}
 
 
-AUTH_ERRORS = errors(401, 403, 503)
-"""Any route behind a key (403: a key that may not act so)."""
+OPERATOR_ERRORS = errors(401, 403, 503)
+"""What operators read (``/metrics``): 401 without a key, 403 for a key not an admin's."""
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from helios.server.auth import require_operator
-from helios.server.openapi import AUTH_ERRORS
+from helios.server.openapi import OPERATOR_ERRORS
 from helios.server.state import ServerState
 
 
@@ -19,7 +19,7 @@ def router(state: ServerState) -> APIRouter:
     routes = APIRouter(
         tags=["observability"],
         dependencies=[] if public else [Depends(require_operator)],
-        responses={} if public else AUTH_ERRORS,
+        responses={} if public else OPERATOR_ERRORS,
     )
 
     @routes.get(
