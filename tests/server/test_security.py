@@ -6,6 +6,7 @@ key or provider secret anywhere a caller or an operator can read."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +340,27 @@ async def test_protocol_bodies_must_say_they_are_json(keys: Path, content_type: 
     assert chat.json()["error"]["message"] == (
         f"body: Content-Type must be application/json (got {content_type or 'none'})"
     )
+
+
+async def test_a_gateway_body_above_the_limit_is_a_413_in_the_protocols_shape(
+    keys: Path,
+) -> None:
+    from helios.server.limits import GATEWAY_BODY_BYTES
+
+    text = b"a" * (GATEWAY_BODY_BYTES + 1)
+    body = b'{"model": "sonnet", "messages": [{"role": "user", "content": "' + text + b'"}]}'
+    json_type = {"content-type": "application/json"}
+
+    async def in_pieces() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        for start in range(0, len(body), 1 << 20):
+            yield body[start : start + (1 << 20)]
+
+    async with client_for(create_app(settings(keys))) as client:
+        declared = await client.post("/v1/chat/completions", content=body, headers=json_type)
+        streamed = await client.post("/v1/messages", content=in_pieces(), headers=json_type)
+    assert (declared.status_code, streamed.status_code) == (413, 413)
+    assert declared.json()["error"]["param"] == "body"
+    assert streamed.json()["error"]["message"].endswith(f"above the limit of {GATEWAY_BODY_BYTES}")
 
 
 # -- a store's errors are an operator's business ---------------------------------------------

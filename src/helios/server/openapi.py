@@ -73,7 +73,10 @@ def errors(
 ) -> Responses:
     """``responses=`` for a route: each code with its body's shape and why it happens."""
     reasons = {**WHY, **(why or {})}
-    return {code: {"model": shape, "description": reasons[code]} for code in codes}
+    declared: Responses = {code: {"model": shape, "description": reasons[code]} for code in codes}
+    if 413 in declared and shape is ErrorDetail:  # the server's body limit answers in text
+        declared[413]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+    return declared
 
 
 OPERATOR_ERRORS = errors(401, 403, 503)

@@ -47,7 +47,7 @@ def router(state: ServerState) -> APIRouter:
         "/v1/messages",
         summary="Create a message (Anthropic-compatible)",
         openapi_extra=json_body(protocol.MessagesRequest),
-        responses=errors(400, 401, 403, 404, 429, 502, 503, 504, shape=AnthropicError),
+        responses=errors(400, 401, 403, 404, 413, 429, 502, 503, 504, shape=AnthropicError),
     )
     async def messages(request: Request, caller: Authenticated) -> Response:
         try:
@@ -85,7 +85,7 @@ def router(state: ServerState) -> APIRouter:
         "/v1/messages/count_tokens",
         summary="Count a message's input tokens",
         openapi_extra=json_body(protocol.CountTokensRequest),
-        responses=errors(400, 401, 403, 404, 503, shape=AnthropicError),
+        responses=errors(400, 401, 403, 404, 413, 503, shape=AnthropicError),
     )
     async def count_tokens(request: Request, caller: Authenticated) -> Response:
         try:

@@ -26,11 +26,12 @@ from helios.server.gateway import openai_chat, openai_responses, openai_response
 from helios.server.gateway.cache_control import directives_from
 from helios.server.gateway.call import GatewayCall, require_model
 from helios.server.gateway.errors import GatewayError, from_helios, invalid, provider_secrets
+from helios.server.limits import GATEWAY_BODY_BYTES
 from helios.server.openapi import OpenAIError, errors, json_body
 from helios.server.state import ServerState
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-CALL_ERRORS = errors(400, 401, 403, 404, 429, 502, 503, 504, shape=OpenAIError)
+CALL_ERRORS = errors(400, 401, 403, 404, 413, 429, 502, 503, 504, shape=OpenAIError)
 
 
 def openai_error(error: GatewayError) -> JSONResponse:
@@ -54,7 +55,7 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
         shown = media_type or "none"
         raise invalid("body", f"Content-Type must be application/json (got {shown})")
     try:
-        raw = json.loads(await request.body(), parse_constant=_not_a_number)
+        raw = json.loads(await _body(request), parse_constant=_not_a_number)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise invalid("body", "not valid JSON") from None
     except ValueError as exc:
@@ -63,6 +64,26 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
         return model.model_validate(raw, strict=True)
     except ValidationError as exc:
         raise field_error(exc) from None
+
+
+async def _body(request: Request) -> bytes:
+    """The body, or a 413 as soon as it is known to be above :data:`GATEWAY_BODY_BYTES`
+    (from its Content-Length, else while reading it): never held whole in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > GATEWAY_BODY_BYTES:
+        raise _too_large(int(declared))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > GATEWAY_BODY_BYTES:
+            raise _too_large(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int) -> GatewayError:
+    message = f"body: {size} bytes or more, above the limit of {GATEWAY_BODY_BYTES}"
+    return GatewayError(413, "invalid_request", message, param="body")
 
 
 def _not_a_number(constant: str) -> NoReturn:
