@@ -1,6 +1,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from helios import __version__
 from tests.cli.conftest import RunCli
 
@@ -38,6 +40,19 @@ def test_bad_config_names_file_and_key(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("--config", str(config), "ask", "hi")
     assert result.exit_code == 2
     assert_one_line_error(result.stderr, str(config), "defualt_model", "unknown key")
+
+
+def test_a_misspelt_environment_variable_is_an_error(
+    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELIOS_DEFAULT_MODELL", "sonnet")
+    result = run_cli("models")
+    assert result.exit_code == 2
+    assert_one_line_error(
+        result.stderr,
+        "environment variable HELIOS_DEFAULT_MODELL: not a Helios setting",
+        "did you mean HELIOS_DEFAULT_MODEL?",
+    )
 
 
 def test_missing_config_file(run_cli: RunCli, tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ import asyncio
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import httpx2
 import pytest
 
 from helios.config.settings import load_settings
@@ -115,29 +117,88 @@ def test_serve_refuses_a_public_address_without_keys(run_cli: RunCli) -> None:
     result = run_cli("serve", "--host", "0.0.0.0", "--port", "1")
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: refusing to serve on 0.0.0.0 without API keys: create one with "
-        "`helios keys create --tenant NAME` or bind to 127.0.0.1\n"
+        "error: refusing to serve on 0.0.0.0 without API keys: create one with"
+        " `helios keys create --tenant NAME`, bind to 127.0.0.1, or pass"
+        " --allow-unauthenticated (server.allow_unauthenticated) to serve it open\n"
     )
 
 
-def test_serve_on_a_public_address_goes_on_once_a_key_exists(
-    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    run_cli("keys", "create", "--tenant", "acme")
-    started: list[str] = []
+served_apps: list[Any] = []
+"""The apps the fake uvicorn of :func:`started` was given."""
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The addresses uvicorn was asked to serve (it is never started)."""
+    hosts: list[str] = []
 
     class Server:  # uvicorn's own would configure logging onto the captured stderr
         def __init__(self, config: SimpleNamespace) -> None:
             self.config = config
 
         def run(self) -> None:
-            started.append(self.config.host)
+            hosts.append(self.config.host)
+            served_apps.append(self.config.app)
 
-    monkeypatch.setattr("uvicorn.Config", lambda app, **options: SimpleNamespace(**options))
+    monkeypatch.setattr(
+        "uvicorn.Config", lambda app, **options: SimpleNamespace(app=app, **options)
+    )
     monkeypatch.setattr("uvicorn.Server", Server)
+    return hosts
+
+
+def test_serve_on_a_public_address_goes_on_once_a_key_exists_with_a_warning(
+    run_cli: RunCli, started: list[str]
+) -> None:
+    run_cli("keys", "create", "--tenant", "acme")
     result = run_cli("serve", "--host", "0.0.0.0", "--port", "1")
     assert result.exit_code == 0, result.stderr
-    assert started == ["0.0.0.0"] and result.stderr == ""
+    assert started == ["0.0.0.0"]
+    assert result.stderr == (
+        "warning: serving on 0.0.0.0, which other machines can reach: every call needs an API"
+        " key; keys travel in clear text unless TLS (a reverse proxy) is in front\n"
+    )
+
+
+def test_serve_on_a_public_address_without_keys_only_when_told_and_says_so(
+    run_cli: RunCli, started: list[str], tmp_path: Path
+) -> None:
+    result = run_cli("serve", "--host", "0.0.0.0", "--port", "1", "--allow-unauthenticated")
+    assert result.exit_code == 0, result.stderr
+    warning = (
+        "warning: serving on 0.0.0.0 WITHOUT API keys (server.allow_unauthenticated): anyone"
+        " who can reach it calls models as tenant 'default' and uses the cache API\n"
+    )
+    assert result.stderr == warning
+    config = tmp_path / "open.yaml"
+    config.write_text("server: {allow_unauthenticated: true}\n", encoding="utf-8")
+    from_file = run_cli("--config", str(config), "serve", "--host", "::", "--port", "1")
+    assert from_file.exit_code == 0, from_file.stderr
+    assert from_file.stderr == warning.replace("0.0.0.0", "::")
+    assert started == ["0.0.0.0", "::"]
+
+
+def test_serve_on_loopback_with_keys_says_nothing(run_cli: RunCli, started: list[str]) -> None:
+    run_cli("keys", "create", "--tenant", "acme")
+    result = run_cli("serve", "--port", "1")
+    assert result.exit_code == 0, result.stderr
+    assert started == ["127.0.0.1"] and result.stderr == ""
+
+
+def test_serve_on_loopback_answers_its_own_names_on_its_own_port(
+    run_cli: RunCli, started: list[str]
+) -> None:
+    served_apps.clear()
+    assert run_cli("serve", "--port", "8123").exit_code == 0
+    [app] = served_apps
+
+    async def status(host: str) -> int:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://x") as client:
+            return (await client.get("/health", headers={"Host": host})).status_code
+
+    codes = [asyncio.run(status(host)) for host in ("localhost:8123", "localhost:8124", "evil")]
+    assert codes == [200, 421, 421]
 
 
 def test_keys_never_reach_the_ledger(run_cli: RunCli) -> None:

@@ -121,3 +121,88 @@ def test_bad_alias_value_names_the_alias(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("ANTITHESIS_STREAMING", "sometimes")
     with pytest.raises(ConfigError, match="environment variable ANTITHESIS_STREAMING"):
         load_settings()
+
+
+# -- HELIOS_* variables that name no setting ----------------------------------------------------
+@pytest.mark.parametrize(
+    ("variable", "message"),
+    [
+        (
+            "HELIOS_DEFAULT_MODELL",
+            "environment variable HELIOS_DEFAULT_MODELL: not a Helios setting"
+            " (did you mean HELIOS_DEFAULT_MODEL?)",
+        ),
+        (
+            "HELIOS_CAHCE__ENABLED",
+            "environment variable HELIOS_CAHCE__ENABLED: not a Helios setting"
+            " (did you mean HELIOS_CACHE__ENABLED?)",
+        ),
+        (
+            "HELIOS_DATA_DRI",
+            "environment variable HELIOS_DATA_DRI: not a Helios setting"
+            " (did you mean HELIOS_DATA_DIR?)",
+        ),
+        (
+            "HELIOS_ZZZ",
+            "environment variable HELIOS_ZZZ: not a Helios setting"
+            " (settings are HELIOS_<KEY>, nested keys joined with '__')",
+        ),
+        (
+            "helios_default_modell",  # read case-insensitively, so checked the same way
+            "environment variable helios_default_modell: not a Helios setting"
+            " (did you mean HELIOS_DEFAULT_MODEL?)",
+        ),
+    ],
+)
+def test_an_unknown_helios_variable_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value) == message
+
+
+def test_every_unknown_variable_is_named_at_once() -> None:
+    environ = {"HELIOS_ONE": "1", "HELIOS_TWO": "2", "PATH": "/bin"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=environ)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "invalid settings:"
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [
+        "environment variable HELIOS_ONE",
+        "environment variable HELIOS_TWO",
+    ]
+
+
+def test_variables_helios_reads_itself_are_not_settings_and_are_allowed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for variable in (
+        "HELIOS_DATA_DIR",
+        "HELIOS_REQUIRE_SERVICES",
+        "HELIOS_TEST_REDIS_URL",
+        "HELIOS_TEST_ANYTHING_NEW",
+    ):
+        monkeypatch.setenv(variable, str(tmp_path))
+    monkeypatch.setenv("HELIOS_SERVER__PUBLIC_METRICS", "true")
+    monkeypatch.setenv("NOT_HELIOS_AT_ALL", "1")
+    assert load_settings().server.public_metrics is True
+
+
+def test_a_nested_unknown_key_is_refused_by_its_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELIOS_SERVER__PUBLIC_METRIC", "true")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value) == (
+        "environment variable HELIOS_SERVER__PUBLIC_METRIC: server.public_metric: unknown key"
+    )
+
+
+def test_allowed_hosts_are_host_names(tmp_path: Path) -> None:
+    config = tmp_path / "helios.yaml"
+    config.write_text("server:\n  allowed_hosts: [Helios.Internal, '[::1]', 10.0.0.7]\n")
+    assert load_settings(config).server.allowed_hosts == ["helios.internal", "[::1]", "10.0.0.7"]
+    config.write_text("server:\n  allowed_hosts: ['http://evil.example:80/']\n")
+    with pytest.raises(ConfigError, match=r"server\.allowed_hosts: .*not a host name"):
+        load_settings(config)

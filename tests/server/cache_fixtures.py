@@ -106,7 +106,7 @@ async def client_for(app: FastAPI, key: str | None = None) -> AsyncIterator[http
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(
-            transport=transport, base_url="http://helios", headers=headers
+            transport=transport, base_url="http://127.0.0.1", headers=headers
         ) as client:
             yield client
 

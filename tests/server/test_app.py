@@ -38,7 +38,7 @@ async def client_for(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
     """The app with its lifespan running, reached through the ASGI transport."""
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://helios") as client:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             yield client
 
 

@@ -86,14 +86,19 @@ async def test_without_keys_any_other_address_is_refused(keys: Path) -> None:
 
 
 def test_the_exposure_rule() -> None:
-    assert exposure("0.0.0.0", has_keys=True) is None
     assert exposure("127.0.0.1", has_keys=True) is None
     notice = exposure("::1", has_keys=False)
-    assert notice is not None and "\n" not in notice
+    assert notice is not None and "\n" not in notice and not notice.startswith("warning")
     for host in ("0.0.0.0", "::", "192.0.2.7", "example.invalid"):
         with pytest.raises(ConfigError) as info:
             exposure(host, has_keys=False)
         assert "\n" not in str(info.value)
+        for warning in (
+            exposure(host, has_keys=True),
+            exposure(host, has_keys=False, allow_unauthenticated=True),
+        ):
+            assert warning is not None and warning.startswith(f"warning: serving on {host}")
+            assert "\n" not in warning
     assert is_loopback("localhost") and is_loopback("127.0.0.2") and is_loopback("[::1]")
     assert not is_loopback("0.0.0.0") and not is_loopback("no-such-host.invalid")
 
@@ -131,7 +136,7 @@ async def test_with_keys_every_call_needs_a_valid_one(keys: Path) -> None:
             await client.post(f"{PREFIX}/invalidate", json={}),
             await client.post(f"{PREFIX}/store", json={"input_text": "q", "response_data": "a"}),
         ]
-        open_routes = [await client.get("/health"), await client.get("/metrics")]
+        open_routes = [await client.get("/health")]
     reasons = {name: (r.status_code, r.json()["detail"]) for name, r in answers.items()}
     assert reasons == {
         "none": (401, "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"),
@@ -144,7 +149,7 @@ async def test_with_keys_every_call_needs_a_valid_one(keys: Path) -> None:
     assert all(r.headers["www-authenticate"].startswith("Bearer") for r in answers.values())
     assert bearer_ok.status_code == 200 and x_api_key_ok.status_code == 200
     assert [r.status_code for r in other_routes] == [401] * len(other_routes)
-    assert [r.status_code for r in open_routes] == [200, 200]
+    assert [r.status_code for r in open_routes] == [200]
     for response in [*answers.values(), *other_routes]:
         for secret in (good, revoked_key, expired_key, wrong):
             assert secret not in response.text
@@ -271,9 +276,10 @@ async def test_keys_never_reach_logs_metrics_or_errors(
             "/api/v1/admin/keys", json={"tenant": "acme"}, headers=bearer(good)
         )
         await lookup(client, created.json()["key"])
-        metrics = await client.get("/metrics")
-        health = await client.get("/health")
+        metrics = await client.get("/metrics", headers=bearer(good))
+        health = await client.get("/health", headers=bearer(good))
     assert refused.status_code == 401
+    assert metrics.status_code == 200 and "ledger" in health.json()
     for secret in (good, revoked, created.json()["key"]):
         for text in (metrics.text, health.text, caplog.text, refused.text):
             assert secret not in text

@@ -3,7 +3,11 @@ response cache API under ``/api/v1/helios/cache`` and the key admin API under
 ``/api/v1/admin/keys`` (Swagger UI at ``/docs``).
 
 Secure by default: with no API key in the store it serves unauthenticated calls only on a
-loopback address, and says so; on any other address it refuses to start (one line, exit 2).
+loopback address, and says so; on any other address it refuses to start (one line, exit 2)
+unless ``--allow-unauthenticated`` (``server.allow_unauthenticated``) says to serve it open.
+Bound to a non-loopback address it always warns (one line on stderr); bound to loopback it
+answers only requests whose Host header names this machine (``server.allowed_hosts`` adds
+names).
 """
 
 from __future__ import annotations
@@ -31,18 +35,34 @@ def serve(
             help="Log every request (a line costs about a quarter of a cache lookup's CPU).",
         ),
     ] = False,
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unauthenticated",
+            help="Serve a non-loopback address while no API key exists: anyone who reaches it"
+            " may call (server.allow_unauthenticated). For a container behind its own network.",
+        ),
+    ] = False,
 ) -> None:
     """Serve Helios over HTTP: /metrics, /health, the cache API under
     /api/v1/helios/cache (lookup, store, invalidate, metrics, health) and the key admin API
     under /api/v1/admin/keys; Swagger UI at /docs. Calls need an API key (`helios keys
     create`); with no key at all, only a loopback address is served, unauthenticated. With
     monitor.enabled the health monitor runs inside. Requests are logged one by one only
-    with --access-log."""
+    with --access-log. On a non-loopback address it warns; on loopback it answers only
+    Host headers naming this machine (server.allowed_hosts adds names)."""
     settings = cli_context(ctx).settings()
+    if allow_unauthenticated:
+        server = settings.server.model_copy(update={"allow_unauthenticated": True})
+        settings = settings.model_copy(update={"server": server})
     from helios.server import create_app
     from helios.server.auth import exposure
 
-    notice = exposure(host, has_keys=with_runtime(settings, _has_keys))  # ConfigError: exit 2
+    notice = exposure(  # ConfigError: exit 2
+        host,
+        has_keys=with_runtime(settings, _has_keys),
+        allow_unauthenticated=settings.server.allow_unauthenticated,
+    )
     if notice is not None:
         console_err.print(notice, markup=False, soft_wrap=True)
 
@@ -53,7 +73,7 @@ def serve(
 
         raise MissingDependency("uvicorn", "server", "The HTTP server") from None
 
-    app = create_app(settings, warm_providers=True, host=host)
+    app = create_app(settings, warm_providers=True, host=host, port=port, announce_exposure=False)
     # uvicorn handles Ctrl-C itself: it stops the app (lifespan shutdown included), then
     # re-raises the signal, which the CLI's entry point turns into exit code 130.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log)

@@ -3,11 +3,14 @@
 Precedence, lowest first: defaults < YAML file (``helios.yaml`` in the working directory or
 ``--config``) < environment (``HELIOS_*``, nested keys joined with ``__``, e.g.
 ``HELIOS_PROVIDERS__OPENAI__BASE_URL``) < CLI flags. Unknown keys and wrong types are
-rejected with the file (or variable), the key and what was expected.
+rejected with the file (or variable), the key and what was expected; so is a ``HELIOS_*``
+variable that names no setting (with the closest name), except the few Helios reads itself
+(:data:`NON_SETTING_VARIABLES`, ``HELIOS_TEST_*``).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,9 +35,20 @@ from helios.config.ops import FlagSettings, MonitorSettings
 from helios.config.orchestration import OrchestrationSettings, PersonaSettings
 from helios.config.providers import EmbeddingSettings, LocalModelSettings, ProviderSettings
 from helios.config.router import RouterSettings
+from helios.config.server import ServerSettings
 from helios.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "helios.yaml"
+ENV_PREFIX = "HELIOS_"
+
+# HELIOS_* variables that are not settings: read directly where they matter.
+NON_SETTING_VARIABLES = frozenset(
+    {
+        "HELIOS_DATA_DIR",  # where files go by default (config/paths.py)
+        "HELIOS_REQUIRE_SERVICES",  # tests: a missing service fails rather than skips
+    }
+)
+NON_SETTING_PREFIXES = ("HELIOS_TEST_",)  # tests: service URLs (HELIOS_TEST_REDIS_URL, ...)
 
 
 def _default_tiers() -> dict[Tier, str]:
@@ -43,7 +57,7 @@ def _default_tiers() -> dict[Tier, str]:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="HELIOS_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
@@ -73,6 +87,7 @@ class Settings(BaseSettings):
     governor: GovernorSettings = Field(default_factory=GovernorSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()
@@ -151,15 +166,46 @@ def load_settings(
     ``config_file=None`` reads ``helios.yaml`` from the working directory if it exists; an
     explicit path must exist.
     """
+    environment = os.environ if environ is None else environ
+    _check_environment(environment)
     path, values = _read_yaml(config_file)
     cli_values = dict(overrides or {})
     try:
         loaded = _with_yaml(values)(**cli_values)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, path, values, cli_values, environ or os.environ)) from None
+        raise ConfigError(_explain(exc, path, values, cli_values, environment)) from None
     # Hand back a plain Settings: the per-load subclass only existed to add the file source.
     fields = {name: getattr(loaded, name) for name in Settings.model_fields}
     return Settings.model_construct(_fields_set=loaded.model_fields_set, **fields)
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse ``HELIOS_*`` variables that name no setting: a typo would otherwise be ignored
+    in silence (nested keys, ``HELIOS_CACHE__TTL``, are checked by the section itself)."""
+    settings = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = []
+    for variable in sorted(environ):
+        upper = variable.upper()  # the environment is read case-insensitively
+        if not upper.startswith(ENV_PREFIX) or upper in NON_SETTING_VARIABLES:
+            continue
+        if upper.startswith(NON_SETTING_PREFIXES) or upper.split("__", 1)[0] in settings:
+            continue
+        unknown.append(f"environment variable {variable}: not a Helios setting{_hint(upper)}")
+    if len(unknown) == 1:
+        raise ConfigError(unknown[0])
+    if unknown:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(unknown))
+
+
+def _hint(variable: str) -> str:
+    top, nested, rest = variable.removeprefix(ENV_PREFIX).partition("__")
+    settings = sorted(name.upper() for name in Settings.model_fields)
+    others = sorted(name.removeprefix(ENV_PREFIX) for name in NON_SETTING_VARIABLES)
+    # compared without the prefix, which every name shares and would make all look alike
+    close = difflib.get_close_matches(top, settings if nested else [*settings, *others], 1, 0.7)
+    if not close:
+        return f" (settings are {ENV_PREFIX}<KEY>, nested keys joined with '__')"
+    return f" (did you mean {ENV_PREFIX}{close[0]}{nested}{rest}?)"
 
 
 def _read_yaml(config_file: Path | None) -> tuple[Path | None, dict[str, Any]]:

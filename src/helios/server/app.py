@@ -9,9 +9,9 @@ warmed before the first request, so no caller's first call pays for an SDK impor
 model load. Features add routers in :mod:`helios.server.routes`, each a
 ``router(state)`` factory, so no route reads module-level state.
 
-Every route but ``/health`` and ``/metrics`` knows its caller through
-:mod:`helios.server.auth` (API keys, tenants, and the rule for a server without keys,
-which needs the ``host`` the server is bound to).
+Every route knows its caller through :mod:`helios.server.auth` (API keys, tenants, and
+the rule for a server without keys, which needs the ``host`` the server is bound to); a
+server bound to loopback answers only this machine's names (:mod:`helios.server.hosts`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import gc
 import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from helios._version import __version__
 from helios.errors import HeliosError, KeyStoreError, MissingDependency
@@ -41,9 +42,11 @@ from helios.ledger.tail import LedgerTail
 from helios.ops.metrics import HeliosMetrics
 from helios.ops.monitor import HealthMonitor
 from helios.runtime import Runtime
-from helios.server.auth import KeyGuard
+from helios.server.auth import KeyGuard, is_loopback
 from helios.server.cache_metrics import CacheCollector
 from helios.server.gateway.http_errors import protocol_http_error
+from helios.server.hosts import HostGuard, names_for
+from helios.server.openapi import errors, move_components
 from helios.server.routes import admin as admin_routes
 from helios.server.routes import anthropic as anthropic_routes
 from helios.server.routes import cache as cache_routes
@@ -64,10 +67,16 @@ def create_app(
     cache: CacheManager | None = None,
     warm_providers: bool = False,
     host: str = "127.0.0.1",
+    port: int | None = None,
+    announce_exposure: bool = True,
 ) -> FastAPI:
     """The Helios HTTP app. A ``store`` or ``cache`` passed in is used as is and left open
     at shutdown. ``host`` is the address the server is bound to: without API keys, only a
-    loopback address serves (unauthenticated) calls.
+    loopback address serves (unauthenticated) calls unless
+    ``settings.server.allow_unauthenticated``; on loopback, requests must name this machine
+    in their Host header, with ``port`` (``None``: any port) or none. At start-up the app
+    logs who can reach it (:func:`~helios.server.auth.exposure`), unless
+    ``announce_exposure`` is false (``helios serve`` has said it already).
 
     The metrics follow the ledger (every ``metrics_poll_s``), so they count the tasks of
     every process that records into it, from the moment the server started.
@@ -90,7 +99,7 @@ def create_app(
             state.runtime, state.store = runtime, runtime.store
             state.cache, state.registry = runtime.cache, runtime.registry
             stack.callback(state.forget_runtime)  # a restarted lifespan builds a fresh one
-            await _start_auth(state, runtime, host)
+            await _start_auth(state, runtime, host, announce_exposure)
             if state.store is not None:
                 await _start_tail(state, stack, metrics_poll_s)
             if runtime.settings.monitor.enabled and runtime.monitor is not None:
@@ -109,10 +118,15 @@ def create_app(
             "Helios's cache, router, budgets and ledger; metrics, health and the cache API."
         ),
         lifespan=lifespan,
+        responses=errors(421) if is_loopback(host) else None,
     )
     app.state.helios = state
+    _declare_gateway_bodies(app)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, protocol_http_error)
+    if is_loopback(host):
+        names = names_for(host, settings.server.allowed_hosts)
+        app.add_middleware(HostGuard, names=names, port=port)
     state.metrics.registry.register(CacheCollector(lambda: state.cache))
     app.include_router(metrics_routes.router(state))
     app.include_router(health.router(state))
@@ -121,6 +135,19 @@ def create_app(
     app.include_router(openai_routes.router(state))
     app.include_router(anthropic_routes.router(state))
     return app
+
+
+def _declare_gateway_bodies(app: FastAPI) -> None:
+    """The schema FastAPI writes, with the gateway's bodies (declared by the routes, read by
+    them) moved where OpenAPI tools look for them."""
+    written = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = move_components(written())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _freeze_startup_objects(stack: contextlib.AsyncExitStack) -> None:
@@ -134,16 +161,21 @@ def _freeze_startup_objects(stack: contextlib.AsyncExitStack) -> None:
     stack.callback(gc.unfreeze)
 
 
-async def _start_auth(state: ServerState, runtime: Runtime, host: str) -> None:
+async def _start_auth(state: ServerState, runtime: Runtime, host: str, announce: bool) -> None:
     """Check keys on every call; refuse to serve (``ConfigError``) on a non-loopback address
-    while no key exists, and say so when serving a loopback address without keys."""
-    state.auth = KeyGuard(runtime.key_directory, host=host)
+    while no key exists (unless allowed), and say who can reach the server."""
+    allow_open = runtime.settings.server.allow_unauthenticated
+    state.auth = KeyGuard(runtime.key_directory, host=host, allow_unauthenticated=allow_open)
     try:
         notice = await state.auth.start_up_notice()
     except KeyStoreError as exc:  # every call is refused (503) until the store answers
         logger.warning("API key store unavailable at start-up: %s", exc)
         return
-    if notice is not None:
+    if notice is None or not announce:
+        return
+    if notice.startswith("warning: "):
+        logger.warning(notice.removeprefix("warning: "))
+    else:
         logger.info(notice)
 
 

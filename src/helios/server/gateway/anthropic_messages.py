@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from helios.messages import (
+    TOOL_NAME_PATTERN,
     CacheControl,
     Chunk,
     Completion,
@@ -35,12 +36,14 @@ from helios.messages import (
     Usage,
 )
 from helios.server.gateway.errors import GatewayError, invalid
+from helios.server.limits import MAX_TOKENS
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # official clients send fields Helios does not know (newer API versions): ignored
+    model_config = ConfigDict(extra="ignore")
 
 
 class CacheControlIn(_Body):
@@ -72,7 +75,7 @@ class MessageIn(_Body):
 
 
 class ToolIn(_Body):
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str = ""
     input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     cache_control: CacheControlIn | None = None
@@ -81,7 +84,7 @@ class ToolIn(_Body):
 
 class ToolChoiceIn(_Body):
     type: Literal["auto", "any", "tool", "none"]
-    name: str | None = None
+    name: str | None = Field(default=None, pattern=TOOL_NAME_PATTERN)
     disable_parallel_tool_use: bool | None = None
 
 
@@ -90,15 +93,28 @@ class Metadata(_Body):
 
 
 class MessagesRequest(_Body):
-    model: str
-    max_tokens: int = Field(gt=0)
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "sonnet",
+                    "max_tokens": 64,
+                    "messages": [{"role": "user", "content": "What is a vector index?"}],
+                }
+            ]
+        },
+    )
+
+    model: str = Field(examples=["sonnet"])
+    max_tokens: int = Field(gt=0, le=MAX_TOKENS)
     messages: list[MessageIn] = Field(min_length=1)
     system: str | list[Block] | None = None
     tools: list[ToolIn] | None = None
     tool_choice: ToolChoiceIn | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=1.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = None
+    top_k: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     stop_sequences: list[str] | None = None
     stream: bool = False
     metadata: Metadata | None = None
@@ -107,7 +123,19 @@ class MessagesRequest(_Body):
 
 
 class CountTokensRequest(_Body):
-    model: str
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "sonnet",
+                    "messages": [{"role": "user", "content": "What is a vector index?"}],
+                }
+            ]
+        },
+    )
+
+    model: str = Field(examples=["sonnet"])
     messages: list[MessageIn] = Field(min_length=1)
     system: str | list[Block] | None = None
     tools: list[ToolIn] | None = None

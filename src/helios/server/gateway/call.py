@@ -29,7 +29,7 @@ from helios.messages import Chunk, Completion, Request
 from helios.runtime import Runtime
 from helios.server.auth import Caller
 from helios.server.gateway.cache_control import cache_status
-from helios.server.gateway.errors import GatewayError, from_helios
+from helios.server.gateway.errors import GatewayError, from_helios, provider_secrets
 
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the response ended
 # Where each endpoint's protocol carries the prompt, for a refusal that names the field.
@@ -69,13 +69,17 @@ class GatewayCall:
         self._recorded = False
 
     # -- running it -----------------------------------------------------------------------
+    def _failure(self, exc: HeliosError) -> GatewayError:
+        secrets = provider_secrets(self.runtime.settings)
+        return from_helios(exc, prompt_field=self.prompt_field, secrets=secrets)
+
     async def complete(self) -> Completion:
         """The whole reply; a failure is raised as the :class:`GatewayError` to send."""
         try:
             async for _ in self.handle:
                 pass
         except HeliosError as exc:
-            error = from_helios(exc, prompt_field=self.prompt_field)
+            error = self._failure(exc)
             self.record(error.status, error)
             await self.runtime.commit_before_answer()
             raise error from exc
@@ -93,7 +97,7 @@ class GatewayCall:
         except StopAsyncIteration:
             first = None
         except HeliosError as exc:
-            error = from_helios(exc, prompt_field=self.prompt_field)
+            error = self._failure(exc)
             self.record(error.status, error)
             await self.runtime.commit_before_answer()
             raise error from exc
@@ -109,7 +113,7 @@ class GatewayCall:
             async for chunk in chunks:
                 yield chunk
         except HeliosError as exc:  # after the headers: the protocol renders it in-stream
-            failure = from_helios(exc, prompt_field=self.prompt_field)
+            failure = self._failure(exc)
             status = failure.status
             raise failure from exc
         except BaseException:

@@ -28,9 +28,13 @@ MAX_INPUT_CHARS = 32_768
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # official clients send fields Helios does not know (newer API versions): ignored
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"model": "local", "input": "What is a vector index?"}]},
+    )
 
-    model: str
+    model: str = Field(examples=["local"])
     input: str | list[str]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1, le=3072)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Literal
 
+from helios.config.providers import DEFAULT_KEY_VARIABLES
+from helios.config.settings import Settings
 from helios.errors import (
     AuthenticationError,
     BadRequest,
@@ -74,9 +77,41 @@ def invalid(param: str, message: str) -> GatewayError:
     return GatewayError(400, "invalid_request", f"{param}: {message}", param=param)
 
 
-def from_helios(error: HeliosError, *, prompt_field: str = "messages") -> GatewayError:
-    """The client's view of an error raised while serving its call; ``prompt_field`` is
-    where the endpoint's protocol carries the prompt (named by a prompt too long)."""
+REDACTED = "[redacted]"
+
+
+def from_helios(
+    error: HeliosError, *, prompt_field: str = "messages", secrets: Collection[str] = ()
+) -> GatewayError:
+    """The client's view of an error raised while serving its call, with every one of
+    ``secrets`` (:func:`provider_secrets`) blanked out: a provider may echo the key it was
+    sent in its refusal, and that text travels to the client and the ledger.
+    ``prompt_field`` is where the endpoint's protocol carries the prompt (named by a prompt
+    too long)."""
+    translated = _translate(error, prompt_field)
+    message = translated.message
+    for secret in secrets:
+        message = message.replace(secret, REDACTED)
+    if message == translated.message:
+        return translated
+    return GatewayError(
+        translated.status,
+        translated.kind,
+        message,
+        param=translated.param,
+        retry_after_s=translated.retry_after_s,
+    )
+
+
+def provider_secrets(settings: Settings) -> tuple[str, ...]:
+    """The API keys Helios holds for providers (settings, then environment), longest first."""
+    names = sorted({*settings.providers, *DEFAULT_KEY_VARIABLES})
+    keys = {settings.provider(name).key(name) for name in names}
+    # a key shorter than this is a placeholder ("x"), and blanking it would garble messages
+    return tuple(sorted((key for key in keys if key and len(key) >= 8), key=len, reverse=True))
+
+
+def _translate(error: HeliosError, prompt_field: str) -> GatewayError:
     if isinstance(error, GatewayError):
         return error
     if isinstance(error, PromptTooLong):

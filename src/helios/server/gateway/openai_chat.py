@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from helios.messages import (
+    TOOL_NAME_PATTERN,
     Chunk,
     Completion,
     Message,
@@ -35,12 +36,14 @@ from helios.messages import (
     Usage,
 )
 from helios.server.gateway.errors import GatewayError, invalid
+from helios.server.limits import MAX_TOKENS
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # official clients send fields Helios does not know (newer API versions): ignored
+    model_config = ConfigDict(extra="ignore")
 
 
 class FunctionCall(_Body):
@@ -74,7 +77,7 @@ class ChatMessage(_Body):
 
 
 class FunctionSpec(_Body):
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     strict: bool | None = None
@@ -86,7 +89,7 @@ class ToolIn(_Body):
 
 
 class NamedFunction(_Body):
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
 
 
 class NamedTool(_Body):
@@ -112,7 +115,19 @@ class StreamOptions(_Body):
 
 
 class ChatRequest(_Body):
-    model: str
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "auto",
+                    "messages": [{"role": "user", "content": "What is a vector index?"}],
+                }
+            ]
+        },
+    )
+
+    model: str = Field(examples=["auto"])
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -121,14 +136,14 @@ class ChatRequest(_Body):
     response_format: ResponseFormat | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    max_completion_tokens: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
     user: str | None = Field(default=None, max_length=256)
-    n: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, le=128)
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     # accepted, and changing nothing here
     parallel_tool_calls: bool | None = None
     store: bool | None = None

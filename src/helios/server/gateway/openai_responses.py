@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from helios.messages import (
+    TOOL_NAME_PATTERN,
     Completion,
     Message,
     Request,
@@ -30,10 +31,12 @@ from helios.messages import (
     Usage,
 )
 from helios.server.gateway.errors import invalid
+from helios.server.limits import MAX_TOKENS
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # official clients send fields Helios does not know (newer API versions): ignored
+    model_config = ConfigDict(extra="ignore")
 
 
 class TextPart(_Body):
@@ -69,7 +72,7 @@ class FunctionOutputItem(_Body):
 
 class FunctionTool(_Body):
     type: Literal["function"]
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     strict: bool | None = None
@@ -77,7 +80,7 @@ class FunctionTool(_Body):
 
 class NamedFunction(_Body):
     type: Literal["function"]
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
 
 
 class TextFormat(_Body):
@@ -94,7 +97,12 @@ class TextOptions(_Body):
 
 
 class ResponsesRequest(_Body):
-    model: str
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"model": "auto", "input": "What is a vector index?"}]},
+    )
+
+    model: str = Field(examples=["auto"])
     input: str | list[dict[str, Any]]
     instructions: str | None = None
     tools: list[dict[str, Any]] | None = None
@@ -102,7 +110,7 @@ class ResponsesRequest(_Body):
     text: TextOptions | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_output_tokens: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
     stream: bool = False
     user: str | None = Field(default=None, max_length=256)
     previous_response_id: str | None = None

@@ -31,19 +31,21 @@ from helios.keys.model import (
     parse_duration,
 )
 from helios.server.auth import AdminCaller
+from helios.server.limits import MAX_RPM
+from helios.server.openapi import errors
 from helios.server.state import ServerState
 
 PREFIX = "/api/v1/admin/keys"
 
 
 class CreateKeyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     tenant: str = Field(description="letters, digits, '_', '.', '-'; at most 64")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     admin: bool = False
     budget: str | None = Field(default=None, description="e.g. 20usd/5h, 100000tokens/1d")
-    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    rpm: int | None = Field(default=None, ge=1, le=MAX_RPM, description="requests per minute")
     models: list[str] | None = Field(default=None, description="model specs; null: any")
     expires: str | None = Field(default=None, description="lifetime, e.g. 30d, 12h")
 
@@ -117,6 +119,7 @@ def router(state: ServerState) -> APIRouter:
         "",
         status_code=status.HTTP_201_CREATED,
         response_model=CreatedKeyResult,
+        responses=errors(400, 401, 403, 422, 503),
         summary="Create a key; the answer holds the key itself, shown this once",
     )
     async def create(body: CreateKeyBody, caller: AdminCaller) -> dict[str, Any]:
@@ -127,20 +130,35 @@ def router(state: ServerState) -> APIRouter:
         keys.forget(key.id)
         return {**describe(key, now), "key": plaintext}
 
-    @routes.get("", response_model=KeyList, summary="Every key (never a secret)")
+    @routes.get(
+        "",
+        response_model=KeyList,
+        responses=errors(401, 403, 503),
+        summary="Every key (never a secret)",
+    )
     async def list_keys(caller: AdminCaller) -> dict[str, Any]:
         with _store_errors():
             found = await directory().store.list_keys()
         now = time.time()
         return {"keys": [describe(key, now) for key in found]}
 
-    @routes.get("/{key_id}", response_model=KeyResult, summary="One key (never its secret)")
+    @routes.get(
+        "/{key_id}",
+        response_model=KeyResult,
+        responses=errors(401, 403, 404, 503),
+        summary="One key (never its secret)",
+    )
     async def show(key_id: str, caller: AdminCaller) -> dict[str, Any]:
         with _store_errors():
             key = await directory().store.get(key_id)
         return describe(_found(key), time.time())
 
-    @routes.delete("/{key_id}", response_model=KeyResult, summary="Revoke a key (it stays listed)")
+    @routes.delete(
+        "/{key_id}",
+        response_model=KeyResult,
+        responses=errors(401, 403, 404, 503),
+        summary="Revoke a key (it stays listed)",
+    )
     async def revoke(key_id: str, caller: AdminCaller) -> dict[str, Any]:
         keys = directory()
         with _store_errors():

@@ -14,6 +14,7 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 
 from helios.errors import HeliosError
 from helios.governance.estimate import heuristic_tokens, prompt_tokens
@@ -22,8 +23,9 @@ from helios.server.auth import Authenticated
 from helios.server.gateway import anthropic_messages as protocol
 from helios.server.gateway.cache_control import directives_from
 from helios.server.gateway.call import GatewayCall, require_model
-from helios.server.gateway.errors import GatewayError, from_helios
-from helios.server.routes.openai import SSE_HEADERS, parse_body
+from helios.server.gateway.errors import GatewayError, from_helios, provider_secrets
+from helios.server.openapi import AnthropicError, errors, json_body
+from helios.server.routes.openai import SSE_HEADERS, field_error, parse_body
 from helios.server.state import ServerState
 
 TOOL_OVERHEAD_TOKENS = 8
@@ -41,7 +43,12 @@ def router(state: ServerState) -> APIRouter:
             raise GatewayError(503, "overloaded", "Helios is starting or stopping", retry_after_s=1)
         return state.runtime
 
-    @routes.post("/v1/messages", summary="Create a message (Anthropic-compatible)")
+    @routes.post(
+        "/v1/messages",
+        summary="Create a message (Anthropic-compatible)",
+        openapi_extra=json_body(protocol.MessagesRequest),
+        responses=errors(400, 401, 403, 404, 413, 429, 502, 503, 504, shape=AnthropicError),
+    )
     async def messages(request: Request, caller: Authenticated) -> Response:
         try:
             body = await parse_body(request, protocol.MessagesRequest)
@@ -70,9 +77,16 @@ def router(state: ServerState) -> APIRouter:
         except GatewayError as error:
             return anthropic_error(error)
         except HeliosError as error:
-            return anthropic_error(from_helios(error))
+            return anthropic_error(from_helios(error, secrets=provider_secrets(state.settings)))
+        except ValidationError as exc:  # a value the protocol's model let through, Helios's not
+            return anthropic_error(field_error(exc))
 
-    @routes.post("/v1/messages/count_tokens", summary="Count a message's input tokens")
+    @routes.post(
+        "/v1/messages/count_tokens",
+        summary="Count a message's input tokens",
+        openapi_extra=json_body(protocol.CountTokensRequest),
+        responses=errors(400, 401, 403, 404, 413, 503, shape=AnthropicError),
+    )
     async def count_tokens(request: Request, caller: Authenticated) -> Response:
         try:
             body = await parse_body(request, protocol.CountTokensRequest)
@@ -87,6 +101,8 @@ def router(state: ServerState) -> APIRouter:
         except GatewayError as error:
             return anthropic_error(error)
         except HeliosError as error:
-            return anthropic_error(from_helios(error))
+            return anthropic_error(from_helios(error, secrets=provider_secrets(state.settings)))
+        except ValidationError as exc:  # a value the protocol's model let through, Helios's not
+            return anthropic_error(field_error(exc))
 
     return routes

@@ -24,7 +24,10 @@ tenant's entries, and the L2 entries listed are the tenant's own. The ``tenant``
 query names is honoured only for an admin key (another key naming another tenant: 403);
 without one, an admin key acts for its own tenant, and an admin invalidation that names
 no tenant spans them all. The counters (``/metrics``, ``/summary``, a layer's stats) are
-the server's, across tenants: numbers, never an entry, a key or a tenant's name.
+the server's, across tenants: numbers, never an entry, a key or a tenant's name. Why a
+store fails (its errors name file paths and ``host:port/db``) only an operator reads (an
+admin key, or a call from this machine to a server without keys); other callers learn that
+it fails.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal, NoReturn
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticSerializationError, to_json
 from starlette.responses import Response
@@ -62,6 +65,8 @@ from helios.errors import CacheBackendError, ConfigError, UnknownModel
 from helios.messages import Request
 from helios.providers.registry import ProviderRegistry
 from helios.server.auth import Authenticated, Caller
+from helios.server.limits import MAX_TOKENS
+from helios.server.openapi import errors
 from helios.server.state import ServerState
 
 PREFIX = "/api/v1/helios/cache"
@@ -102,9 +107,10 @@ def parse_layer(name: str) -> Layer | None:
 
 # -- bodies ---------------------------------------------------------------------------------
 class _Conversation(BaseModel):
-    """The fields that make up the :class:`~helios.messages.Request` (and so the keys)."""
+    """The fields that make up the :class:`~helios.messages.Request` (and so the keys).
+    Strict: ``false`` is not a number, ``"0.5"`` not a float."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     input_text: str = Field(min_length=1, description="the user's (last) message")
     task_type: str = Field(default="general", min_length=1, max_length=256)
@@ -143,15 +149,17 @@ class StoreBody(_Conversation):
         description="model spec; default: the settings' default. A model Helios does not know "
         "is stored as given (its cost unknown)",
     )
-    tokens_used: int = Field(default=0, ge=0, description="output tokens of the reply")
-    input_tokens: int = Field(default=0, ge=0)
+    tokens_used: int = Field(
+        default=0, ge=0, le=MAX_TOKENS, description="output tokens of the reply"
+    )
+    input_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS)
     store_in_l1: bool = Field(default=False, description="mark the prompt prefix warm")
     store_in_l2: bool = True
     store_in_l3: bool = True
 
 
 class InvalidateBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     layer: str | None = Field(default=None, description=f"one of {VALID_LAYERS}; null: all")
     task_type: str | None = Field(default=None, min_length=1, max_length=256)
@@ -220,6 +228,7 @@ def router(state: ServerState) -> APIRouter:
     @routes.post(
         "/lookup",
         response_model=LookupResult,
+        responses=errors(400, 401, 403, 413, 422, 503),
         summary="L2 exact, then L3 semantic; with what L1 (the prompt cache) will do",
     )
     async def lookup(body: LookupBody, caller: Authenticated) -> Response:
@@ -241,6 +250,7 @@ def router(state: ServerState) -> APIRouter:
     @routes.post(
         "/store",
         response_model=StoreResult,
+        responses=errors(400, 401, 403, 413, 422, 503),
         summary="Cache a reply in L2 and L3 (and mark its prompt prefix warm in L1 if asked)",
     )
     async def store(body: StoreBody, caller: Authenticated) -> Response:
@@ -266,15 +276,21 @@ def router(state: ServerState) -> APIRouter:
         stored = await manager.store(request, provider, model, reply, key=key, layers=layers)
         return _json({"layers_stored": [API_LAYER_NAMES[layer] for layer in stored], "key": key})
 
-    @routes.get("/metrics", summary="Hit rates, savings and entries per layer since start-up")
+    @routes.get(
+        "/metrics",
+        responses=errors(401, 503),
+        summary="Hit rates, savings and entries per layer since start-up",
+    )
     async def metrics(caller: Authenticated) -> dict[str, Any]:
         manager, _ = ready()
-        return await _metrics(manager)
+        return await _metrics(manager, caller.operator)
 
     @routes.post(
         "/invalidate",
         response_model=InvalidateResult,
-        responses={503: {"description": "a store could not be purged; nothing is promised"}},
+        responses=errors(
+            400, 401, 403, 422, 503, why={503: "a store could not be purged; nothing is promised"}
+        ),
         summary="Remove the entries of a key, tenant or task type, or all, from one layer or all",
     )
     async def invalidate(body: InvalidateBody, caller: Authenticated) -> InvalidateResult:
@@ -291,26 +307,34 @@ def router(state: ServerState) -> APIRouter:
         counts = {API_LAYER_NAMES[name]: count for name, count in removed.items()}
         return InvalidateResult(removed=counts, total=sum(counts.values()))
 
-    @routes.get("/health", response_model=HealthResult, summary="Each layer's store, probed now")
+    @routes.get(
+        "/health",
+        response_model=HealthResult,
+        responses=errors(401, 503),
+        summary="Each layer's store, probed now",
+    )
     async def health(caller: Authenticated) -> dict[str, Any]:
         """``ok``, or ``degraded`` while a layer's store fails; always HTTP 200, because the
         cache fails open: a degraded layer only misses, and calls still get answered."""
         if state.cache is None:
             return _disabled_health()
-        return _health(await state.cache.health())
+        return _health(await state.cache.health(), caller.operator)
 
-    @routes.get("/summary", summary="Metrics and health in one answer")
+    @routes.get("/summary", responses=errors(401, 503), summary="Metrics and health in one answer")
     async def summary(caller: Authenticated) -> dict[str, Any]:
         manager, _ = ready()
-        return {"metrics": await _metrics(manager), "health": _health(await manager.health())}
+        return {
+            "metrics": await _metrics(manager, caller.operator),
+            "health": _health(await manager.health(), caller.operator),
+        }
 
     @routes.get(
         "/stats/layer/{layer}",
-        responses={404: {"description": f"not a layer: one of {VALID_LAYERS}"}},
+        responses=errors(401, 403, 404, 422, 503, why={404: f"not a layer: one of {VALID_LAYERS}"}),
         summary="One layer's counters, entries and configuration",
     )
     async def layer_stats(
-        layer: str,
+        layer: Annotated[str, Path(examples=["L2", "L3_SEMANTIC"])],
         caller: Authenticated,
         tenant: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
         task_type: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
@@ -324,7 +348,10 @@ def router(state: ServerState) -> APIRouter:
                 status.HTTP_404_NOT_FOUND, f"unknown layer '{layer}': one of {VALID_LAYERS}"
             )
         scope = caller.tenant_for(tenant) if tenant is not None or not caller.admin else None
-        return await _layer_stats(manager, chosen, scope, task_type, limit)
+        stats = await _layer_stats(manager, chosen, scope, task_type, limit)
+        if not caller.operator:
+            _hide_reasons(stats)
+        return stats
 
     return routes
 
@@ -457,11 +484,34 @@ def _lookup_answer(found: CacheLookup) -> dict[str, Any]:
     }
 
 
-async def _metrics(manager: CacheManager) -> dict[str, Any]:
+HIDDEN = "failing (why: admin keys only)"
+"""What a caller that is not an operator reads in place of a store's error."""
+_SHOWN_TO_ALL = {"ok": "reachable", "degraded": HIDDEN, "disabled": "disabled"}
+
+
+def _hide_reasons(stats: dict[str, Any]) -> None:
+    if stats.get("error") is not None:
+        stats["error"] = HIDDEN
+    config = stats.get("config", {})
+    if config.get("unavailable") is not None:
+        config["unavailable"] = "unavailable (why: admin keys only)"
+    if isinstance(config.get("backend"), str):
+        config["backend"] = _kind(config["backend"])
+
+
+def _kind(backend: str | None) -> str | None:
+    """``"redis"`` of a store's name, whatever address a name may carry after it."""
+    return None if backend is None else backend.split(" ", 1)[0]
+
+
+async def _metrics(manager: CacheManager, detailed: bool) -> dict[str, Any]:
     snapshot = manager.snapshot()
     entries = await manager.entries()
     snapshot["layers"] = {API_LAYER_NAMES[k]: v for k, v in snapshot["layers"].items()}
-    snapshot["last_errors"] = {API_LAYER_NAMES[k]: v for k, v in snapshot["last_errors"].items()}
+    snapshot["last_errors"] = {
+        API_LAYER_NAMES[k]: v if detailed or v is None else HIDDEN
+        for k, v in snapshot["last_errors"].items()
+    }
     snapshot["breakers"] = {API_LAYER_NAMES[k]: v for k, v in snapshot["breakers"].items()}
     for layer, count in entries.items():
         snapshot[f"{layer.lower()}_entries"] = count  # None: that store could not be counted
@@ -474,14 +524,14 @@ async def _metrics(manager: CacheManager) -> dict[str, Any]:
     return snapshot
 
 
-def _health(health: CacheHealth) -> dict[str, Any]:
+def _health(health: CacheHealth, detailed: bool) -> dict[str, Any]:
     return {
         "status": health.status,
         "layers": {
             API_LAYER_NAMES[layer]: {
                 "status": layer_health.status,
-                "backend": layer_health.backend,
-                "detail": layer_health.detail,
+                "backend": layer_health.backend if detailed else _kind(layer_health.backend),
+                "detail": layer_health.detail if detailed else _SHOWN_TO_ALL[layer_health.status],
                 "breaker": layer_health.breaker,
             }
             for layer, layer_health in health.layers.items()

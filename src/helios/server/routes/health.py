@@ -1,5 +1,11 @@
 """``GET /health``: is the ledger reachable, is every cache layer, and what did the health
-monitor last see."""
+monitor last see.
+
+Anyone may ask (a load balancer probes without a key), but only an operator
+(:attr:`~helios.server.auth.Caller.operator`: an admin key, or a call from this machine to
+a server without keys) reads more than the status: the details name file paths, store
+addresses and their errors.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from pydantic import BaseModel
 
 from helios.cache.reports import API_LAYER_NAMES
 from helios.errors import HeliosError
+from helios.server.auth import Observer
 from helios.server.state import ServerState
 
 LEDGER_TIMEOUT_S = 2.0
@@ -43,6 +50,12 @@ class CacheHealthReport(BaseModel):
     layers: dict[str, CacheLayerHealth] = {}
 
 
+class HealthStatus(BaseModel):
+    """What a caller that is not an operator learns."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     """``unavailable`` (HTTP 503): the ledger cannot be read; ``degraded``: a monitor rule
@@ -58,11 +71,15 @@ def router(state: ServerState) -> APIRouter:
 
     @routes.get(
         "/health",
-        response_model=Health,
-        responses={503: {"model": Health, "description": "the ledger is unreachable"}},
+        response_model=Health | HealthStatus,
+        responses={
+            503: {"model": Health | HealthStatus, "description": "the ledger is unreachable"}
+        },
         summary="Ledger reachability and the health monitor's latest report",
+        description="Anyone gets the status; the details (stores, paths, errors, the monitor's"
+        " report) need an admin key, or a call to a server on loopback without keys.",
     )
-    async def health(response: Response) -> Health:
+    async def health(response: Response, caller: Observer) -> Health | HealthStatus:
         ledger = await _ledger(state)
         report = state.monitor.latest if state.monitor is not None else None
         monitor = MonitorHealth(
@@ -81,6 +98,8 @@ def router(state: ServerState) -> APIRouter:
             )
             if monitor_unwell or cache.status == "degraded":
                 verdict = "degraded"
+        if caller is None or not caller.operator:
+            return HealthStatus(status=verdict)
         return Health(status=verdict, ledger=ledger, monitor=monitor, cache=cache)
 
     return routes
