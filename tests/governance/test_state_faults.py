@@ -125,6 +125,6 @@ def test_governor_settings_name_the_policy() -> None:
     settings = Settings.model_validate({"governor": {"on_state_error": "allow"}})
     assert settings.governor.on_state_error == "allow"
     assert Settings().governor.on_state_error == "reject"
-    assert Settings().governor.redis_breaker.deadline_s == 0.1
+    assert Settings().governor.redis_breaker.deadline_s == 1.0
     with pytest.raises(ValueError, match="on_state_error"):
         Settings.model_validate({"governor": {"on_state_error": "maybe"}})

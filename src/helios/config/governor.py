@@ -86,7 +86,7 @@ class GovernorSettings(Section):
     redis_url: str | None = None
     redis_prefix: str = "helios:gov"
     redis_breaker: BreakerSettings = Field(
-        default_factory=lambda: breaker_defaults(0.1),
+        default_factory=lambda: breaker_defaults(1.0),
         description="Redis: deadline per operation and circuit breaker",
     )
     on_state_error: Literal["reject", "allow"] = Field(

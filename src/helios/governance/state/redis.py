@@ -15,10 +15,13 @@ server's ``TIME``, so hosts whose clocks disagree still agree on every window; t
 keys of one call in one slot (a hash tag in the prefix); this targets one server.
 
 Every script call runs under a :class:`~helios.breaker.CircuitBreaker`
-(``governor.redis_breaker``): a deadline of 100 ms by default, and after 3 failures or
+(``governor.redis_breaker``): a deadline of 1 s by default, and after 3 failures or
 timeouts in a row calls fail at once, without a round trip, until a probe after the
-cool-down. A failure is a :class:`~helios.errors.GovernorStateError`; what the governor
-then does with the call is its policy (``governor.on_state_error``).
+cool-down. The deadline is longer than the cache's (50 ms) because a timeout here refuses
+the call rather than costing a miss: a burst of a few hundred concurrent reservations
+queues for connections on a busy host for more than 100 ms. A failure is a
+:class:`~helios.errors.GovernorStateError`; what the governor then does with the call is
+its policy (``governor.on_state_error``).
 """
 
 from __future__ import annotations
@@ -177,7 +180,7 @@ class RedisState(GovernorState):
         socket_timeout_s: float = 2.0,
     ) -> None:
         """``breaker``: deadline and circuit breaker (default: :class:`BreakerSettings`
-        with a 100 ms deadline); ``socket_timeout_s`` bounds the driver's own waits."""
+        with a 1 s deadline); ``socket_timeout_s`` bounds the driver's own waits."""
         self._owns_client = isinstance(client, str)
         if isinstance(client, str):
             # a bounded pool that makes callers wait: a burst of concurrent reservations
@@ -194,7 +197,7 @@ class RedisState(GovernorState):
         where = (
             kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
         )
-        guard = breaker if breaker is not None else BreakerSettings(deadline_s=0.1)
+        guard = breaker if breaker is not None else BreakerSettings(deadline_s=1.0)
         self.breaker = CircuitBreaker(
             f"Redis governor state at {where}",
             error=lambda message, retry: GovernorStateError(message, retry_after_s=retry),
