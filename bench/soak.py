@@ -181,7 +181,7 @@ async def soak(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"warm-up {kind} answered {answer}")
     print(f"start RSS {rss_mib(pid):.1f} MiB", flush=True)
     in_flight = 0
-    started = time.perf_counter()
+    started = 0.0  # set once every request is scheduled: creating them takes seconds
 
     async def one(index: int, item: Planned) -> None:
         nonlocal in_flight
@@ -221,8 +221,10 @@ async def soak(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
 
+    requests = [asyncio.ensure_future(one(i, traffic.next())) for i in range(count)]
+    started = time.perf_counter() + 0.05
     sampling = asyncio.create_task(sampler())
-    await asyncio.gather(*(one(i, traffic.next()) for i in range(count)))
+    await asyncio.gather(*requests)
     await sampling
     pool.close()
     every = [value for window in windows for value in window.latencies_ms]
