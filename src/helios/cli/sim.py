@@ -45,20 +45,20 @@ def sim(
     ] = None,
     ttft: Annotated[
         float | None,
-        typer.Option("--ttft", help="Seconds before the first token [default: 0].", min=0),
+        typer.Option("--ttft", help="Seconds before the first token. Default: 0.", min=0),
     ] = None,
     tokens_per_s: Annotated[
         float | None, typer.Option("--tokens-per-s", help="Generation speed; unset = instant.")
     ] = None,
     jitter: Annotated[
         float | None,
-        typer.Option(help="Relative jitter of delays, 0-1 [default: 0].", min=0, max=1),
+        typer.Option(help="Relative jitter of delays, 0-1. Default: 0.", min=0, max=1),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed for replies and jitter [default: 0].")
+        int | None, typer.Option(help="Seed for replies and jitter. Default: 0.")
     ] = None,
     reply_tokens: Annotated[
-        int | None, typer.Option(help="Words per reply [default: 24].", min=1)
+        int | None, typer.Option(help="Words per reply. Default: 24.", min=1)
     ] = None,
     fault_rate: Annotated[
         float | None,
