@@ -66,6 +66,21 @@ class Proxy:
     def resume(self) -> None:
         self._flowing.set()
 
+    async def fail(self, fault: str) -> None:
+        """Break the path as ``fault`` says: "refused" (nothing listens) or "hung" (connections
+        are accepted, nothing is forwarded)."""
+        if fault == "refused":
+            await self.stop()
+        else:
+            self.hang()
+
+    async def restore(self, fault: str) -> None:
+        """Undo :meth:`fail`."""
+        if fault == "refused":
+            await self.start()
+        else:
+            self.resume()
+
     async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.unix_path is not None:
             return await asyncio.open_unix_connection(self.unix_path)
@@ -139,3 +154,10 @@ async def postgres_proxy(url: str) -> tuple[Proxy, str]:
     await proxy.start()
     info.update(host="127.0.0.1", port=str(proxy.port))
     return proxy, make_conninfo(**info)
+
+
+FAULTS = ["refused", "hung"]
+"""The two ways a store's path fails in the fault tests (see :meth:`Proxy.fail`)."""
+NO_HANG_S = 20.0
+"""A generous bound on each phase of a fault test: without deadlines a hung store holds a
+call for seconds."""

@@ -33,32 +33,15 @@ from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
 from tests.cache import vector_conftest
 from tests.cache.conftest import redis_namespace, redis_url
-from tests.cache.tcp_proxy import Proxy, postgres_proxy, redis_proxy
+from tests.cache.tcp_proxy import FAULTS, NO_HANG_S, Proxy, postgres_proxy, redis_proxy
 from tests.cache.vector_conftest import drop_table, fresh_table
 
 pgvector_url = vector_conftest.pgvector_url
 
-FAULTS = ["refused", "hung"]
 # a short cool-down keeps the test quick; long enough that the calls made while the
 # circuit is open all fall inside it
 BREAKER = BreakerSettings(deadline_s=0.05, failures=3, cooldown_s=2.0)
-NO_HANG_S = 20.0
-"""A generous bound on each phase: without deadlines a hung store costs seconds per call."""
 SONNET = ("anthropic", "claude-sonnet-5-5")
-
-
-async def break_path(proxy: Proxy, fault: str) -> None:
-    if fault == "refused":
-        await proxy.stop()
-    else:
-        proxy.hang()
-
-
-async def restore_path(proxy: Proxy, fault: str) -> None:
-    if fault == "refused":
-        await proxy.start()
-    else:
-        proxy.resume()
 
 
 def touches(proxy: Proxy) -> tuple[int, int]:
@@ -86,7 +69,7 @@ async def test_redis_l2_fault_mid_load_is_a_miss_then_an_open_circuit(fault: str
         await engine.complete(seen)
         assert (await engine.complete(seen)).cache_layer == "L2"
 
-        await break_path(proxy, fault)
+        await proxy.fail(fault)
         async with asyncio.timeout(NO_HANG_S):
             for n in range(12):
                 served = await engine.complete(Request.of(f"question {n}?", model="f:m"))
@@ -103,7 +86,7 @@ async def test_redis_l2_fault_mid_load_is_a_miss_then_an_open_circuit(fault: str
         assert cache.snapshot()["breakers"]["L2"]["state"] == "open"
 
         # the path comes back, but the circuit is open: nothing goes out until the probe
-        await restore_path(proxy, fault)
+        await proxy.restore(fault)
         before = touches(proxy)
         calls = len(provider.calls)
         for _ in range(5):
@@ -120,7 +103,7 @@ async def test_redis_l2_fault_mid_load_is_a_miss_then_an_open_circuit(fault: str
         health = await cache.health()
         assert health.status == "ok" and health.layers["L2"].breaker == "closed"
     finally:
-        await restore_path(proxy, fault) if proxy.hung else None
+        await proxy.restore(fault) if proxy.hung else None
         cleaner = RedisBackend(redis_url(), prefix=namespace)
         await cleaner.delete_prefix("")
         await cleaner.aclose()
@@ -183,7 +166,7 @@ async def test_pgvector_l3_fault_mid_load_is_a_miss_then_an_open_circuit(
         assert await cache.store(known, *SONNET, cached("like this")) == ("L3",)
         assert (await cache.lookup(known, *SONNET)).layer == "L3"
 
-        await break_path(proxy, fault)
+        await proxy.fail(fault)
         async with asyncio.timeout(NO_HANG_S):
             for n in range(12):
                 asked = Request.of(f"question number {n}", model="sonnet")
@@ -197,7 +180,7 @@ async def test_pgvector_l3_fault_mid_load_is_a_miss_then_an_open_circuit(
         assert health.layers["L3"].breaker == "open"
         assert cache.snapshot()["breakers"]["L3"]["state"] == "open"
 
-        await restore_path(proxy, fault)
+        await proxy.restore(fault)
         before = touches(proxy)
         for _ in range(5):
             assert (await cache.lookup(known, *SONNET)).reply is None

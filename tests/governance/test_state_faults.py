@@ -24,27 +24,10 @@ from helios.messages import Request
 from helios.providers.function import FunctionProvider
 from helios.providers.registry import ProviderRegistry
 from helios.server.gateway.errors import from_helios
-from tests.cache.tcp_proxy import Proxy, redis_proxy
+from tests.cache.tcp_proxy import FAULTS, NO_HANG_S, redis_proxy
 from tests.governance.conftest import delete_prefix, redis_url
 
-FAULTS = ["refused", "hung"]
 BREAKER = BreakerSettings(deadline_s=0.1, failures=3, cooldown_s=2.0)
-NO_HANG_S = 20.0
-"""A generous bound on each phase: without deadlines a hung store costs seconds per call."""
-
-
-async def break_path(proxy: Proxy, fault: str) -> None:
-    if fault == "refused":
-        await proxy.stop()
-    else:
-        proxy.hang()
-
-
-async def restore_path(proxy: Proxy, fault: str) -> None:
-    if fault == "refused":
-        await proxy.start()
-    else:
-        proxy.resume()
 
 
 @pytest.mark.parametrize("policy", ["reject", "allow"])
@@ -76,7 +59,7 @@ async def test_governor_state_fault_mid_load(fault: str, policy: str) -> None:
         await engine.complete(ask())
         assert await used() == 1.0
 
-        await break_path(proxy, fault)
+        await proxy.fail(fault)
         async with asyncio.timeout(NO_HANG_S):
             for _ in range(8):
                 if policy == "reject":
@@ -96,7 +79,7 @@ async def test_governor_state_fault_mid_load(fault: str, policy: str) -> None:
         assert len(unavailable) == 8
         assert {e.decision for e in unavailable} == {policy}
 
-        await restore_path(proxy, fault)
+        await proxy.restore(fault)
         before = (proxy.accepted, proxy.client_reads)
         for _ in range(3):
             if policy == "reject":

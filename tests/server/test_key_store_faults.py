@@ -16,27 +16,9 @@ from helios.config.settings import Settings
 from helios.keys.model import NewKey
 from helios.keys.postgres import PostgresKeyStore
 from helios.server import create_app
-from tests.cache.tcp_proxy import Proxy, postgres_proxy
+from tests.cache.tcp_proxy import FAULTS, NO_HANG_S, postgres_proxy
 from tests.ledger.conftest import drop_schema, postgres_url
 from tests.server.cache_fixtures import client_for
-
-FAULTS = ["refused", "hung"]
-NO_HANG_S = 20.0
-"""A generous bound on each phase: without deadlines a hung store holds calls for seconds."""
-
-
-async def break_path(proxy: Proxy, fault: str) -> None:
-    if fault == "refused":
-        await proxy.stop()
-    else:
-        proxy.hang()
-
-
-async def restore_path(proxy: Proxy, fault: str) -> None:
-    if fault == "refused":
-        await proxy.start()
-    else:
-        proxy.resume()
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -73,7 +55,7 @@ async def test_an_unreachable_key_store_is_a_quick_503_then_recovers(fault: str)
             store = app.state.helios.auth.directory.store
             breaker = store.breaker
 
-            await break_path(proxy, fault)
+            await proxy.fail(fault)
             async with asyncio.timeout(NO_HANG_S):
                 answers = [await models(headers) for headers in [good, {}] * 5]
             # a key cannot be checked: 503; no key at all needs no store: still 401
@@ -83,7 +65,7 @@ async def test_an_unreachable_key_store_is_a_quick_503_then_recovers(fault: str)
                 assert int(answer.headers["retry-after"]) >= 1
             assert breaker.state == "open" and breaker.opened == 1
 
-            await restore_path(proxy, fault)
+            await proxy.restore(fault)
             before = (proxy.accepted, proxy.client_reads)
             for _ in range(3):
                 assert (await models(good)).status_code == 503
