@@ -185,7 +185,7 @@ async def test_an_answer_waits_for_its_events_but_not_for_a_stalled_store(
         runtime.sink.emit(GovernorDecision(task_id="t", decision="allow", account="b"))
         async with asyncio.timeout(wait_s * 20):  # generous: it returns, it waits
             await runtime.commit_before_answer()
-        assert "ledger did not commit in 0.2 s" in caplog.text  # it waited, then gave up
+        assert "ledger did not answer in 0.2 s" in caplog.text  # it waited, then gave up
         await asyncio.sleep(wait_s)  # the queued event is now older than the bound
         runtime.sink.emit(GovernorDecision(task_id="t", decision="allow", account="c"))
         async with asyncio.timeout(wait_s / 2):  # no wait at all now

@@ -326,18 +326,8 @@ class Runtime:
         writer, wait_s = self.writer, self.settings.ledger.commit_before_answer_s
         if writer is None or wait_s <= 0 or writer.last_error is not None:
             return
-        if writer.lag_s > wait_s:
-            return
-        try:
-            await asyncio.wait_for(writer.flush(), wait_s)
-        except TimeoutError:
-            logger.warning(
-                "ledger did not commit in %g s; answering without waiting (%d events queued)",
-                wait_s,
-                writer.pending,
-            )
-        except LedgerError:
-            pass  # the writer has logged it, and keeps the events for its retry
+        if writer.lag_s <= wait_s:
+            await _flush(writer, wait_s)
 
     async def aclose(self) -> None:
         """Close what was built, newest first; the store last, after the events are durable."""
@@ -376,16 +366,16 @@ async def _recent_health(store: LedgerStore) -> ModelObservations | None:
     return ModelObservations.from_events(screened.events)
 
 
-async def _flush(writer: LedgerWriter) -> bool:
+async def _flush(writer: LedgerWriter, wait_s: float = LEDGER_WAIT_S) -> bool:
     """An unreachable ledger costs the record, not the answer: Helios warns and goes on, as
     it does when a cache store fails. A store that hangs (no error, no answer) is waited on
-    for ``LEDGER_WAIT_S`` at most; ``False`` then (the events stay queued in the writer)."""
+    for ``wait_s`` at most; ``False`` then (the events stay queued in the writer)."""
     try:
-        await asyncio.wait_for(writer.flush(), LEDGER_WAIT_S)
+        await asyncio.wait_for(writer.flush(), wait_s)
     except TimeoutError:
         logger.warning(
             "ledger did not answer in %g s: %d events not recorded yet",
-            LEDGER_WAIT_S,
+            wait_s,
             writer.pending,
         )
         return False
