@@ -32,7 +32,7 @@ from helios.ledger.events import (
     TaskStarted,
 )
 from helios.ledger.sink import FanOut, MemorySink
-from helios.ops.metrics import HeliosMetrics
+from helios.ops.metrics import MAX_GATEWAY_MODELS, OTHER_MODEL, HeliosMetrics
 from helios.ops.monitor import HealthReport, Measure, RuleOutcome
 from tests.ops.metric_families import exported_families, sample_names
 
@@ -297,6 +297,21 @@ def test_gateway_requests_by_key_and_the_gateways_overhead() -> None:
     assert value(metrics, "helios_gateway_overhead_seconds_bucket", le="0.025", **endpoint) == 2
 
 
+def test_the_models_clients_name_are_bounded_as_labels() -> None:
+    metrics = HeliosMetrics()
+    for n in range(MAX_GATEWAY_MODELS + 5):
+        metrics.emit(gateway(f"req_{n}", key_id="k1", status=404, duration_s=0.001, model=f"m{n}"))
+    metrics.emit(gateway("req_again", key_id="k1", status=404, duration_s=0.001, model="m0"))
+    counted = {
+        dict(labels)["model"]: count
+        for (name, labels), count in samples(metrics).items()
+        if name == "helios_gateway_requests_total"
+    }
+    assert len(counted) == MAX_GATEWAY_MODELS + 1
+    assert counted[OTHER_MODEL] == 5 and counted["m0"] == 2
+    assert sum(counted.values()) == MAX_GATEWAY_MODELS + 6
+
+
 def verdict(task_id: str, *, passed: bool, pass_number: int = 1) -> GateVerdict:
     return GateVerdict(
         task_id=task_id,
@@ -309,13 +324,15 @@ def verdict(task_id: str, *, passed: bool, pass_number: int = 1) -> GateVerdict:
     )
 
 
-def gateway(task_id: str, *, key_id: str | None, status: int, duration_s: float) -> GatewayRequest:
+def gateway(
+    task_id: str, *, key_id: str | None, status: int, duration_s: float, model: str = "auto"
+) -> GatewayRequest:
     return GatewayRequest(
         task_id=task_id,
         endpoint="/v1/chat/completions",
         tenant="acme",
         key_id=key_id,
-        model="auto",
+        model=model,
         status=status,
         duration_s=duration_s,
     )

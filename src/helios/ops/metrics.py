@@ -64,6 +64,10 @@ TASK_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
 # What the gateway adds to the provider's time: sub-millisecond when all is well.
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 NO_LABEL = "-"  # a label with no value (a gateway call without a key id)
+MAX_GATEWAY_MODELS = 200
+"""Distinct ``model`` values of ``helios_gateway_requests_total``; later ones count as
+``OTHER_MODEL``: the model is what a client typed, and each value is a series Prometheus keeps."""
+OTHER_MODEL = "other"
 PROVIDER = "provider"  # the ``source`` of a call no cache layer answered
 
 logger = logging.getLogger(__name__)
@@ -89,6 +93,7 @@ class HeliosMetrics:
         # provider seconds of gateway calls (tasks with no task_started) until their
         # gateway_request arrives: its duration less these is the gateway's overhead
         self._provider_s: OrderedDict[str, float] = OrderedDict()
+        self._gateway_models: set[str] = set()
         self._lock = threading.Lock()
         r = self.registry
         self.calls = Counter(
@@ -353,7 +358,13 @@ class HeliosMetrics:
 
     def _gateway_request(self, event: GatewayRequest) -> None:
         key_id = event.key_id or NO_LABEL
-        labels = (event.endpoint, event.tenant, key_id, event.model, str(event.status))
+        model = event.model
+        if model not in self._gateway_models:
+            if len(self._gateway_models) < MAX_GATEWAY_MODELS:
+                self._gateway_models.add(model)
+            else:
+                model = OTHER_MODEL
+        labels = (event.endpoint, event.tenant, key_id, model, str(event.status))
         self.gateway_requests.labels(*labels).inc()
         self.gateway_latency.labels(event.endpoint).observe(event.duration_s)
         with self._lock:
