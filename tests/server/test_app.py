@@ -191,11 +191,11 @@ async def test_metrics_count_tasks_recorded_by_other_processes() -> None:
         )
         for _ in range(200):
             text = (await client.get("/metrics")).text
-            if 'helios_tasks_total{outcome="success"} 1.0' in text:
+            if 'helios_tasks_ended_total{status="succeeded"} 1.0' in text:
                 break
             await asyncio.sleep(0.01)
-        assert 'helios_tasks_total{outcome="success"} 1.0' in text
-        assert 'outcome="failure"' not in text
+        assert 'helios_tasks_ended_total{status="succeeded"} 1.0' in text
+        assert 'helios_tasks_ended_total{status="failed"} 0.0' in text
 
 
 async def test_metrics_keep_counting_after_an_event_stamped_an_hour_ahead() -> None:
@@ -213,7 +213,7 @@ async def test_metrics_keep_counting_after_an_event_stamped_an_hour_ahead() -> N
                     TaskFinished(task_id=f"t{n}", success=True, duration_s=1, timestamp=now + n),
                 ]
             )
-        text = await metrics_show(client, 'helios_tasks_total{outcome="success"} 3.0')
+        text = await metrics_show(client, 'helios_tasks_ended_total{status="succeeded"} 3.0')
         assert "helios_tasks_started_total 4.0" in text
         assert "helios_tasks_running 1.0" in text  # the fast clock's task, not yet ended
 

@@ -538,28 +538,29 @@ async def test_auto_keys_entries_like_the_engine(client: httpx2.AsyncClient) -> 
     assert answer["hit"] is True and answer["layer"] == "L2_REDIS_EXACT"
 
 
-async def test_prometheus_metrics_carry_the_cache_counters(client: httpx2.AsyncClient) -> None:
+async def test_prometheus_metrics_carry_the_cache_managers_counters(
+    client: httpx2.AsyncClient,
+) -> None:
     await store(client, model_used=SONNET)
     await lookup(client, model=SONNET)
     await lookup(client, model=SONNET, input_text="Something else entirely?")
     text = (await client.get("/metrics")).text
-    assert 'helios_cache_lookups_total{layer="L2"} 2.0' in text
-    assert 'helios_cache_hits_total{layer="L2"} 1.0' in text
-    assert 'helios_cache_stores_total{layer="L3"} 1.0' in text
-    assert 'helios_cache_lookup_ms{layer="L2",quantile="0.5"}' in text
+    assert 'helios_cache_manager_lookups_total{layer="L2",result="hit"} 1.0' in text
+    assert 'helios_cache_manager_lookups_total{layer="L2",result="miss"} 1.0' in text
+    assert 'helios_cache_manager_writes_total{layer="L3"} 1.0' in text
+    assert 'helios_cache_manager_lookup_duration_seconds{layer="L2",quantile="0.5"}' in text
+    # the cache API's lookups are no model calls: the ledger's family does not count them
+    assert "helios_cache_lookups_total{" not in text
 
 
-async def test_prometheus_metrics_count_lookups_per_persona(client: httpx2.AsyncClient) -> None:
+async def test_the_cache_apis_lookups_are_counted_per_persona(client: httpx2.AsyncClient) -> None:
     await store(client, model_used=SONNET)
     await lookup(client, model=SONNET)
     await lookup(client, model=SONNET, input_text="Something else entirely?")
-    text = (await client.get("/metrics")).text
     # the REST API's lookups carry no persona: they count under "-"
-    assert 'helios_cache_persona_lookups_total{persona="-"} 2.0' in text
-    assert 'helios_cache_persona_hits_total{layer="L2",persona="-"} 1.0' in text
-    assert 'helios_cache_persona_cost_saved_usd_total{persona="-"}' in text
     metrics = (await client.get(f"{PREFIX}/metrics")).json()
     assert metrics["personas"]["-"]["lookups"] == 2 and metrics["personas"]["-"]["hits"] == 1
+    assert metrics["personas"]["-"]["hits_by_layer"] == {"L2": 1}
 
 
 async def test_the_reference_designs_own_client_example_works(client: httpx2.AsyncClient) -> None:

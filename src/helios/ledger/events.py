@@ -162,6 +162,9 @@ class GatewayRequest(_Event):
 INPUT_ERROR = "input_error"
 """The ``kind`` of an error in what a task was given (a prompt too long for the model):
 the caller's to fix, no failure of Helios (the health monitor's error rate leaves it out)."""
+INTERRUPTED = "interrupted"
+"""The ``kind`` of the error a task records when it was cancelled (Ctrl-C, a cancelled
+asyncio task) before its ``task_finished`` (``success`` false): a cancelled task, no failure."""
 
 
 class ErrorEvent(_Event):

@@ -1,17 +1,19 @@
 """Prometheus metrics fed by the event stream.
 
 :class:`HeliosMetrics` is an :class:`~helios.ledger.sink.EventSink`: put it beside the
-ledger in a :class:`~helios.ledger.sink.FanOut` and every event updates counters and
-histograms (a few dictionary look-ups and additions, no I/O). Each instance owns its
-``CollectorRegistry`` - never prometheus_client's global one - so two engines, or two
-tests, never share samples. ``render()`` produces the text exposition format.
+ledger in a :class:`~helios.ledger.sink.FanOut` (or behind a
+:class:`~helios.ledger.tail.LedgerTail`, as ``helios serve`` does) and every event updates
+counters and histograms (a few dictionary look-ups and additions, no I/O). Each instance
+owns its ``CollectorRegistry`` - never prometheus_client's global one - so two engines, or
+two tests, never share samples. ``render()`` produces the text exposition format.
 
-Tasks end in ``helios_tasks_total{outcome}``: ``success``, ``failure``, or ``abandoned``
-when a task started more than ``abandoned_after_s`` ago and no end arrived (its process
-was killed); an end that arrives after that is not counted twice. ``helios_tasks_running``
-counts the tasks started and not yet ended or abandoned. An event with implausible values
-(:mod:`helios.ledger.validation`) updates nothing: it is counted in
-``helios_ledger_events_skipped_total`` and logged.
+One family per meaning, named as Prometheus asks (base units in the name, ``_total`` on
+counters). Tasks end in ``helios_tasks_ended_total{status}`` (:mod:`helios.ops.task_outcomes`
+says how a status is decided; ``abandoned`` is counted when a scrape sweeps), and those whose
+answer passed the quality gate in ``helios_tasks_accepted_total``. Cache lookups of model
+calls are ``helios_cache_lookups_total{layer,persona,result}``. An event with implausible
+values (:mod:`helios.ledger.validation`) updates nothing: it is counted in
+``helios_ledger_events_skipped_total`` and logged. docs/operations.md lists every family.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from helios.ledger.events import (
     EvidenceGathered,
     FlagChanged,
     FlagValue,
+    GateVerdict,
+    GatewayRequest,
     PersonaLLMRun,
     SecondPass,
     TaskFinished,
@@ -39,6 +43,7 @@ from helios.ledger.events import (
 )
 from helios.ledger.validation import problem
 from helios.ops.monitor import HealthReport
+from helios.ops.task_outcomes import REMEMBERED, TASK_STATUSES, TaskOutcomes
 
 try:
     from prometheus_client import (
@@ -52,11 +57,18 @@ try:
 except ImportError:
     raise MissingDependency("prometheus-client", "metrics", "Prometheus metrics") from None
 
-# From a cached reply (milliseconds) to a long local-model generation (minutes).
-LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
-TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+# One model call: from a cache hit (5 ms) to a long local-model generation (5 minutes).
+LLM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+# A whole task is several calls in a row.
 TASK_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
-REMEMBERED_ABANDONED = 10_000  # abandoned task ids kept to ignore their late ends
+# What the gateway adds to the provider's time: sub-millisecond when all is well.
+OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+NO_LABEL = "-"  # a label with no value (a gateway call without a key id)
+MAX_GATEWAY_MODELS = 200
+"""Distinct ``model`` values of ``helios_gateway_requests_total``; later ones count as
+``OTHER_MODEL``: the model is what a client typed, and each value is a series Prometheus keeps."""
+OTHER_MODEL = "other"
+PROVIDER = "provider"  # the ``source`` of a call no cache layer answered
 
 logger = logging.getLogger(__name__)
 
@@ -77,24 +89,44 @@ class HeliosMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.abandoned_after_s = abandoned_after_s
         self._clock = clock
-        # render() runs in a worker thread while events arrive on the loop
+        self._outcomes = TaskOutcomes()
+        # provider seconds of gateway calls (tasks with no task_started) until their
+        # gateway_request arrives: its duration less these is the gateway's overhead
+        self._provider_s: OrderedDict[str, float] = OrderedDict()
+        self._gateway_models: set[str] = set()
         self._lock = threading.Lock()
-        self._open: dict[str, float] = {}  # task id -> start time, neither ended nor abandoned
-        self._abandoned: OrderedDict[str, None] = OrderedDict()
         r = self.registry
-        self.requests = Counter(
-            "helios_requests",
-            "Persona calls, by persona, provider and model (cache hits included).",
-            ["persona", "provider", "model"],
+        self.calls = Counter(
+            "helios_llm_calls",
+            "Model calls that answered, by persona, provider, model and source (provider, or "
+            "the cache layer that answered).",
+            ["persona", "provider", "model", "source"],
             registry=r,
         )
         self.tasks_started = Counter("helios_tasks_started", "Tasks started.", registry=r)
-        self.tasks = Counter(
-            "helios_tasks",
-            "Tasks ended, by outcome (success, failure, abandoned: no end in time).",
-            ["outcome"],
+        self.tasks_ended = Counter(
+            "helios_tasks_ended",
+            "Tasks ended, by status: succeeded, failed, cancelled, invalid_input, abandoned.",
+            ["status"],
             registry=r,
         )
+        self.tasks_accepted = Counter(
+            "helios_tasks_accepted",
+            "Tasks that succeeded with an answer the quality gate passed.",
+            registry=r,
+        )
+        self.gate_verdicts = Counter(
+            "helios_gate_verdicts",
+            "Quality-gate verdicts (one per synthesis pass), by result: passed, failed.",
+            ["result"],
+            registry=r,
+        )
+        # Every status from the start, at 0: a series born at its first increment hides
+        # that increment from rate() and increase().
+        for status in TASK_STATUSES:
+            self.tasks_ended.labels(status)
+        for result in ("passed", "failed"):
+            self.gate_verdicts.labels(result)
         self.tasks_running = Gauge(
             "helios_tasks_running", "Tasks started and not yet ended or abandoned.", registry=r
         )
@@ -103,11 +135,12 @@ class HeliosMetrics:
             "Events left out for implausible values (a timestamp in ms, a NaN cost).",
             registry=r,
         )
-        self.cache_hits = Counter(
-            "helios_cache_hits", "Response-cache hits, by layer.", ["layer"], registry=r
-        )
-        self.cache_misses = Counter(
-            "helios_cache_misses", "Response-cache misses, by layer.", ["layer"], registry=r
+        self.cache_lookups = Counter(
+            "helios_cache_lookups",
+            "Response-cache lookups of model calls, by layer (L2, L3), persona and result "
+            "(hit, miss).",
+            ["layer", "persona", "result"],
+            registry=r,
         )
         self.tokens = Counter(
             "helios_tokens",
@@ -123,8 +156,20 @@ class HeliosMetrics:
         )
         self.cost_saved = Counter(
             "helios_cost_saved_usd",
-            "Money the caches saved (USD), by layer.",
+            "Money the caches saved (USD), by persona, model and layer (L1: provider prompt "
+            "caching).",
             ["persona", "model", "layer"],
+            registry=r,
+        )
+        self.time_saved = Counter(
+            "helios_time_saved_seconds",
+            "Provider time the response cache spared (the original calls' durations).",
+            ["persona", "layer"],
+            registry=r,
+        )
+        self.async_theses = Counter(
+            "helios_async_theses",
+            "Tasks started with the async thesis on.",
             registry=r,
         )
         self.async_fallbacks = Counter(
@@ -134,29 +179,58 @@ class HeliosMetrics:
             "helios_second_passes", "Synthesis passes after a failed quality gate.", registry=r
         )
         self.errors = Counter(
-            "helios_errors", "Errors, by kind and stage.", ["kind", "stage"], registry=r
+            "helios_errors", "Error events, by kind and stage.", ["kind", "stage"], registry=r
         )
         self.flag_changes = Counter(
             "helios_flag_changes", "Feature-flag overrides set or removed.", ["flag"], registry=r
         )
-        self.stage_latency = Histogram(
-            "helios_stage_duration_seconds",
-            "Duration of each stage (persona calls and evidence gathering).",
-            ["stage"],
-            buckets=LATENCY_BUCKETS,
+        self.gateway_requests = Counter(
+            "helios_gateway_requests",
+            "Gateway requests, by endpoint, tenant, key id (never the key), requested model "
+            "and HTTP status.",
+            ["endpoint", "tenant", "key_id", "model", "status"],
             registry=r,
         )
-        self.task_latency = Histogram(
-            "helios_task_duration_seconds",
-            "Duration of whole tasks.",
-            buckets=TASK_BUCKETS,
+        self.stage_latency = Histogram(
+            "helios_stage_duration_seconds",
+            "Duration of each pipeline stage (persona calls and evidence gathering).",
+            ["stage"],
+            buckets=LLM_BUCKETS,
+            registry=r,
+        )
+        self.call_latency = Histogram(
+            "helios_llm_call_duration_seconds",
+            "Duration of each model call that answered, by persona and source.",
+            ["persona", "source"],
+            buckets=LLM_BUCKETS,
             registry=r,
         )
         self.ttft = Histogram(
             "helios_ttft_seconds",
-            "Time to first token, by persona.",
-            ["persona"],
-            buckets=TTFT_BUCKETS,
+            "Time to first token of each model call, by persona and source.",
+            ["persona", "source"],
+            buckets=LLM_BUCKETS,
+            registry=r,
+        )
+        self.task_latency = Histogram(
+            "helios_task_duration_seconds",
+            "Duration of tasks that ended (not abandoned ones).",
+            buckets=TASK_BUCKETS,
+            registry=r,
+        )
+        self.gateway_latency = Histogram(
+            "helios_gateway_request_duration_seconds",
+            "Duration of gateway requests, by endpoint.",
+            ["endpoint"],
+            buckets=LLM_BUCKETS,
+            registry=r,
+        )
+        self.gateway_overhead = Histogram(
+            "helios_gateway_overhead_seconds",
+            "Time a gateway request spent outside the provider (its duration less the "
+            "provider's; all of it for a cache hit), by endpoint.",
+            ["endpoint"],
+            buckets=OVERHEAD_BUCKETS,
             registry=r,
         )
         self.flag_value = Gauge(
@@ -167,7 +241,7 @@ class HeliosMetrics:
         )
         self.ledger_lag = Gauge(
             "helios_ledger_write_lag_seconds",
-            "Age of the oldest event not yet written to the ledger.",
+            "Age of the oldest event this process has not yet written to the ledger.",
             registry=r,
         )
         self.ledger_pending = Gauge(
@@ -202,16 +276,17 @@ class HeliosMetrics:
             case PersonaLLMRun():
                 self._persona_run(event)
             case TaskStarted():
-                self.tasks_started.inc()
-                with self._lock:
-                    self._open[event.task_id] = event.timestamp
-                    self.tasks_running.set(len(self._open))
-                self.set_flags(event.flags)
+                self._task_started(event)
             case TaskFinished():
                 self._task_finished(event)
             case CacheLookup():
-                counter = self.cache_hits if event.hit else self.cache_misses
-                counter.labels(event.layer).inc()
+                result = "hit" if event.hit else "miss"
+                self.cache_lookups.labels(event.layer, event.persona, result).inc()
+            case GateVerdict():
+                self.gate_verdicts.labels("passed" if event.passed else "failed").inc()
+                self._outcomes.verdict(event)
+            case GatewayRequest():
+                self._gateway_request(event)
             case EvidenceGathered():
                 self.stage_latency.labels("evidence").observe(event.duration_s)
             case AsyncFallback():
@@ -220,6 +295,7 @@ class HeliosMetrics:
                 self.second_passes.inc()
             case ErrorEvent():
                 self.errors.labels(event.kind, event.stage or "").inc()
+                self._outcomes.error(event)
             case FlagChanged():
                 self.flag_changes.labels(event.flag).inc()
                 if event.new is not None:
@@ -251,41 +327,67 @@ class HeliosMetrics:
     def sweep(self) -> int:
         """Count the tasks that have been running longer than ``abandoned_after_s`` as
         abandoned; how many were. ``render`` sweeps first."""
-        deadline = self._clock() - self.abandoned_after_s
-        with self._lock:
-            gone = [task for task, started in self._open.items() if started < deadline]
-            for task in gone:
-                del self._open[task]
-                self._abandoned[task] = None
-            while len(self._abandoned) > REMEMBERED_ABANDONED:
-                self._abandoned.popitem(last=False)
-            self.tasks_running.set(len(self._open))
+        gone = self._outcomes.sweep(self._clock() - self.abandoned_after_s)
+        self.tasks_running.set(self._outcomes.running)
         if gone:
-            self.tasks.labels("abandoned").inc(len(gone))
-        return len(gone)
+            self.tasks_ended.labels("abandoned").inc(gone)
+        return gone
 
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""
         self.sweep()
         return generate_latest(self.registry)
 
+    def _task_started(self, event: TaskStarted) -> None:
+        self.tasks_started.inc()
+        if event.flags.get("async_thesis") is True:
+            self.async_theses.inc()
+        self._outcomes.started(event)
+        self.tasks_running.set(self._outcomes.running)
+        self.set_flags(event.flags)
+
     def _task_finished(self, event: TaskFinished) -> None:
-        with self._lock:
-            self._open.pop(event.task_id, None)
-            self.tasks_running.set(len(self._open))
-            late = event.task_id in self._abandoned
-            if late:
-                del self._abandoned[event.task_id]
-        if late:
+        ending = self._outcomes.finished(event)
+        self.tasks_running.set(self._outcomes.running)
+        if ending is None:
             return  # already counted as abandoned
-        self.tasks.labels("success" if event.success else "failure").inc()
+        self.tasks_ended.labels(ending.status).inc()
+        if ending.accepted:
+            self.tasks_accepted.inc()
         self.task_latency.observe(event.duration_s)
+
+    def _gateway_request(self, event: GatewayRequest) -> None:
+        key_id = event.key_id or NO_LABEL
+        model = event.model
+        if model not in self._gateway_models:
+            if len(self._gateway_models) < MAX_GATEWAY_MODELS:
+                self._gateway_models.add(model)
+            else:
+                model = OTHER_MODEL
+        labels = (event.endpoint, event.tenant, key_id, model, str(event.status))
+        self.gateway_requests.labels(*labels).inc()
+        self.gateway_latency.labels(event.endpoint).observe(event.duration_s)
+        with self._lock:
+            provider_s = self._provider_s.pop(event.task_id, None)
+        if provider_s is not None:  # a call answered: what the gateway added to it
+            overhead = max(0.0, event.duration_s - provider_s)
+            self.gateway_overhead.labels(event.endpoint).observe(overhead)
 
     def _persona_run(self, event: PersonaLLMRun) -> None:
         persona, model = event.persona, event.model
-        self.requests.labels(persona, event.provider, model).inc()
+        source = event.cache_layer or PROVIDER
+        self.calls.labels(persona, event.provider, model, source).inc()
         self.stage_latency.labels(event.stage).observe(event.duration_s)
-        self.ttft.labels(persona).observe(event.ttft_s)
+        self.call_latency.labels(persona, source).observe(event.duration_s)
+        self.ttft.labels(persona, source).observe(event.ttft_s)
+        if not self._outcomes.is_open(event.task_id):
+            provider_s = 0.0 if event.cache_layer else event.duration_s
+            with self._lock:
+                self._provider_s[event.task_id] = (
+                    self._provider_s.get(event.task_id, 0.0) + provider_s
+                )
+                while len(self._provider_s) > REMEMBERED:
+                    self._provider_s.popitem(last=False)
         tokens = {
             "input": event.input_tokens,
             "output": event.output_tokens,
@@ -297,9 +399,11 @@ class HeliosMetrics:
                 self.tokens.labels(persona, model, kind).inc(count)
         if event.cost_usd:
             self.cost.labels(persona, model).inc(event.cost_usd)
+        # A counter only grows: a prompt-cache write that cost more than it saved (a
+        # negative saving) is left out here; the ledger keeps it for `helios ledger`.
+        # Without a response-cache layer, a saving comes from provider prompt caching.
+        layer = event.cache_layer or "L1"
         if event.cost_saved_usd and event.cost_saved_usd > 0:
-            # A counter only grows: a prompt-cache write that cost more than it saved (a
-            # negative saving) is left out here; the ledger keeps it for `helios ledger`.
-            # Without a response-cache layer, a saving comes from provider prompt caching.
-            layer = event.cache_layer or "L1"
             self.cost_saved.labels(persona, model, layer).inc(event.cost_saved_usd)
+        if event.cache_layer and event.time_saved_s and event.time_saved_s > 0:
+            self.time_saved.labels(persona, event.cache_layer).inc(event.time_saved_s)

@@ -32,6 +32,7 @@ from helios.engine import Engine
 from helios.errors import BadRequest, HeliosError, InputError
 from helios.ledger.events import (
     INPUT_ERROR,
+    INTERRUPTED,
     AsyncFallback,
     ErrorEvent,
     Event,
@@ -400,7 +401,7 @@ class _Run:
 
     def _record_failure(self, exc: BaseException, started: float) -> None:
         if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
-            kind = "interrupted"
+            kind = INTERRUPTED
         elif isinstance(exc, INPUT_ERRORS):
             kind = INPUT_ERROR
         else:
