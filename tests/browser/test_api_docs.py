@@ -54,17 +54,22 @@ def test_swagger_ui_shows_every_operation_offline(
     assert f"{helios_server.url}/static/vendor/swagger-ui/swagger-ui-bundle.js" in traffic.loaded
 
 
-def test_swagger_ui_opens_an_operation(
+def test_swagger_ui_tries_a_call(
     helios_server: RunningServer, page: Page, traffic: Traffic
 ) -> None:
     page.goto(f"{helios_server.url}/docs")
     summary = page.locator(".opblock-summary", has=page.locator("[data-path='/health']"))
     summary.first.click(timeout=RENDER_TIMEOUT_MS)
     operation = page.locator(".opblock.is-open")
-    expect(operation).to_be_visible()
-    expect(operation.locator(".try-out__btn")).to_be_visible()  # "Try it out"
-    expect(operation.locator(".responses-wrapper")).to_contain_text("503")
+    expect(operation.locator(".responses-wrapper")).to_contain_text("503")  # declared
+    operation.locator(".try-out__btn").click()
+    operation.locator(".execute").click()
+    answer = operation.locator(".live-responses-table tbody .response-col_status")
+    expect(answer).to_have_text("200")
+    expect(operation.locator(".live-responses-table")).to_contain_text('"status": "ok"')
     traffic.assert_offline()
+    assert traffic.refused == []
+    assert f"{helios_server.url}/health" in traffic.loaded
 
 
 def test_redoc_lists_every_operation_and_opens_one_offline(

@@ -68,6 +68,9 @@ async def test_the_docs_pages_load_only_local_files_without_a_key(
         urls = loaded_urls(html.text)
         assert urls == expected
         assert "googleapis" not in html.text and "cdn." not in html.text
+        policy = html.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "connect-src 'self'" in policy
+        assert "http" not in policy  # no other host allowed
         for url in urls:
             answer = await client.get(url)
             assert answer.status_code == 200, url
