@@ -5,9 +5,9 @@ Playwright, with no network but this machine.
   on the PATH, or ``$HELIOS_CHROMIUM``) launched by Playwright, which never downloads a
   browser. Without Chromium the tests skip, saying how to install it; with
   ``HELIOS_REQUIRE_SERVICES=1`` (CI) they fail instead.
-- ``helios_server`` (module): a real ``helios serve`` on 127.0.0.1 (see
-  :mod:`tests.browser.helios_server`; ``serve_helios`` starts one with other settings,
-  e.g. over a seeded ledger).
+- ``helios_server`` (module): the app and uvicorn server ``helios serve`` runs, in a
+  thread, on 127.0.0.1 (see :mod:`tests.browser.helios_server`; ``serve_helios`` starts
+  one with other settings, e.g. over a seeded ledger).
 - ``page``: a fresh browser context and page in which every request to a host other than
   127.0.0.1 is aborted and recorded in ``traffic``, so a test proves the page works
   offline (``traffic.assert_offline()``). Override ``page_headers`` in a test module to
