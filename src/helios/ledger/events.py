@@ -164,6 +164,16 @@ INPUT_ERROR = "input_error"
 the caller's to fix, no failure of Helios (the health monitor's error rate leaves it out)."""
 
 
+CANCELLED = "cancelled"
+"""The ``kind`` of the error a task ends with when it was cancelled (Ctrl-C, a client that
+went away, a cancelled DAG run): neither a success nor a failure. Summaries count it apart
+and leave it out of success rates; the health monitor leaves it out of its error rate."""
+
+CANCELLED_KINDS = frozenset({CANCELLED, "interrupted"})
+"""Error kinds that mean a cancellation: ``interrupted`` is what ledgers written before
+``cancelled`` existed hold for a Ctrl-C."""
+
+
 class ErrorEvent(_Event):
     type: Literal["error"] = "error"
     kind: str

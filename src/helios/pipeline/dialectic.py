@@ -31,6 +31,7 @@ from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.errors import BadRequest, HeliosError, InputError
 from helios.ledger.events import (
+    CANCELLED,
     INPUT_ERROR,
     AsyncFallback,
     ErrorEvent,
@@ -400,7 +401,7 @@ class _Run:
 
     def _record_failure(self, exc: BaseException, started: float) -> None:
         if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
-            kind = "interrupted"
+            kind = CANCELLED
         elif isinstance(exc, INPUT_ERRORS):
             kind = INPUT_ERROR
         else:
