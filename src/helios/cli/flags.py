@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from helios.cli.context import cli_context, console_out, ledger_store, with_runtime
+from helios.cli.formatting import print_table
 from helios.config.settings import Settings
 from helios.ledger.events import FlagChanged, FlagValue
 from helios.ledger.store import LedgerStore
@@ -71,7 +72,7 @@ def list_flags(
             _show(row["effective"], "?"),
             str(row["setting"]),
         )
-    console_out.print(table)
+    print_table(table, console_out)
 
 
 @app.command("set")
