@@ -275,3 +275,51 @@ def test_on_a_terminal_a_warning_starts_on_its_own_line(sim: SimServer, tmp_path
     assert all(line.startswith("warning: L2 cache") for line in warnings), text
     answer = lines[lines.index(warnings[0]) + 1]
     assert answer.strip() and "warning" not in answer  # the answer, whole, on its own line
+
+
+def test_run_with_a_model_without_a_price_says_unknown(
+    run_cli: RunCli, sim: SimServer, tmp_path: Path
+) -> None:
+    (tmp_path / "helios.yaml").write_text(
+        f"providers:\n  openai: {{base_url: '{sim.base_url}/v1', api_key: test}}\n"
+        "cache: {enabled: false}\n"
+        f"ledger: {{path: {tmp_path / 'ledger.sqlite3'}}}\n"
+    )
+    args = ["run", "Is a monolith fine for a team of five?", "--model", "openai:no-price"]
+    result = run_cli(*args, "--no-stream", "--flag", "orchestration.max_passes=1")
+    assert result.exit_code == 0, result.stderr
+    assert "cost unknown (saved unknown)" in result.stdout
+    assert "$0.000000" not in result.stdout and "$0.00000 " not in result.stdout
+    stages = [line for line in result.stdout.splitlines() if "openai:no-price" in line]
+    assert stages and all(line.rstrip(" │").endswith("unknown") for line in stages)
+    document = json.loads(run_cli(*args, "--json", "--flag", "orchestration.max_passes=1").stdout)
+    assert document["totals"]["cost_usd"] is None
+    assert document["totals"]["unpriced_calls"] == len(document["stages"])
+
+
+def test_cache_stats_says_unknown_for_savings_without_a_price(
+    run_cli: RunCli, ledger: Path, tmp_path: Path
+) -> None:
+    now = time.time()
+    hit = {"cache_layer": "L2", "cost_usd": 0.0, "cost_saved_usd": None}
+    events = build_task("h", now - 60, calls=[("thesis", 1.0, hit), ("antithesis", 1.0)])
+    imported(run_cli, tmp_path, events)
+    result = run_cli("cache", "stats")
+    assert result.exit_code == 0, result.stderr
+    [thesis] = [line for line in result.stdout.splitlines() if line.startswith("│ thesis")]
+    assert "unknown" in thesis and "0.000000" not in thesis
+    [antithesis] = [line for line in result.stdout.splitlines() if line.startswith("│ antithesis")]
+    assert "$0.000000" in antithesis  # no hit: nothing saved, and that is known
+
+
+def test_keys_list_shows_iso_moments(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELIOS_KEYS__PATH", str(tmp_path / "keys.sqlite3"))
+    before = time.time()
+    assert run_cli("keys", "create", "--tenant", "acme", "--expires", "30d").exit_code == 0
+    listed = run_cli("keys", "list").stdout
+    moments = ISO_MOMENT.findall(listed)
+    assert len(moments) == 2, listed  # expires, created; never revoked
+    created = datetime.fromisoformat(moments[1]).timestamp()
+    assert before - 1 <= created <= time.time()
