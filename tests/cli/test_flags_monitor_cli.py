@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -76,6 +77,8 @@ def test_flags_list_shows_every_flag(run_cli: RunCli, ledger: Path) -> None:
         "settings_value": True,
         "override": None,
         "effective": True,
+        "override_set_at": None,
+        "override_by": None,
     }
     # Unset in the settings: the shipped persona decides.
     assert rows["thesis_streaming"]["settings_value"] is None
@@ -90,6 +93,12 @@ def test_flags_set_and_unset(run_cli: RunCli, ledger: Path) -> None:
     assert rows["async_thesis"]["override"] is False
     assert rows["async_thesis"]["effective"] is False
     assert rows["async_thesis"]["settings_value"] is True
+    # when and by whom, in ISO 8601 with the offset
+    set_at = datetime.fromisoformat(rows["async_thesis"]["override_set_at"])
+    assert set_at.utcoffset() is not None and abs(set_at.timestamp() - time.time()) < 300
+    assert rows["async_thesis"]["override_by"] == getpass.getuser()
+    listed = run_cli("flags", "list").stdout
+    assert f"{rows['async_thesis']['override_set_at']} by {getpass.getuser()}" in listed
 
     assert run_cli("flags", "set", "max_passes", "3", "-r", "quality").exit_code == 0
     result = run_cli("flags", "unset", "async_thesis", "--reason", "fixed")
