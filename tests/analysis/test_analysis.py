@@ -430,3 +430,131 @@ def test_a_timestamp_no_calendar_holds_is_left_out_of_every_analysis() -> None:
     comparison = compare(events, "model")
     assert [arm.tasks for arm in comparison.arms] == [1]
     assert any(f"skipped {len(future)} ledger events" in note for note in comparison.notes)
+
+
+# -- outcomes: cancelled tasks, the quality gate's acceptance, unknown costs ----------------
+def gated_task(
+    task_id: str, t0: float, verdicts: Sequence[bool], flags: dict[str, FlagValue] | None = None
+) -> list[Event]:
+    """A task whose synthesis passes the gate judged ``verdicts``, in order."""
+    gates = [
+        GateVerdict(
+            task_id=task_id,
+            timestamp=t0 + 3,
+            pass_number=number,
+            passed=passed,
+            evidence_ok=True,
+            judge_pass=passed,
+            judge_score=0.9 if passed else 0.2,
+            judge_valid=True,
+        )
+        for number, passed in enumerate(verdicts, start=1)
+    ]
+    events = build_task(task_id, t0, extra=gates, flags=flags)
+    finished = events[-1]
+    assert isinstance(finished, TaskFinished)
+    accepted = next((n for n, passed in enumerate(verdicts, start=1) if passed), None)
+    update = {"passes": len(verdicts), "accepted_pass": accepted}
+    return [*events[:-1], finished.model_copy(update=update)]
+
+
+def cancelled_task(
+    task_id: str, t0: float, kind: str = "cancelled", flags: dict[str, FlagValue] | None = None
+) -> list[Event]:
+    """A run stopped by Ctrl-C during its antithesis, as the pipeline records it."""
+    stop = ErrorEvent(task_id=task_id, kind=kind, message="", stage="antithesis", timestamp=t0 + 2)
+    return build_task(
+        task_id, t0, success=False, calls=[("thesis", 1.0)], extra=[stop], flags=flags
+    )
+
+
+def mixed_outcomes(t0: float = EPOCH, flags: dict[str, FlagValue] | None = None) -> list[Event]:
+    """3 accepted, 2 rejected, 1 ungated success, 1 failure, 2 cancelled (one old-style)."""
+    failure = ErrorEvent(task_id="x", kind="ProviderTimeout", message="slow", timestamp=t0 + 90)
+    return [
+        *gated_task("ok1", t0, [True], flags),
+        *gated_task("ok2", t0 + 10, [False, True], flags),
+        *gated_task("ok3", t0 + 20, [True], flags),
+        *gated_task("no1", t0 + 30, [False, False], flags),
+        *gated_task("no2", t0 + 40, [False, False], flags),
+        *build_task("dag", t0 + 50, flags=flags),
+        *build_task("x", t0 + 60, success=False, extra=[failure], flags=flags),
+        *cancelled_task("c1", t0 + 70, flags=flags),
+        *cancelled_task("c2", t0 + 80, kind="interrupted", flags=flags),
+    ]
+
+
+def test_summary_counts_cancelled_tasks_apart_and_the_acceptance_rate() -> None:
+    summary = summarize(mixed_outcomes(), now=EPOCH + 1000)
+    assert (summary.tasks, summary.finished, summary.cancelled) == (9, 9, 2)
+    # the success rate leaves the cancelled tasks out: 6 of 7, not 6 of 9
+    assert (summary.succeeded, summary.rated, summary.success_rate) == (6, 7, pytest.approx(6 / 7))
+    # the gate judged 5 tasks; the DAG-like task and the failure before a gate are neither
+    assert (summary.judged, summary.accepted, summary.acceptance_rate) == (5, 3, 0.6)
+    assert summary.errors == {"ProviderTimeout": 1}  # a cancellation is no error
+    document = summary.to_dict()
+    assert {key: document[key] for key in ("cancelled", "judged", "accepted")} == {
+        "cancelled": 2,
+        "judged": 5,
+        "accepted": 3,
+    }
+    assert document["acceptance_rate"] == 0.6
+    assert document["success_rate"] == pytest.approx(6 / 7)
+
+
+def test_every_success_and_no_acceptance_is_shown_as_such() -> None:
+    events = [e for n in range(4) for e in gated_task(f"t{n}", EPOCH + 10 * n, [False, False])]
+    summary = summarize(events, now=EPOCH + 1000)
+    assert (summary.success_rate, summary.acceptance_rate) == (1.0, 0.0)
+
+
+def test_compare_reports_success_and_acceptance_per_arm() -> None:
+    events = [
+        *mixed_outcomes(EPOCH, {"async_thesis": True}),
+        *[
+            e
+            for n in range(4)
+            for e in gated_task(
+                f"s{n}", EPOCH + 500 + 10 * n, [True], flags={"async_thesis": False}
+            )
+        ],
+    ]
+    result = compare(events, "flag:async_thesis", now=EPOCH + 1000)
+    on, off = result.arm("true"), result.arm("false")
+    assert on is not None and off is not None
+    assert (on.outcomes.succeeded, on.outcomes.rated, on.outcomes.cancelled) == (6, 7, 2)
+    assert (on.outcomes.accepted, on.outcomes.judged) == (3, 5)
+    assert (off.outcomes.success_rate, off.outcomes.acceptance_rate) == (1.0, 1.0)
+    arm = next(a for a in result.to_dict()["arms"] if a["label"] == "true")
+    assert (arm["success_rate"], arm["acceptance_rate"]) == (pytest.approx(6 / 7), 0.6)
+    assert (arm["cancelled"], arm["judged"], arm["accepted"]) == (2, 5, 3)
+
+
+def test_compare_counts_an_abandoned_task_as_ended_unsuccessful() -> None:
+    started = TaskStarted(task_id="gone", timestamp=EPOCH, goal="g", flags={"mode": "a"})
+    events = [*build_task("ok", EPOCH, flags={"mode": "a"}), started]
+    arm = compare(events, "flag:mode", now=EPOCH + 10_000, abandoned_after_s=900).arms[0]
+    assert (arm.outcomes.abandoned, arm.outcomes.success_rate) == (1, 0.5)
+    running = compare(events, "flag:mode", now=EPOCH + 100, abandoned_after_s=900).arms[0]
+    assert (running.outcomes.running, running.outcomes.success_rate) == (1, 1.0)
+
+
+def test_last_task_says_cancelled_and_gate_verdict() -> None:
+    breakdown = last_task(cancelled_task("c", EPOCH), now=EPOCH + 10)
+    assert breakdown is not None
+    assert (breakdown.success, breakdown.cancelled, breakdown.accepted) == (False, True, None)
+    rejected = last_task(gated_task("r", EPOCH, [False, False]), now=EPOCH + 10)
+    assert rejected is not None and rejected.accepted is False
+    assert rejected.to_dict()["accepted"] is False
+
+
+def test_a_cost_no_call_has_a_price_for_is_unknown() -> None:
+    unpriced = {"cost_usd": None}
+    events = build_task("a", EPOCH, calls=[("thesis", 1.0, unpriced), ("synthesis", 1.0, unpriced)])
+    summary = summarize(events, now=EPOCH + 10)
+    assert (summary.calls, summary.unpriced_calls, summary.cost_known) == (2, 2, False)
+    assert summary.to_dict()["cost_usd"] is None
+    breakdown = last_task(events, now=EPOCH + 10)
+    assert breakdown is not None and breakdown.to_dict()["cost_usd"] is None
+    partly = build_task("b", EPOCH, calls=[("thesis", 1.0, unpriced), ("synthesis", 1.0)])
+    assert summarize(partly, now=EPOCH + 10).to_dict()["cost_usd"] == pytest.approx(0.01)

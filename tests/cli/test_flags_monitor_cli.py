@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -76,6 +77,8 @@ def test_flags_list_shows_every_flag(run_cli: RunCli, ledger: Path) -> None:
         "settings_value": True,
         "override": None,
         "effective": True,
+        "override_set_at": None,
+        "override_by": None,
     }
     # Unset in the settings: the shipped persona decides.
     assert rows["thesis_streaming"]["settings_value"] is None
@@ -90,6 +93,12 @@ def test_flags_set_and_unset(run_cli: RunCli, ledger: Path) -> None:
     assert rows["async_thesis"]["override"] is False
     assert rows["async_thesis"]["effective"] is False
     assert rows["async_thesis"]["settings_value"] is True
+    # when and by whom, in ISO 8601 with the offset
+    set_at = datetime.fromisoformat(rows["async_thesis"]["override_set_at"])
+    assert set_at.utcoffset() is not None and abs(set_at.timestamp() - time.time()) < 300
+    assert rows["async_thesis"]["override_by"] == getpass.getuser()
+    listed = run_cli("flags", "list").stdout
+    assert f"{rows['async_thesis']['override_set_at']} by {getpass.getuser()}" in listed
 
     assert run_cli("flags", "set", "max_passes", "3", "-r", "quality").exit_code == 0
     result = run_cli("flags", "unset", "async_thesis", "--reason", "fixed")
@@ -159,10 +168,52 @@ def test_monitor_no_rollback_and_table(run_cli: RunCli, ledger: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "30 tasks in the last 2 h" in result.stdout
     assert "error_rate" in result.stdout
-    assert "firing: error_rate 0.30 > 0.05 over 30 tasks in the last 2 h (alerted)" in (
-        result.stdout
-    )
+    assert (
+        "firing: async_thesis_errors: error_rate 0.30 > 0.05 over 30 tasks in the last 2 h"
+        " (alerted)"
+    ) in result.stdout
     assert stored(ledger)[0] == {}
+
+
+def test_monitor_rules_from_the_settings(run_cli: RunCli, ledger: Path) -> None:
+    """A user rule that only alerts, beside the default rules, in the text report."""
+    config = ledger.parent / "helios.yaml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + "monitor:\n"
+        "  rules:\n"
+        "    - {name: slow_tasks, metric: p95_latency_s, threshold: 1, actions: [alert]}\n",
+        encoding="utf-8",
+    )
+    seed(ledger, tasks=30, failures=0)  # every task took 2 s
+    result = run_cli("monitor", "--once", "--no-alert")
+    assert result.exit_code == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    assert "rollback async_thesis=false" in rows["async_thesis_errors"]
+    assert "p95_latency_s > 1, ≥ 20 tasks" in rows["slow_tasks"]
+    assert "firing (its actions are off)" in rows["slow_tasks"]
+    assert stored(ledger) == ({}, [])  # an alert-only rule never touches a flag
+    report = json.loads(run_cli("monitor", "--once", "--json").stdout)
+    assert [rule["name"] for rule in report["rules"]] == [
+        "async_thesis_fallbacks",
+        "async_thesis_errors",
+        "slow_tasks",
+    ]
+    assert report["rules"][2]["action"] == "alerted"
+    assert stored(ledger) == ({}, [])
+
+
+def test_monitor_refuses_a_bad_rule_naming_the_key(run_cli: RunCli, ledger: Path) -> None:
+    config = ledger.parent / "helios.yaml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + "monitor:\n  rules:\n    - {metric: error_rate, threshold: 10}\n",
+        encoding="utf-8",
+    )
+    result = run_cli("monitor", "--once")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: config file helios.yaml: monitor.rules.0: threshold of error_rate is a rate"
+    ), result.stderr
 
 
 def test_monitor_one_failure_in_two_tasks_changes_nothing(run_cli: RunCli, ledger: Path) -> None:
@@ -224,7 +275,7 @@ def test_monitor_serves_metrics_and_stops_on_ctrl_c(tmp_path: Path, ledger: Path
     finally:
         code, stderr = stop(process)
     assert 'helios_health_value{metric="error_rate"} 0.3' in text
-    assert 'helios_health_rule_firing{flag="async_thesis",metric="error_rate"} 1.0' in text
+    assert 'helios_health_rule_firing{metric="error_rate",rule="async_thesis_errors"} 1.0' in text
     assert code == 130, stderr
     assert "Traceback" not in stderr
 

@@ -1,6 +1,7 @@
 """``helios run`` end to end: entry point, engine, cache, evidence; the simulator as models."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -127,14 +128,21 @@ def test_provider_down_mid_run_is_one_line(run_cli: RunCli, sim: SimServer, tmp_
     assert_one_line_error(result.stderr, "interrupted after")
 
 
-def test_ctrl_c_exits_130(make_sim: Callable[..., SimServer], tmp_path: Path) -> None:
+def test_ctrl_c_exits_130_and_is_recorded_as_cancelled(
+    make_sim: Callable[..., SimServer],
+    tmp_path: Path,
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     slow = make_sim(latency=LatencyProfile(tokens_per_s=4), reply_tokens=200)
     write_config(tmp_path, slow.base_url)
+    ledger = tmp_path / "ledger.sqlite3"
     helios = Path(sys.executable).with_name("helios")
     process = subprocess.Popen(
         # no cache: an earlier test's run of the same goal would answer at once (L3 at least)
         [str(helios), "run", GOAL, *SIM_MODEL, "--flag", "cache.enabled=false"],
         cwd=tmp_path,
+        env={**os.environ, "HELIOS_LEDGER__PATH": str(ledger)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -144,6 +152,13 @@ def test_ctrl_c_exits_130(make_sim: Callable[..., SimServer], tmp_path: Path) ->
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130
     assert b"Traceback" not in stderr
+    # the ledger says cancelled: no error, no failure, outside the success rate
+    monkeypatch.setenv("HELIOS_LEDGER__PATH", str(ledger))
+    summary = json.loads(run_cli("ledger", "summary", "--json").stdout)
+    assert (summary["tasks"], summary["cancelled"], summary["succeeded"]) == (1, 1, 0)
+    assert (summary["errors"], summary["success_rate"]) == ({}, None)
+    report = json.loads(run_cli("monitor", "--once", "--json").stdout)
+    assert report["metrics"]["error_rate"] == {"value": None, "samples": 0}
 
 
 def test_default_local_model_runs_offline(run_cli: RunCli) -> None:

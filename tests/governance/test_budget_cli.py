@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,9 @@ from typer.testing import CliRunner
 
 from helios.cli import budget as budget_cli
 from helios.cli.context import CliContext
+from helios.config.settings import load_settings
+from helios.messages import Request, Usage
+from helios.runtime import Runtime
 
 
 def make_app() -> typer.Typer:
@@ -73,6 +78,25 @@ def test_table_and_json(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_
     assert account["windows"][0]["resets_at"] is None
 
 
-def test_local_time() -> None:
-    assert budget_cli.local_time(None) == "-"
-    assert budget_cli.local_time(0).startswith("19")
+def test_reset_times_are_iso_8601_with_the_offset(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with_budgets(monkeypatch, tmp_path)
+
+    async def use_the_budget() -> float:
+        async with Runtime.open(load_settings(tmp_path / "helios.yaml")) as runtime:
+            assert runtime.governor is not None
+            request = Request.of("hello", params={"max_tokens": 4})
+            reservation = await runtime.governor.reserve(request, "anthropic", "claude-sonnet-4-5")
+            await runtime.governor.commit(reservation, Usage(input_tokens=5, output_tokens=4))
+            (session, _week) = await runtime.governor.status()
+            assert session.resets_at is not None
+            return session.resets_at
+
+    resets_at = asyncio.run(use_the_budget())
+    reset = datetime.fromtimestamp(resets_at).astimezone().isoformat(timespec="seconds")
+    result = runner.invoke(make_app(), ["budget"])
+    assert result.exit_code == 0, result.output
+    assert reset in result.output
+    payload = json.loads(runner.invoke(make_app(), ["budget", "--json"]).output)
+    assert payload["budgets"][0]["windows"][0]["resets_at_local"] == reset

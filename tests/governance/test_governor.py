@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -143,6 +144,10 @@ async def test_reject_names_window_and_reset_time(catalog: Catalog, clock: FakeC
         await governor.reserve(request(), "anthropic", "big")
     assert (info.value.account, info.value.window) == ("acct", "5h")
     assert info.value.resets_at == pytest.approx(started + 100)  # when the window resets
+    # the message gives that moment in ISO 8601 with the offset, never an epoch number
+    reset = datetime.fromtimestamp(info.value.resets_at).astimezone()
+    assert str(info.value).endswith(f"; room again at {reset.isoformat(timespec='seconds')}")
+    assert "epoch" not in str(info.value)
     governor = make_governor(catalog, clock, requests_budget(limit=1, on_exhausted="reject"))
     first = await governor.reserve(request(), "anthropic", "big")
     await governor.commit(first, Usage(output_tokens=1))

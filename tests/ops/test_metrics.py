@@ -184,7 +184,8 @@ def test_ledger_lag_and_health_gauges() -> None:
     assert value(metrics, "helios_health_value", metric="error_rate") == 0.2
     assert value(metrics, "helios_health_samples", metric="cache_hit_rate") == 0
     assert (
-        value(metrics, "helios_health_rule_firing", metric="error_rate", flag="async_thesis") == 1
+        value(metrics, "helios_health_rule_firing", metric="error_rate", rule="error_rate > 0.05")
+        == 1
     )
 
 

@@ -78,4 +78,4 @@ async def test_a_cancelled_run_is_counted_cancelled_not_failed() -> None:
     assert value(metrics, "helios_tasks_ended_total", status="cancelled") == 1
     assert value(metrics, "helios_tasks_ended_total", status="failed") == 0
     assert value(metrics, "helios_tasks_running") == 0
-    assert value(metrics, "helios_errors_total", kind="interrupted", stage="antithesis") == 1
+    assert value(metrics, "helios_errors_total", kind="cancelled", stage="antithesis") == 1

@@ -278,7 +278,7 @@ async def test_parallel_prep_prepares_the_antithesis_during_the_thesis() -> None
     assert world.sink.of_type(TaskStarted)[0].flags["parallel_prep"] is True
 
 
-async def test_cancelling_a_run_records_it_as_interrupted() -> None:
+async def test_cancelling_a_run_records_it_as_cancelled() -> None:
     world = make_world(
         first_chunk_delay_s=lambda r: 5.0 if r.context.persona == "antithesis" else 0.0
     )
@@ -290,7 +290,7 @@ async def test_cancelling_a_run_records_it_as_interrupted() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     [error] = world.sink.of_type(ErrorEvent)
-    assert error.kind == "interrupted" and error.stage == "antithesis"
+    assert error.kind == "cancelled" and error.stage == "antithesis"
     assert world.sink.of_type(TaskFinished)[-1].success is False
 
 

@@ -228,6 +228,9 @@ async def test_cancelling_run_cancels_running_tasks() -> None:
     assert runner.in_flight == 0
     finished = sink.of_type(TaskFinished)
     assert len(finished) == 1 and finished[0].success is False
+    # recorded as a cancellation, which no summary counts as a failure
+    [error] = sink.of_type(ErrorEvent)
+    assert (error.task_id, error.kind) == (finished[0].task_id, "cancelled")
 
 
 async def test_events_mark_the_dag_run() -> None:

@@ -28,6 +28,8 @@ class PersonaCacheUsage:
     lookups: dict[str, int] = field(default_factory=dict)
     """Lookups per layer consulted (L2 for every call, L3 only where L2 missed)."""
     cost_saved_usd: float = 0.0
+    unpriced_hits: int = 0
+    """Hits whose saving has no known price: with every hit so, the saving is unknown."""
     time_saved_s: float = 0.0
 
     @property
@@ -47,6 +49,7 @@ class PersonaCacheUsage:
             "hits_by_layer": dict(self.hits),
             "lookups_by_layer": dict(self.lookups),
             "cost_saved_usd": self.cost_saved_usd,
+            "unpriced_hits": self.unpriced_hits,
             "time_saved_s": self.time_saved_s,
         }
 
@@ -65,5 +68,6 @@ def cache_usage_by_persona(events: Iterable[Event]) -> dict[str, PersonaCacheUsa
                 layer = event.cache_layer
                 persona.hits[layer] = persona.hits.get(layer, 0) + 1
                 persona.cost_saved_usd += finite(event.cost_saved_usd) or 0.0
+                persona.unpriced_hits += event.cost_saved_usd is None
                 persona.time_saved_s += finite(event.time_saved_s) or 0.0
     return dict(sorted(usage.items()))

@@ -13,10 +13,15 @@
 
 The baseline is ``--baseline`` when given, else the arm ``false`` when there is one, else
 the first arm in sorted order (``mixed`` last).
+
+Each arm also says how its tasks ended (:class:`~helios.analysis.tasks.Outcomes`): the
+success rate (cancelled tasks aside) and the quality gate's acceptance rate (tasks with no
+gate aside), beside the latencies.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +34,16 @@ from helios.analysis.stats import (
     describe,
     difference,
 )
-from helios.analysis.tasks import TOTAL, TaskRecord, group_tasks, label, metric_names
+from helios.analysis.tasks import (
+    TOTAL,
+    Outcomes,
+    TaskRecord,
+    group_tasks,
+    label,
+    metric_names,
+    outcomes,
+)
+from helios.config.ledger import DEFAULT_ABANDONED_AFTER_S
 from helios.errors import InputError
 from helios.ledger.events import Event
 from helios.ledger.validation import screen
@@ -45,11 +59,23 @@ class Arm:
     tasks: int
     metrics: dict[str, Distribution]
     """Latency per stage and ``total``, in seconds."""
+    outcomes: Outcomes
+    """How the arm's tasks ended: success and acceptance rates."""
 
     def to_dict(self) -> dict[str, Any]:
+        ended = self.outcomes
         return {
             "label": self.label,
             "tasks": self.tasks,
+            "succeeded": ended.succeeded,
+            "failed": ended.failed,
+            "cancelled": ended.cancelled,
+            "abandoned": ended.abandoned,
+            "running": ended.running,
+            "success_rate": ended.success_rate,
+            "judged": ended.judged,
+            "accepted": ended.accepted,
+            "acceptance_rate": ended.acceptance_rate,
             "latency_s": {name: d.to_dict() for name, d in self.metrics.items()},
         }
 
@@ -100,12 +126,17 @@ def compare(
     where: Sequence[str] = (),
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    now: float | None = None,
+    abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S,
 ) -> Comparison:
     """Split the tasks in ``events`` by ``by`` and test each arm against the baseline.
 
     ``where`` keeps only tasks matching every ``field=value`` (the fields ``--by`` takes),
-    e.g. ``flag:parallel_prep=false`` to compare two arms of a three-arm experiment.
+    e.g. ``flag:parallel_prep=false`` to compare two arms of a three-arm experiment. A task
+    with no end is abandoned once ``abandoned_after_s`` have passed since its start at
+    ``now`` (default: the clock).
     """
+    moment = time.time() if now is None else now
     screened = screen(events)  # a NaN or negative latency would poison every statistic
     tasks = select(group_tasks(screened.events), where)
     arm_of = _splitter(by, tasks)
@@ -120,7 +151,15 @@ def compare(
     labels = sorted(grouped, key=_label_order)
     base = _baseline(by, labels, baseline)
     names = metric_names([task for group in grouped.values() for task in group])
-    arms = [Arm(name, len(grouped[name]), _describe_arm(grouped[name], names)) for name in labels]
+    arms = [
+        Arm(
+            name,
+            len(grouped[name]),
+            _describe_arm(grouped[name], names),
+            outcomes(grouped[name], now=moment, abandoned_after_s=abandoned_after_s),
+        )
+        for name in labels
+    ]
     differences: list[Difference] = []
     base_arm = next((arm for arm in arms if arm.label == base), None)
     if base_arm is not None:

@@ -1,7 +1,8 @@
 """Ledger analysis: pure functions over events, grouped into tasks by ``task_id``.
 
-- :func:`summarize`: outcomes (succeeded, failed, abandoned, running), latency per stage,
-  TTFT, cache hit rates, tokens, cost, fallback, second-pass and error counts.
+- :func:`summarize`: outcomes (succeeded, failed, cancelled, abandoned, running), the
+  success rate and the quality gate's acceptance rate, latency per stage, TTFT, cache hit
+  rates, tokens, cost, fallback, second-pass and error counts.
 - :func:`compare`: tasks split into arms (by a flag, a persona-call field or a task field)
   and each arm tested against a baseline (:mod:`helios.analysis.comparison`).
 - :func:`last_task`: the most recent task's latency breakdown.
@@ -14,6 +15,10 @@ A *task* is a ``task_id`` with a ``task_started`` or ``task_finished`` event; ot
 (``flag_changed``, stray governor decisions) are not tasks. Stage latency sums the calls of
 one stage within a task (a second pass, a judge asked twice). The ``total`` latency only
 counts successful tasks: a failed task stops early and would flatter the numbers.
+
+The success rate is over the tasks that ended (finished or abandoned), cancelled ones aside;
+the acceptance rate over those of them the quality gate judged (:mod:`helios.analysis.tasks`
+says who counts). Cancellations are counted apart, never among the errors.
 """
 
 from __future__ import annotations
@@ -26,9 +31,18 @@ from typing import Any
 
 from helios.analysis.comparison import Comparison, compare
 from helios.analysis.stats import Distribution, describe
-from helios.analysis.tasks import STAGES, TaskRecord, finite, finite_sum, group_tasks, metric_names
+from helios.analysis.tasks import (
+    STAGES,
+    TaskRecord,
+    finite,
+    finite_sum,
+    group_tasks,
+    metric_names,
+    outcomes,
+)
 from helios.config.ledger import DEFAULT_ABANDONED_AFTER_S
 from helios.ledger.events import (
+    CANCELLED_KINDS,
     AsyncFallback,
     CacheLookup,
     ErrorEvent,
@@ -97,15 +111,37 @@ class Summary:
     abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S
     skipped_events: int = 0
     """Events left out for implausible values (:mod:`helios.ledger.validation`)."""
+    cancelled: int = 0
+    """Finished tasks that were cancelled (Ctrl-C): neither successes nor failures."""
+    judged: int = 0
+    """Ended tasks (cancelled ones aside) whose answer went through the quality gate."""
+    accepted: int = 0
+    """Judged tasks whose answer passed the gate."""
+    calls: int = 0
+    """Persona calls: with ``unpriced_calls`` of them, whether the cost is known."""
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether any call had a price: with none, the cost is unknown, not 0."""
+        return self.unpriced_calls < self.calls or not self.calls
 
     @property
     def ended(self) -> int:
-        """Finished or abandoned: the tasks a success rate is over."""
+        """Finished or abandoned, cancelled ones included."""
         return self.finished + self.abandoned
 
     @property
+    def rated(self) -> int:
+        """The tasks the success rate is over: ended, cancelled ones aside."""
+        return self.ended - self.cancelled
+
+    @property
     def success_rate(self) -> float | None:
-        return self.succeeded / self.ended if self.ended else None
+        return self.succeeded / self.rated if self.rated else None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.judged if self.judged else None
 
     @property
     def async_fallback_rate(self) -> float | None:
@@ -120,19 +156,24 @@ class Summary:
             "tasks": self.tasks,
             "finished": self.finished,
             "succeeded": self.succeeded,
+            "cancelled": self.cancelled,
             "abandoned": self.abandoned,
             "running": self.running,
             "abandoned_after_s": self.abandoned_after_s,
             "skipped_events": self.skipped_events,
             "success_rate": self.success_rate,
+            "judged": self.judged,
+            "accepted": self.accepted,
+            "acceptance_rate": self.acceptance_rate,
             "first_timestamp": self.first_timestamp,
             "last_timestamp": self.last_timestamp,
             "latency_s": {name: d.to_dict() for name, d in self.latency.items()},
             "ttft_s": {name: d.to_dict() for name, d in self.ttft.items()},
             "cache": {layer: rate.to_dict() for layer, rate in self.cache.items()},
             "tokens": {"input": self.input_tokens, "output": self.output_tokens},
-            "cost_usd": self.cost_usd,
-            "saved_usd": self.saved_usd,
+            "cost_usd": self.cost_usd if self.cost_known else None,
+            "saved_usd": self.saved_usd if self.cost_known else None,
+            "calls": self.calls,
             "unpriced_calls": self.unpriced_calls,
             "async_tasks": self.async_tasks,
             "async_fallbacks": self.async_fallbacks,
@@ -154,7 +195,7 @@ def summarize(
     moment = time.time() if now is None else now
     screened = screen(events, now=moment)
     tasks = group_tasks(screened.events)
-    abandoned = sum(1 for task in tasks if task.abandoned(now=moment, after_s=abandoned_after_s))
+    ended = outcomes(tasks, now=moment, abandoned_after_s=abandoned_after_s)
     calls = [call for task in tasks for call in task.calls]
     latency: dict[str, list[float]] = {name: [] for name in metric_names(tasks)}
     for task in tasks:
@@ -170,7 +211,7 @@ def summarize(
         for event in task.events:
             if isinstance(event, CacheLookup):
                 lookups[event.layer].append(event.hit)
-            elif isinstance(event, ErrorEvent):
+            elif isinstance(event, ErrorEvent) and event.kind not in CANCELLED_KINDS:
                 errors[event.kind] += 1
             elif isinstance(event, AsyncFallback):
                 fallback_tasks.add(task.task_id)
@@ -194,10 +235,14 @@ def summarize(
         async_fallbacks=len(fallback_tasks),
         second_pass_tasks=sum(1 for task in tasks if _had_second_pass(task)),
         errors=dict(errors.most_common()),
-        abandoned=abandoned,
-        running=len(tasks) - len(finished) - abandoned,
+        abandoned=ended.abandoned,
+        running=ended.running,
         abandoned_after_s=abandoned_after_s,
         skipped_events=screened.skipped,
+        cancelled=ended.cancelled,
+        judged=ended.judged,
+        accepted=ended.accepted,
+        calls=len(calls),
     )
 
 
@@ -247,6 +292,7 @@ class TaskBreakdown:
     success: bool | None
     """``None`` while the task has no ``task_finished`` event."""
     abandoned: bool
+    cancelled: bool
     total_s: float | None
     stages: list[StageTiming]
     gates: list[GateVerdict]
@@ -255,6 +301,15 @@ class TaskBreakdown:
     cost_usd: float
     input_tokens: int
     output_tokens: int
+    calls: int = 0
+    unpriced_calls: int = 0
+    """Persona calls without a known cost: all of them, and the cost is unknown."""
+    accepted: bool | None = None
+    """Whether the quality gate passed the answer; ``None`` with no gate."""
+
+    @property
+    def cost_known(self) -> bool:
+        return self.unpriced_calls < self.calls or not self.calls
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -264,6 +319,8 @@ class TaskBreakdown:
             "flags": dict(self.flags),
             "success": self.success,
             "abandoned": self.abandoned,
+            "cancelled": self.cancelled,
+            "accepted": self.accepted,
             "total_s": self.total_s,
             "stages": [stage.to_dict() for stage in self.stages],
             "gates": [
@@ -272,7 +329,8 @@ class TaskBreakdown:
             ],
             "async_fallback": self.async_fallback,
             "errors": list(self.errors),
-            "cost_usd": self.cost_usd,
+            "cost_usd": self.cost_usd if self.cost_known else None,
+            "unpriced_calls": self.unpriced_calls,
             "tokens": {"input": self.input_tokens, "output": self.output_tokens},
         }
 
@@ -330,6 +388,7 @@ def _breakdown(task: TaskRecord, abandoned: bool) -> TaskBreakdown:
         flags=dict(task.started.flags) if task.started is not None else {},
         success=finished.success if finished is not None else None,
         abandoned=abandoned,
+        cancelled=task.cancelled,
         total_s=finite(finished.duration_s) if finished is not None else None,
         stages=stages,
         gates=[event for event in task.events if isinstance(event, GateVerdict)],
@@ -342,6 +401,9 @@ def _breakdown(task: TaskRecord, abandoned: bool) -> TaskBreakdown:
         cost_usd=_task_cost(task.calls, finished),
         input_tokens=sum(call.input_tokens for call in task.calls),
         output_tokens=sum(call.output_tokens for call in task.calls),
+        calls=len(task.calls),
+        unpriced_calls=sum(call.cost_usd is None for call in task.calls),
+        accepted=task.gate_passed,
     )
 
 

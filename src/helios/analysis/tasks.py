@@ -10,6 +10,12 @@ A task with a start and no end is *running* until ``abandoned_after_s`` (the set
 ``ledger.abandoned_after_s``) have passed since its start, then *abandoned*: its process
 died (SIGKILL, OOM, a lost host) before it could record an end. Abandoned tasks count as
 ended and not successful, so crashes lower the success rate.
+
+A task that ended with an ``error`` of a cancellation kind (:data:`CANCELLED_KINDS`: Ctrl-C,
+a cancelled run) is *cancelled*: neither a success nor a failure, and left out of the
+success rate. A task whose answer went through the quality gate is *accepted* when a pass
+passed it, *rejected* otherwise; a task with no gate (a DAG run, a task that failed before
+its gate) is neither, and left out of the acceptance rate.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from helios.ledger.events import (
+    CANCELLED_KINDS,
+    ErrorEvent,
     Event,
     EvidenceGathered,
     FlagValue,
+    GateVerdict,
     PersonaLLMRun,
     TaskFinished,
     TaskStarted,
@@ -56,6 +65,28 @@ class TaskRecord:
         )
 
     @property
+    def cancelled(self) -> bool:
+        """Ended unsuccessfully because it was cancelled (Ctrl-C, a cancelled run)."""
+        return (
+            self.finished is not None
+            and not self.finished.success
+            and any(isinstance(e, ErrorEvent) and e.kind in CANCELLED_KINDS for e in self.events)
+        )
+
+    @property
+    def gate_passed(self) -> bool | None:
+        """Whether the quality gate passed the answer; ``None`` when no gate judged it."""
+        finished = self.finished
+        if finished is not None and finished.accepted_pass is not None:
+            return True
+        verdicts = [event for event in self.events if isinstance(event, GateVerdict)]
+        if any(verdict.passed for verdict in verdicts):
+            return True
+        if verdicts or (finished is not None and finished.passes > 0):
+            return False
+        return None
+
+    @property
     def flags(self) -> dict[str, FlagValue]:
         return dict(self.started.flags) if self.started is not None else {}
 
@@ -76,6 +107,80 @@ class TaskRecord:
         if self.finished is not None and self.finished.success:
             values[TOTAL] = self.finished.duration_s
         return dict(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """How a set of tasks ended: the counts behind a success and an acceptance rate."""
+
+    tasks: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    abandoned: int
+    running: int
+    judged: int
+    """Ended tasks (cancelled ones aside) whose answer went through the quality gate."""
+    accepted: int
+    """Judged tasks whose answer passed the gate."""
+
+    @property
+    def rated(self) -> int:
+        """The tasks a success rate is over: ended, cancelled ones aside."""
+        return self.succeeded + self.failed + self.abandoned
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.rated if self.rated else None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.judged if self.judged else None
+
+    def to_dict(self) -> dict[str, int | float | None]:
+        return {
+            "tasks": self.tasks,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "abandoned": self.abandoned,
+            "running": self.running,
+            "success_rate": self.success_rate,
+            "judged": self.judged,
+            "accepted": self.accepted,
+            "acceptance_rate": self.acceptance_rate,
+        }
+
+
+def outcomes(tasks: Iterable[TaskRecord], *, now: float, abandoned_after_s: float) -> Outcomes:
+    """Count how ``tasks`` ended; a task without an end is abandoned once
+    ``abandoned_after_s`` have passed since its start at ``now``."""
+    counts: dict[str, int] = defaultdict(int)
+    for task in tasks:
+        counts["tasks"] += 1
+        finished = task.finished
+        if finished is None:
+            gone = task.abandoned(now=now, after_s=abandoned_after_s)
+            counts["abandoned" if gone else "running"] += 1
+            continue
+        if task.cancelled:
+            counts["cancelled"] += 1
+            continue
+        counts["succeeded" if finished.success else "failed"] += 1
+        gate = task.gate_passed
+        if gate is not None:
+            counts["judged"] += 1
+            counts["accepted"] += gate
+    return Outcomes(
+        tasks=counts["tasks"],
+        succeeded=counts["succeeded"],
+        failed=counts["failed"],
+        cancelled=counts["cancelled"],
+        abandoned=counts["abandoned"],
+        running=counts["running"],
+        judged=counts["judged"],
+        accepted=counts["accepted"],
+    )
 
 
 def group_tasks(events: Iterable[Event]) -> list[TaskRecord]:

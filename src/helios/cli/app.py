@@ -27,6 +27,7 @@ from helios.cli import (
     sim,
 )
 from helios.cli.context import CliContext, console_err, print_error
+from helios.cli.logs import warnings_on_stderr
 from helios.errors import ConfigError, HeliosError, InputError
 
 EXIT_ERROR = 1
@@ -82,7 +83,8 @@ app.add_typer(keys.app, name="keys")
 def main() -> None:
     """Entry point: a user mistake is one line on stderr and a non-zero exit, never a traceback."""
     try:
-        result = app(standalone_mode=False)
+        with warnings_on_stderr():
+            result = app(standalone_mode=False)
     except TyperException as exc:  # usage errors: unknown option, value out of range, ...
         show = getattr(exc, "show", None)  # typer's vendored click formats its own usage errors
         if callable(show):

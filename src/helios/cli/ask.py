@@ -12,6 +12,8 @@ import typer
 from rich.markup import escape
 
 from helios.cli.context import cli_context, console_err
+from helios.cli.formatting import usd
+from helios.cli.logs import stdout_text
 from helios.config.settings import Settings
 from helios.errors import ConfigError
 from helios.messages import Completion, Request, SamplingParams
@@ -69,9 +71,8 @@ def ask(
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
     if not streaming:
-        sys.stdout.write(completion.text)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+        stdout_text.write(completion.text)
+    stdout_text.end_line()  # unless a warning on the same terminal has just ended it
     console_err.print(_summary(completion), style="dim", soft_wrap=True)
 
 
@@ -100,16 +101,14 @@ async def _ask(settings: Settings, request: Request, streaming: bool) -> Complet
         async for chunk in stream:
             if chunk.restart is not None:
                 if written:
-                    sys.stdout.write("\n")
-                    sys.stdout.flush()
+                    stdout_text.end_line()
                     note = f"{chunk.restart}; the answer starts over below"
                 else:
                     note = chunk.restart
                 console_err.print(escape(note), style="yellow", soft_wrap=True)
                 written = False
             elif chunk.text:
-                sys.stdout.write(chunk.text)
-                sys.stdout.flush()
+                stdout_text.write(chunk.text)
                 written = True
         assert stream.completion is not None  # set once the stream is exhausted
         return stream.completion
@@ -117,7 +116,7 @@ async def _ask(settings: Settings, request: Request, streaming: bool) -> Complet
 
 def _summary(c: Completion) -> str:
     u = c.usage
-    cost = "n/a (not in catalogue)" if c.cost_usd is None else f"${c.cost_usd:.6f}"
+    cost = usd(c.cost_usd) + (" (not in the catalogue)" if c.cost_usd is None else "")
     cache = (
         f", cache read {u.cache_read_tokens} / write {u.cache_write_tokens}"
         if u.cache_read_tokens or u.cache_write_tokens

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from helios.cli.context import cli_context, console_out, with_runtime
+from helios.cli.formatting import moment, print_table
 from helios.governance.governor import WindowStatus
 from helios.runtime import Runtime
 
@@ -41,7 +41,7 @@ def budget(
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     for table in tables(statuses):
-        console_out.print(table)
+        print_table(table, console_out)
     if not section.enabled:
         console_out.print("the governor is disabled (governor.enabled: false)", markup=False)
 
@@ -49,12 +49,6 @@ def budget(
 async def _status(runtime: Runtime) -> list[WindowStatus]:
     assert runtime.governor is not None  # budgets are configured
     return await runtime.governor.status()
-
-
-def local_time(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _number(value: float) -> str:
@@ -81,7 +75,7 @@ def tables(statuses: list[WindowStatus]) -> list[Table]:
                 _number(window.reserved),
                 _number(window.limit),
                 _number(window.remaining),
-                local_time(window.resets_at),
+                moment(window.resets_at, missing="-"),
             )
         result.append(table)
     return result
@@ -99,9 +93,7 @@ def _as_json(statuses: list[WindowStatus]) -> list[dict[str, Any]]:
                 "limit": status.limit,
                 "remaining": status.remaining,
                 "resets_at": status.resets_at,
-                "resets_at_local": None
-                if status.resets_at is None
-                else datetime.fromtimestamp(status.resets_at).astimezone().isoformat(),
+                "resets_at_local": None if status.resets_at is None else moment(status.resets_at),
             }
         )
     return [{"account": account, "windows": windows} for account, windows in by_account.items()]

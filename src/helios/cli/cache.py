@@ -31,6 +31,7 @@ from helios.cache.manager import CacheManager
 from helios.cache.reports import API_LAYER_NAMES, LAYERS, Layer
 from helios.cache.supplied import Turn, selection_problem, supplied_reply, supplied_request
 from helios.cli.context import cli_context, console_err, console_out, with_runtime
+from helios.cli.formatting import print_table, usd_total
 from helios.config.settings import Settings
 from helios.errors import ConfigError, HeliosError, InputError
 from helios.ledger.store import EventQuery
@@ -114,7 +115,7 @@ def stats(
         cells = (f"{layer} {row['name']}", row["status"], entries, backend, row["detail"])
         # Text, not markup: details such as "pip install 'helios[semantic]'" hold brackets
         table.add_row(*(Text(cell) for cell in cells))
-    console_out.print(table)
+    print_table(table, console_out)
     _print_personas(document["personas"], hours)
     for line in _config_lines(config):
         console_out.print(line, markup=False)
@@ -141,7 +142,7 @@ def _print_personas(personas: dict[str, Any] | None, hours: float) -> None:
         console_out.print(f"per persona: no model call recorded in the last {hours:g} h")
         return
     table = Table(title=f"per persona, last {hours:g} h (all processes sharing the ledger)")
-    for column in ("persona", "calls", "hits", "misses", "hit rate", "L2", "L3", "saved $"):
+    for column in ("persona", "calls", "hits", "misses", "hit rate", "L2", "L3", "saved"):
         table.add_column(column, justify="left" if column == "persona" else "right")
     table.add_column("saved time", justify="right")
     for name, row in personas.items():
@@ -155,10 +156,10 @@ def _print_personas(personas: dict[str, Any] | None, hours: float) -> None:
             rate,
             str(by_layer.get("L2", 0)),
             str(by_layer.get("L3", 0)),
-            f"{row['cost_saved_usd']:.6f}",
+            usd_total(row["cost_saved_usd"], unpriced=row["unpriced_hits"], calls=row["hits"]),
             f"{row['time_saved_s']:.2f} s",
         )
-    console_out.print(table)
+    print_table(table, console_out)
 
 
 @app.command("invalidate")

@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from helios.cli.context import cli_context, console_out
+from helios.cli.formatting import print_table
 from helios.config.settings import Settings
 from helios.pipeline.admission import admission_for
 from helios.pipeline.dag import Dag, load_dag
@@ -67,7 +68,7 @@ async def run_dag(dag: Dag, settings: Settings, *, goal: str = "") -> DagResult:
 
 
 def print_dag_result(result: DagResult, dag: Dag, console: Console) -> None:
-    console.print(status_table(result, dag))
+    print_table(status_table(result, dag), console)
     for task in result.tasks.values():
         if task.status == "succeeded" and task.output.strip():
             console.print(Panel(escape(task.output.strip()), title=escape(task.id)))

@@ -14,11 +14,13 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from helios.cli.context import cli_context, console_out, ledger_store, with_runtime
+from helios.cli.formatting import moment, print_table
 from helios.config.settings import Settings
 from helios.ledger.events import FlagChanged, FlagValue
-from helios.ledger.store import LedgerStore
+from helios.ledger.store import EventQuery, LedgerStore
 from helios.ops.flags import (
     FLAGS,
     effective_flags,
@@ -44,7 +46,7 @@ def list_flags(
 ) -> None:
     """Every flag: its setting, the override in force (if any) and the effective value."""
     settings = cli_context(ctx).settings()
-    overrides = _with_store(settings, lambda store: store.flag_overrides())
+    overrides, changes = _with_store(settings, _overrides_and_changes)
     effective = effective_flags(settings, overrides, persona_defaults(settings))
     rows = [
         {
@@ -53,6 +55,7 @@ def list_flags(
             "settings_value": settings_value(settings, flag),
             "override": overrides.get(flag),
             "effective": effective.get(flag),
+            **_who_set(overrides.get(flag), changes.get(flag)),
         }
         for flag, spec in FLAGS.items()
     ]
@@ -61,17 +64,38 @@ def list_flags(
         return
     table = Table()
     table.add_column("flag", min_width=max(map(len, FLAGS)), no_wrap=True)
-    for column in ("settings value", "override", "effective", "setting"):
+    for column in ("settings value", "override", "effective", "setting", "overridden"):
         table.add_column(column)
     for row in rows:
+        by = f"{row['override_set_at']} by {row['override_by']}" if row["override_by"] else "-"
         table.add_row(
             str(row["flag"]),
             _show(row["settings_value"], "(persona)"),
             _show(row["override"], "-"),
             _show(row["effective"], "?"),
             str(row["setting"]),
+            Text(by),
         )
-    console_out.print(table)
+    print_table(table, console_out)
+
+
+async def _overrides_and_changes(
+    store: LedgerStore,
+) -> tuple[dict[str, FlagValue], dict[str, FlagChanged]]:
+    """The overrides in force, and each flag's latest change."""
+    overrides = dict(await store.flag_overrides())
+    latest: dict[str, FlagChanged] = {}
+    for event in await store.query(EventQuery(types=["flag_changed"])):
+        if isinstance(event, FlagChanged):
+            latest[event.flag] = event
+    return overrides, latest
+
+
+def _who_set(override: FlagValue | None, change: FlagChanged | None) -> dict[str, str | None]:
+    """When and by whom the override in force was set (ISO 8601; ``None`` without one)."""
+    if override is None or change is None or change.new is None:
+        return {"override_set_at": None, "override_by": None}
+    return {"override_set_at": moment(change.timestamp), "override_by": change.actor}
 
 
 @app.command("set")

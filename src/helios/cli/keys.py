@@ -17,8 +17,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from helios.cli.budget import local_time
 from helios.cli.context import cli_context, console_err, console_out, with_runtime
+from helios.cli.formatting import moment, print_table
 from helios.errors import InputError
 from helios.keys.model import (
     ApiKey,
@@ -110,7 +110,7 @@ def list_keys(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if not keys:
         console_out.print("no keys: create one with `helios keys create --tenant NAME`")
         return
-    console_out.print(_table(keys, now))
+    print_table(_table(keys, now), console_out)
 
 
 @app.command("revoke")
@@ -152,7 +152,7 @@ def _limits(key: ApiKey) -> str:
     if key.models is not None:
         parts.append("models " + ",".join(key.models))
     if key.expires_at is not None:
-        parts.append(f"expires {local_time(key.expires_at)}")
+        parts.append(f"expires {moment(key.expires_at)}")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -171,9 +171,9 @@ def _table(keys: list[ApiKey], now: float) -> Table:
             str(key.budget) if key.budget is not None else "-",
             str(key.rpm) if key.rpm is not None else "-",
             ",".join(key.models) if key.models is not None else "any",
-            local_time(key.expires_at),
-            local_time(key.created_at),
-            local_time(key.revoked_at),
+            moment(key.expires_at, missing="-"),
+            moment(key.created_at, missing="-"),
+            moment(key.revoked_at, missing="-"),
             key.status(now),
         )
     return table

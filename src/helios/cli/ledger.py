@@ -11,7 +11,10 @@ event ledger; JSONL import and export.
   a warning on stderr that counts them.
 - A task with a start and no end is *running*, then *abandoned* once
   ``ledger.abandoned_after_s`` have passed: a crashed process; ``summary`` counts it as
-  ended and not successful.
+  ended and not successful. A cancelled task (Ctrl-C) is counted apart and left out of the
+  success rate; the acceptance rate is over the tasks the quality gate judged.
+- Costs a price is known for are dollars; none known is ``unknown`` (``null`` in JSON).
+  Times are ISO 8601 with the local offset.
 - ``--since`` and ``--last`` select tasks by their start (a task that started before
   ``--since`` is left out whole, never cut in half); ``export`` selects events by their
   own time, so flag changes are exported too.
@@ -75,7 +78,8 @@ def summary(
     as_json: JsonOption = False,
     plot: PlotOption = None,
 ) -> None:
-    """Latency per stage, TTFT, cache hit rates, tokens, cost, fallbacks and errors."""
+    """Success and acceptance rates, latency per stage, TTFT, cache hit rates, tokens, cost,
+    fallbacks and errors."""
     from helios.analysis.summary import summarize
 
     events, empty = _tasks(ctx, since, last)
@@ -123,7 +127,9 @@ def compare(
     if empty is not None:
         _say_empty(empty, as_json, {"tasks": 0})
         return
-    result = compare_tasks(events, by, baseline, where=where or ())
+    result = compare_tasks(
+        events, by, baseline, where=where or (), abandoned_after_s=_abandoned_after_s(ctx)
+    )
     if plot is not None:
         from helios.analysis.plots import plot_comparison
 

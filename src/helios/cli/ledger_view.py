@@ -1,9 +1,9 @@
-"""How ``helios ledger`` shows its results: rich tables, seconds in ms or s as they read best."""
+"""How ``helios ledger`` shows its results: rich tables, seconds in ms or s as they read best,
+moments in ISO 8601, unknown costs as ``unknown``."""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from helios.analysis.tasks import label
+from helios.cli.formatting import UNKNOWN, moment, print_table, usd, usd_total
 
 if TYPE_CHECKING:
     from helios.analysis.comparison import Comparison
@@ -47,12 +48,12 @@ def percent(value: float | None, *, signed: bool = False) -> str:
 
 
 def when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return NONE
-    try:
-        return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
-    except (OverflowError, OSError, ValueError):  # a stamp no calendar holds (year 56971)
-        return NONE
+    return moment(timestamp, missing=NONE)
+
+
+def ratio(part: int, whole: int) -> str:
+    """``17/18 (94.4%)``, or ``—`` over nothing."""
+    return f"{part}/{whole} ({percent(part / whole)})" if whole else NONE
 
 
 def _table(title: str, columns: list[str], *, left: int = 1) -> Table:
@@ -65,17 +66,20 @@ def _table(title: str, columns: list[str], *, left: int = 1) -> Table:
 # -- summary ------------------------------------------------------------------------------
 def print_summary(summary: Summary, console: Console) -> None:
     succeeded = (
-        f"{summary.succeeded}/{summary.ended} succeeded ({percent(summary.success_rate)})"
-        if summary.ended
-        else "none finished"
+        f"{summary.succeeded}/{summary.rated} succeeded ({percent(summary.success_rate)})"
+        if summary.rated
+        else "none ended"
     )
     if summary.abandoned:
         succeeded += (
             f" · [red]{summary.abandoned} abandoned[/] (no end within"
             f" {_duration(summary.abandoned_after_s)} of the start)"
         )
+    if summary.cancelled:
+        succeeded += f" · [yellow]{summary.cancelled} cancelled[/]"
     if summary.running:
         succeeded += f" · {summary.running} running"
+    succeeded += " · " + _gate(summary.accepted, summary.judged, summary.rated - summary.abandoned)
     console.print(
         f"[bold]{summary.tasks} tasks[/] · {succeeded} · "
         f"{when(summary.first_timestamp)} → {when(summary.last_timestamp)}"
@@ -85,24 +89,26 @@ def print_summary(summary: Summary, console: Console) -> None:
         latency.add_row(
             escape(name), str(dist.n), mean_sd(dist), seconds(dist.p50), seconds(dist.p95)
         )
-    console.print(latency)
+    print_table(latency, console)
     if summary.ttft:
         ttft = _table("Time to first token", ["persona", "n", "mean", "p50"])
         for persona, dist in summary.ttft.items():
             ttft.add_row(escape(persona), str(dist.n), seconds(dist.mean), seconds(dist.p50))
-        console.print(ttft)
+        print_table(ttft, console)
     if summary.cache:
         cache = _table("Response cache", ["layer", "lookups", "hits", "hit rate"])
         for layer, rate in summary.cache.items():
             cache.add_row(escape(layer), str(rate.lookups), str(rate.hits), percent(rate.rate))
-        console.print(cache)
+        print_table(cache, console)
     else:
         console.print("response cache: no lookups recorded", style="dim")
     unpriced = summary.unpriced_calls
     unpriced_note = f" · {unpriced} calls without a price" if unpriced else ""
+    cost = usd_total(summary.cost_usd, unpriced=unpriced, calls=summary.calls)
+    saved = usd(summary.saved_usd) if summary.cost_known else UNKNOWN
     console.print(
         f"tokens in {summary.input_tokens:,} / out {summary.output_tokens:,} · "
-        f"cost ${summary.cost_usd:.6f} (saved ${summary.saved_usd:.6f}){unpriced_note}"
+        f"cost {cost} (saved {saved}){unpriced_note}"
     )
     console.print(
         f"async thesis fallbacks: {summary.async_fallbacks} of {summary.async_tasks} tasks "
@@ -118,16 +124,23 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     baseline = comparison.baseline if comparison.baseline is not None else NONE
     console.print(f"[bold]compare by {escape(comparison.by)}[/] · baseline: {escape(baseline)}")
     metrics = list(comparison.arms[0].metrics) if comparison.arms else []
-    arms = _table("Arms (mean ± sd)", ["arm", "tasks", *metrics])
+    arms = _table("Arms (mean ± sd)", ["arm", "tasks", "succeeded", "accepted", *metrics])
     for arm in comparison.arms:
-        arms.add_row(escape(arm.label), str(arm.tasks), *(mean_sd(arm.metrics[m]) for m in metrics))
-    console.print(arms)
+        ended = arm.outcomes
+        arms.add_row(
+            escape(arm.label),
+            str(arm.tasks),
+            ratio(ended.succeeded, ended.rated),
+            ratio(ended.accepted, ended.judged),
+            *(mean_sd(arm.metrics[m]) for m in metrics),
+        )
+    print_table(arms, console)
     if comparison.differences:
         columns = ["arm", "metric", "Δ mean", "faster by", "variance", "p (Welch)", "95% CI of Δ"]
         table = _table(f"Against {baseline}", [*columns, "result"], left=2)
         for d in comparison.differences:
             table.add_row(*_difference_row(d))
-        console.print(table)
+        print_table(table, console)
     for verdict in comparison.verdicts:
         console.print(escape(verdict), style="bold")
     for note in comparison.notes:
@@ -177,12 +190,18 @@ def print_breakdown(task: TaskBreakdown, console: Console) -> None:
             escape(f"hit {stage.cache}") if stage.cache else "miss",
             _bar(stage.start_s, stage.duration_s, span),
         )
-    console.print(table)
+    print_table(table, console)
     outcome = {True: "succeeded", False: "[red]failed[/]", None: "running"}[task.success]
     if task.abandoned:
         outcome = "[red]abandoned[/] (started, never ended)"
+    elif task.cancelled:
+        outcome = "[yellow]cancelled[/]"
+    if task.accepted is not None:
+        outcome += " · " + ("accepted by" if task.accepted else "[red]rejected[/] by")
+        outcome += " the quality gate"
+    cost = usd_total(task.cost_usd, unpriced=task.unpriced_calls, calls=task.calls)
     console.print(
-        f"[bold]total {seconds(task.total_s)}[/] · {outcome} · cost ${task.cost_usd:.6f} · "
+        f"[bold]total {seconds(task.total_s)}[/] · {outcome} · cost {cost} · "
         f"tokens in {task.input_tokens:,} / out {task.output_tokens:,}"
     )
     for gate in task.gates:
@@ -196,6 +215,17 @@ def print_breakdown(task: TaskBreakdown, console: Console) -> None:
         console.print(f"async thesis fell back: {escape(task.async_fallback)}", style="yellow")
     for error in task.errors:
         console.print(f"error: {escape(error)}", style="red")
+
+
+def _gate(accepted: int, judged: int, finished: int) -> str:
+    """The acceptance rate over the judged tasks, and how many finished without a gate."""
+    if not judged:
+        return "no answer went through the quality gate" if finished else "none judged"
+    ungated = finished - judged
+    without = f", {ungated} without a gate" if ungated else ""
+    return (
+        f"{accepted}/{judged} accepted by the quality gate ({percent(accepted / judged)}{without})"
+    )
 
 
 def _duration(seconds_: float) -> str:

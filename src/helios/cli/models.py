@@ -11,6 +11,7 @@ from rich.table import Table
 
 from helios.catalog import Catalog, ModelEntry
 from helios.cli.context import cli_context, console_out, with_runtime
+from helios.cli.formatting import print_table
 from helios.runtime import Runtime
 
 
@@ -36,7 +37,7 @@ def models(
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    console_out.print(_table(catalog))
+    print_table(_table(catalog), console_out)
     console_out.print(f"default model: {settings.default_model}")
     for name in names:
         console_out.print(f"provider {name}: {status[name]}", markup=False)

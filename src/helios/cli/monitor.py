@@ -1,23 +1,26 @@
-"""``helios monitor``: watch the ledger's health and roll feature flags back on their own.
+"""``helios monitor``: watch the ledger's health; alert, and roll feature flags back.
 
-Each check reads the last ``--hours`` of events, prints the rates and applies the rules of
-``monitor.rules`` (a firing rule sets its flag's override, once, and alerts). With
-``--metrics-port`` the results are also served to Prometheus on 127.0.0.1.
+Each check reads the last ``--hours`` of events, prints the rates and applies the rules:
+the defaults (unless ``monitor.default_rules`` is off) and ``monitor.rules``. A firing rule
+does its actions: ``alert`` (a log line and the webhook), ``rollback`` (its flag's override,
+set once). With ``--metrics-port`` the results are also served to Prometheus on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from helios.cli.context import cli_context, console_out, ledger_store
-from helios.config.ops import MonitorSettings
+from helios.cli.formatting import moment, print_table
+from helios.config.ops import MonitorRule, MonitorSettings
 from helios.config.settings import Settings
 from helios.errors import ConfigError
 from helios.runtime import Runtime
@@ -34,20 +37,20 @@ def monitor(
     ] = None,
     interval: Annotated[
         float | None,
-        typer.Option(help="Seconds between checks (default: monitor.interval_s)."),
+        typer.Option(help="Seconds between checks (default: monitor.interval_s, 3600)."),
     ] = None,
     alert: Annotated[
         bool | None,
         typer.Option(
             "--alert/--no-alert",
-            help="Alert (log, webhook) when a rule fires (default: monitor.alert).",
+            help="Let rules alert (log, webhook) (default: monitor.alert).",
         ),
     ] = None,
     rollback: Annotated[
         bool | None,
         typer.Option(
             "--rollback/--no-rollback",
-            help="Set the rule's flag when it fires (default: monitor.rollback).",
+            help="Let rules roll their flags back (default: monitor.rollback).",
         ),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Check once and exit.")] = False,
@@ -59,7 +62,7 @@ def monitor(
         typer.Option(help="Serve /metrics on 127.0.0.1:PORT.", min=1, max=65535),
     ] = None,
 ) -> None:
-    """Check the ledger's recent health; roll back flags whose rules fire."""
+    """Check the ledger's recent health; rules that fire alert and roll flags back."""
     settings = cli_context(ctx).settings()
     config = monitor_settings(
         settings.monitor,
@@ -72,7 +75,7 @@ def monitor_settings(base: MonitorSettings, options: dict[str, Any]) -> MonitorS
     """``base`` with the options given on the command line, validated."""
     given = {name: value for name, value in options.items() if value is not None}
     try:
-        return MonitorSettings.model_validate({**base.model_dump(), **given})
+        return MonitorSettings.model_validate({**base.model_dump(exclude_unset=True), **given})
     except ValidationError as exc:
         error = exc.errors()[0]
         names = {"interval_s": "--interval", "hours": "--hours"}
@@ -124,35 +127,47 @@ def _print(report: HealthReport, *, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.checked_at))
-    table = Table(
-        "metric",
-        "value",
-        "tasks",
-        "rule",
-        "status",
-        title=f"{when} · {report.tasks} tasks in the last {report.window_hours:g} h",
+    console_out.print(
+        f"[bold]{moment(report.checked_at)}[/] · {report.tasks} tasks in the last "
+        f"{report.window_hours:g} h"
     )
-    rules: dict[str, RuleOutcome] = {outcome.rule.metric: outcome for outcome in report.rules}
+    metrics = Table("metric", "value", "tasks", title="Health", title_justify="left")
     for name, measured in report.metrics.items():
         value = "-" if measured.value is None else f"{measured.value:.3g}"
-        outcome = rules.get(name)
-        rule = status = ""
-        if outcome is not None:
-            rule = f"{outcome.rule.op} {outcome.rule.threshold:g} → {outcome.rule.flag}"
-            status = _status(outcome.action, outcome.rule.flag, outcome.rule.value)
-        table.add_row(name, value, str(measured.samples), rule, status)
-    console_out.print(table)
+        metrics.add_row(name, value, str(measured.samples))
+    print_table(metrics, console_out)
+    rules = Table("rule", "condition", "actions", "status", title="Rules", title_justify="left")
+    for outcome in report.rules:
+        rule = outcome.rule
+        condition = f"{rule.metric} {rule.op} {rule.threshold:g}, ≥ {rule.min_samples} tasks"
+        rules.add_row(Text(rule.label), condition, _actions(rule), _status(outcome))
+    print_table(rules, console_out)
     for outcome in report.firing:
-        console_out.print(f"[bold red]firing[/]: {outcome.reason} ({outcome.action})")
+        console_out.print(
+            f"[bold red]firing[/]: {escape(outcome.rule.label)}: {outcome.reason} "
+            f"({outcome.action})"
+        )
 
 
-def _status(action: str, flag: str, value: object) -> str:
+def _actions(rule: MonitorRule) -> str:
+    return ", ".join(
+        f"rollback {rule.flag}={_value(rule.value)}" if action == "rollback" else action
+        for action in rule.actions
+    )
+
+
+def _value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _status(outcome: RuleOutcome) -> str:
+    flag, value = outcome.rule.flag, _value(outcome.rule.value)
     return {
         "none": "ok",
         "too_few_samples": "too few tasks",
         "rolled_back": f"rolled back: {flag}={value}",
         "already_rolled_back": f"firing ({flag}={value} already)",
-        "alerted": "firing",
+        "alerted": "firing, alerted",
+        "firing": "firing (its actions are off)",
         "rollback_failed": "firing, rollback failed",
-    }.get(action, action)
+    }.get(outcome.action, outcome.action)

@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from helios.cli.context import cli_context, console_out, with_runtime
+from helios.cli.formatting import print_table
 from helios.config.router import RouterSettings
 from helios.errors import ConfigError
 from helios.governance.router import NO_BUDGET, Route
@@ -93,7 +94,7 @@ def _print(decision: Route, policy: RouterSettings) -> None:
         weight = policy.feature_weights.get(name, 0.0)
         contribution = decision.contributions.get(name, 0.0)
         table.add_row(name, f"{value:.3f}", f"{weight:.2f}", f"{contribution:.3f}")
-    console_out.print(table)
+    print_table(table, console_out)
     lines = [
         f"thresholds: strong > {policy.strong_above:g}, fast > {policy.fast_above:g}, else local",
         f"score picks: {decision.scored_tier}",

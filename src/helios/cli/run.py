@@ -17,6 +17,7 @@ from rich.table import Table
 
 from helios.catalog import Tier
 from helios.cli.context import cli_context, console_err, console_out
+from helios.cli.formatting import UNKNOWN, print_table, usd, usd_total
 from helios.cli.live import LiveDisplay
 from helios.errors import ConfigError, InputError
 from helios.ledger.sink import MemorySink
@@ -124,10 +125,10 @@ def print_result(result: DialecticResult, console: Console) -> None:
             evidence.add_column(column, justify="right" if column == "score" else "left")
         for passage in result.evidence.passages:
             evidence.add_row(passage.id, escape(passage.citation), f"{passage.score:.2f}")
-        console.print(evidence)
+        print_table(evidence, console)
     else:
         console.print("Evidence: none (no documents were given)", style="dim")
-    console.print(_stage_table(result))
+    print_table(_stage_table(result), console)
     for outcome in result.passes:
         gate = outcome.gate
         status = "[green]pass[/]" if gate.passed else "[red]fail[/]"
@@ -138,10 +139,13 @@ def print_result(result: DialecticResult, console: Console) -> None:
         )
     if result.async_fallback:
         console.print(f"async thesis fell back: {escape(result.async_fallback)}", style="yellow")
+    calls, unpriced = len(result.stages), result.unpriced_stages
+    cost = usd_total(result.cost_usd, unpriced=unpriced, calls=calls)
+    saved = usd(result.saved_usd) if result.cost_known else UNKNOWN
     console.print(
-        f"total {result.duration_s:.2f} s · {result.cache_hits}/{len(result.stages)} persona "
+        f"total {result.duration_s:.2f} s · {result.cache_hits}/{calls} persona "
         f"calls from cache · tokens in {result.input_tokens} / out {result.output_tokens} · "
-        f"cost ${result.cost_usd:.6f} (saved ${result.saved_usd:.6f}) · task {result.task_id}",
+        f"cost {cost} (saved {saved}) · task {result.task_id}",
         style="bold",
     )
 
@@ -162,6 +166,6 @@ def _stage_table(result: DialecticResult) -> Table:
             f"{s.duration_s:.2f} s",
             str(s.input_tokens),
             str(s.output_tokens),
-            "n/a" if s.cost_usd is None else f"${s.cost_usd:.5f}",
+            usd(s.cost_usd, digits=5),
         )
     return table

@@ -39,6 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Literal, Protocol
 
 from helios.breaker import failure_log_level
@@ -342,7 +343,7 @@ class Governor:
         else:
             resets_at = frees_at if frees_at is not None else result.windows[blocked[0]].resets_at
             self._emit(reservation, "reject", budget.account, slot.window.name, resets_at)
-            when = "" if resets_at is None else f"; room again at epoch {resets_at:.0f}"
+            when = "" if resets_at is None else f"; room again at {_local_iso(resets_at)}"
             raise BudgetExceeded(
                 f"budget '{budget.account}' window '{slot.window.name}' has no room for "
                 f"{reservation.model} ({reservation.priority} priority){when}",
@@ -423,3 +424,8 @@ def _units(budget: BudgetSettings, entry: ModelEntry | None, usage: Usage) -> fl
         return entry.cost(usage) if entry is not None else 0.0
     weight = budget.tier_weights.get(entry.tier, 1.0) if entry is not None else 1.0
     return usage.total_tokens * weight
+
+
+def _local_iso(epoch: float) -> str:
+    """ISO 8601 in the local time zone, with its offset: ``2026-12-06T14:00:00+01:00``."""
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")

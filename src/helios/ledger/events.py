@@ -163,8 +163,16 @@ INPUT_ERROR = "input_error"
 """The ``kind`` of an error in what a task was given (a prompt too long for the model):
 the caller's to fix, no failure of Helios (the health monitor's error rate leaves it out)."""
 INTERRUPTED = "interrupted"
-"""The ``kind`` of the error a task records when it was cancelled (Ctrl-C, a cancelled
-asyncio task) before its ``task_finished`` (``success`` false): a cancelled task, no failure."""
+"""What ledgers written before :data:`CANCELLED` existed hold for a Ctrl-C: read the same."""
+
+
+CANCELLED = "cancelled"
+"""The ``kind`` of the error a task ends with when it was cancelled (Ctrl-C, a client that
+went away, a cancelled DAG run): neither a success nor a failure. Summaries count it apart
+and leave it out of success rates; the health monitor leaves it out of its error rate."""
+
+CANCELLED_KINDS = frozenset({CANCELLED, INTERRUPTED})
+"""Error kinds that mean a cancellation."""
 
 
 class ErrorEvent(_Event):

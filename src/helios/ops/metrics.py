@@ -258,8 +258,9 @@ class HeliosMetrics:
         )
         self.health_rule_firing = Gauge(
             "helios_health_rule_firing",
-            "1 when a monitor rule fires, else 0.",
-            ["metric", "flag"],
+            "1 when a monitor rule fires, else 0 (by the rule's name: several rules may watch"
+            " one metric, and an alert-only rule rolls no flag back).",
+            ["rule", "metric"],
             registry=r,
         )
 
@@ -321,7 +322,7 @@ class HeliosMetrics:
                 self.health_value.labels(name).set(measured.value)
             self.health_samples.labels(name).set(measured.samples)
         for outcome in report.rules:
-            firing = self.health_rule_firing.labels(outcome.rule.metric, outcome.rule.flag)
+            firing = self.health_rule_firing.labels(outcome.rule.label, outcome.rule.metric)
             firing.set(1 if outcome.fired else 0)
 
     def sweep(self) -> int:

@@ -1,23 +1,31 @@
-"""The health monitor: rates over a recent window of the ledger, and rules that roll back.
+"""The health monitor: rates over a recent window of the ledger, and rules that act on them.
 
 Every check reads the events of the last ``hours`` and computes, per task:
 
 - ``async_fallback_rate``: tasks with an ``async_fallback`` / tasks that ran the async thesis
-- ``error_rate``: tasks that failed (``task_finished.success`` false, or an ``error`` event)
-  or were abandoned / tasks that ended. A task is *abandoned* when it started more than
-  ``abandoned_after_s`` (``ledger.abandoned_after_s``) ago and never ended: its process was
-  killed, and it ends, as a failure, at that moment (so the window looks back that much
-  further for starts). A task that failed on its input (an ``error`` of kind
-  ``input_error``: a prompt too long for the model) ended but is no failure of Helios
+- ``error_rate``: tasks that failed (``task_finished.success`` false, or an ``error`` event,
+  unless the task finished well: a retried call is no failure) or were abandoned / tasks
+  that ended. A task is *abandoned* when it started more than ``abandoned_after_s``
+  (``ledger.abandoned_after_s``) ago and never ended: its process was killed, and it ends,
+  as a failure, at that moment (so the window looks back that much further for starts). A
+  task that failed on its input (an ``error`` of kind ``input_error``: a prompt too long for
+  the model) ended but is no failure of Helios
 - ``second_pass_rate``: finished tasks that needed a ``second_pass`` / finished tasks
+- ``acceptance_rate``: tasks whose answer passed the quality gate / finished tasks the gate
+  judged (tasks with no gate count in neither)
 - ``cache_hit_rate``: ``cache_lookup`` hits / lookups (over the tasks that looked up)
 - ``p95_latency_s``: the 95th percentile of ``task_finished.duration_s``
   (:func:`helios.percentiles.percentile`)
 
+A cancelled task (an ``error`` of a cancellation kind: Ctrl-C) counts in none of them.
+
 A rule (``metric op threshold``) fires only over at least ``min_samples`` relevant tasks, so
-one failure in two tasks never rolls anything back. A firing rule sets its flag's override
-(once: not again while it already holds that value) and raises an alert. Events with
-implausible values (:mod:`helios.ledger.validation`) are left out, with a logged warning.
+one failure in two tasks never rolls anything back. A firing rule does its actions: a
+``rollback`` sets its flag's override (once: not again while it already holds that value),
+an ``alert`` posts to the webhook (once while the rule keeps firing, and with every
+rollback). ``monitor.rollback`` and ``monitor.alert`` switch either off for every rule.
+Events with implausible values (:mod:`helios.ledger.validation`) are left out, with a
+logged warning.
 """
 
 from __future__ import annotations
@@ -32,14 +40,16 @@ from typing import TYPE_CHECKING, Any
 
 from helios.config.ledger import DEFAULT_ABANDONED_AFTER_S
 from helios.config.ops import MonitorRule, MonitorSettings
-from helios.errors import HeliosError
+from helios.errors import ConfigError, HeliosError
 from helios.ledger.events import (
+    CANCELLED_KINDS,
     INPUT_ERROR,
     AsyncFallback,
     CacheLookup,
     ErrorEvent,
     Event,
     FlagValue,
+    GateVerdict,
     SecondPass,
     TaskFinished,
     TaskStarted,
@@ -60,6 +70,7 @@ _TYPES = (
     "async_fallback",
     "error",
     "second_pass",
+    "gate_verdict",
     "cache_lookup",
 )
 
@@ -79,18 +90,22 @@ class RuleOutcome:
     samples: int
     fired: bool
     action: str
-    """``none``, ``too_few_samples``, ``rolled_back``, ``already_rolled_back``, ``alerted``,
-    or ``rollback_failed``."""
+    """``none``, ``too_few_samples``, ``rolled_back``, ``already_rolled_back``,
+    ``rollback_failed``, ``alerted`` (fired, no rollback to do), or ``firing`` (fired with
+    each of its actions switched off)."""
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        rolls_back = self.rule.rolls_back
         return {
+            "name": self.rule.label,
             "metric": self.rule.metric,
             "op": self.rule.op,
             "threshold": self.rule.threshold,
             "min_samples": self.rule.min_samples,
-            "flag": self.rule.flag,
-            "value": self.rule.value,
+            "actions": list(self.rule.actions),
+            "flag": self.rule.flag if rolls_back else None,
+            "value": self.rule.value if rolls_back else None,
             "observed": self.value,
             "samples": self.samples,
             "fired": self.fired,
@@ -140,12 +155,16 @@ def measure(
     async_on: set[str] = set()
     fell_back: set[str] = set()
     finished: set[str] = set()
-    failed: set[str] = set()
+    succeeded: set[str] = set()
+    errored: set[str] = set()
     input_failed: set[str] = set()
+    cancelled: set[str] = set()
     second: set[str] = set()
+    gated: set[str] = set()
+    accepted: set[str] = set()
     looked_up: set[str] = set()
     lookups = hits = 0
-    durations: list[float] = []
+    durations: dict[str, float] = {}
     for event in window:
         if isinstance(event, TaskStarted):
             started.add(event.task_id)
@@ -153,11 +172,24 @@ def measure(
                 async_on.add(event.task_id)
         elif isinstance(event, TaskFinished):
             finished.add(event.task_id)
-            durations.append(event.duration_s)
-            if not event.success:
-                failed.add(event.task_id)
+            durations[event.task_id] = event.duration_s
+            if event.success:
+                succeeded.add(event.task_id)
+            if event.accepted_pass is not None:
+                accepted.add(event.task_id)
+            if event.accepted_pass is not None or event.passes > 0:
+                gated.add(event.task_id)
         elif isinstance(event, ErrorEvent):
-            (input_failed if event.kind == INPUT_ERROR else failed).add(event.task_id)
+            if event.kind in CANCELLED_KINDS:
+                cancelled.add(event.task_id)
+            elif event.kind == INPUT_ERROR:
+                input_failed.add(event.task_id)
+            else:
+                errored.add(event.task_id)
+        elif isinstance(event, GateVerdict):
+            gated.add(event.task_id)
+            if event.passed:
+                accepted.add(event.task_id)
         elif isinstance(event, AsyncFallback):
             fell_back.add(event.task_id)
         elif isinstance(event, SecondPass):
@@ -166,20 +198,24 @@ def measure(
             looked_up.add(event.task_id)
             lookups += 1
             hits += event.hit
-    failed_on_input = input_failed - {
-        e.task_id for e in window if isinstance(e, ErrorEvent) and e.kind != INPUT_ERROR
-    }
+    # A cancelled task (Ctrl-C) tells nothing of Helios's health: it counts in no rate. A
+    # task that finished well failed nothing, whatever errors it survived (a retried call).
+    cancelled -= succeeded
+    failed = ((finished - succeeded) | errored) - succeeded - cancelled
+    failed_on_input = (input_failed - succeeded - cancelled) - errored
     failed -= failed_on_input
-    abandoned = _abandoned(events, since, now, abandoned_after_s)
+    abandoned = _abandoned(events, since, now, abandoned_after_s) - cancelled
+    done = finished - cancelled
     # A fallback proves the async thesis was on, even for a task started before the window.
-    async_tasks = async_on | fell_back
-    ended = finished | failed | failed_on_input | abandoned
+    async_tasks = (async_on | fell_back) - cancelled
+    ended = (finished | failed | failed_on_input | abandoned) - cancelled
     metrics = {
         "async_fallback_rate": _rate(len(fell_back & async_tasks), len(async_tasks)),
         "error_rate": _rate(len((failed | abandoned) & ended), len(ended)),
-        "second_pass_rate": _rate(len(second & finished), len(finished)),
+        "second_pass_rate": _rate(len(second & done), len(done)),
+        "acceptance_rate": _rate(len(accepted & gated & done), len(gated & done)),
         "cache_hit_rate": Measure(hits / lookups if lookups else None, len(looked_up)),
-        "p95_latency_s": Measure(percentile(durations, 0.95), len(durations)),
+        "p95_latency_s": Measure(percentile([durations[task] for task in done], 0.95), len(done)),
     }
     return len(started), metrics
 
@@ -201,7 +237,7 @@ def _abandoned(
 
 
 class HealthMonitor:
-    """Checks the ledger's recent health and applies ``settings.rules``.
+    """Checks the ledger's recent health and applies ``settings.effective_rules()``.
 
     ``latest`` holds the last report (``None`` before the first check). ``clock`` gives
     seconds since the epoch, the time base of event timestamps. ``abandoned_after_s``: how
@@ -217,14 +253,19 @@ class HealthMonitor:
         clock: Callable[[], float] = time.time,
         abandoned_after_s: float = DEFAULT_ABANDONED_AFTER_S,
     ) -> None:
-        for rule in settings.rules:
-            validate_flag_value(rule.flag, rule.value)  # a bad rule fails at start-up
+        self.rules = settings.effective_rules()
+        for rule in self.rules:
+            if rule.rolls_back:
+                try:
+                    validate_flag_value(rule.flag, rule.value)  # a bad rule fails at start-up
+                except ConfigError as exc:
+                    raise ConfigError(f"monitor.rules: rule '{rule.label}': {exc}") from None
         self.store = store
         self.settings = settings
         self.alerter = alerter
         self._clock = clock
         self.abandoned_after_s = abandoned_after_s
-        self._firing: set[int] = set()
+        self._firing: set[str] = set()
         self.latest: HealthReport | None = None
 
     async def check(self) -> HealthReport:
@@ -241,10 +282,10 @@ class HealthMonitor:
             screened.events, since=since, now=now, abandoned_after_s=self.abandoned_after_s
         )
         outcomes = []
-        for index, rule in enumerate(self.settings.rules):
-            outcome = await self._apply(rule, metrics[rule.metric], index in self._firing)
-            outcomes.append(outcome)
-        self._firing = {index for index, outcome in enumerate(outcomes) if outcome.fired}
+        for rule in self.rules:
+            was_firing = rule.label in self._firing
+            outcomes.append(await self._apply(rule, metrics[rule.metric], was_firing))
+        self._firing = {outcome.rule.label for outcome in outcomes if outcome.fired}
         report = HealthReport(now, self.settings.hours, tasks, metrics, outcomes)
         self.latest = report
         return report
@@ -283,12 +324,13 @@ class HealthMonitor:
             f"{rule.metric} {value:.2f} {rule.op} {rule.threshold:.2f} "
             f"over {samples} tasks in the last {self.settings.hours:g} h"
         )
-        action = "alerted"
-        if self.settings.rollback:
+        alerting = rule.alerts and self.settings.alert
+        action = "alerted" if alerting else "firing"
+        if rule.rolls_back and self.settings.rollback:
             action = await self._roll_back(rule, reason)
         # A rollback always alerts; a rule that stays firing without one alerts only once.
         news = action == "rolled_back" or (action != "already_rolled_back" and not was_firing)
-        if news and self.settings.alert and self.alerter is not None:
+        if news and alerting and self.alerter is not None:
             self.alerter.alert(self._payload(rule, value, samples, action, reason))
         return RuleOutcome(rule, value, samples, True, action, reason)
 
@@ -311,15 +353,17 @@ class HealthMonitor:
     ) -> dict[str, Any]:
         return {
             "source": "helios.monitor",
+            "name": rule.label,
             "rule": f"{rule.metric} {rule.op} {rule.threshold:g}",
+            "actions": list(rule.actions),
             "metric": rule.metric,
             "value": value,
             "threshold": rule.threshold,
             "op": rule.op,
             "n": samples,
             "window_hours": self.settings.hours,
-            "flag": rule.flag,
-            "flag_value": rule.value,
+            "flag": rule.flag if rule.rolls_back else None,
+            "flag_value": rule.value if rule.rolls_back else None,
             "action": action,
             "reason": reason,
         }

@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 from helios.call_events import RETRY_KIND
 from helios.ledger.events import (
+    CANCELLED_KINDS,
     INPUT_ERROR,
-    INTERRUPTED,
     ErrorEvent,
     GateVerdict,
     TaskFinished,
@@ -89,7 +89,7 @@ class TaskOutcomes:
         if event.kind == RETRY_KIND:
             return  # a retried attempt: the task went on
         marks = self._marks_of(event.task_id)
-        if event.kind == INTERRUPTED:
+        if event.kind in CANCELLED_KINDS:
             marks.interrupted = True
         elif event.kind == INPUT_ERROR:
             marks.input_error = True

@@ -31,8 +31,8 @@ from helios.config.settings import Settings
 from helios.engine import Engine
 from helios.errors import BadRequest, HeliosError, InputError
 from helios.ledger.events import (
+    CANCELLED,
     INPUT_ERROR,
-    INTERRUPTED,
     AsyncFallback,
     ErrorEvent,
     Event,
@@ -401,7 +401,7 @@ class _Run:
 
     def _record_failure(self, exc: BaseException, started: float) -> None:
         if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
-            kind = INTERRUPTED
+            kind = CANCELLED
         elif isinstance(exc, INPUT_ERRORS):
             kind = INPUT_ERROR
         else:

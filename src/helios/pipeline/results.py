@@ -80,6 +80,16 @@ class DialecticResult:
         return sum(stage.saved_usd or 0.0 for stage in self.stages)
 
     @property
+    def unpriced_stages(self) -> int:
+        """Persona calls without a known cost (a model missing from the catalogue)."""
+        return sum(stage.cost_usd is None for stage in self.stages)
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether any call had a price: with none, ``cost_usd`` is unknown, not 0."""
+        return not self.stages or self.unpriced_stages < len(self.stages)
+
+    @property
     def input_tokens(self) -> int:
         return sum(stage.input_tokens for stage in self.stages)
 
@@ -150,8 +160,9 @@ class DialecticResult:
             ],
             "totals": {
                 "duration_s": self.duration_s,
-                "cost_usd": self.cost_usd,
-                "saved_usd": self.saved_usd,
+                "cost_usd": self.cost_usd if self.cost_known else None,
+                "saved_usd": self.saved_usd if self.cost_known else None,
+                "unpriced_calls": self.unpriced_stages,
                 "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens,
                 "cache_hits": self.cache_hits,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from helios.errors import BudgetExceeded, ConfigError, HeliosError, InputError
-from helios.ledger.events import ErrorEvent, TaskFinished, TaskStarted
+from helios.ledger.events import CANCELLED, ErrorEvent, TaskFinished, TaskStarted
 from helios.ledger.sink import EventSink, FanOut
 from helios.messages import CallContext
 from helios.pipeline.dag import GOAL, Dag, TaskSpec, render_prompt
@@ -188,6 +188,14 @@ class DagScheduler:
         try:
             await run.execute()
             success = run.result.success
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # a cancelled run is neither a success nor a failure: summaries count it apart
+            self.sink.emit(
+                ErrorEvent(
+                    task_id=run.result.run_id, kind=CANCELLED, message="the DAG run was cancelled"
+                )
+            )
+            raise
         finally:
             run.result.duration_s = time.perf_counter() - started
             self.sink.emit(
