@@ -61,6 +61,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             " reason TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)",
         ),
     ),
+    Migration(
+        # the task list and the dashboard read one type's events by time, newest first
+        name="0003_events_type_timestamp",
+        sqlite=("CREATE INDEX events_type_timestamp ON events (type, timestamp)",),
+        postgres=("CREATE INDEX events_type_timestamp ON events (type, timestamp)",),
+    ),
 )
 """Every migration, in the order it must be applied."""
 

@@ -44,10 +44,12 @@ from helios.ledger.codec import (
     encode_event,
     encode_flag_value,
     event_filter,
+    task_row,
 )
 from helios.ledger.events import Event, FlagChanged, FlagValue
 from helios.ledger.migrations import MIGRATIONS_TABLE_POSTGRES, pending
 from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
+from helios.ledger.task_list import TaskListQuery, TaskPage, task_list_sql
 from helios.ledger.validation import check_events
 from helios.postgres_db import connect_kwargs, location, one_line
 
@@ -160,6 +162,18 @@ class PostgresLedgerStore(LedgerStore):
             cursor = await connection.execute("SELECT COUNT(*) FROM events")
             row = await cursor.fetchone()
         return 0 if row is None else int(row[0])
+
+    async def list_tasks(self, query: TaskListQuery) -> TaskPage:
+        select, count, params = task_list_sql(query, "postgres")
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                select, [*params, max(query.limit, 0), max(query.offset, 0)]
+            )
+            rows: list[tuple[str, str | None]] = await cursor.fetchall()
+            cursor = await connection.execute(count, params)
+            counted = await cursor.fetchone()
+        total = 0 if counted is None else int(counted[0])
+        return TaskPage([task_row(started, finished) for started, finished in rows], total)
 
     async def set_flag_override(
         self, flag: str, value: FlagValue | None, *, actor: str, reason: str

@@ -32,10 +32,12 @@ from helios.ledger.codec import (
     encode_event,
     encode_flag_value,
     event_filter,
+    task_row,
 )
 from helios.ledger.events import Event, FlagChanged, FlagValue
 from helios.ledger.migrations import MIGRATIONS_TABLE_SQLITE, pending
 from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
+from helios.ledger.task_list import TaskListQuery, TaskPage, task_list_sql
 from helios.ledger.validation import check_events
 from helios.sqlite_db import SQLiteDatabase, Synchronous, transaction
 
@@ -125,6 +127,18 @@ class SQLiteLedgerStore(LedgerStore):
             lambda connection: connection.execute("SELECT COUNT(*) FROM events").fetchone()
         )
         return int(total)
+
+    async def list_tasks(self, query: TaskListQuery) -> TaskPage:
+        select, count, params = task_list_sql(query, "sqlite")
+
+        def page(connection: sqlite3.Connection) -> TaskPage:
+            rows = connection.execute(
+                select, [*params, max(query.limit, 0), max(query.offset, 0)]
+            ).fetchall()
+            (total,) = connection.execute(count, params).fetchone()
+            return TaskPage([task_row(started, finished) for started, finished in rows], total)
+
+        return await self._db.run(page)
 
     async def set_flag_override(
         self, flag: str, value: FlagValue | None, *, actor: str, reason: str

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from helios.ledger.events import Event, FlagChanged, FlagValue
+from helios.ledger.task_list import TaskListQuery, TaskPage, page_from_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,12 @@ class LedgerStore(ABC):
     @abstractmethod
     async def migrations(self) -> list[str]:
         """The names of the schema migrations applied to this store, in order."""
+
+    async def list_tasks(self, query: TaskListQuery) -> TaskPage:
+        """One page of tasks, newest start first (:mod:`.task_list`). This default reads
+        every task's start and finish; the SQL stores answer from their indexes."""
+        types = ["task_started", "task_finished"]
+        return page_from_events(await self.query(EventQuery(types=types)), query)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default holds none."""
