@@ -42,6 +42,7 @@ from helios.ledger.tail import LedgerTail
 from helios.ops.metrics import HeliosMetrics
 from helios.ops.monitor import HealthMonitor
 from helios.runtime import Runtime
+from helios.server import dashboard
 from helios.server.auth import KeyGuard, is_loopback
 from helios.server.cache_metrics import CacheCollector
 from helios.server.gateway.http_errors import protocol_http_error
@@ -69,6 +70,7 @@ def create_app(
     host: str = "127.0.0.1",
     port: int | None = None,
     announce_exposure: bool = True,
+    dashboard_poll_s: float = 2.0,
 ) -> FastAPI:
     """The Helios HTTP app. A ``store`` or ``cache`` passed in is used as is and left open
     at shutdown. ``host`` is the address the server is bound to: without API keys, only a
@@ -79,7 +81,8 @@ def create_app(
     ``announce_exposure`` is false (``helios serve`` has said it already).
 
     The metrics follow the ledger (every ``metrics_poll_s``), so they count the tasks of
-    every process that records into it, from the moment the server started.
+    every process that records into it, from the moment the server started; the dashboard's
+    live stream reads it every ``dashboard_poll_s``.
     """
     state = ServerState(
         settings=settings,
@@ -134,6 +137,7 @@ def create_app(
     app.include_router(admin_routes.router(state))
     app.include_router(openai_routes.router(state))
     app.include_router(anthropic_routes.router(state))
+    dashboard.install(app, state, poll_s=dashboard_poll_s)
     return app
 
 
