@@ -62,10 +62,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        # the task list and the dashboard read one type's events by time, newest first
-        name="0003_events_type_timestamp",
-        sqlite=("CREATE INDEX events_type_timestamp ON events (type, timestamp)",),
-        postgres=("CREATE INDEX events_type_timestamp ON events (type, timestamp)",),
+        # The task list reads task starts by time, newest first, and finds each one's
+        # finish by task and type: without the second index SQLite walks every finish of
+        # the ledger (the type index) for each task listed.
+        name="0003_task_list_indexes",
+        sqlite=(
+            "CREATE INDEX events_type_timestamp ON events (type, timestamp)",
+            "CREATE INDEX events_task_id_type ON events (task_id, type)",
+        ),
+        postgres=(
+            "CREATE INDEX events_type_timestamp ON events (type, timestamp)",
+            "CREATE INDEX events_task_id_type ON events (task_id, type)",
+        ),
     ),
 )
 """Every migration, in the order it must be applied."""
