@@ -51,8 +51,10 @@ from helios.ledger.migrations import MIGRATIONS_TABLE_POSTGRES, pending
 from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
 from helios.ledger.task_list import TaskListQuery, TaskPage, task_list_sql
 from helios.ledger.validation import check_events
+from helios.ledger.window import WindowFacts, facts_from_rows, window_sql
 from helios.postgres_db import connect_kwargs, location, one_line
 
+_WINDOW_SQL = window_sql("postgres")
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SEARCH_PATH = re.compile(r"(?:-c\s*|--)search_path\s*=\s*(\S+)")
 _LOCK_CLASS = 0x4E1105  # first key of Helios's advisory locks; the second hashes the purpose
@@ -174,6 +176,14 @@ class PostgresLedgerStore(LedgerStore):
             counted = await cursor.fetchone()
         total = 0 if counted is None else int(counted[0])
         return TaskPage([task_row(started, finished) for started, finished in rows], total)
+
+    async def window_facts(self, since: float, until: float) -> WindowFacts:
+        rows: dict[str, list[Any]] = {}
+        async with self._connection() as connection:
+            for name, statement in _WINDOW_SQL.items():
+                cursor = await connection.execute(statement, (since, until))
+                rows[name] = await cursor.fetchall()
+        return facts_from_rows(**rows)
 
     async def set_flag_override(
         self, flag: str, value: FlagValue | None, *, actor: str, reason: str

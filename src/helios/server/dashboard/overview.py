@@ -1,7 +1,8 @@
 """The overview's figures, from the ledger's events of one time window.
 
-Only the window's events are read (``timestamp >= now - window``, through the ledger's
-``(type, timestamp)`` index), so the page costs the same whatever the ledger's age. Tasks
+Only the window's events are read (``now - window <= timestamp <= now``, through the
+ledger's ``(type, timestamp)`` index, and only the fields used: :mod:`helios.ledger.window`),
+so the page costs the same whatever the ledger's age. Tasks
 are counted by when they *started* (tasks per minute) and by when they *finished* (success
 and acceptance); a task is *accepted* when its answer passed the quality gate
 (``task_finished.accepted_pass`` is set). Latency and TTFT percentiles are those of the
@@ -14,21 +15,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from helios.ledger.events import (
-    CacheLookup,
-    Event,
-    FlagChanged,
-    PersonaLLMRun,
-    TaskFinished,
-    TaskStarted,
-)
+from helios.ledger.events import Event, FlagChanged
+from helios.ledger.window import CallFact, WindowFacts
 from helios.percentiles import percentile
 
 WINDOWS: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
 """The windows the overview offers, by the name its URL carries."""
 DEFAULT_WINDOW = "1h"
-OVERVIEW_TYPES = ("task_started", "task_finished", "persona_llm_run", "cache_lookup")
-"""The event types the overview reads from its window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,43 +115,39 @@ class Overview:
         return sum(figures.saved_usd for figures in self.layers.values())
 
 
-def overview(events: Iterable[Event], *, window: str, now: float) -> Overview:
-    """The figures of ``events`` (those of the window ending at ``now``)."""
+def overview(facts: WindowFacts, *, window: str, now: float) -> Overview:
+    """The figures of ``facts``, read from the window ending at ``now``."""
     window_s = WINDOWS[window]
-    since = now - window_s
     result = Overview(window=window, window_s=window_s, now=now)
-    first_minute = math.floor(since / 60.0) * 60.0
-    minutes = [0] * (math.floor((now - first_minute) / 60.0) + 1)
-    for event in events:
-        if not since <= event.timestamp <= now:
-            continue
-        if isinstance(event, TaskStarted):
-            result.started += 1
-            minutes[int((event.timestamp - first_minute) // 60.0)] += 1
-        elif isinstance(event, TaskFinished):
-            if event.success:
-                result.succeeded += 1
-            else:
-                result.failed += 1
-            if event.accepted_pass is not None:
-                result.accepted += 1
-        elif isinstance(event, PersonaLLMRun):
-            _count_call(result, event)
-        elif isinstance(event, CacheLookup):
-            for figures in (
-                result.layers.setdefault(event.layer, CacheFigures()),
-                result.cache_personas.setdefault(event.persona, CacheFigures()),
-            ):
-                figures.lookups += 1
-                figures.hits += int(event.hit)
-    result.per_minute = [(first_minute + 60.0 * i, n) for i, n in enumerate(minutes)]
+    first = math.floor((now - window_s) / 60.0)
+    last = math.floor(now / 60.0)
+    result.per_minute = [
+        (60.0 * minute, facts.starts_per_minute.get(minute, 0)) for minute in range(first, last + 1)
+    ]
+    result.started = sum(facts.starts_per_minute.values())
+    for (success, accepted), count in facts.finishes.items():
+        if success:
+            result.succeeded += count
+        else:
+            result.failed += count
+        if accepted:
+            result.accepted += count
+    for (layer, persona, hit), count in facts.lookups.items():
+        for figures in (
+            result.layers.setdefault(layer, CacheFigures()),
+            result.cache_personas.setdefault(persona, CacheFigures()),
+        ):
+            figures.lookups += count
+            figures.hits += count if hit else 0
+    for call in facts.calls:
+        _count_call(result, call)
     result.personas = dict(sorted(result.personas.items()))
     result.layers = dict(sorted(result.layers.items()))
     result.cache_personas = dict(sorted(result.cache_personas.items()))
     return result
 
 
-def _count_call(result: Overview, call: PersonaLLMRun) -> None:
+def _count_call(result: Overview, call: CallFact) -> None:
     persona = result.personas.setdefault(call.persona, PersonaLatency())
     persona.calls += 1
     if call.cost_usd is None:

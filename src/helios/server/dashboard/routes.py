@@ -35,7 +35,6 @@ from helios.server.dashboard.access import (
 )
 from helios.server.dashboard.overview import (
     DEFAULT_WINDOW,
-    OVERVIEW_TYPES,
     WINDOWS,
     overview,
     recent_flag_changes,
@@ -87,9 +86,9 @@ def router(state: ServerState, *, poll_s: float = 2.0) -> APIRouter:
             return off
         ledger = store()
         now = time.time()
-        query = EventQuery(since=now - WINDOWS[window], types=OVERVIEW_TYPES)
         try:
-            figures = overview(await ledger.query(query), window=window, now=now)
+            facts = await ledger.window_facts(now - WINDOWS[window], now)
+            figures = overview(facts, window=window, now=now)
             changes = recent_flag_changes(await ledger.query(EventQuery(types=["flag_changed"])))
         except HeliosError as exc:
             raise DashboardRefusal(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
