@@ -103,7 +103,7 @@ def timeline(task_id: str, events: Sequence[Event]) -> Timeline:
         elif isinstance(event, CacheLookup):
             outcome = "hit" if event.hit else "miss"
             result.marks.append(
-                Mark(f"{event.layer} {outcome}: {event.persona}", at, index, event.hit)
+                Mark(f"{event.layer} {outcome}: {event.persona}", at, index, event.hit or None)
             )
         elif isinstance(event, ErrorEvent):
             result.marks.append(Mark(f"error: {event.kind}", at, index, False))

@@ -32,7 +32,16 @@
         axes: [{}, { label: "tasks" }],
         series: [
           {},
-          { label: "started", stroke: "#2563eb", fill: "rgba(37,99,235,0.12)", width: 1.5 },
+          {
+            label: "started",
+            stroke: "#2563eb",
+            fill: "rgba(37,99,235,0.35)",
+            width: 1,
+            points: { show: false },
+            paths: window.uPlot.paths && window.uPlot.paths.bars
+              ? window.uPlot.paths.bars({ size: [0.8, 24] })
+              : undefined,
+          },
         ],
         legend: { show: true },
       },
