@@ -62,17 +62,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        # The task list reads task starts by time, newest first, and finds each one's
+        # The task list reads task starts by time, newest first, and each one's latest
         # finish by task and type: without the second index SQLite walks every finish of
         # the ledger (the type index) for each task listed.
         name="0003_task_list_indexes",
         sqlite=(
-            "CREATE INDEX events_type_timestamp ON events (type, timestamp)",
-            "CREATE INDEX events_task_id_type ON events (task_id, type)",
+            "CREATE INDEX events_type_timestamp ON events (type, timestamp, id)",
+            "CREATE INDEX events_task_id_type ON events (task_id, type, id)",
         ),
         postgres=(
-            "CREATE INDEX events_type_timestamp ON events (type, timestamp)",
-            "CREATE INDEX events_task_id_type ON events (task_id, type)",
+            "CREATE INDEX events_type_timestamp ON events (type, timestamp, id)",
+            "CREATE INDEX events_task_id_type ON events (task_id, type, id)",
         ),
     ),
 )
