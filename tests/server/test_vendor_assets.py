@@ -4,10 +4,14 @@ and the files the pages name are among them."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
+import io
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from types import ModuleType
 
@@ -151,3 +155,115 @@ def test_the_script_checks_from_the_command_line(copy: Path) -> None:
     )
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("error: htmx.org@4.0.1: htmx/htmx.min.js does not match")
+
+
+# -- the download, with npm's registry replaced by tarballs made here -----------------------
+class LocalRegistry:
+    """Stands in for ``npm pack``: tarballs laid out as npm publishes them, described as
+    ``npm pack --json`` describes them."""
+
+    def __init__(self) -> None:
+        self.packages: dict[str, dict[str, bytes]] = {}
+        self.asked: list[str] = []
+
+    def publish(self, spec: str, files: dict[str, bytes]) -> None:
+        self.packages[spec] = files
+
+    def pack(self, spec: str, into: Path) -> dict[str, object]:
+        self.asked.append(spec)
+        files = self.packages[spec]
+        path = into / (spec.replace("@", "-") + ".tgz")
+        with tarfile.open(path, "w:gz") as archive:
+            for name, data in files.items():
+                member = tarfile.TarInfo(f"package/{name}")
+                member.size = len(data)
+                archive.addfile(member, io.BytesIO(data))
+        digest = base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
+        version = spec.rpartition("@")[2]
+        return {"filename": path.name, "integrity": f"sha512-{digest}", "version": version}
+
+
+def published(script: bytes = b"window.lib = 1") -> dict[str, bytes]:
+    return {
+        "package.json": b'{"name": "lib", "license": "MIT"}',
+        "dist/lib.min.js": script,
+        "LICENSE": b"MIT License",
+        "README.md": b"not vendored",
+    }
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> LocalRegistry:
+    local = LocalRegistry()
+    monkeypatch.setattr(vendor_assets, "npm_pack", local.pack)
+    return local
+
+
+@pytest.fixture
+def pinned(tmp_path: Path) -> Path:
+    """A vendor folder whose manifest pins lib@1.0.0, never downloaded yet."""
+    folder = tmp_path / "pinned"
+    folder.mkdir()
+    manifest = {
+        "packages": [
+            {
+                "name": "lib",
+                "version": "1.0.0",
+                "directory": "lib",
+                "files": [
+                    {"path": "lib.min.js", "from": "dist/lib.min.js"},
+                    {"path": "LICENSE", "from": "LICENSE", "licence": True},
+                ],
+            }
+        ]
+    }
+    vendor_assets.save_manifest(folder, manifest)
+    return folder
+
+
+def test_a_download_writes_the_listed_files_and_pins_them(
+    registry: LocalRegistry, pinned: Path
+) -> None:
+    registry.publish("lib@1.0.0", published())
+    changes = vendor_assets.download(pinned, [])
+    assert registry.asked == ["lib@1.0.0"]
+    assert changes[0].startswith("lib@1.0.0: pinned tarball sha512-")
+    assert sorted(p.name for p in (pinned / "lib").iterdir()) == ["LICENSE", "lib.min.js"]
+    assert (pinned / "lib" / "lib.min.js").read_bytes() == b"window.lib = 1"
+    [package] = vendor_assets.load_manifest(pinned)["packages"]
+    assert package["licence"] == "MIT" and package["integrity"].startswith("sha512-")
+    assert package["files"][0]["sha256"] == hashlib.sha256(b"window.lib = 1").hexdigest()
+    assert vendor_assets.check(pinned) == []
+    assert vendor_assets.download(pinned, []) == []  # the same tarball again: nothing changes
+
+
+def test_a_different_tarball_for_a_pinned_version_is_refused(
+    registry: LocalRegistry, pinned: Path
+) -> None:
+    registry.publish("lib@1.0.0", published())
+    vendor_assets.download(pinned, [])
+    registry.publish("lib@1.0.0", published(b"steal(document.cookie)"))
+    with pytest.raises(vendor_assets.VendorError, match=r"lib@1\.0\.0: the registry's tarball"):
+        vendor_assets.download(pinned, [])
+    assert (pinned / "lib" / "lib.min.js").read_bytes() == b"window.lib = 1"
+    assert vendor_assets.check(pinned) == []
+
+
+def test_set_downloads_the_new_version(registry: LocalRegistry, pinned: Path) -> None:
+    registry.publish("lib@1.0.0", published())
+    registry.publish("lib@1.1.0", published(b"window.lib = 2"))
+    vendor_assets.download(pinned, [])
+    changes = vendor_assets.download(pinned, ["lib=1.1.0"])
+    assert changes[0].startswith("lib@1.1.0: pinned tarball")
+    assert "lib@1.1.0: wrote lib/lib.min.js" in changes[1]
+    assert vendor_assets.load_manifest(pinned)["packages"][0]["version"] == "1.1.0"
+    assert (pinned / "lib" / "lib.min.js").read_bytes() == b"window.lib = 2"
+
+
+def test_a_file_the_tarball_lacks_is_named(registry: LocalRegistry, pinned: Path) -> None:
+    files = published()
+    del files["LICENSE"]
+    registry.publish("lib@1.0.0", files)
+    lacking = r"lib@1\.0\.0: the tarball has no file LICENSE"
+    with pytest.raises(vendor_assets.VendorError, match=lacking):
+        vendor_assets.download(pinned, [])

@@ -12,6 +12,8 @@ model load. Features add routers in :mod:`helios.server.routes`, each a
 Every route knows its caller through :mod:`helios.server.auth` (API keys, tenants, and
 the rule for a server without keys, which needs the ``host`` the server is bound to); a
 server bound to loopback answers only this machine's names (:mod:`helios.server.hosts`).
+The vendored front-end files are served under ``/static/`` (:mod:`helios.server.assets`),
+and the API docs (``/docs``, ``/redoc``) load from there, never from a CDN.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from helios.ops.metrics import HeliosMetrics
 from helios.ops.monitor import HealthMonitor
 from helios.runtime import Runtime
 from helios.server import dashboard
+from helios.server.assets import mount_static
 from helios.server.auth import KeyGuard, is_loopback
 from helios.server.cache_metrics import CacheCollector
 from helios.server.gateway.http_errors import protocol_http_error
@@ -50,8 +53,8 @@ from helios.server.hosts import HostGuard, names_for
 from helios.server.openapi import errors, move_components
 from helios.server.routes import admin as admin_routes
 from helios.server.routes import anthropic as anthropic_routes
+from helios.server.routes import api_docs, health
 from helios.server.routes import cache as cache_routes
-from helios.server.routes import health
 from helios.server.routes import metrics as metrics_routes
 from helios.server.routes import openai as openai_routes
 from helios.server.state import ServerState
@@ -122,6 +125,9 @@ def create_app(
         ),
         lifespan=lifespan,
         responses=errors(421) if is_loopback(host) else None,
+        openapi_url=api_docs.OPENAPI_URL,
+        docs_url=None,  # served from the vendored files instead (routes/api_docs.py)
+        redoc_url=None,
     )
     app.state.helios = state
     _declare_gateway_bodies(app)
@@ -137,7 +143,9 @@ def create_app(
     app.include_router(admin_routes.router(state))
     app.include_router(openai_routes.router(state))
     app.include_router(anthropic_routes.router(state))
+    app.include_router(api_docs.router(title=app.title, openapi_url=api_docs.OPENAPI_URL))
     dashboard.install(app, state, poll_s=dashboard_poll_s)
+    mount_static(app)
     return app
 
 
