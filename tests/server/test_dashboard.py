@@ -421,3 +421,25 @@ async def test_the_stream_reports_new_events_of_the_ledger_and_of_one_task(
         "task_started": 1,
         "task_finished": 1,
     }
+
+
+async def test_behind_a_proxy_prefix_every_link_and_the_cookie_follow_the_root_path(
+    tmp_path: Path, seeded: tuple[SQLiteLedgerStore, list[Event]]
+) -> None:
+    store, _ = seeded
+    _, admin = await create_key(tmp_path / "keys.sqlite3", "ops", admin=True)
+    app = create_app(settings(tmp_path), store=store)
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app, root_path="/helios")
+        async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            login = await client.post("/helios/dashboard/login", data={"key": admin})
+            pages = [await client.get(f"/helios/dashboard{path}") for path in ("", "/tasks")]
+            style = await client.get("/helios/dashboard/static/dashboard.css")
+    assert login.status_code == 303 and login.headers["location"] == "/helios/dashboard"
+    assert "path=/helios/dashboard" in login.headers["set-cookie"].lower()
+    assert [page.status_code for page in pages] == [200, 200]  # the cookie was sent back
+    for page in pages:
+        links = re.findall(r'(?:href|src|action|hx-get)="(/[^"]*)"', page.text)
+        assert links and all(link.startswith("/helios/") for link in links), links
+        assert 'data-root="/helios"' in page.text
+    assert style.status_code == 200

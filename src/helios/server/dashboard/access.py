@@ -3,7 +3,8 @@
 A browser sends no ``Authorization`` header when it follows a link, so the dashboard takes
 the admin key once, through its login form (``POST /dashboard/login``), and keeps it in a
 cookie the page's scripts cannot read (``HttpOnly``), that no other site's page or form
-makes the browser send (``SameSite=Strict``), sent only to ``/dashboard``, and over HTTPS
+makes the browser send (``SameSite=Strict``), sent only to ``/dashboard`` (under the
+app's ``root_path`` when it has one), and over HTTPS
 only when the dashboard is reached through HTTPS (``Secure``). The key is checked on every
 request as any API key is (:class:`~helios.server.auth.KeyGuard`), so a key revoked or
 expired logs its browser out at once. Scripts and tools may send the key as the API does
@@ -26,7 +27,6 @@ from fastapi import Depends, HTTPException, Request, status
 from helios.server.auth import Caller, KeyGuard
 
 COOKIE = "helios_dashboard_key"
-COOKIE_PATH = "/dashboard"
 COOKIE_MAX_AGE_S = 8 * 3600
 """A browser left logged in forgets the key after a working day."""
 MAX_FORM_BYTES = 8192

@@ -25,7 +25,6 @@ from helios.server.auth import DEFAULT_TENANT
 from helios.server.dashboard.access import (
     COOKIE,
     COOKIE_MAX_AGE_S,
-    COOKIE_PATH,
     DashboardCaller,
     DashboardRefusal,
     admit,
@@ -41,7 +40,7 @@ from helios.server.dashboard.overview import (
 )
 from helios.server.dashboard.stream import stream_response
 from helios.server.dashboard.timeline import timeline
-from helios.server.dashboard.views import templates
+from helios.server.dashboard.views import root_of, templates
 from helios.server.state import ServerState
 
 PREFIX = "/dashboard"
@@ -261,13 +260,14 @@ def router(state: ServerState, *, poll_s: float = 2.0) -> APIRouter:
         if presented is None:
             presented = presented_key(request)
         await admit(request, presented)
-        answer = RedirectResponse(PREFIX, status_code=status.HTTP_303_SEE_OTHER)
+        home = root_of(request) + PREFIX
+        answer = RedirectResponse(home, status_code=status.HTTP_303_SEE_OTHER)
         if fields.get("key"):
             answer.set_cookie(
                 COOKIE,
                 fields["key"],
                 max_age=COOKIE_MAX_AGE_S,
-                path=COOKIE_PATH,
+                path=home,
                 secure=request.url.scheme == "https",
                 httponly=True,
                 samesite="strict",
@@ -277,8 +277,9 @@ def router(state: ServerState, *, poll_s: float = 2.0) -> APIRouter:
     @routes.post("/logout")
     async def logout(request: Request, caller: DashboardCaller) -> Response:
         check_same_site(request)
-        answer = RedirectResponse(PREFIX, status_code=status.HTTP_303_SEE_OTHER)
-        answer.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+        home = root_of(request) + PREFIX
+        answer = RedirectResponse(home, status_code=status.HTTP_303_SEE_OTHER)
+        answer.delete_cookie(COOKIE, path=home, httponly=True, samesite="strict")
         return answer
 
     return routes

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from helios.ledger.events import Event
@@ -65,6 +66,11 @@ def event_json(event: Event) -> str:
     return json.dumps(event.model_dump(mode="json"), indent=2, ensure_ascii=False)
 
 
+def root_of(request: Request) -> str:
+    """The path prefix the app is served under (an ASGI ``root_path``), for the links."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 def templates() -> Jinja2Templates:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -82,4 +88,8 @@ def templates() -> Jinja2Templates:
         raw=raw,
         event_json=event_json,
     )
-    return Jinja2Templates(env=environment)
+    return Jinja2Templates(env=environment, context_processors=[_root])
+
+
+def _root(request: Request) -> dict[str, Any]:
+    return {"root": root_of(request)}

@@ -97,7 +97,8 @@
     }
     if (typeof window.EventSource === "undefined") return;
     const task = document.querySelector("[data-task][data-refresh]");
-    const url = "/dashboard/stream" + (task ? "?task=" + encodeURIComponent(task.dataset.task) : "");
+    const root = document.body.dataset.root || "";
+    const url = root + "/dashboard/stream" + (task ? "?task=" + encodeURIComponent(task.dataset.task) : "");
     const source = new EventSource(url, { withCredentials: true });
     source.addEventListener("open", () => setLive("live", "open"));
     source.addEventListener("error", () => setLive("live: reconnecting", "closed"));
