@@ -22,7 +22,7 @@ from tests.server.cache_fixtures import BrokenBackend, build_manager, client_for
 
 PUBLIC = {"GET /openapi.json", "GET /docs", "GET /docs/oauth2-redirect", "GET /redoc"}
 """The OpenAPI pages: the schema is no secret (``/health`` answers anyone too, tested apart)."""
-ADMIN_ONLY = ("/api/v1/admin/", "/metrics")
+ADMIN_ONLY = ("/api/v1/admin/", "/metrics", "/dashboard")
 """Path prefixes only an admin key may use."""
 PATH_VALUES = {"{layer}": "L2", "{key_id}": "0123456789ab"}
 

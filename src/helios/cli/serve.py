@@ -46,7 +46,8 @@ def serve(
 ) -> None:
     """Serve Helios over HTTP: /metrics, /health, the cache API under
     /api/v1/helios/cache (lookup, store, invalidate, metrics, health) and the key admin API
-    under /api/v1/admin/keys; Swagger UI at /docs. Calls need an API key (`helios keys
+    under /api/v1/admin/keys; Swagger UI at /docs; the dashboard at /dashboard (an admin
+    key once keys exist). Calls need an API key (`helios keys
     create`); with no key at all, only a loopback address is served, unauthenticated. With
     monitor.enabled the health monitor runs inside. Requests are logged one by one only
     with --access-log. On a non-loopback address it warns; on loopback it answers only
@@ -74,6 +75,10 @@ def serve(
         raise MissingDependency("uvicorn", "server", "The HTTP server") from None
 
     app = create_app(settings, warm_providers=True, host=host, port=port, announce_exposure=False)
+    shown_host = f"[{host}]" if ":" in host else host
+    console_err.print(
+        f"dashboard: http://{shown_host}:{port}/dashboard", markup=False, soft_wrap=True
+    )
     # uvicorn handles Ctrl-C itself: it stops the app (lifespan shutdown included), then
     # re-raises the signal, which the CLI's entry point turns into exit code 130.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log)

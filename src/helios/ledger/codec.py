@@ -25,8 +25,16 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
 from helios.errors import LedgerError
-from helios.ledger.events import EVENT_ADAPTER, SCHEMA_VERSION, Event, FlagValue
+from helios.ledger.events import (
+    EVENT_ADAPTER,
+    SCHEMA_VERSION,
+    Event,
+    FlagValue,
+    TaskFinished,
+    TaskStarted,
+)
 from helios.ledger.store import EventQuery
+from helios.ledger.task_list import TaskRow
 from helios.ledger.validation import MAX_FUTURE_S
 
 logger = logging.getLogger(__name__)
@@ -73,6 +81,15 @@ def decode_sequenced(rows: list[tuple[int, str]]) -> list[tuple[int, Event]]:
         except LedgerError as exc:
             logger.warning("%s; skipped", exc)
     return events
+
+
+def task_row(started: str | bytes, finished: str | bytes | None) -> TaskRow:
+    """A task list row from the JSON of its ``task_started`` and ``task_finished`` events."""
+    start = EVENT_ADAPTER.validate_json(started)
+    finish = None if finished is None else EVENT_ADAPTER.validate_json(finished)
+    if not isinstance(start, TaskStarted) or not isinstance(finish, TaskFinished | None):
+        raise LedgerError(f"task {start.task_id!r}: its start or finish is of the wrong type")
+    return TaskRow(start, finish)
 
 
 def encode_flag_value(value: FlagValue) -> str:

@@ -61,6 +61,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             " reason TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)",
         ),
     ),
+    Migration(
+        # The task list reads task starts by time, newest first, and each one's latest
+        # finish by task and type: without the second index SQLite walks every finish of
+        # the ledger (the type index) for each task listed.
+        name="0003_task_list_indexes",
+        sqlite=(
+            "CREATE INDEX events_type_timestamp ON events (type, timestamp, id)",
+            "CREATE INDEX events_task_id_type ON events (task_id, type, id)",
+        ),
+        postgres=(
+            "CREATE INDEX events_type_timestamp ON events (type, timestamp, id)",
+            "CREATE INDEX events_task_id_type ON events (task_id, type, id)",
+        ),
+    ),
 )
 """Every migration, in the order it must be applied."""
 

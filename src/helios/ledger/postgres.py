@@ -44,13 +44,17 @@ from helios.ledger.codec import (
     encode_event,
     encode_flag_value,
     event_filter,
+    task_row,
 )
 from helios.ledger.events import Event, FlagChanged, FlagValue
 from helios.ledger.migrations import MIGRATIONS_TABLE_POSTGRES, pending
 from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
+from helios.ledger.task_list import TaskListQuery, TaskPage, task_list_sql
 from helios.ledger.validation import check_events
+from helios.ledger.window import WindowFacts, facts_from_rows, window_sql
 from helios.postgres_db import connect_kwargs, location, one_line
 
+_WINDOW_SQL = window_sql("postgres")
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SEARCH_PATH = re.compile(r"(?:-c\s*|--)search_path\s*=\s*(\S+)")
 _LOCK_CLASS = 0x4E1105  # first key of Helios's advisory locks; the second hashes the purpose
@@ -160,6 +164,26 @@ class PostgresLedgerStore(LedgerStore):
             cursor = await connection.execute("SELECT COUNT(*) FROM events")
             row = await cursor.fetchone()
         return 0 if row is None else int(row[0])
+
+    async def list_tasks(self, query: TaskListQuery) -> TaskPage:
+        select, count, params = task_list_sql(query, "postgres")
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                select, [*params, max(query.limit, 0), max(query.offset, 0)]
+            )
+            rows: list[tuple[str, str | None]] = await cursor.fetchall()
+            cursor = await connection.execute(count, params)
+            counted = await cursor.fetchone()
+        total = 0 if counted is None else int(counted[0])
+        return TaskPage([task_row(started, finished) for started, finished in rows], total)
+
+    async def window_facts(self, since: float, until: float) -> WindowFacts:
+        rows: dict[str, list[Any]] = {}
+        async with self._connection() as connection:
+            for name, statement in _WINDOW_SQL.items():
+                cursor = await connection.execute(statement, (since, until))
+                rows[name] = await cursor.fetchall()
+        return facts_from_rows(**rows)
 
     async def set_flag_override(
         self, flag: str, value: FlagValue | None, *, actor: str, reason: str

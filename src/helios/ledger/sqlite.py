@@ -32,13 +32,17 @@ from helios.ledger.codec import (
     encode_event,
     encode_flag_value,
     event_filter,
+    task_row,
 )
 from helios.ledger.events import Event, FlagChanged, FlagValue
 from helios.ledger.migrations import MIGRATIONS_TABLE_SQLITE, pending
 from helios.ledger.store import ANY_EVENT, EventQuery, LedgerStore
+from helios.ledger.task_list import TaskListQuery, TaskPage, task_list_sql
 from helios.ledger.validation import check_events
+from helios.ledger.window import WindowFacts, facts_from_rows, window_sql
 from helios.sqlite_db import SQLiteDatabase, Synchronous, transaction
 
+_WINDOW_SQL = window_sql("sqlite")
 _TUNING = (
     # Checkpoint every 32 MiB of WAL rather than 4 MiB: the task-id index takes random
     # keys, so each batch dirties many pages, and fewer checkpoints copy each page back
@@ -125,6 +129,28 @@ class SQLiteLedgerStore(LedgerStore):
             lambda connection: connection.execute("SELECT COUNT(*) FROM events").fetchone()
         )
         return int(total)
+
+    async def list_tasks(self, query: TaskListQuery) -> TaskPage:
+        select, count, params = task_list_sql(query, "sqlite")
+
+        def page(connection: sqlite3.Connection) -> TaskPage:
+            rows = connection.execute(
+                select, [*params, max(query.limit, 0), max(query.offset, 0)]
+            ).fetchall()
+            (total,) = connection.execute(count, params).fetchone()
+            return TaskPage([task_row(started, finished) for started, finished in rows], total)
+
+        return await self._db.run(page)
+
+    async def window_facts(self, since: float, until: float) -> WindowFacts:
+        def read(connection: sqlite3.Connection) -> WindowFacts:
+            rows = {
+                name: connection.execute(statement, (since, until)).fetchall()
+                for name, statement in _WINDOW_SQL.items()
+            }
+            return facts_from_rows(**rows)
+
+        return await self._db.run(read)
 
     async def set_flag_override(
         self, flag: str, value: FlagValue | None, *, actor: str, reason: str

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from helios.ledger.events import Event, FlagChanged, FlagValue
+from helios.ledger.task_list import TaskListQuery, TaskPage, page_from_events
+from helios.ledger.window import WINDOW_TYPES, WindowFacts, facts_from_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,19 @@ class LedgerStore(ABC):
     @abstractmethod
     async def migrations(self) -> list[str]:
         """The names of the schema migrations applied to this store, in order."""
+
+    async def list_tasks(self, query: TaskListQuery) -> TaskPage:
+        """One page of tasks, newest start first (:mod:`.task_list`). This default reads
+        every task's start and finish; the SQL stores answer from their indexes."""
+        types = ["task_started", "task_finished"]
+        return page_from_events(await self.query(EventQuery(types=types)), query)
+
+    async def window_facts(self, since: float, until: float) -> WindowFacts:
+        """What the dashboard's overview reads of the events stamped from ``since`` to
+        ``until`` (:mod:`.window`). This default decodes them; the SQL stores read only
+        the fields it needs."""
+        events = await self.query(EventQuery(since=since, types=WINDOW_TYPES))
+        return facts_from_events(events, since, until)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default holds none."""

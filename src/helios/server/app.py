@@ -44,6 +44,7 @@ from helios.ledger.tail import LedgerTail
 from helios.ops.metrics import HeliosMetrics
 from helios.ops.monitor import HealthMonitor
 from helios.runtime import Runtime
+from helios.server import dashboard
 from helios.server.assets import mount_static
 from helios.server.auth import KeyGuard, is_loopback
 from helios.server.cache_metrics import CacheCollector
@@ -72,6 +73,7 @@ def create_app(
     host: str = "127.0.0.1",
     port: int | None = None,
     announce_exposure: bool = True,
+    dashboard_poll_s: float = 2.0,
 ) -> FastAPI:
     """The Helios HTTP app. A ``store`` or ``cache`` passed in is used as is and left open
     at shutdown. ``host`` is the address the server is bound to: without API keys, only a
@@ -82,7 +84,8 @@ def create_app(
     ``announce_exposure`` is false (``helios serve`` has said it already).
 
     The metrics follow the ledger (every ``metrics_poll_s``), so they count the tasks of
-    every process that records into it, from the moment the server started.
+    every process that records into it, from the moment the server started; the dashboard's
+    live stream reads it every ``dashboard_poll_s``.
     """
     state = ServerState(
         settings=settings,
@@ -141,6 +144,7 @@ def create_app(
     app.include_router(openai_routes.router(state))
     app.include_router(anthropic_routes.router(state))
     app.include_router(api_docs.router(title=app.title, openapi_url=api_docs.OPENAPI_URL))
+    dashboard.install(app, state, poll_s=dashboard_poll_s)
     mount_static(app)
     return app
 
