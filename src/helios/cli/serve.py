@@ -75,10 +75,6 @@ def serve(
         raise MissingDependency("uvicorn", "server", "The HTTP server") from None
 
     app = create_app(settings, warm_providers=True, host=host, port=port, announce_exposure=False)
-    shown_host = f"[{host}]" if ":" in host else host
-    console_err.print(
-        f"dashboard: http://{shown_host}:{port}/dashboard", markup=False, soft_wrap=True
-    )
     # uvicorn handles Ctrl-C itself: it stops the app (lifespan shutdown included), then
     # re-raises the signal, which the CLI's entry point turns into exit code 130.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log)
