@@ -1,3 +1,4 @@
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,3 +50,10 @@ def serve_in_every_runtime(monkeypatch: pytest.MonkeyPatch, *providers: Provider
         return opened(cls, *args, **{**kwargs, "providers": providers})
 
     monkeypatch.setattr(Runtime, "open", classmethod(open_with_doubles))
+
+
+def default_sigint() -> None:
+    """``Popen(preexec_fn=default_sigint)`` for a child the test presses Ctrl-C on: a child
+    started from a shell's background job inherits SIGINT ignored (POSIX), and Python then
+    installs no KeyboardInterrupt handler, so no Ctrl-C would reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

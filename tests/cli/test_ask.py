@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 from helios.sim import Fault, LatencyProfile, SimServer
-from tests.cli.conftest import RunCli
+from tests.cli.conftest import RunCli, default_sigint
 from tests.cli.test_basics import assert_one_line_error
 
 
@@ -130,6 +130,7 @@ def test_ctrl_c_during_a_stream_exits_130_without_traceback(
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
     )
     assert process.stdout is not None
     process.stdout.read(1)  # the answer has started streaming

@@ -19,7 +19,7 @@ from helios.catalog import Catalog
 from helios.config.settings import load_settings
 from helios.messages import CallContext, Message, Request
 from helios.sim import SimServer
-from tests.cli.conftest import RunCli
+from tests.cli.conftest import RunCli, default_sigint
 from tests.cli.test_ask import write_config
 from tests.cli.test_flags_monitor_cli import HELIOS, free_port, wait_for
 
@@ -293,6 +293,7 @@ def test_serve_answers_the_cache_api(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         document = json.loads(wait_for(f"{base}/openapi.json", until="/api/v1/helios/cache"))

@@ -20,7 +20,7 @@ import pytest
 
 from helios.ledger.events import Event, FlagChanged, TaskFinished, TaskStarted
 from helios.ledger.sqlite import SQLiteLedgerStore
-from tests.cli.conftest import RunCli
+from tests.cli.conftest import RunCli, default_sigint
 
 T = TypeVar("T")
 HELIOS = Path(sys.executable).with_name("helios")
@@ -269,6 +269,7 @@ def test_monitor_serves_metrics_and_stops_on_ctrl_c(tmp_path: Path, ledger: Path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         text = wait_for(f"http://127.0.0.1:{port}/metrics", until="helios_health_rule_firing{")
@@ -288,6 +289,7 @@ def test_serve_answers_health_and_metrics(tmp_path: Path, ledger: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         health = json.loads(wait_for(f"http://127.0.0.1:{port}/health", until="status"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helios.sim import Fault, LatencyProfile, SimServer
-from tests.cli.conftest import RunCli
+from tests.cli.conftest import RunCli, default_sigint
 from tests.cli.test_ask import write_config
 from tests.cli.test_basics import assert_one_line_error
 
@@ -145,6 +145,7 @@ def test_ctrl_c_exits_130_and_is_recorded_as_cancelled(
         env={**os.environ, "HELIOS_LEDGER__PATH": str(ledger)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
     )
     assert process.stderr is not None
     process.stderr.read(1)  # the thesis has started streaming
