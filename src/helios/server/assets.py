@@ -2,7 +2,10 @@
 from the npm registry (``static/vendor/``, pinned with hashes and licences in
 ``static/vendor/manifest.json``; ``scripts/vendor_assets.py`` refreshes and checks them).
 
-Pages name a file by :func:`static_url`, so the mount point is written once. The files
+They sit beside ``server/`` rather than under ``server/dashboard/static`` (where
+DESIGN.md first placed them) because the API docs pages (Swagger UI, ReDoc) use them too,
+not only the dashboard. Pages name a file by :func:`static_url`, so the mount point is
+written once. The files
 are public, like the OpenAPI pages that load them: a browser fetches a script without the
 page's API key, and none of them is a secret.
 """
