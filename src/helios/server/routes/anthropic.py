@@ -14,18 +14,17 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
 
-from helios.errors import HeliosError
 from helios.governance.estimate import heuristic_tokens, prompt_tokens
 from helios.runtime import Runtime
 from helios.server.auth import Authenticated
 from helios.server.gateway import anthropic_messages as protocol
 from helios.server.gateway.cache_control import directives_from
 from helios.server.gateway.call import GatewayCall, require_model
-from helios.server.gateway.errors import GatewayError, from_helios, provider_secrets
+from helios.server.gateway.errors import GatewayError
 from helios.server.openapi import AnthropicError, errors, json_body
-from helios.server.routes.openai import SSE_HEADERS, field_error, parse_body
+from helios.server.routes.gateway_body import SSE_HEADERS, parse_body
+from helios.server.routes.protocol_call import answer, serving_runtime
 from helios.server.state import ServerState
 
 TOOL_OVERHEAD_TOKENS = 8
@@ -39,9 +38,7 @@ def router(state: ServerState) -> APIRouter:
     routes = APIRouter(tags=["Anthropic-compatible"])
 
     def runtime() -> Runtime:
-        if state.runtime is None:
-            raise GatewayError(503, "overloaded", "Helios is starting or stopping", retry_after_s=1)
-        return state.runtime
+        return serving_runtime(state)
 
     @routes.post(
         "/v1/messages",
@@ -50,7 +47,7 @@ def router(state: ServerState) -> APIRouter:
         responses=errors(400, 401, 403, 404, 413, 429, 502, 503, 504, shape=AnthropicError),
     )
     async def messages(request: Request, caller: Authenticated) -> Response:
-        try:
+        async def handle() -> Response:
             body = await parse_body(request, protocol.MessagesRequest)
             require_model(caller, body.model)
             turn = protocol.to_request(body).model_copy(
@@ -74,12 +71,8 @@ def router(state: ServerState) -> APIRouter:
                 media_type="text/event-stream",
                 headers={**SSE_HEADERS, **call.headers()},
             )
-        except GatewayError as error:
-            return anthropic_error(error)
-        except HeliosError as error:
-            return anthropic_error(from_helios(error, secrets=provider_secrets(state.settings)))
-        except ValidationError as exc:  # a value the protocol's model let through, Helios's not
-            return anthropic_error(field_error(exc))
+
+        return await answer(state, handle, anthropic_error)
 
     @routes.post(
         "/v1/messages/count_tokens",
@@ -88,7 +81,7 @@ def router(state: ServerState) -> APIRouter:
         responses=errors(400, 401, 403, 404, 413, 503, shape=AnthropicError),
     )
     async def count_tokens(request: Request, caller: Authenticated) -> Response:
-        try:
+        async def handle() -> Response:
             body = await parse_body(request, protocol.CountTokensRequest)
             require_model(caller, body.model)
             counted = protocol.to_request(body)
@@ -98,11 +91,7 @@ def router(state: ServerState) -> APIRouter:
                 for t in counted.tools
             )
             return JSONResponse({"input_tokens": prompt_tokens(counted) + tools})
-        except GatewayError as error:
-            return anthropic_error(error)
-        except HeliosError as error:
-            return anthropic_error(from_helios(error, secrets=provider_secrets(state.settings)))
-        except ValidationError as exc:  # a value the protocol's model let through, Helios's not
-            return anthropic_error(field_error(exc))
+
+        return await answer(state, handle, anthropic_error)
 
     return routes
