@@ -36,17 +36,13 @@ from helios.messages import (
     Usage,
 )
 from helios.server.gateway.errors import GatewayError, invalid
+from helios.server.gateway.protocol_body import ProtocolBody
 from helios.server.limits import MAX_TOKENS
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
-class _Body(BaseModel):
-    # official clients send fields Helios does not know (newer API versions): ignored
-    model_config = ConfigDict(extra="ignore")
-
-
-class CacheControlIn(_Body):
+class CacheControlIn(ProtocolBody):
     type: Literal["ephemeral"] = "ephemeral"
     ttl: Literal["5m", "1h"] = "5m"
 
@@ -69,12 +65,12 @@ class Block(BaseModel):
     citations: list[Any] | None = None
 
 
-class MessageIn(_Body):
+class MessageIn(ProtocolBody):
     role: Literal["user", "assistant"]
     content: str | list[Block]
 
 
-class ToolIn(_Body):
+class ToolIn(ProtocolBody):
     name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str = ""
     input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
@@ -82,17 +78,17 @@ class ToolIn(_Body):
     type: Literal["custom"] | None = None
 
 
-class ToolChoiceIn(_Body):
+class ToolChoiceIn(ProtocolBody):
     type: Literal["auto", "any", "tool", "none"]
     name: str | None = Field(default=None, pattern=TOOL_NAME_PATTERN)
     disable_parallel_tool_use: bool | None = None
 
 
-class Metadata(_Body):
+class Metadata(ProtocolBody):
     user_id: str | None = Field(default=None, max_length=256)
 
 
-class MessagesRequest(_Body):
+class MessagesRequest(ProtocolBody):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={
@@ -122,7 +118,7 @@ class MessagesRequest(_Body):
     service_tier: str | None = None
 
 
-class CountTokensRequest(_Body):
+class CountTokensRequest(ProtocolBody):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={

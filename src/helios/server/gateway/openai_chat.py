@@ -36,22 +36,18 @@ from helios.messages import (
     Usage,
 )
 from helios.server.gateway.errors import GatewayError, invalid
+from helios.server.gateway.protocol_body import ProtocolBody
 from helios.server.limits import MAX_TOKENS
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
-class _Body(BaseModel):
-    # official clients send fields Helios does not know (newer API versions): ignored
-    model_config = ConfigDict(extra="ignore")
-
-
-class FunctionCall(_Body):
+class FunctionCall(ProtocolBody):
     name: str
     arguments: str = ""
 
 
-class ToolCallIn(_Body):
+class ToolCallIn(ProtocolBody):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
@@ -67,7 +63,7 @@ class ContentPart(BaseModel):
     text: str | None = None
 
 
-class ChatMessage(_Body):
+class ChatMessage(ProtocolBody):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
@@ -76,45 +72,45 @@ class ChatMessage(_Body):
     refusal: str | None = None
 
 
-class FunctionSpec(_Body):
+class FunctionSpec(ProtocolBody):
     name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     strict: bool | None = None
 
 
-class ToolIn(_Body):
+class ToolIn(ProtocolBody):
     type: Literal["function"]
     function: FunctionSpec
 
 
-class NamedFunction(_Body):
+class NamedFunction(ProtocolBody):
     name: str = Field(pattern=TOOL_NAME_PATTERN)
 
 
-class NamedTool(_Body):
+class NamedTool(ProtocolBody):
     type: Literal["function"]
     function: NamedFunction
 
 
-class JsonSchemaFormat(_Body):
+class JsonSchemaFormat(ProtocolBody):
     name: str
     schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
     description: str | None = None
     strict: bool | None = None
 
 
-class ResponseFormat(_Body):
+class ResponseFormat(ProtocolBody):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
 
 
-class StreamOptions(_Body):
+class StreamOptions(ProtocolBody):
     include_usage: bool = False
     include_obfuscation: bool | None = None
 
 
-class ChatRequest(_Body):
+class ChatRequest(ProtocolBody):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={

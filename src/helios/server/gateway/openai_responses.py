@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from helios.messages import (
     TOOL_NAME_PATTERN,
@@ -31,21 +31,17 @@ from helios.messages import (
     Usage,
 )
 from helios.server.gateway.errors import invalid
+from helios.server.gateway.protocol_body import ProtocolBody
 from helios.server.limits import MAX_TOKENS
 
 
-class _Body(BaseModel):
-    # official clients send fields Helios does not know (newer API versions): ignored
-    model_config = ConfigDict(extra="ignore")
-
-
-class TextPart(_Body):
+class TextPart(ProtocolBody):
     type: Literal["input_text", "output_text", "text"]
     text: str
     annotations: list[Any] | None = None
 
 
-class MessageItem(_Body):
+class MessageItem(ProtocolBody):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
     content: str | list[TextPart]
@@ -53,7 +49,7 @@ class MessageItem(_Body):
     status: str | None = None
 
 
-class FunctionCallItem(_Body):
+class FunctionCallItem(ProtocolBody):
     type: Literal["function_call"]
     call_id: str
     name: str
@@ -62,7 +58,7 @@ class FunctionCallItem(_Body):
     status: str | None = None
 
 
-class FunctionOutputItem(_Body):
+class FunctionOutputItem(ProtocolBody):
     type: Literal["function_call_output"]
     call_id: str
     output: str
@@ -70,7 +66,7 @@ class FunctionOutputItem(_Body):
     status: str | None = None
 
 
-class FunctionTool(_Body):
+class FunctionTool(ProtocolBody):
     type: Literal["function"]
     name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str | None = None
@@ -78,12 +74,12 @@ class FunctionTool(_Body):
     strict: bool | None = None
 
 
-class NamedFunction(_Body):
+class NamedFunction(ProtocolBody):
     type: Literal["function"]
     name: str = Field(pattern=TOOL_NAME_PATTERN)
 
 
-class TextFormat(_Body):
+class TextFormat(ProtocolBody):
     type: Literal["text", "json_object", "json_schema"]
     name: str | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
@@ -91,12 +87,12 @@ class TextFormat(_Body):
     strict: bool | None = None
 
 
-class TextOptions(_Body):
+class TextOptions(ProtocolBody):
     format: TextFormat | None = None
     verbosity: str | None = None
 
 
-class ResponsesRequest(_Body):
+class ResponsesRequest(ProtocolBody):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={"examples": [{"model": "auto", "input": "What is a vector index?"}]},
