@@ -17,6 +17,8 @@ import a vendor SDK to handle a failure::
     │   └── KeyStoreUnavailable     it timed out or its circuit is open (503 + Retry-After)
     ├── GovernorStateError          the governor's window store could not be read or written
     ├── KeyRejected                 a presented API key is malformed, unknown, revoked or expired
+    ├── TaskError                   the durable task system could not take, find or run a task
+    │   └── TaskCancelled           the task was cancelled while it ran
     ├── ProviderError               a provider call failed (carries provider and model)
     │   ├── RateLimited             429 / quota; ``retry_after`` seconds when the provider said
     │   ├── ProviderTimeout         no answer in time
@@ -243,3 +245,11 @@ def error_for_status(
     else:
         error_class = BadRequest
     return error_class(message, provider=provider, model=model, status_code=status)
+
+
+class TaskError(HeliosError):
+    """The durable task system failed: its database, or a task it cannot find or run."""
+
+
+class TaskCancelled(TaskError):
+    """A durable task was cancelled while it ran (``DELETE /api/v1/tasks/{id}``)."""

@@ -25,6 +25,8 @@ from helios.cli import (
     run,
     serve,
     sim,
+    tasks,
+    worker,
 )
 from helios.cli.context import CliContext, console_err, print_error
 from helios.cli.logs import warnings_on_stderr
@@ -78,6 +80,9 @@ app.command("budget")(budget.budget)
 app.command("route")(route.route)
 app.add_typer(cache.app, name="cache")
 app.add_typer(keys.app, name="keys")
+app.command("submit")(tasks.submit)
+app.add_typer(tasks.app, name="tasks")
+app.command("worker")(worker.worker)
 
 
 def main() -> None:

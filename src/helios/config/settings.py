@@ -36,6 +36,7 @@ from helios.config.orchestration import OrchestrationSettings, PersonaSettings
 from helios.config.providers import EmbeddingSettings, LocalModelSettings, ProviderSettings
 from helios.config.router import RouterSettings
 from helios.config.server import ServerSettings
+from helios.config.tasks import TasksSettings
 from helios.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "helios.yaml"
@@ -46,6 +47,8 @@ NON_SETTING_VARIABLES = frozenset(
     {
         "HELIOS_DATA_DIR",  # where files go by default (config/paths.py)
         "HELIOS_REQUIRE_SERVICES",  # tests: a missing service fails rather than skips
+        "HELIOS_SERVER_URL",  # helios submit / tasks: the server they speak to
+        "HELIOS_API_KEY",  # helios submit / tasks: the key they present
     }
 )
 NON_SETTING_PREFIXES = ("HELIOS_TEST_",)  # tests: service URLs (HELIOS_TEST_REDIS_URL, ...)
@@ -88,6 +91,7 @@ class Settings(BaseSettings):
     router: RouterSettings = Field(default_factory=RouterSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    tasks: TasksSettings = Field(default_factory=TasksSettings)
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()

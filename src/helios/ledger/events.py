@@ -31,6 +31,39 @@ class TaskStarted(_Event):
     goal: str
     documents: int = 0
     flags: dict[str, FlagValue] = Field(default_factory=dict)
+    queue_wait_s: float | None = None
+    """A durable task: seconds between its submission and a worker starting it."""
+
+
+class TaskQueued(_Event):
+    """A durable task was accepted (``POST /api/v1/tasks``) and waits for a worker."""
+
+    type: Literal["task_queued"] = "task_queued"
+    kind: str
+    goal: str
+    queue: str
+    priority: int
+    tenant: str = "default"
+    key_id: str | None = None
+    documents: int = 0
+
+
+class TaskRecovered(_Event):
+    """A durable task runs again after its worker stopped (a restart, or a takeover)."""
+
+    type: Literal["task_recovered"] = "task_recovered"
+    executor_id: str
+    attempt: int
+    previous_executor_id: str | None = None
+
+
+class TaskCancellation(_Event):
+    """Someone cancelled a durable task (it ends with an ``error`` of kind cancelled)."""
+
+    type: Literal["task_cancelled"] = "task_cancelled"
+    status_before: str
+    tenant: str = "default"
+    key_id: str | None = None
 
 
 class EvidenceGathered(_Event):
@@ -195,6 +228,9 @@ Event = Annotated[
     | GovernorDecision
     | RouteDecision
     | GatewayRequest
+    | TaskQueued
+    | TaskRecovered
+    | TaskCancellation
     | ErrorEvent,
     Field(discriminator="type"),
 ]

@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from helios.config.settings import Settings
 from helios.engine import Engine
-from helios.errors import BadRequest, HeliosError, InputError
+from helios.errors import BadRequest, HeliosError, InputError, TaskCancelled
 from helios.ledger.events import (
     CANCELLED,
     INPUT_ERROR,
@@ -68,6 +68,18 @@ class SettingsSource(Protocol):
     async def current(self) -> Settings: ...
 
 
+class StageCalls(Protocol):
+    """Runs one persona call's ``body`` (``name`` says which, unique within the task): as it
+    is, or as a durable step that a recovered task does not run again (``helios.tasks``)."""
+
+    async def run(self, name: str, body: Callable[[], Awaitable[Completion]]) -> Completion: ...
+
+
+class _DirectCalls:
+    async def run(self, name: str, body: Callable[[], Awaitable[Completion]]) -> Completion:
+        return await body()
+
+
 class Gatherer(Protocol):
     """Finds the passages of the documents that bear on the goal (``EvidenceGatherer``)."""
 
@@ -85,6 +97,7 @@ class DialecticPipeline:
         observer: PipelineObserver | None = None,
         model_override: str | None = None,
         settings_source: SettingsSource | None = None,
+        calls: StageCalls | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -93,6 +106,7 @@ class DialecticPipeline:
         self.observer: PipelineObserver = observer if observer is not None else SilentObserver()
         self.model_override = model_override
         self.settings_source = settings_source
+        self.calls: StageCalls = calls if calls is not None else _DirectCalls()
         self.personas = _dialectic_personas(settings)
 
     async def _settings_for_task(self) -> tuple[Settings, dict[str, Persona]]:
@@ -167,6 +181,7 @@ class _Run:
         self.stages: list[StageRecord] = []
         self.current_stage = "evidence"
         self.fallback_reason: str | None = None
+        self._calls_made = 0
         self._prep: asyncio.Task[dict[str, str]] | None = None
 
     def emit(self, event: Event) -> None:
@@ -245,6 +260,8 @@ class _Run:
             reason = f"timeout: no thesis within {settings.timeout_sec:g} s"
         except INPUT_ERRORS:
             raise  # the sequential thesis asks as much, and more: it would fail the same way
+        except TaskCancelled:
+            raise  # nothing to fall back to: the task is over
         except HeliosError as exc:
             reason = f"error: {type(exc).__name__}: {exc}"
         else:
@@ -379,8 +396,13 @@ class _Run:
         if followup:
             request = request.model_copy(update={"messages": request.messages + followup})
         observer = self.p.observer
-        observer.stage_started(role, persona.name, pass_number, model)
-        if persona.streaming:
+
+        async def call() -> Completion:
+            observer.stage_started(role, persona.name, pass_number, model)
+            if not persona.streaming:
+                completion = await self.p.engine.complete(request)
+                observer.chunk(role, completion.text)
+                return completion
             # restartable: a stream that breaks midway is tried again, and the observer
             # is told to drop what it showed
             stream = self.p.engine.stream(request, restartable=True)
@@ -390,17 +412,17 @@ class _Run:
                 elif chunk.text:
                     observer.chunk(role, chunk.text)
             assert stream.completion is not None  # set once the stream is exhausted
-            completion = stream.completion
-        else:
-            completion = await self.p.engine.complete(request)
-            observer.chunk(role, completion.text)
+            return stream.completion
+
+        self._calls_made += 1
+        completion = await self.p.calls.run(f"{role}:{pass_number}:{self._calls_made}", call)
         record = StageRecord.of(role, persona.name, pass_number, completion)
         self.stages.append(record)
         observer.stage_finished(record)
         return completion
 
     def _record_failure(self, exc: BaseException, started: float) -> None:
-        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError, TaskCancelled)):
             kind = CANCELLED
         elif isinstance(exc, INPUT_ERRORS):
             kind = INPUT_ERROR

@@ -57,6 +57,7 @@ from helios.server.routes import api_docs, health
 from helios.server.routes import cache as cache_routes
 from helios.server.routes import metrics as metrics_routes
 from helios.server.routes import openai as openai_routes
+from helios.server.routes import tasks as task_routes
 from helios.server.state import ServerState
 
 logger = logging.getLogger("helios.server")
@@ -74,6 +75,7 @@ def create_app(
     port: int | None = None,
     announce_exposure: bool = True,
     dashboard_poll_s: float = 2.0,
+    task_worker: bool = True,
 ) -> FastAPI:
     """The Helios HTTP app. A ``store`` or ``cache`` passed in is used as is and left open
     at shutdown. ``host`` is the address the server is bound to: without API keys, only a
@@ -85,7 +87,8 @@ def create_app(
 
     The metrics follow the ledger (every ``metrics_poll_s``), so they count the tasks of
     every process that records into it, from the moment the server started; the dashboard's
-    live stream reads it every ``dashboard_poll_s``.
+    live stream reads it every ``dashboard_poll_s``. With ``tasks.enabled`` the app takes
+    durable tasks (``/api/v1/tasks``) and, with ``task_worker``, runs them in-process too.
     """
     state = ServerState(
         settings=settings,
@@ -108,6 +111,8 @@ def create_app(
             await _start_auth(state, runtime, host, announce_exposure)
             if state.store is not None:
                 await _start_tail(state, stack, metrics_poll_s)
+            if runtime.settings.tasks.enabled:
+                await _start_tasks(state, stack, runtime, worker=task_worker)
             if runtime.settings.monitor.enabled and runtime.monitor is not None:
                 _start_monitor(state, runtime.monitor, stack)
             if warm_providers:
@@ -143,6 +148,7 @@ def create_app(
     app.include_router(admin_routes.router(state))
     app.include_router(openai_routes.router(state))
     app.include_router(anthropic_routes.router(state))
+    app.include_router(task_routes.router(state))
     app.include_router(api_docs.router(title=app.title, openapi_url=api_docs.OPENAPI_URL))
     dashboard.install(app, state, poll_s=dashboard_poll_s)
     mount_static(app)
@@ -210,6 +216,16 @@ async def _start_tail(
         logger.warning("ledger tail: %s", exc)
     task = asyncio.create_task(tail.run(interval_s), name="helios-ledger-tail")
     stack.push_async_callback(_stop, task)
+
+
+async def _start_tasks(
+    state: ServerState, stack: contextlib.AsyncExitStack, runtime: Runtime, *, worker: bool
+) -> None:
+    from helios.tasks.host import TaskHost  # DBOS is imported only by a server that takes tasks
+    from helios.tasks.service import TaskService
+
+    await stack.enter_async_context(TaskHost.open(runtime, worker=worker, role="serve"))
+    state.tasks = TaskService(runtime.sink)
 
 
 def _start_monitor(

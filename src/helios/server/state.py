@@ -13,6 +13,7 @@ from helios.ops.monitor import HealthMonitor, HealthReport
 from helios.providers.registry import ProviderRegistry
 from helios.runtime import Runtime
 from helios.server.auth import KeyGuard
+from helios.tasks.service import TaskService
 
 
 @dataclass
@@ -32,12 +33,15 @@ class ServerState:
     """Everything Helios assembled for this app (set while the app runs)."""
     auth: KeyGuard | None = None
     """Who is calling (:mod:`helios.server.auth`); set while the app runs."""
+    tasks: TaskService | None = None
+    """Durable tasks (:mod:`helios.tasks`); set while the app runs with ``tasks.enabled``."""
 
     def forget_runtime(self) -> None:
         """Drop the closed runtime's parts: a restarted lifespan opens a fresh one. The
         monitor's task stays, done, for whoever checks how it ended."""
         self.runtime = self.store = self.cache = self.registry = None
         self.auth = None
+        self.tasks = None
 
     @property
     def monitor_running(self) -> bool:
