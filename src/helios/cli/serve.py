@@ -43,10 +43,18 @@ def serve(
             " may call (server.allow_unauthenticated). For a container behind its own network.",
         ),
     ] = False,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run durable tasks here too (default), or only take them for `helios worker`s.",
+        ),
+    ] = True,
 ) -> None:
     """Serve Helios over HTTP: /metrics, /health, the cache API under
     /api/v1/helios/cache (lookup, store, invalidate, metrics, health) and the key admin API
-    under /api/v1/admin/keys; Swagger UI at /docs; the dashboard at /dashboard (an admin
+    under /api/v1/admin/keys, durable tasks under /api/v1/tasks (run here too unless
+    --no-worker); Swagger UI at /docs; the dashboard at /dashboard (an admin
     key once keys exist). Calls need an API key (`helios keys
     create`); with no key at all, only a loopback address is served, unauthenticated. With
     monitor.enabled the health monitor runs inside. Requests are logged one by one only
@@ -74,7 +82,14 @@ def serve(
 
         raise MissingDependency("uvicorn", "server", "The HTTP server") from None
 
-    app = create_app(settings, warm_providers=True, host=host, port=port, announce_exposure=False)
+    app = create_app(
+        settings,
+        warm_providers=True,
+        host=host,
+        port=port,
+        announce_exposure=False,
+        task_worker=worker,
+    )
     # uvicorn handles Ctrl-C itself: it stops the app (lifespan shutdown included), then
     # re-raises the signal, which the CLI's entry point turns into exit code 130.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log)

@@ -58,6 +58,7 @@ WHY = {
     401: "no key, or a malformed, unknown, revoked or expired one",
     403: "the key may not do this (another tenant, an admin route, a model outside its list)",
     404: "no such thing",
+    409: "the request contradicts the state: a finished task, an idempotency key reused",
     413: "the body, a text or a list is above its limit",
     421: "a server bound to loopback answers only Host headers naming this machine",
     422: "a field is missing, of the wrong type or out of range: the body names it",

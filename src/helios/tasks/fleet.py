@@ -83,6 +83,9 @@ class Fleet:
         await asyncio.to_thread(self._join)
 
     def _join(self) -> None:
+        if self._metadata.schema is not None:  # DBOS creates it too, but only at launch
+            with self._engine.begin() as db:
+                db.execute(sa.schema.CreateSchema(self._metadata.schema, if_not_exists=True))
         self._metadata.create_all(self._engine, checkfirst=True)
         host, pid, now = socket.gethostname(), os.getpid(), time.time()
         t = self.table
@@ -90,7 +93,9 @@ class Fleet:
             row = db.execute(sa.select(t).where(t.c.executor_id == self.executor_id)).first()
             if row is not None:
                 live = row.stopped_at is None and now - row.beat_at < self.timeout_s
-                if live and (row.host, row.pid) != (host, pid):
+                if row.host == host:  # on this machine the process itself can be asked
+                    live = live and row.pid != pid and _running(row.pid)
+                if live:
                     raise TaskError(
                         f"executor id '{self.executor_id}' is in use by pid {row.pid} on"
                         f" {row.host} (it beat {now - row.beat_at:.1f} s ago): give this"
@@ -186,6 +191,16 @@ class Fleet:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 ResumeTasks = Callable[[str], Awaitable[list[str]]]
