@@ -111,3 +111,18 @@ def test_another_worker_takes_over_the_tasks_of_one_that_died(fleet: tuple[Fleet
     assert [(r["previous_executor_id"], r["executor_id"]) for r in takeovers] == [
         ("worker-a", "worker-b")
     ]
+
+
+def test_tasks_queued_before_a_crash_all_run_after_the_restart(fleet: tuple[Fleet, Path]) -> None:
+    processes, ledger = fleet
+    port = free_port()
+    api_only = processes.serve(port, executor_id="node-a", worker=False)
+    queued = [submit(port, kind="ask", goal=f"Question {n}?") for n in range(3)]
+    kill(api_only)  # nobody has run them yet
+
+    processes.serve(port, executor_id="node-a")
+    for task_id in queued:
+        task = wait_for_status(port, task_id, "succeeded")
+        assert task["result"]["answer"]
+        types = [record["type"] for record in ledger_events(ledger, task_id)]
+        assert types.count("task_queued") == 1 and types.count("task_finished") == 1

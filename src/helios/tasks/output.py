@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -35,6 +36,7 @@ from helios.ledger.events import (
 from helios.ledger.sink import EventSink
 from helios.pipeline.results import StageRecord
 
+logger = logging.getLogger("helios.tasks")
 StreamItem = dict[str, Any]
 StreamWriter = Callable[[list[StreamItem]], Awaitable[None]]
 """Appends one batch of items to the task's stream (``DBOS.write_stream_async``)."""
@@ -155,7 +157,11 @@ class TaskOutput:
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
             if live:
-                await self._write(_coalesce(live))
+                try:
+                    await self._write(_coalesce(live))
+                except Exception as exc:  # DBOS refuses writes once the task is cancelled
+                    logger.debug("task %s: the stream's last items were not written: %s",
+                                 self.task_id, exc)  # fmt: skip
             await self._flush()
 
     async def _pump(self) -> None:

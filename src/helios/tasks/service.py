@@ -1,8 +1,8 @@
 """Tasks as the API and the CLI see them: submit, look up, list, cancel, follow.
 
 Everything goes through DBOS's public API; a task's id is its workflow id. A task belongs to
-the tenant that submitted it (a workflow attribute): another tenant neither sees nor
-cancels it. An idempotency key makes the id (a digest of tenant and key), so a second
+the tenant that submitted it (a workflow attribute, and its id's prefix): another tenant
+neither sees nor cancels it. An idempotency key makes the id (a digest of tenant and key), so a second
 submission with the same key returns the first task, however long ago it ran; the same key
 with another body is a conflict.
 """
@@ -67,7 +67,7 @@ class TaskService:
     async def submit(self, spec: TaskSpec, *, idempotency_key: str | None = None) -> Submitted:
         digest = spec.digest()
         if idempotency_key is None:
-            task_id = uuid.uuid4().hex
+            task_id = _tenant_prefix(spec.tenant) + uuid.uuid4().hex
         else:
             task_id = _keyed_id(spec.tenant, idempotency_key)
             earlier = await DBOS.get_workflow_status_async(task_id)
@@ -125,7 +125,7 @@ class TaskService:
         found = await DBOS.list_workflows_async(
             name=WORKFLOW_NAME,
             status=BY_STATUS[status] if status else None,
-            attributes={"tenant": tenant} if tenant is not None else None,
+            workflow_id_prefix=_tenant_prefix(tenant) if tenant is not None else None,
             limit=limit,
             sort_desc=True,
             load_input=True,
@@ -161,12 +161,25 @@ class TaskService:
             position += 1
 
 
+def _tenant_prefix(tenant: str) -> str:
+    """Task ids start with their tenant's digest: listing a tenant's tasks is then a prefix
+    query, which DBOS answers on SQLite too (its attribute filters need PostgreSQL)."""
+    return "t" + hashlib.sha256(tenant.encode()).hexdigest()[:8] + "-"
+
+
 def _keyed_id(tenant: str, key: str) -> str:
-    return "k" + hashlib.sha256(f"{tenant}\x00{key}".encode()).hexdigest()[:31]
+    return (
+        _tenant_prefix(tenant)
+        + "k"
+        + hashlib.sha256(f"{tenant}\x00{key}".encode()).hexdigest()[:31]
+    )
 
 
 def _visible(status: WorkflowStatus, tenant: str | None) -> bool:
-    return tenant is None or (status.attributes or {}).get("tenant") == tenant
+    if tenant is None:
+        return True
+    owner = (status.attributes or {}).get("tenant")
+    return owner == tenant and status.workflow_id.startswith(_tenant_prefix(tenant))
 
 
 def _status(status: WorkflowStatus) -> str:

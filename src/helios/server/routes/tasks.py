@@ -65,6 +65,8 @@ def router(state: ServerState) -> APIRouter:
             raise _unprocessable(exc.field, str(exc)) from None
         except TaskConflict as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        if state.runtime is not None:  # its task_queued is durable before the 202
+            await state.runtime.commit_before_answer()
         if submitted.existing:
             response.status_code = status.HTTP_200_OK
         response.headers["Location"] = f"{PREFIX}/{submitted.task_id}"
@@ -94,6 +96,8 @@ def router(state: ServerState) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
         except TaskConflict as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        if state.runtime is not None:
+            await state.runtime.commit_before_answer()
         return {"id": task_id, "status": "cancelled", "was": before}
 
     @routes.get(

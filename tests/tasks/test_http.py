@@ -1,0 +1,83 @@
+"""The tasks API of a real ``helios serve`` (SQLite, the simulator behind it): its answers,
+its errors naming the field, and an event stream resumed with ``Last-Event-ID``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helios.sim import SimServer
+
+from .fleet_helpers import TASKS, Fleet, api, events, free_port, submit, write_config
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, _shared_sim: SimServer) -> Iterator[int]:
+    tmp = tmp_path_factory.mktemp("tasks-http")
+    config = write_config(
+        tmp / "helios.yaml",
+        sim_url=_shared_sim.base_url,
+        ledger=tmp / "ledger.sqlite3",
+        database_url=f"sqlite:///{tmp / 'tasks.sqlite'}",
+    )
+    fleet = Fleet(config=config, data_dir=tmp / "data")
+    port = free_port()
+    fleet.serve(port, executor_id="http-tests")
+    yield port
+    fleet.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"goal": ""}, ["body", "goal"]),
+        ({"goal": "g", "priority": 0}, ["body", "priority"]),
+        ({"goal": "g", "colour": "red"}, ["body", "colour"]),
+        ({"goal": "g", "documents": [{"name": "a.md"}]}, ["body", "documents", 0, "text"]),
+        ({"goal": "g", "flags": {"ledger.enabled": False}}, ["body", "flags", "ledger", "enabled"]),
+        ({"goal": "g", "paths": ["/etc/hosts"]}, ["body", "paths"]),
+    ],
+)
+def test_a_malformed_task_is_a_422_naming_the_field(
+    server: int, body: dict[str, object], where: list[object]
+) -> None:
+    with api(server) as client:
+        response = client.post(TASKS, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == where
+
+
+def test_unknown_tasks_are_404_and_finished_ones_cannot_be_cancelled(server: int) -> None:
+    with api(server) as client:
+        assert client.get(f"{TASKS}/nope").status_code == 404
+        assert client.delete(f"{TASKS}/nope").status_code == 404
+    task_id = submit(server, kind="ask", goal="Capital of Japan?")
+    list(events(server, task_id))  # until it ends
+    with api(server) as client:
+        refused = client.delete(f"{TASKS}/{task_id}")
+        assert refused.status_code == 409 and "already succeeded" in refused.text
+        listed = client.get(TASKS, params={"status": "succeeded"}).json()["tasks"]
+    assert task_id in [task["id"] for task in listed]
+
+
+def test_an_idempotency_key_answers_the_first_task(server: int) -> None:
+    body = {"kind": "ask", "goal": "Capital of France?", "idempotency_key": "order-1"}
+    with api(server) as client:
+        first = client.post(TASKS, json=body)
+        again = client.post(TASKS, json=body)
+        other = client.post(TASKS, json={**body, "goal": "Capital of Peru?"})
+    assert (first.status_code, again.status_code, other.status_code) == (202, 200, 409)
+    assert again.json()["id"] == first.json()["id"] and again.json()["existing"]
+
+
+def test_a_follower_that_reconnects_with_last_event_id_misses_nothing(server: int) -> None:
+    task_id = submit(server)
+    whole = [(e.id, e.event, e.data) for e in events(server, task_id)]
+    assert whole[-1][1] == "end" and json.loads(whole[-1][2])["status"] == "succeeded"
+    assert [kind for _, kind, _ in whole].count("result") == 1
+    cut = len(whole) // 2
+    resumed = [(e.id, e.event, e.data) for e in events(server, task_id, last_id=whole[cut][0])]
+    assert resumed == whole[cut + 1 :]
