@@ -2,9 +2,9 @@
 
 Everything goes through DBOS's public API; a task's id is its workflow id. A task belongs to
 the tenant that submitted it (a workflow attribute, and its id's prefix): another tenant
-neither sees nor cancels it. An idempotency key makes the id (a digest of tenant and key), so a second
-submission with the same key returns the first task, however long ago it ran; the same key
-with another body is a conflict.
+neither sees nor cancels it. An idempotency key makes the id (a digest of tenant and key),
+so a second submission with the same key returns the first task, however long ago it ran;
+the same key with another body is a conflict.
 """
 
 from __future__ import annotations
