@@ -125,7 +125,11 @@ DEFAULT_RULES: tuple[MonitorRule, ...] = (
 
 
 class MonitorSettings(Section):
-    enabled: bool = Field(default=False, description="run the monitor inside `helios serve`")
+    enabled: bool = Field(
+        default=True,
+        description="run the monitor inside `helios serve` every interval_s (once per interval"
+        " for a fleet that shares a task database)",
+    )
     hours: float = Field(default=1.0, gt=0, description="the window each check reads, in hours")
     interval_s: float = Field(
         default=3600.0, gt=0, description="seconds between checks (the reference design: hourly)"

@@ -233,10 +233,17 @@ def _start_monitor(
 ) -> None:
     config = monitor.settings
     state.monitor = monitor
-    state.monitor_task = asyncio.create_task(
-        monitor.run(config.interval_s, on_report=state.metrics.observe_health),
-        name="helios-monitor",
-    )
+    if state.tasks is not None:  # once per interval for the whole fleet (helios.tasks.health)
+        from helios.tasks.health import run_on_schedule
+
+        state.monitor_task = asyncio.create_task(
+            run_on_schedule(config.interval_s, state.metrics.observe_health), name="helios-monitor"
+        )
+    else:
+        state.monitor_task = asyncio.create_task(
+            monitor.run(config.interval_s, on_report=state.metrics.observe_health),
+            name="helios-monitor",
+        )
     stack.push_async_callback(_stop, state.monitor_task)
     logger.info("health monitor started: every %g s over %g h", config.interval_s, config.hours)
 

@@ -23,7 +23,7 @@ class ServerState:
     store: LedgerStore | None = None
     """Set at start-up when the ledger is enabled (given, or opened from the settings)."""
     monitor: HealthMonitor | None = None
-    monitor_task: asyncio.Task[HealthReport | None] | None = None
+    monitor_task: asyncio.Task[HealthReport | None] | asyncio.Task[None] | None = None
     cache: CacheManager | None = None
     """The response cache (given, or built from ``settings.cache`` at start-up); ``None``
     when ``cache.enabled`` is false."""

@@ -23,6 +23,7 @@ from dbos import DBOS, DBOSConfig
 from helios.errors import TaskError
 from helios.ledger.events import TaskRecovered
 from helios.runtime import Runtime
+from helios.tasks import health  # noqa: F401  (registers the health check's workflow)
 from helios.tasks.fleet import Fleet, Takeover, keep_alive
 from helios.tasks.workflow import WORKFLOW_NAME, install_host, remove_host
 

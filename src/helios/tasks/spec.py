@@ -53,7 +53,20 @@ class InlineDocument(BaseModel):
 class TaskRequest(BaseModel):
     """``POST /api/v1/tasks``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "goal": "Should a five-person startup adopt microservices?",
+                    "documents": [{"name": "team.md", "text": "Five engineers, one product."}],
+                    "priority": 3,
+                },
+                {"kind": "ask", "goal": "What is the capital of Japan?"},
+            ]
+        },
+    )
 
     kind: TaskKind = Field(default="dialectic", description="dialectic, dag or ask")
     goal: str = Field(default="", max_length=20_000, description="the question (a DAG's {goal})")

@@ -49,7 +49,7 @@ def router(state: ServerState) -> APIRouter:
     @routes.post(
         "",
         status_code=status.HTTP_202_ACCEPTED,
-        responses=errors(401, 403, 409, 413, 422, 503),
+        responses=errors(400, 401, 403, 409, 413, 422, 503),
         summary="Queue a task: a dialectic run, a DAG or an ask",
     )
     async def submit(
