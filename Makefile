@@ -7,7 +7,7 @@ STAMP := $(VENV)/.helios-installed
 GOAL ?= Should a five-person startup adopt microservices?
 DOCS ?= examples/startup
 
-.PHONY: run ask test install lint clean bench-cache bench-gateway
+.PHONY: run ask test install lint clean bench-cache bench-gateway bench-tasks
 
 run: install
 	$(BIN)/helios run "$(GOAL)" --docs $(DOCS)
@@ -90,3 +90,7 @@ $(LITELLM_STAMP): Makefile
 	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LITELLM_VENV)/bin/python -m pip install --quiet $(LITELLM_PROXY)
 	touch $(LITELLM_STAMP)
+
+# Durable tasks on SQLite and on the PostgreSQL of HELIOS_TEST_POSTGRES_URL (about 5 minutes).
+bench-tasks: install
+	$(BIN)/python bench/tasks.py $(BENCH_ARGS)

@@ -5,9 +5,10 @@ Real processes on each system database (the SQLite file of the embedded default,
 PostgreSQL): ``helios serve --no-worker`` takes the tasks over HTTP, ``helios worker``
 processes run them, ``helios sim`` answers the model calls. Arms, per database:
 
-- **start**: one task at a time (an ``ask`` of one token); latency = DBOS's ``dequeued_at``
-  - ``created_at`` (ms), beside **bare DBOS** in the same run: a workflow of one empty step
-  enqueued on a queue with the same poll interval by this process (what DBOS alone costs).
+- **start**: one task at a time (an ``ask`` of one token); latency = from just before the
+  ``POST`` to the worker starting the model call (the time it stamps on the task's first
+  ``stage`` event), beside **bare DBOS** in the same run: a workflow whose first step reads
+  the clock, enqueued by this process on a queue with the same poll interval.
 - **throughput**: ``--burst`` trivial ``ask`` tasks submitted at once (32 connections),
   with 1 and with 2 workers: tasks/s from the first submission to the last task finished.
 - **chunk latency**: a streamed dialectic task (the simulator paces 50 tokens/s); for each
@@ -141,12 +142,15 @@ def wait_done(client: httpx2.Client, task_id: str, timeout_s: float = 120) -> di
     raise SystemExit(f"task {task_id} did not finish")
 
 
-def start_latency(client: httpx2.Client, n: int) -> list[float]:
+def start_latency(port: int, client: httpx2.Client, n: int) -> list[float]:
+    """Submission (before the POST) to the worker starting the task's model call (the
+    ``stage`` item it writes then), one task at a time, in ms."""
     latencies = []
     for i in range(n):
+        submitted = time.time()
         task_id = client.post(TASKS, json={"kind": "ask", "goal": f"start {i}?"}).json()["id"]
-        view = wait_done(client, task_id)
-        latencies.append((view["started_at"] - view["created_at"]) * 1000)
+        started = next(item["at"] for _, item in follow(port, task_id) if item["type"] == "stage")
+        latencies.append((started - submitted) * 1000)
     return latencies
 
 
@@ -244,8 +248,8 @@ def measure(database: str, schema: str, label: str, args: argparse.Namespace) ->
             fleet.serve(port)
             client = httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
             one = fleet.worker("bench-1")
-            start_latency(client, 5)  # warm up
-            results["start_ms"] = summary(start_latency(client, args.starts))
+            start_latency(port, client, 5)  # warm up
+            results["start_ms"] = summary(start_latency(port, client, args.starts))
             results["throughput_1_worker"] = asyncio.run(burst(port, args.burst))
             two = fleet.worker("bench-2")
             time.sleep(3)
