@@ -223,3 +223,21 @@ async def ledger_types_once_finished(runtime: Runtime, task_id: str) -> list[str
 def spec_for_settings(settings: Any, **fields: Any) -> TaskSpec:
     request = TaskRequest(**{"kind": "ask", **fields})
     return check_request(request, settings, tenant="default", key_id=None, admin=False)
+
+
+async def test_a_dag_task_runs_its_nodes_as_steps(host: TaskHost) -> None:
+    service = TaskService(host.runtime.sink)
+    dag = {
+        "name": "review",
+        "tasks": [
+            {"id": "draft", "persona": "thesis", "prompt": "Argue for {goal}"},
+            {"id": "critique", "persona": "antithesis", "depends_on": ["draft"],
+             "prompt": "Critique:\n{draft}"},
+        ],
+    }  # fmt: skip
+    submitted = await service.submit(spec_for(host, kind="dag", goal="a modular monolith", dag=dag))
+    view = await finished(service, submitted.task_id)
+    assert view["status"] == "succeeded", view
+    assert [s["name"] for s in view["stages"]] == ["node:draft", "node:critique"]
+    outputs = {task["id"]: task["output"] for task in view["result"]["tasks"]}
+    assert outputs == {"draft": "ok", "critique": "ok"}

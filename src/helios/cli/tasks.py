@@ -62,7 +62,9 @@ class TaskClient:
                 f"cannot reach {self.base}: {exc} (is `helios serve` running?)"
             ) from None
         if response.status_code >= 400:
-            raise TaskError(f"{self.base} answered {response.status_code}: {_reason(response)}")
+            # a 4xx is the user's to mend (exit 2), a 5xx the server's (exit 1)
+            error = InputError if response.status_code < 500 else TaskError
+            raise error(f"{self.base} answered {response.status_code}: {_reason(response)}")
         body: dict[str, Any] = response.json()
         return body
 

@@ -62,7 +62,7 @@ def router(state: ServerState) -> APIRouter:
             )
             submitted = await tasks.submit(spec, idempotency_key=body.idempotency_key)
         except TaskInputError as exc:
-            raise _unprocessable(exc.field, str(exc)) from None
+            raise _unprocessable(exc.field, exc.reason) from None
         except TaskConflict as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         if state.runtime is not None:  # its task_queued is durable before the 202
