@@ -14,10 +14,12 @@ import asyncio
 import contextlib
 import logging
 import socket
+from typing import Any
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
 
 from helios.errors import TaskError
@@ -86,6 +88,8 @@ class TaskHost:
         }
         if settings.on_postgres:
             config["dbos_system_schema"] = settings.schema_name
+        else:
+            config["system_database_engine"] = sqlite_engine(url)
         fleet = Fleet(
             url,
             schema=settings.schema_name if settings.on_postgres else None,
@@ -175,6 +179,28 @@ class TaskHost:
                     previous_executor_id=takeover.dead_executor_id,
                 )
             )
+
+
+def sqlite_engine(url: str) -> sa.Engine:
+    """DBOS's SQLite engine, in WAL mode with ``synchronous=NORMAL``, as Helios's other
+    SQLite stores are: DBOS's own keeps SQLite's rollback journal, whose several fsyncs per
+    commit made each step cost milliseconds. A process killed loses nothing; a power cut
+    may lose the last commits (PostgreSQL, for a fleet, keeps its own durability). DBOS's
+    settings per connection are kept: IMMEDIATE transactions, a long busy timeout."""
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, _record: Any) -> None:
+        connection.isolation_level = "IMMEDIATE"
+        for pragma in (
+            "busy_timeout=30000",
+            "foreign_keys=ON",
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+        ):
+            connection.execute(f"PRAGMA {pragma}")
+
+    return engine
 
 
 def _launch(config: DBOSConfig, queues: list[str]) -> None:

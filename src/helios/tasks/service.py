@@ -82,9 +82,10 @@ class TaskService:
             handle = await DBOS.enqueue_workflow_async(
                 spec.queue, run_task, spec.model_dump(mode="json")
             )
-        status = await handle.get_status()
-        if (status.attributes or {}).get("digest") != digest:  # a concurrent twin won
-            return self._same_task(status, digest)
+        if idempotency_key is not None:
+            status = await handle.get_status()
+            if (status.attributes or {}).get("digest") != digest:  # a concurrent twin won
+                return self._same_task(status, digest)
         self.sink.emit(
             TaskQueued(
                 task_id=task_id,
@@ -97,7 +98,7 @@ class TaskService:
                 documents=len(spec.documents),
             )
         )
-        return Submitted(task_id, existing=False, status=STATUSES.get(status.status, "queued"))
+        return Submitted(task_id, existing=False, status="queued")
 
     def _same_task(self, earlier: WorkflowStatus, digest: str) -> Submitted:
         if (earlier.attributes or {}).get("digest") != digest:

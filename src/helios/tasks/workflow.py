@@ -89,12 +89,11 @@ async def run_task(spec_data: dict[str, Any]) -> dict[str, Any]:
     except BaseException:
         await output.publish_directly()
         raise
-    held = output.take_held()
+    events, items = output.take_held()
+    items.append({"type": "result", "at": time.time(), "result": result})
 
     async def finish() -> int:
-        count = await output.publish(held)
-        await output.publish(([], [{"type": "result", "at": time.time(), "result": result}]))
-        return count
+        return await output.publish((events, items))
 
     await DBOS.run_step_async({"name": "finish"}, finish)
     return result
