@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
