@@ -4,13 +4,27 @@ its errors naming the field, and an event stream resumed with ``Last-Event-ID``.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx2
 import pytest
 
 from helios.sim import SimServer
 
-from .fleet_helpers import TASKS, Fleet, api, events, free_port, submit, write_config
+from .fleet_helpers import (
+    HELIOS,
+    TASKS,
+    Fleet,
+    api,
+    events,
+    free_port,
+    submit,
+    write_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +94,48 @@ def test_a_follower_that_reconnects_with_last_event_id_misses_nothing(server: in
     cut = len(whole) // 2
     resumed = [(e.id, e.event, e.data) for e in events(server, task_id, last_id=whole[cut][0])]
     assert resumed == whole[cut + 1 :]
+
+
+def test_with_keys_a_tenant_sees_only_its_own_tasks(tmp_path: Path, _shared_sim: SimServer) -> None:
+    config = write_config(
+        tmp_path / "helios.yaml",
+        sim_url=_shared_sim.base_url,
+        ledger=tmp_path / "ledger.sqlite3",
+        database_url=f"sqlite:///{tmp_path / 'tasks.sqlite'}",
+    )
+    fleet = Fleet(config=config, data_dir=tmp_path / "data")
+    keys = {}
+    for tenant, admin in (("acme", False), ("globex", False), ("ops", True)):
+        args = [str(HELIOS), "--config", str(config), "keys", "create", "--tenant", tenant]
+        created = subprocess.run(
+            args + (["--admin"] if admin else []),
+            env={**os.environ, "HELIOS_DATA_DIR": str(fleet.data_dir)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        keys[tenant] = created.stdout.strip().splitlines()[0]
+    port = free_port()
+    fleet.serve(port, executor_id="keyed")
+    try:
+
+        def client(tenant: str | None) -> Any:
+            headers = {"Authorization": f"Bearer {keys[tenant]}"} if tenant else {}
+            return httpx2.Client(base_url=f"http://127.0.0.1:{port}", headers=headers)
+
+        with client(None) as anonymous:
+            assert anonymous.post(TASKS, json={"goal": "g"}).status_code == 401
+        with client("acme") as acme:
+            answer = acme.post(TASKS, json={"kind": "ask", "goal": "Capital of Japan?"})
+            assert answer.status_code == 202
+            task_id = answer.json()["id"]
+            assert acme.get(f"{TASKS}/{task_id}").json()["tenant"] == "acme"
+        with client("globex") as globex:
+            assert globex.get(f"{TASKS}/{task_id}").status_code == 404
+            assert globex.delete(f"{TASKS}/{task_id}").status_code == 404
+            assert globex.get(f"{TASKS}/{task_id}/events").status_code == 404
+            assert globex.get(TASKS).json()["tasks"] == []
+        with client("ops") as admin:
+            assert admin.get(f"{TASKS}/{task_id}").status_code == 200
+    finally:
+        fleet.close()
