@@ -72,6 +72,10 @@ async def test_health_ok_without_a_monitor() -> None:
     assert response.status_code == 200
     body = response.json()
     cache = body.pop("cache")
+    tasks = body.pop("tasks")
+    assert tasks["enabled"] is True and tasks["reachable"] is True and tasks["worker"] is True
+    this = [worker for worker in tasks["workers"] if worker["executor_id"] == tasks["executor_id"]]
+    assert [worker["alive"] for worker in this] == [True]
     assert body == {
         "status": "ok",
         "ledger": {"enabled": True, "backend": "memory", "reachable": True, "error": None},

@@ -69,6 +69,8 @@ def test_no_operation_answers_a_5xx_or_outside_its_schema(
         tmp_path,
         default_model="sonnet",
         server={"allowed_hosts": ["testserver"]},  # the Host schemathesis's client sends
+        # the fuzzed tasks stay queued: in a database of their own, so no later test runs them
+        tasks={"system_database_url": f"sqlite:///{tmp_path / 'tasks.sqlite'}"},
     )
     _, admin = asyncio.run(create_key(tmp_path / "keys.sqlite3", "ops", admin=True))
     # tasks are taken, not run: the fuzzed ones would otherwise run on the simulator

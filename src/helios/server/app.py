@@ -224,7 +224,9 @@ async def _start_tasks(
     from helios.tasks.host import TaskHost  # DBOS is imported only by a server that takes tasks
     from helios.tasks.service import TaskService
 
-    await stack.enter_async_context(TaskHost.open(runtime, worker=worker, role="serve"))
+    state.task_host = await stack.enter_async_context(
+        TaskHost.open(runtime, worker=worker, role="serve")
+    )
     state.tasks = TaskService(runtime.sink)
 
 

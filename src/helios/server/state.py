@@ -13,6 +13,7 @@ from helios.ops.monitor import HealthMonitor, HealthReport
 from helios.providers.registry import ProviderRegistry
 from helios.runtime import Runtime
 from helios.server.auth import KeyGuard
+from helios.tasks.host import TaskHost
 from helios.tasks.service import TaskService
 
 
@@ -33,6 +34,8 @@ class ServerState:
     """Everything Helios assembled for this app (set while the app runs)."""
     auth: KeyGuard | None = None
     """Who is calling (:mod:`helios.server.auth`); set while the app runs."""
+    task_host: TaskHost | None = None
+    """This process's DBOS and place in the fleet; set with ``tasks``."""
     tasks: TaskService | None = None
     """Durable tasks (:mod:`helios.tasks`); set while the app runs with ``tasks.enabled``."""
 
@@ -42,6 +45,7 @@ class ServerState:
         self.runtime = self.store = self.cache = self.registry = None
         self.auth = None
         self.tasks = None
+        self.task_host = None
 
     @property
     def monitor_running(self) -> bool:

@@ -38,11 +38,15 @@ TASKS_VERSION = "helios-tasks-1"
 class TaskHost:
     """DBOS launched for this process, with the runtime its task workflows run on."""
 
-    def __init__(self, runtime: Runtime, executor_id: str, queue: str, fleet: Fleet) -> None:
+    def __init__(
+        self, runtime: Runtime, executor_id: str, queue: str, fleet: Fleet, *, worker: bool
+    ) -> None:
         self._runtime = runtime
         self._executor_id = executor_id
         self.queue = queue
         self.fleet = fleet
+        self.worker = worker
+        """Whether this process runs the queue's tasks (or only takes them)."""
 
     @property
     def runtime(self) -> Runtime:
@@ -98,7 +102,7 @@ class TaskHost:
             interval_s=settings.heartbeat_interval_s,
             timeout_s=settings.heartbeat_timeout_s,
         )
-        host = cls(runtime, name, queue_name, fleet)
+        host = cls(runtime, name, queue_name, fleet, worker=worker)
         try:
             await fleet.join()  # TaskError: the executor id is live elsewhere
         except TaskError:

@@ -10,10 +10,12 @@ addresses and their errors.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from helios.cache.reports import API_LAYER_NAMES
 from helios.errors import HeliosError
@@ -50,6 +52,27 @@ class CacheHealthReport(BaseModel):
     layers: dict[str, CacheLayerHealth] = {}
 
 
+class WorkerHealth(BaseModel):
+    executor_id: str
+    host: str
+    pid: int
+    queue: str
+    beat_s_ago: float
+    alive: bool
+    taken_over_by: str | None = None
+
+
+class TasksHealth(BaseModel):
+    enabled: bool
+    executor_id: str | None = None
+    worker: bool = False
+    queue: str | None = None
+    reachable: bool | None = None
+    error: str | None = None
+    workers: list[WorkerHealth] = []
+    """Every process of the fleet that shares this task database, by its last heartbeat."""
+
+
 class HealthStatus(BaseModel):
     """What a caller that is not an operator learns."""
 
@@ -64,6 +87,7 @@ class Health(BaseModel):
     ledger: LedgerHealth
     monitor: MonitorHealth
     cache: CacheHealthReport
+    tasks: TasksHealth
 
 
 def router(state: ServerState) -> APIRouter:
@@ -100,7 +124,10 @@ def router(state: ServerState) -> APIRouter:
                 verdict = "degraded"
         if caller is None or not caller.operator:
             return HealthStatus(status=verdict)
-        return Health(status=verdict, ledger=ledger, monitor=monitor, cache=cache)
+        tasks = await _tasks(state)
+        if tasks.reachable is False and verdict == "ok":
+            verdict = "degraded"
+        return Health(status=verdict, ledger=ledger, monitor=monitor, cache=cache, tasks=tasks)
 
     return routes
 
@@ -135,3 +162,31 @@ async def _cache(state: ServerState) -> CacheHealthReport:
         for layer, layer_health in health.layers.items()
     }
     return CacheHealthReport(enabled=True, status=health.status, layers=layers)
+
+
+async def _tasks(state: ServerState) -> TasksHealth:
+    host = state.task_host
+    if host is None:
+        return TasksHealth(enabled=False)
+    found = TasksHealth(
+        enabled=True, executor_id=host.executor_id, worker=host.worker, queue=host.queue
+    )
+    try:
+        rows = await asyncio.wait_for(host.fleet.workers(), LEDGER_TIMEOUT_S)
+    except (TimeoutError, HeliosError, OSError, SQLAlchemyError) as exc:
+        return found.model_copy(update={"reachable": False, "error": str(exc) or "timed out"})
+    now = time.time()
+    workers = [
+        WorkerHealth(
+            executor_id=str(row["executor_id"]),
+            host=str(row["host"]),
+            pid=int(str(row["pid"])),
+            queue=str(row["queue"]),
+            beat_s_ago=round(now - float(str(row["beat_at"])), 3),
+            alive=row["stopped_at"] is None
+            and now - float(str(row["beat_at"])) < host.fleet.timeout_s,
+            taken_over_by=str(row["taken_over_by"]) if row["taken_over_by"] else None,
+        )
+        for row in rows
+    ]
+    return found.model_copy(update={"reachable": True, "workers": workers})
