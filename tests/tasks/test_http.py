@@ -139,3 +139,27 @@ def test_with_keys_a_tenant_sees_only_its_own_tasks(tmp_path: Path, _shared_sim:
             assert admin.get(f"{TASKS}/{task_id}").status_code == 200
     finally:
         fleet.close()
+
+
+def test_documents_may_be_uploaded_as_files(server: int) -> None:
+    task = json.dumps({"goal": "Should we split the monolith?", "priority": 2})
+    files = [
+        ("documents", ("team.md", b"Five engineers.\n" * 10, "text/markdown")),
+        ("documents", ("ops.txt", b"One deploy a day.\n" * 10, "text/plain")),
+    ]
+    with api(server) as client:
+        accepted = client.post(f"{TASKS}/upload", data={"task": task}, files=files)
+        assert accepted.status_code == 202, accepted.text
+        task_id = accepted.json()["id"]
+        evidence = [json.loads(e.data) for e in events(server, task_id) if e.event == "evidence"]
+        assert evidence[0]["documents"] == 2
+        binary = client.post(
+            f"{TASKS}/upload",
+            data={"task": task},
+            files=[("documents", ("x.bin", b"\xff\xfe", "x"))],
+        )
+        assert binary.status_code == 422
+        assert binary.json()["detail"][0]["loc"] == ["body", "documents", "0"]
+        bad_task = client.post(f"{TASKS}/upload", data={"task": '{"goal": 3}'})
+        assert bad_task.status_code == 422
+        assert bad_task.json()["detail"][0]["loc"] == ["body", "task", "goal"]

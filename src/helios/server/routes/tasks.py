@@ -1,6 +1,7 @@
 """``/api/v1/tasks``: durable tasks over HTTP (see :mod:`helios.tasks`).
 
-``POST`` checks a task (a 422 names the field) and queues it: 202 with its id (200 and the
+``POST`` checks a task (a 422 names the field) and queues it (``POST /upload`` takes the
+same task with its documents as uploaded files, multipart/form-data): 202 with its id (200 and the
 first task for a repeated idempotency key; 409 for that key with another body). ``GET
 /{id}`` shows its status, stages, result, cost or error; ``GET`` lists the caller's tasks;
 ``DELETE /{id}`` cancels one (the running persona call stops within ``tasks.cancel_poll_s``).
@@ -17,20 +18,32 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
 from helios.server.auth import Authenticated, Caller
 from helios.server.openapi import errors
 from helios.server.routes.gateway_body import SSE_HEADERS
 from helios.server.state import ServerState
 from helios.tasks.service import TaskConflict, TaskNotFound, TaskService
-from helios.tasks.spec import TaskInputError, TaskRequest, check_request
+from helios.tasks.spec import InlineDocument, TaskInputError, TaskRequest, check_request
 
 PREFIX = "/api/v1/tasks"
 JSON_OVERHEAD_BYTES = 1_000_000
 """Room for JSON escapes and the other fields above ``tasks.max_task_bytes`` of documents."""
 HEARTBEAT_S = 15.0
+UPLOAD_EXAMPLE = '{"goal": "Should we adopt microservices?", "priority": 3}'
 StatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -71,6 +84,39 @@ def router(state: ServerState) -> APIRouter:
             response.status_code = status.HTTP_200_OK
         response.headers["Location"] = f"{PREFIX}/{submitted.task_id}"
         return {"id": submitted.task_id, "status": submitted.status, "existing": submitted.existing}
+
+    @routes.post(
+        "/upload",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=errors(400, 401, 403, 409, 413, 422, 503),
+        summary="Queue a task with its documents uploaded as files (multipart/form-data)",
+        openapi_extra={
+            "requestBody": {
+                "content": {"multipart/form-data": {"example": {"task": UPLOAD_EXAMPLE}}}
+            }
+        },
+    )
+    async def upload(
+        task: Annotated[
+            str,
+            Form(
+                description="the task: POST /api/v1/tasks's JSON body",
+                examples=[UPLOAD_EXAMPLE],
+            ),
+        ],
+        caller: Authenticated,
+        response: Response,
+        documents: Annotated[list[UploadFile] | None, File(description="UTF-8 text files")] = None,
+    ) -> dict[str, Any]:
+        try:
+            body = TaskRequest.model_validate_json(task)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise _unprocessable(f"task.{where}" if where else "task", error["msg"]) from None
+        files = [await _read(index, upload) for index, upload in enumerate(documents or [])]
+        body = body.model_copy(update={"documents": [*body.documents, *files]})
+        return await submit(body, caller, response)
 
     @routes.get("", responses=errors(401, 422, 503), summary="The caller's tasks, newest first")
     async def list_tasks(
@@ -120,6 +166,22 @@ def router(state: ServerState) -> APIRouter:
         )
 
     return routes
+
+
+async def _read(index: int, upload: UploadFile) -> InlineDocument:
+    raw = await upload.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _unprocessable(f"documents[{index}]", "not UTF-8 text") from None
+    name = upload.filename or f"document-{index + 1}"
+    if not text.strip():
+        raise _unprocessable(f"documents[{index}]", f"'{name}' is empty")
+    try:
+        return InlineDocument(name=name, text=text)
+    except ValidationError as exc:
+        message = exc.errors(include_url=False)[0]["msg"]
+        raise _unprocessable(f"documents[{index}].name", message) from None
 
 
 def _tenant(caller: Caller) -> str | None:
