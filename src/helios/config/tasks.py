@@ -49,12 +49,12 @@ class TasksSettings(Section):
         description="how often a worker looks for queued tasks (start latency; a query each)",
     )
     stream_poll_s: float = Field(
-        default=0.02,
+        default=0.01,
         ge=0.001,
         description="how often an event stream reader polls without LISTEN/NOTIFY (SQLite)",
     )
     chunk_flush_s: float = Field(
-        default=0.01,
+        default=0.005,
         ge=0,
         description="text chunks written to a task's event stream at most this often (0: each)",
     )

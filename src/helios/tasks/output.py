@@ -59,7 +59,7 @@ class TaskOutput:
         write: StreamWriter,
         flush: Flush,
         *,
-        chunk_flush_s: float = 0.01,
+        chunk_flush_s: float = 0.005,
     ) -> None:
         self.task_id = task_id
         self._sink = sink
