@@ -9,6 +9,7 @@ at 40 tokens a second, so each persona call takes about a second: time to kill m
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -126,3 +127,24 @@ def test_tasks_queued_before_a_crash_all_run_after_the_restart(fleet: tuple[Flee
         assert task["result"]["answer"]
         types = [record["type"] for record in ledger_events(ledger, task_id)]
         assert types.count("task_queued") == 1 and types.count("task_finished") == 1
+
+
+def test_a_worker_stopped_on_purpose_hands_its_task_over_at_once(
+    fleet: tuple[Fleet, Path],
+) -> None:
+    processes, ledger = fleet
+    port = free_port()
+    processes.serve(port, executor_id="api", worker=False)
+    leaving = processes.worker("worker-a")
+    task_id = submit(port)
+    wait_for_stage(port, task_id, "antithesis")
+    processes.worker("worker-b")
+    leaving.send_signal(signal.SIGTERM)
+    assert leaving.wait(timeout=30) == 0
+
+    task = wait_for_status(port, task_id, "succeeded")
+    assert task["executor"] == "worker-b"
+    records = ledger_events(ledger, task_id)
+    types = [record["type"] for record in records]
+    assert types.count("task_finished") == 1 and "error" not in types
+    assert calls_by_stage(records)["thesis"] == 1

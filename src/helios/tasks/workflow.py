@@ -8,6 +8,7 @@ launched DBOS (:mod:`helios.tasks.host`), which installs itself here while it ru
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -86,6 +87,10 @@ async def run_task(spec_data: dict[str, Any]) -> dict[str, Any]:
     context = CallContext(task_id=task_id, tenant=spec.tenant, key_id=spec.key_id)
     try:
         result = await _RUNNERS[spec.kind](spec, runtime, output, calls, context)
+    except asyncio.CancelledError:
+        # The process is stopping (DBOS cancels what runs): the task is not over, another
+        # attempt will run it, so its end must not be recorded now.
+        raise
     except BaseException:
         await output.publish_directly()
         raise
