@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from helios.ledger.events import TaskStarted
 from helios.ledger.store import EventQuery
 from helios.messages import Request
 from helios.providers.function import FunctionProvider
@@ -88,6 +89,8 @@ async def test_an_ask_task_answers_and_is_recorded_in_the_ledger(host: TaskHost)
     types = [event.type for event in events]
     assert types[0] == "task_queued" and types.count("task_finished") == 1
     assert "persona_llm_run" in types
+    started = next(event for event in events if isinstance(event, TaskStarted))
+    assert started.queue_wait_s is not None and started.queue_wait_s >= 0
 
 
 async def test_an_idempotency_key_returns_the_first_task_and_refuses_another_body(

@@ -32,6 +32,7 @@ from helios.ledger.events import (
     EvidenceGathered,
     GateVerdict,
     SecondPass,
+    TaskStarted,
 )
 from helios.ledger.sink import EventSink
 from helios.pipeline.results import StageRecord
@@ -60,12 +61,14 @@ class TaskOutput:
         flush: Flush,
         *,
         chunk_flush_s: float = 0.005,
+        queue_wait_s: float | None = None,
     ) -> None:
         self.task_id = task_id
         self._sink = sink
         self._write = write
         self._flush = flush
         self._chunk_flush_s = chunk_flush_s
+        self._queue_wait_s = queue_wait_s
         self._held_events: list[Event] = []
         self._held_items: list[StreamItem] = []
         self._live: list[StreamItem] | None = None
@@ -74,6 +77,8 @@ class TaskOutput:
 
     # -- EventSink: the pipeline's ledger events ---------------------------------------
     def emit(self, event: Event) -> None:
+        if isinstance(event, TaskStarted) and self._queue_wait_s is not None:
+            event = event.model_copy(update={"queue_wait_s": round(self._queue_wait_s, 4)})
         self._held_events.append(event)
         item = _stream_item(event)
         if item is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,10 +102,12 @@ class TaskSpec(BaseModel):
     tenant: str = "default"
     key_id: str | None = None
     queue: str = "tasks"
+    submitted_at: float | None = None
+    """When it was accepted (epoch seconds): its ``task_started`` tells the queue wait."""
 
     def digest(self) -> str:
-        """What an idempotency key promises stays the same (tenant and key aside)."""
-        body = self.model_dump(mode="json", exclude={"tenant", "key_id"})
+        """What an idempotency key promises stays the same (tenant, key and time aside)."""
+        body = self.model_dump(mode="json", exclude={"tenant", "key_id", "submitted_at"})
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -145,6 +148,7 @@ def check_request(
         tenant=tenant,
         key_id=key_id,
         queue=request.queue or limits.queue,
+        submitted_at=time.time(),
     )
 
 

@@ -81,6 +81,7 @@ async def run_task(spec_data: dict[str, Any]) -> dict[str, Any]:
         _writer(),
         runtime.flush,
         chunk_flush_s=runtime.settings.tasks.chunk_flush_s,
+        queue_wait_s=time.time() - spec.submitted_at if spec.submitted_at else None,
     )
     calls = DurableCalls(output, cancel_poll_s=runtime.settings.tasks.cancel_poll_s)
     await _announce_attempt(task_id, host, output)
