@@ -47,6 +47,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("helios.runtime",),
     # callers of the runtime
     ("helios.pipeline",),
+    # durable tasks run the pipelines
+    ("helios.tasks",),
     ("helios.server",),
     ("helios.cli",),
     # the public API re-exports from everywhere

@@ -30,7 +30,10 @@ from helios.ledger.events import (
     PersonaLLMRun,
     RouteDecision,
     SecondPass,
+    TaskCancellation,
     TaskFinished,
+    TaskQueued,
+    TaskRecovered,
     TaskStarted,
 )
 from helios.ledger.jsonl import HELIOS_TYPES
@@ -117,6 +120,9 @@ def one_of_each() -> list[Event]:
             duration_s=0.01,
             error="budget 'key:k1' window '5h' has no room",
         ),
+        TaskQueued(task_id="t", kind="ask", goal="Is it?", queue="tasks", priority=3),
+        TaskRecovered(task_id="t", executor_id="b", attempt=2, previous_executor_id="a"),
+        TaskCancellation(task_id="t", status_before="running", tenant="acme", key_id="k1"),
         ErrorEvent(task_id="t", kind="ProviderUnavailable", message="503 ✗", stage=None),
     ]
 
