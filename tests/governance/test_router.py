@@ -197,3 +197,17 @@ def test_a_call_that_offers_tools_is_routed_to_a_model_that_can_call_them() -> N
         model="auto",
     )
     assert router.decide(answered).model == SONNET  # a tool turn needs a tool-capable model
+
+
+def test_a_model_added_is_seen_on_the_next_decision() -> None:
+    router = _router(ready=[LOCAL])
+    assert router.decide(HARD).model == LOCAL
+    router.registry.add(FunctionProvider(replies=[], name="anthropic", model="claude-opus-5-5"))
+    assert router.decide(HARD).model == OPUS  # "not ready" is never kept
+
+
+def test_the_route_says_which_intent_and_rule_picked_the_tier() -> None:
+    route = _router().decide(HARD)
+    assert (route.intent, route.cue) == ("proof", "prove")
+    assert route.rule.endswith("> strong_above 0.45")
+    assert route.reason.startswith("score ") and "(intent proof 'prove')" in route.reason
