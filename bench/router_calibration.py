@@ -2,7 +2,8 @@
 
 Three measurements, both routers through the same ``EconomicRouter.decide()`` of one
 runtime (tiers opus / sonnet / local, as in ``routing_cost.py``); the baseline differs only
-in its scoring function, a frozen copy of the one before calibration (router_baseline.py):
+in its scoring function, a frozen copy of the one before calibration (router_baseline.py),
+and in probing each tier's readiness on every call, as it did (``readiness_cache_s: 0``):
 
 1. **Agreement** with the labelled set of ``bench/data/`` (358 prompts, the tier each
    should go to; see ``bench/data/README.md``), on its tuning half and on its held-out half
@@ -151,8 +152,10 @@ def _p(values: list[float], q: float) -> float:
 
 def measure(runtime: Runtime, rounds: int) -> dict[str, Any]:
     calibrated = runtime.router
+    # today's router probed readiness on every call: no readiness cache
+    probe_every_call = calibrated.settings.model_copy(update={"readiness_cache_s": 0.0})
     baseline = EconomicRouter(
-        runtime.registry, runtime.catalog, TIERS, calibrated.settings, assess=baseline_score
+        runtime.registry, runtime.catalog, TIERS, probe_every_call, assess=baseline_score
     )
     routers = {"baseline": baseline, "calibrated": calibrated}
     rows = load()

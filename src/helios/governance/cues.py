@@ -26,6 +26,8 @@ class CueTable:
     """Compiled cues: phrase -> groups, per phrase length; stem -> groups, per stem length."""
 
     phrases: tuple[dict[str, tuple[str, ...]], ...]
+    firsts: frozenset[str]
+    """The first words of phrases of two words or more: only they start a longer phrase."""
     starts: dict[str, tuple[str, ...]]
     stems: dict[int, dict[str, tuple[str, ...]]]
     order: tuple[str, ...]
@@ -47,24 +49,30 @@ class CueTable:
                         raise ValueError(f"cue {cue!r}: 1 to {_MAX_PHRASE} words")
                     table, key = phrases[len(words) - 1], " ".join(words)
                 table[key] = (*table.get(key, ()), group)
-        return cls(phrases, starts, stems, tuple(groups))
+        firsts = frozenset(key.split()[0] for table in phrases[1:] for key in table)
+        return cls(phrases, firsts, starts, stems, tuple(groups))
 
     def find(self, text: str) -> dict[str, list[str]]:
         """The cues of each group found in ``text`` (groups in table order, cues sorted)."""
         words = words_of(text)
         found: dict[str, set[str]] = {}
-        grams: list[str] = list(words)
-        for size, table in enumerate(self.phrases, start=1):
-            if size > 1:
-                grams = [" ".join(words[i : i + size]) for i in range(len(words) - size + 1)]
-            for cue in table.keys() & set(grams):
-                _add(found, table[cue], cue)
+        unique = set(words)
+        singles = self.phrases[0]
+        for cue in singles.keys() & unique:
+            _add(found, singles[cue], cue)
+        for i in [i for i, word in enumerate(words) if word in self.firsts]:
+            for size in range(2, len(self.phrases) + 1):
+                cue = " ".join(words[i : i + size])
+                groups = self.phrases[size - 1].get(cue)
+                if groups is not None:
+                    _add(found, groups, cue)
         for size in (1, 2):
             start = " ".join(words[:size])
             if start in self.starts:
                 _add(found, self.starts[start], start)
         for size, stems in self.stems.items():
-            for stem in stems.keys() & {word[:size] for word in words if len(word) >= size}:
+            # a word shorter than the stem cannot match it, so no length check is needed
+            for stem in stems.keys() & {word[:size] for word in unique}:
                 _add(found, stems[stem], stem + "*")
         return {group: sorted(found[group]) for group in self.order if group in found}
 
