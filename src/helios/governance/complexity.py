@@ -24,22 +24,22 @@ deterministic: the same request and settings always give the same assessment.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
 
 from helios.catalog import Tier
 from helios.config.router import FEATURES, RouterSettings
+from helios.governance.cues import words_of
 from helios.governance.intents import TABLE, instruction_of, intent_of
 from helios.messages import Request
 
 CHARS_PER_TOKEN = 4
 
-# Constraints that cue words cannot spell: latency budgets ("under 16 ms"), scale
-# ("100,000 writes per second", "10,000 rows"), asymptotic bounds ("O(n log n)").
-_HARD_PATTERNS = re.compile(
-    r"\d\s*ms\b|\d{1,3}(?:,\d{3})+\s+(?:writes|requests|concurrent|rows|users|events|players)|"
-    r"\b[oO]\(n",
+# Scale that cue words cannot spell: "100,000 writes", "10,000 rows".
+_SCALE_WORDS = frozenset(
+    ("writes", "reads", "requests", "concurrent", "rows", "users", "events", "players")
 )
 _ARITHMETIC = re.compile(r"\d\s*[-+*/^=<>]\s*\d|\$[^$\n]+\$")
 _WORD_COUNT = re.compile(r"(\d{1,2},?\d{3}|\d{3,})[- ]words?\b")
@@ -95,6 +95,17 @@ def _output(request: Request, long_output: bool, settings: RouterSettings) -> fl
     return max(from_max_tokens, 0.8 if long_output else 0.0)
 
 
+def _constraints(words: list[str]) -> int:
+    """Hard constraints among ``words``: latency budgets ("under 16 ms"), scale ("100,000
+    writes per second"), asymptotic bounds ("O(n log n)" reads "o n")."""
+    hits = 0
+    for before, word in itertools.pairwise(words):
+        latency = word == "ms" and before[-1].isdigit()
+        scale = word in _SCALE_WORDS and "," in before and before[0].isdigit()
+        hits += latency or scale or (before == "o" and word == "n")
+    return hits
+
+
 def _asks_many_words(instruction: str) -> bool:
     """ "a 2,000-word report", "in 1500 words": a long reply asked for by its length."""
     if "word" not in instruction:  # a substring test is far cheaper than the expression
@@ -110,13 +121,14 @@ def score(request: Request, settings: RouterSettings | None = None) -> Complexit
     settings = settings or RouterSettings()
     text = request_text(request)
     instruction = instruction_of(text)
-    found = TABLE.find(instruction)
+    words = words_of(instruction)
+    found = TABLE.find_words(words)
     if _asks_many_words(instruction):  # "a 2,000-word report" is long-form however phrased
         found["analysis"] = [*found.get("analysis", ()), "<number> words"]
         found["long_output"] = [*found.get("long_output", ()), "<number> words"]
     intent = intent_of(found, settings.intent_weight)
     long_output = "long_output" in found
-    hard = len(found.get("hard", ())) + len(_HARD_PATTERNS.findall(instruction))
+    hard = len(found.get("hard", ())) + _constraints(words)
     maths = len(found.get("maths_terms", ())) + len(_ARITHMETIC.findall(instruction))
     values = {
         "intent": intent.weight,

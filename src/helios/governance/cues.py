@@ -54,7 +54,10 @@ class CueTable:
 
     def find(self, text: str) -> dict[str, list[str]]:
         """The cues of each group found in ``text`` (groups in table order, cues sorted)."""
-        words = words_of(text)
+        return self.find_words(words_of(text))
+
+    def find_words(self, words: list[str]) -> dict[str, list[str]]:
+        """:meth:`find` for a text already split by :func:`words_of`."""
         found: dict[str, set[str]] = {}
         unique = set(words)
         singles = self.phrases[0]

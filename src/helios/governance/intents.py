@@ -121,7 +121,7 @@ _SIGNAL_CUES: dict[str, tuple[str, ...]] = {
         "data races", "memory model", "atomic*", "distributed", "consensus", "byzantine",
         "paxos", "raft", "partition", "partitions", "exactly-once", "crash*", "recovery",
         "fault-toleran*", "fault toleran*", "replica*", "shard*", "split brain",
-        "zero-downtime", "without downtime", "per second", "complexity", "o n",
+        "zero-downtime", "without downtime", "per second", "complexity",
         "garbage collector", "compiler", "query planner", "invariant*", "rigorous*",
         "undecidab*", "np", "irrational", "uncountable", "eigen*", "inequality",
         "converge*", "multi-tenant", "across data centres", "across regions",
