@@ -19,7 +19,9 @@ and in probing each tier's readiness on every call, as it did (``readiness_cache
    priced with ``tiers.fast: haiku``).
 3. **decide() latency**, per call, short prompts (the labelled prompts without attached
    material) and long ones (the workload's requests of 1,000 prompt tokens or more),
-   baseline and calibrated alternating call by call, after a warm-up: p50 and p99.
+   baseline and calibrated alternating call by call, after a warm-up: p50 and p99 of the
+   wall time and of the thread's CPU time (on a shared machine the wall time also counts
+   the time other processes held the core).
 
 Run: ``.venv/bin/python bench/router_calibration.py [--rounds N] [--out PATH]``.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -120,27 +123,37 @@ def floor_ratio(catalog: Catalog, jobs: Sequence[Job], local_template: str | Non
 def latency(
     routers: dict[str, EconomicRouter], groups: dict[str, list[Request]], rounds: int
 ) -> dict[str, Any]:
+    """Per call: wall time, and this thread's CPU time (less moved by other processes
+    sharing the cores, though not immune to them: caches, frequency)."""
     result: dict[str, Any] = {}
     for group, requests in groups.items():
-        samples: dict[str, list[float]] = {name: [] for name in routers}
+        wall: dict[str, list[float]] = {name: [] for name in routers}
+        cpu: dict[str, list[float]] = {name: [] for name in routers}
         for warm_up in (True, False):
             for _ in range(1 if warm_up else rounds):
                 for request in requests:
                     for name, router in routers.items():
-                        started = time.perf_counter_ns()
+                        started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
                         router.decide(request)
-                        elapsed = (time.perf_counter_ns() - started) / 1000
+                        ended_cpu, ended = time.thread_time_ns(), time.perf_counter_ns()
                         if not warm_up:
-                            samples[name].append(elapsed)
-        result[group] = {"prompts": len(requests), "calls_per_router": len(samples["baseline"])}
-        for name, values in samples.items():
-            result[group][name] = {
-                "p50_us": round(_p(values, 0.5), 1),
-                "p99_us": round(_p(values, 0.99), 1),
+                            wall[name].append((ended - started) / 1000)
+                            cpu[name].append((ended_cpu - started_cpu) / 1000)
+        figures: dict[str, Any] = {
+            "prompts": len(requests),
+            "calls_per_router": len(wall["baseline"]),
+        }
+        for name in routers:
+            figures[name] = {
+                "p50_us": round(_p(wall[name], 0.5), 1),
+                "p99_us": round(_p(wall[name], 0.99), 1),
+                "cpu_p50_us": round(_p(cpu[name], 0.5), 1),
+                "cpu_p99_us": round(_p(cpu[name], 0.99), 1),
             }
-        result[group]["p50_ratio"] = round(
-            result[group]["calibrated"]["p50_us"] / result[group]["baseline"]["p50_us"], 3
-        )
+        for clock in ("p50_us", "cpu_p50_us"):
+            ratio = figures["calibrated"][clock] / figures["baseline"][clock]
+            figures[clock.replace("_us", "_ratio")] = round(ratio, 3)
+        result[group] = figures
     return result
 
 
@@ -178,7 +191,9 @@ def measure(runtime: Runtime, rounds: int) -> dict[str, Any]:
             "no_local": floor_ratio(runtime.catalog, jobs, None),
             "factual_on_local": floor_ratio(runtime.catalog, jobs, "factual"),
         },
+        "load_average_before": os.getloadavg(),
         "decide_latency": latency(routers, {"short": short, "long": long}, rounds),
+        "load_average_after": os.getloadavg(),
         "machine": machine(),
     }
 
