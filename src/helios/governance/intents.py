@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from helios.governance.cues import CueTable
 
-HEAD_CHARS = 600
-TAIL_CHARS = 400
+HEAD_CHARS = 400
+TAIL_CHARS = 250
 OTHER = "other"
 SIGNALS = ("hard", "maths_terms", "long_output")
 
