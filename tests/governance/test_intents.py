@@ -33,8 +33,7 @@ FAST = {
 }
 STRONG = {
     "short design and proof": (
-        "Design a Byzantine fault-tolerant consensus protocol for 7 replicas and prove it "
-        "is safe."
+        "Design a Byzantine fault-tolerant consensus protocol for 7 replicas and prove it is safe."
     ),
     "short proof": "Prove that there are infinitely many primes.",
     "system design": "Design a URL shortener that handles 100,000 writes per second.",
@@ -44,8 +43,7 @@ STRONG = {
         "through the mechanisms."
     ),
     "hard code": (
-        "Implement a lock-free multi-producer queue in Rust and explain why it is "
-        "linearizable."
+        "Implement a lock-free multi-producer queue in Rust and explain why it is linearizable."
     ),
     "analysis of a long document": (
         f"{REPORT}\n\nWrite a thorough root-cause analysis of the incident above."
