@@ -27,6 +27,8 @@ def test_route_explains_a_decision(run_route: RunCli) -> None:
         "task_type",
         "contribution",
         "thresholds",
+        "intent: lookup (cue 'what",
+        "score picks: fast (score",
         "budget: no budget configured",
         "chosen: local ->",
         "fallbacks: none",
@@ -50,7 +52,9 @@ def test_route_json_for_a_hard_prompt(run_route: RunCli, monkeypatch: pytest.Mon
     assert payload["model"] == "anthropic:claude-opus-5-5"
     assert [hop["tier"] for hop in payload["fallbacks"]] == ["fast", "local"]
     assert payload["budget"] == "no budget configured"
-    assert payload["thresholds"] == {"strong_above": 0.65, "fast_above": 0.3}
+    assert payload["thresholds"] == {"strong_above": 0.45, "fast_above": 0.1}
+    assert (payload["intent"], payload["cue"]) == ("proof", "prove")
+    assert payload["rule"].startswith("score ") and "> strong_above 0.45" in payload["rule"]
     contributions = sum(f["contribution"] for f in payload["features"].values())
     assert payload["score"] == pytest.approx(min(1.0, contributions), abs=1e-3)
 

@@ -22,10 +22,10 @@ def test_trivial_below_coding_below_proof() -> None:
 
 
 def test_default_thresholds_pick_the_expected_tiers() -> None:
-    settings = RouterSettings()
-    assert settings.tier_for(score(TRIVIAL).score) == "local"
-    assert settings.tier_for(score(CODING).score) == "fast"
-    assert settings.tier_for(score(PROOF).score) == "strong"
+    assert score(TRIVIAL).tier == "fast"
+    assert score(CODING).tier == "fast"
+    assert score(PROOF).tier == "strong"
+    assert (score(TRIVIAL).intent, score(PROOF).intent) == ("lookup", "proof")
 
 
 def test_synthesis_weighs_more_than_thesis() -> None:
@@ -50,8 +50,9 @@ def test_features_are_bounded_and_complete() -> None:
 def test_signals_light_up_their_features() -> None:
     assert score(CODING).features["code"] > 0.5
     assert score(PROOF).features["maths"] > 0.5
-    assert score(PROOF).features["reasoning"] == 1.0
+    assert score(PROOF).features["intent"] == 1.0
     assert score(TRIVIAL).features["code"] == 0.0
+    assert score(TRIVIAL).features["intent"] == 0.0
     essay = score(Request.of("Write an essay on the history of Rome."))
     assert essay.features["output"] > 0.5
 
@@ -68,6 +69,8 @@ def test_weights_come_from_settings() -> None:
     result = score(CODING, settings)
     assert result.contributions["task_type"] == 0.0
     assert result.score == result.features["code"]
+    no_proofs = RouterSettings(intent_weights={"proof": 0.0})
+    assert score(PROOF, no_proofs).features["intent"] == 0.0
     heavy_thesis = RouterSettings(persona_weights={"thesis": 1.0, "synthesis": 0.0})
     prompt = "Assess the evidence."
     assert (

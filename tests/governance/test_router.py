@@ -53,6 +53,7 @@ def _router(
     ready: Sequence[str] = (OPUS, SONNET, LOCAL),
     settings: Settings | None = None,
     observations: FixedObservations | None = None,
+    policy: RouterSettings | None = None,
 ) -> EconomicRouter:
     """A router over a registry where the ``ready`` specs are served by doubles (the
     others are ready only if they could really run here)."""
@@ -61,12 +62,14 @@ def _router(
     for spec in ready:
         name, _, model = spec.partition(":")
         registry.add(FunctionProvider(replies=[], name=name, model=model))
-    return EconomicRouter(registry, catalog, TIERS, RouterSettings(), observations=observations)
+    return EconomicRouter(
+        registry, catalog, TIERS, policy or RouterSettings(), observations=observations
+    )
 
 
 def test_thresholds_pick_tiers() -> None:
     router = _router()
-    assert router.decide(TRIVIAL).tier == "local"
+    assert router.decide(TRIVIAL).tier == "fast"  # local takes no intent by default
     assert router.decide(CODING).tier == "fast"
     hard = router.decide(HARD)
     assert hard.tier == "strong"
@@ -77,8 +80,10 @@ def test_thresholds_pick_tiers() -> None:
 
 def test_thresholds_are_configuration() -> None:
     router = _router()
-    router.settings = RouterSettings(strong_above=0.05, fast_above=0.01)
+    router.settings = RouterSettings(strong_above=0.01, fast_above=0.0)
     assert router.decide(TRIVIAL).tier == "strong"
+    router.settings = RouterSettings(local_intents=["lookup"], fast_above=0.2)
+    assert router.decide(TRIVIAL).tier == "local"
 
 
 def test_explicit_model_wins() -> None:
@@ -176,7 +181,7 @@ def test_tier_mapped_to_auto_is_refused() -> None:
 
 
 def test_a_call_that_offers_tools_is_routed_to_a_model_that_can_call_them() -> None:
-    router = _router()
+    router = _router(policy=RouterSettings(local_intents=["lookup"], fast_above=0.2))
     asks = Request.of(
         "What is the capital of France?", model="auto", tools=(ToolSpec(name="search"),)
     )
@@ -192,3 +197,17 @@ def test_a_call_that_offers_tools_is_routed_to_a_model_that_can_call_them() -> N
         model="auto",
     )
     assert router.decide(answered).model == SONNET  # a tool turn needs a tool-capable model
+
+
+def test_a_model_added_is_seen_on_the_next_decision() -> None:
+    router = _router(ready=[LOCAL])
+    assert router.decide(HARD).model == LOCAL
+    router.registry.add(FunctionProvider(replies=[], name="anthropic", model="claude-opus-5-5"))
+    assert router.decide(HARD).model == OPUS  # "not ready" is never kept
+
+
+def test_the_route_says_which_intent_and_rule_picked_the_tier() -> None:
+    route = _router().decide(HARD)
+    assert (route.intent, route.cue) == ("proof", "prove")
+    assert route.rule.endswith("> strong_above 0.45")
+    assert route.reason.startswith("score ") and "(intent proof 'prove')" in route.reason

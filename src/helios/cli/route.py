@@ -37,7 +37,8 @@ def route(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Explain the router's choice for a prompt: score, features, tier, model, fallbacks."""
+    """Explain the router's choice for a prompt: intent, score, features, rule, tier, model,
+    fallbacks."""
     if not prompt.strip():
         raise ConfigError("the prompt is empty")
     settings = cli_context(ctx).settings()
@@ -65,16 +66,20 @@ def route(
 
 def _as_dict(decision: Route, policy: RouterSettings) -> dict[str, Any]:
     return {
+        "intent": decision.intent,
+        "cue": decision.cue,
         "score": decision.score,
         "features": {
             name: {
                 "value": value,
-                "weight": policy.feature_weights.get(name, 0.0),
+                "weight": policy.feature_weight(name),
                 "contribution": decision.contributions.get(name, 0.0),
             }
             for name, value in decision.features.items()
         },
         "thresholds": {"strong_above": policy.strong_above, "fast_above": policy.fast_above},
+        "local_intents": list(policy.local_intents),
+        "rule": decision.rule,
         "scored_tier": decision.scored_tier,
         "budget": decision.budget,
         "tier": decision.tier,
@@ -91,13 +96,17 @@ def _print(decision: Route, policy: RouterSettings) -> None:
     for numeric in ("value", "weight", "contribution"):
         table.add_column(numeric, justify="right", no_wrap=True)
     for name, value in decision.features.items():
-        weight = policy.feature_weights.get(name, 0.0)
+        weight = policy.feature_weight(name)
         contribution = decision.contributions.get(name, 0.0)
         table.add_row(name, f"{value:.3f}", f"{weight:.2f}", f"{contribution:.3f}")
     print_table(table, console_out)
+    cue = f" (cue '{decision.cue}')" if decision.cue else " (no cue matched)"
+    local = ", ".join(policy.local_intents) or "none"
     lines = [
-        f"thresholds: strong > {policy.strong_above:g}, fast > {policy.fast_above:g}, else local",
-        f"score picks: {decision.scored_tier}",
+        f"intent: {decision.intent}{cue}",
+        f"thresholds: strong > {policy.strong_above:g}; local only for intents [{local}] "
+        f"scoring <= {policy.fast_above:g}; else fast",
+        f"score picks: {decision.scored_tier} ({decision.rule})",
         f"budget: {decision.budget}",
         *(f"passed over: {reason}" for reason in decision.skipped),
         f"chosen: {decision.tier} -> {decision.model}",

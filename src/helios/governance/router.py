@@ -6,8 +6,10 @@ plans L1 for it and calls it. The steps of a decision:
 
 1. **Explicit models win.** A request whose spec names a model (anything but ``auto``)
    goes to that model: no scoring, no fallbacks.
-2. **Complexity** (:mod:`helios.governance.complexity`) gives a score; the settings'
-   thresholds turn it into a tier, and ``tiers`` (``settings.tiers``) into a model spec.
+2. **Complexity** (:mod:`helios.governance.complexity`) gives a score and an intent; the
+   settings' thresholds and ``local_intents`` turn them into a tier, and ``tiers``
+   (``settings.tiers``) into a model spec. The route keeps the features, the intent with
+   the cue that gave it away and the rule that picked the tier, to explain itself.
 3. **Readiness**: a tier whose model cannot run here (SDK not installed, no API key, no
    local model file) is passed over for the next tier of its fallback list, and the route
    says so. ``auto`` therefore works offline: it falls to the local model.
@@ -24,19 +26,23 @@ governor has no room for the chosen model it asks for a cheaper tier, and
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from helios.catalog import Catalog, Tier
 from helios.config.router import RouterSettings
 from helios.errors import ConfigError
-from helios.governance.complexity import score
+from helios.governance.complexity import Complexity, score
 from helios.ledger.events import ErrorEvent, Event, PersonaLLMRun, RouteDecision
 from helios.messages import Request
 from helios.providers.registry import AUTO_SPEC, ProviderRegistry
 
 TIER_ORDER: tuple[Tier, ...] = ("local", "fast", "strong")
+Assessor = Callable[[Request, RouterSettings], Complexity]
+"""How a request's complexity and scored tier are found: :func:`complexity.score` unless a
+caller (a benchmark comparing policies) passes another."""
 NO_BUDGET = "no budget configured"
 
 
@@ -145,6 +151,11 @@ class Route:
     skipped: tuple[str, ...] = ()
     """Why tiers were passed over (not ready, unhealthy)."""
     explicit: bool = False
+    intent: str | None = None
+    cue: str | None = None
+    """The words that gave the intent away."""
+    rule: str = ""
+    """Why the score and intent picked ``scored_tier``."""
 
     @property
     def fallbacks(self) -> tuple[Hop, ...]:
@@ -164,6 +175,7 @@ class EconomicRouter:
         settings: RouterSettings | None = None,
         *,
         observations: ObservationSource | None = None,
+        assess: Assessor = score,
     ) -> None:
         for tier, spec in tiers.items():
             if spec in ("auto", AUTO_SPEC):
@@ -173,6 +185,9 @@ class EconomicRouter:
         self.tiers = dict(tiers)
         self.settings = settings or RouterSettings()
         self.observations = observations
+        self.assess = assess
+        # spec, tools -> when its "ready" was seen (see _unready)
+        self._ready_seen: dict[tuple[str, bool], float] = {}
 
     def decide(self, request: Request) -> Route:
         """Where ``request`` goes and why; calls no model."""
@@ -188,10 +203,14 @@ class EconomicRouter:
                 scored_tier=tier,
                 explicit=True,
             )
-        complexity = score(request, self.settings)
-        scored = self.settings.tier_for(complexity.score)
+        complexity = self.assess(request, self.settings)
+        scored = complexity.tier
         chain, skipped = self._chain_from(scored, tools=uses_tools(request))
-        reasons = [f"score {complexity.score:.2f} -> {scored}", *skipped]
+        cue = f" '{complexity.cue}'" if complexity.cue else ""
+        reasons = [
+            f"score {complexity.score:.2f} -> {scored} (intent {complexity.intent}{cue})",
+            *skipped,
+        ]
         return Route(
             tier=chain[0].tier,
             model=chain[0].spec,
@@ -202,6 +221,9 @@ class EconomicRouter:
             contributions=complexity.contributions,
             scored_tier=scored,
             skipped=tuple(skipped),
+            intent=complexity.intent,
+            cue=complexity.cue,
+            rule=complexity.rule,
         )
 
     def downgrade(self, route: Route, tier: Tier, why: str, *, tools: bool = False) -> Route:
@@ -249,12 +271,26 @@ class EconomicRouter:
             spec = self.registry.canonical(self._spec_of(candidate))
             if any(hop.spec == spec for hop in ready):
                 continue
-            problem = self.registry.unready(spec, tools=tools)
+            problem = self._unready(spec, tools=tools)
             if problem is not None:
                 skipped.append(f"skipped {candidate} ({spec}: {problem})")
             else:
                 ready.append(Hop(candidate, spec))
         return ready, skipped
+
+    def _unready(self, spec: str, *, tools: bool) -> str | None:
+        """The registry's answer, a "ready" kept for ``readiness_cache_s``: probing the local
+        model's file costs more than the rest of a decision, and a model that went away in
+        between fails its call into the route's fallbacks. "Not ready" is never kept, so a
+        key or a model added is seen on the next call."""
+        now = time.monotonic()
+        seen = self._ready_seen.get((spec, tools))
+        if seen is not None and now - seen < self.settings.readiness_cache_s:
+            return None
+        problem = self.registry.unready(spec, tools=tools)
+        if problem is None:
+            self._ready_seen[(spec, tools)] = now
+        return problem
 
     def _unhealthy(self, spec: str) -> str | None:
         if self.observations is None:
