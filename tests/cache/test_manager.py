@@ -100,6 +100,17 @@ async def test_a_negated_question_is_not_served(manager: CacheManager) -> None:
     found = await manager.lookup(ask("How do I disable two-factor authentication?"), *SONNET)
     assert not found.hit
     assert found.l3.checked
+    # the reason names the nearest candidate's difference, not only that one was refused
+    assert "rejected by the verifier" in found.l3.reason
+    assert "opposite disable vs enable" in found.l3.reason
+
+
+async def test_a_changed_number_is_refused_and_the_reason_names_it(manager: CacheManager) -> None:
+    await remember(manager, ask("Is the pharmacy open at 8am?"))
+    found = await manager.lookup(ask("Is the pharmacy open at 6am?"), *SONNET)
+    assert not found.hit
+    assert found.l3.reason.startswith("1 candidate(s) above 0.85 rejected by the verifier")
+    assert "number 6am vs 8am" in found.l3.reason
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,8 @@ MAX_QUESTION_CHARS = 1000
 CONTEXT_VERSION = 2
 """Bump when the context payload changes shape, so old entries stop matching."""
 _VECTOR_MEMO = 256
+REFUSED = "rejected by the verifier"
+"""In a lookup's reason when candidates reached the threshold and the verifier refused them."""
 
 
 class CandidateSelector(Protocol):
@@ -69,6 +71,8 @@ class CandidateSelector(Protocol):
     def select(
         self, query: str, candidates: Sequence[Candidate], threshold: float
     ) -> tuple[int, Verdict] | None: ...
+
+    def verify(self, query: str, candidate: Candidate) -> Verdict: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +228,7 @@ class SemanticCache:
             above = sum(c.score >= minimum for c in candidates)
             self.counts.rejected += above
             reason = (
-                f"{above} candidate(s) above {minimum:g} rejected by the verifier"
+                self._refusal(question, candidates[0], above, minimum)
                 if above
                 else f"no entry at or above {minimum:g}"
             )
@@ -299,6 +303,15 @@ class SemanticCache:
             return None
         position, verdict = chosen
         return position, verdict.confidence, verdict.reason
+
+    def _refusal(self, question: str, nearest: Candidate, above: int, minimum: float) -> str:
+        """Why the candidates above the threshold were refused, told by the nearest one."""
+        summary = f"{above} candidate(s) above {minimum:g} {REFUSED}"
+        if self.verifier is None:
+            return summary
+        verdict = self.verifier.verify(question, nearest)
+        why = verdict.reason if not verdict.accepted else "declined"
+        return f"{summary}; nearest ({nearest.score:.3f}): {why}"
 
     async def _embed(self, text: str) -> NDArray[numpy.float32]:
         memo = self._vectors.get(text)
