@@ -69,7 +69,7 @@ class CandidateSelector(Protocol):
     """What L3 needs of a verifier: :class:`~helios.cache.verifier.HitVerifier` is one."""
 
     def select(
-        self, query: str, candidates: Sequence[Candidate], threshold: float
+        self, query: str, candidates: Sequence[Candidate], threshold: float, *, aligned: bool = True
     ) -> tuple[int, Verdict] | None: ...
 
     def verify(self, query: str, candidate: Candidate) -> Verdict: ...
@@ -222,7 +222,8 @@ class SemanticCache:
             return self._failed("lookup", exc)
         best = matches[0].score if matches else None
         candidates = [Candidate(question=m.entry.question, score=m.score) for m in matches]
-        chosen = self._select(question, candidates, minimum)
+        # a caller's own threshold is honoured as given: no aligned floor below it
+        chosen = self._select(question, candidates, minimum, aligned=threshold is None)
         if chosen is None:
             self.counts.misses += 1
             above = sum(c.score >= minimum for c in candidates)
@@ -292,13 +293,13 @@ class SemanticCache:
 
     # -- internals ----------------------------------------------------------------------
     def _select(
-        self, question: str, candidates: list[Candidate], minimum: float
+        self, question: str, candidates: list[Candidate], minimum: float, *, aligned: bool
     ) -> tuple[int, float, str] | None:
         if self.verifier is None or not self.settings.verify:
             if candidates and candidates[0].score >= minimum:
                 return 0, candidates[0].score, "cosine only"
             return None
-        chosen = self.verifier.select(question, candidates, minimum)
+        chosen = self.verifier.select(question, candidates, minimum, aligned=aligned)
         if chosen is None:
             return None
         position, verdict = chosen

@@ -198,16 +198,17 @@ class HitVerifier:
         return self._verify(self.signature(query), candidate)[0]
 
     def select(
-        self, query: str, candidates: Sequence[Candidate], threshold: float
+        self, query: str, candidates: Sequence[Candidate], threshold: float, *, aligned: bool = True
     ) -> tuple[int, Verdict] | None:
         """Index (into ``candidates``) and verdict of the candidate to serve, or ``None``.
 
         Candidates with ``score >= threshold`` are eligible, and so are those down to
         ``aligned_threshold`` whose words all pair with the query's; the accepted ones are
         ranked by cosine plus lexical agreement, so the nearest by cosine may lose.
+        ``aligned=False``: the threshold is the only floor (a caller's own threshold).
         """
         top = max((c.score for c in candidates), default=-1.0)
-        lowest = min(threshold, self.aligned_threshold)
+        lowest = min(threshold, self.aligned_threshold) if aligned else threshold
         if top < lowest:
             return None
         if top >= threshold:  # the nearest is eligible: nothing below the window can rank
@@ -311,7 +312,7 @@ class CosineOnly:
     """The unverified baseline: the nearest candidate, if it reaches the threshold."""
 
     def select(
-        self, query: str, candidates: Sequence[Candidate], threshold: float
+        self, query: str, candidates: Sequence[Candidate], threshold: float, *, aligned: bool = True
     ) -> tuple[int, Verdict] | None:
         if candidates and candidates[0].score >= threshold:
             return 0, Verdict(True, "cosine only", min(1.0, max(0.0, candidates[0].score)))
