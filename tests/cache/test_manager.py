@@ -17,7 +17,7 @@ from helios.cache.verifier import HitVerifier
 from helios.catalog import Catalog
 from helios.config.cache import SemanticCacheSettings
 from helios.embeddings.onnx import OnnxMiniLM
-from helios.messages import CallContext, Message, Request, SamplingParams, Usage
+from helios.messages import CacheDirectives, CallContext, Message, Request, SamplingParams, Usage
 
 SONNET = ("anthropic", "claude-sonnet-5-5")
 QUESTION = "How do I reset my password?"
@@ -210,3 +210,25 @@ async def test_templated_persona_prompts_skip_l3(manager: CacheManager) -> None:
     assert not found.hit and not found.l3.checked
     assert "skip_task_types" in found.l3.reason
     assert manager.layers_for(ask(bank, task_type="dialectic")) == ("L2",)
+
+
+async def test_an_l3_hit_is_kept_as_an_exact_alias(manager: CacheManager) -> None:
+    await remember(manager, ask(QUESTION))
+    first = await manager.lookup(ask(PARAPHRASE), *SONNET)
+    again = await manager.lookup(ask(PARAPHRASE), *SONNET)
+    assert first.layer == "L3" and again.layer == "L2"
+    assert again.reply is not None and again.reply.chunks == reply().chunks
+    assert not again.l3.checked
+
+
+async def test_no_alias_when_the_caller_forbids_storing_or_the_setting_is_off(
+    manager: CacheManager,
+) -> None:
+    await remember(manager, ask(QUESTION))
+    no_store = ask(PARAPHRASE, cache=CacheDirectives(store=False))
+    assert (await manager.lookup(no_store, *SONNET)).layer == "L3"
+    assert (await manager.lookup(no_store, *SONNET)).layer == "L3"
+    assert manager.semantic is not None
+    manager.semantic.settings = SemanticCacheSettings(alias_hits=False)
+    assert (await manager.lookup(ask(PARAPHRASE), *SONNET)).layer == "L3"
+    assert (await manager.lookup(ask(PARAPHRASE), *SONNET)).layer == "L3"

@@ -64,6 +64,11 @@ class SemanticCacheSettings(Section):
         "with the question's may still serve down to this cosine (1 = off)",
     )
     candidates: int = Field(default=5, ge=1, le=100, description="nearest entries verified")
+    alias_hits: bool = Field(
+        default=True,
+        description="keep an L3 hit's reply under the question's own L2 key too, so the same "
+        "wording again is an exact hit",
+    )
 
     @field_validator("task_thresholds")
     @classmethod
