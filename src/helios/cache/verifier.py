@@ -222,8 +222,8 @@ class HitVerifier:
             verdict, agreement = self._verify(signature, candidate)
             # below the threshold, only a candidate whose every word pairs with the query's
             # may serve (fow-cache, tune half: no such pair was a trap down to cosine 0.5)
-            aligned = verdict.accepted and agreement >= 1.0 and bool(signature.tokens)
-            if candidate.score < threshold and not aligned:
+            paired = verdict.accepted and agreement >= 1.0 and bool(signature.tokens)
+            if candidate.score < threshold and not paired:
                 continue
             eligible.append(candidate.score)
             if verdict.accepted:
