@@ -204,10 +204,13 @@ def waterfall(
     # The component measured, built here: the factory cannot take the shared, pre-filled
     # index nor the timed embedder; the catalogue and provider kinds are the runtime's.
     backend = MemoryBackend(max_entries=10_000)
+    # questions come round again across rounds: without this, an L3 hit's exact alias
+    # would answer the repeat from L2, and the L3 path would no longer be what is timed
+    unaliased = settings.model_copy(update={"alias_hits": False})
     return CacheManager(
         runtime.catalog,
         exact=ExactCache(backend),
-        semantic=SemanticCache(index, embedder, settings, verifier=HitVerifier()),
+        semantic=SemanticCache(index, embedder, unaliased, verifier=HitVerifier()),
         planner=PromptCachePlanner(runtime.catalog),
         warm=WarmPrefixes(backend),
         kind_of=runtime.registry.kind_of,

@@ -50,13 +50,13 @@ def print_table(result: dict[str, Any]) -> None:
 
     print("\nfow-cache questions: should-hit served at the best threshold with traps <= 1% | 5%")
     print("  (tune = sha256(id) even, rules tuned there; held-out = odd)")
-    for arm in ("cosine", "verifier"):
+    for arm in ("cosine", "verifier, no aligned floor", "verifier"):
         best = result["fow_questions"][arm]["best"]
         cells = "  ".join(
             f"{split}: {share(best[split]['1%']['served'])} | {share(best[split]['5%']['served'])}"
             for split in SPLITS
         )
-        print(f"  {arm:9} {cells}")
+        print(f"  {arm:26} {cells}")
     print("  at fixed thresholds (all 600): served should-hit, traps served (by kind)")
     for threshold in result["fow_questions"]["cosine"]["at_threshold"]:
         for arm in ("cosine", "verifier"):

@@ -17,7 +17,7 @@ from helios.cache.verifier import HitVerifier
 from helios.catalog import Catalog
 from helios.config.cache import SemanticCacheSettings
 from helios.embeddings.onnx import OnnxMiniLM
-from helios.messages import CallContext, Message, Request, SamplingParams, Usage
+from helios.messages import CacheDirectives, CallContext, Message, Request, SamplingParams, Usage
 
 SONNET = ("anthropic", "claude-sonnet-5-5")
 QUESTION = "How do I reset my password?"
@@ -100,6 +100,17 @@ async def test_a_negated_question_is_not_served(manager: CacheManager) -> None:
     found = await manager.lookup(ask("How do I disable two-factor authentication?"), *SONNET)
     assert not found.hit
     assert found.l3.checked
+    # the reason names the nearest candidate's difference, not only that one was refused
+    assert "rejected by the verifier" in found.l3.reason
+    assert "opposite disable vs enable" in found.l3.reason
+
+
+async def test_a_changed_number_is_refused_and_the_reason_names_it(manager: CacheManager) -> None:
+    await remember(manager, ask("Is the pharmacy open at 8am?"))
+    found = await manager.lookup(ask("Is the pharmacy open at 6am?"), *SONNET)
+    assert not found.hit
+    assert found.l3.reason.startswith("1 candidate(s) above 0.85 rejected by the verifier")
+    assert "number 6am vs 8am" in found.l3.reason
 
 
 @pytest.mark.parametrize(
@@ -199,3 +210,25 @@ async def test_templated_persona_prompts_skip_l3(manager: CacheManager) -> None:
     assert not found.hit and not found.l3.checked
     assert "skip_task_types" in found.l3.reason
     assert manager.layers_for(ask(bank, task_type="dialectic")) == ("L2",)
+
+
+async def test_an_l3_hit_is_kept_as_an_exact_alias(manager: CacheManager) -> None:
+    await remember(manager, ask(QUESTION))
+    first = await manager.lookup(ask(PARAPHRASE), *SONNET)
+    again = await manager.lookup(ask(PARAPHRASE), *SONNET)
+    assert first.layer == "L3" and again.layer == "L2"
+    assert again.reply is not None and again.reply.chunks == reply().chunks
+    assert not again.l3.checked
+
+
+async def test_no_alias_when_the_caller_forbids_storing_or_the_setting_is_off(
+    manager: CacheManager,
+) -> None:
+    await remember(manager, ask(QUESTION))
+    no_store = ask(PARAPHRASE, cache=CacheDirectives(store=False))
+    assert (await manager.lookup(no_store, *SONNET)).layer == "L3"
+    assert (await manager.lookup(no_store, *SONNET)).layer == "L3"
+    assert manager.semantic is not None
+    manager.semantic.settings = SemanticCacheSettings(alias_hits=False)
+    assert (await manager.lookup(ask(PARAPHRASE), *SONNET)).layer == "L3"
+    assert (await manager.lookup(ask(PARAPHRASE), *SONNET)).layer == "L3"

@@ -188,7 +188,7 @@ def test_select_does_not_fall_back_far_below_the_nearest_candidate() -> None:
 
 def test_only_candidates_at_or_above_the_threshold_are_eligible() -> None:
     same = "How do I log in?"
-    verifier = HitVerifier()
+    verifier = HitVerifier(aligned_threshold=1.0)
     assert verifier.select(same, [Candidate(same, 0.84)], threshold=0.85) is None
     assert verifier.select(same, [Candidate(same, 0.85)], threshold=0.85) is not None
     assert verifier.select(same, [], threshold=0.0) is None
@@ -258,3 +258,24 @@ def test_parse_normalises_numbers_and_drops_pleasantries() -> None:
         "creat",
         "policy",
     ]
+
+
+def test_below_the_threshold_only_a_fully_aligned_candidate_serves() -> None:
+    query = "Do you offer a vegitarian set menu?"
+    typo = Candidate("Do you offer a vegetarian set menu?", 0.81)
+    reworded = Candidate("Is there a meat-free fixed menu?", 0.81)
+    verifier = HitVerifier(aligned_threshold=0.70)
+    assert verifier.select(query, [typo], 0.85) == (0, verifier.verify(query, typo))
+    assert verifier.select(query, [reworded], 0.85) is None
+    assert verifier.select(query, [Candidate(typo.question, 0.69)], 0.85) is None
+    assert HitVerifier(aligned_threshold=1.0).select(query, [typo], 0.85) is None
+
+
+def test_the_aligned_floor_still_applies_every_rule() -> None:
+    changed = Candidate("Is the pool open at 8am?", 0.80)
+    assert (
+        HitVerifier(aligned_threshold=0.70).select("Is the pool open at 6am?", [changed], 0.85)
+        is None
+    )
+    negated = Candidate("Do you offer a vegetarian set menu?", 0.80)
+    assert HitVerifier().select("Don't you offer a vegetarian set menu?", [negated], 0.85) is None

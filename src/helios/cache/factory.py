@@ -100,7 +100,7 @@ def semantic_cache(settings: Settings) -> SemanticCache | None:
         vector_index(settings.cache, embedder.dim),
         embedder,
         settings.cache.semantic,
-        verifier=HitVerifier(),
+        verifier=HitVerifier(aligned_threshold=settings.cache.semantic.aligned_threshold),
     )
 
 

@@ -142,6 +142,9 @@ class CacheManager:
                 found, l3 = await self._l3_lookup(request, tier, similarity_threshold, max_age_s)
                 if found.hit is not None:
                     reply, layer, confidence = found.hit.reply, "L3", found.hit.confidence
+                    if key is not None and use_l2 and self._aliases(request):
+                        # the same wording again is then an L2 hit: no embedding, no search
+                        await self._store_l2(key, request, found.hit.reply)
         tokens_saved, cost_saved = 0, 0.0
         persona = self.personas.setdefault(request.context.persona or NO_PERSONA, PersonaMetrics())
         persona.lookups += 1
@@ -340,6 +343,12 @@ class CacheManager:
             self.metrics["L2"].errors += 1
             self._last_error["L2"] = f"{self.exact.backend.name} unavailable"
         return stored
+
+    def _aliases(self, request: Request) -> bool:
+        """Whether an L3 hit is also kept under the request's own L2 key (an exact alias)."""
+        return (
+            self.semantic is not None and self.semantic.settings.alias_hits and request.cache.store
+        )
 
     async def _store_l3(self, request: Request, tier: str, reply: CachedReply) -> bool:
         assert self.semantic is not None

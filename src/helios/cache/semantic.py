@@ -61,14 +61,18 @@ MAX_QUESTION_CHARS = 1000
 CONTEXT_VERSION = 2
 """Bump when the context payload changes shape, so old entries stop matching."""
 _VECTOR_MEMO = 256
+REFUSED = "rejected by the verifier"
+"""In a lookup's reason when candidates reached the threshold and the verifier refused them."""
 
 
 class CandidateSelector(Protocol):
     """What L3 needs of a verifier: :class:`~helios.cache.verifier.HitVerifier` is one."""
 
     def select(
-        self, query: str, candidates: Sequence[Candidate], threshold: float
+        self, query: str, candidates: Sequence[Candidate], threshold: float, *, aligned: bool = True
     ) -> tuple[int, Verdict] | None: ...
+
+    def verify(self, query: str, candidate: Candidate) -> Verdict: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,13 +222,14 @@ class SemanticCache:
             return self._failed("lookup", exc)
         best = matches[0].score if matches else None
         candidates = [Candidate(question=m.entry.question, score=m.score) for m in matches]
-        chosen = self._select(question, candidates, minimum)
+        # a caller's own threshold is honoured as given: no aligned floor below it
+        chosen = self._select(question, candidates, minimum, aligned=threshold is None)
         if chosen is None:
             self.counts.misses += 1
             above = sum(c.score >= minimum for c in candidates)
             self.counts.rejected += above
             reason = (
-                f"{above} candidate(s) above {minimum:g} rejected by the verifier"
+                self._refusal(question, candidates[0], above, minimum)
                 if above
                 else f"no entry at or above {minimum:g}"
             )
@@ -288,17 +293,26 @@ class SemanticCache:
 
     # -- internals ----------------------------------------------------------------------
     def _select(
-        self, question: str, candidates: list[Candidate], minimum: float
+        self, question: str, candidates: list[Candidate], minimum: float, *, aligned: bool
     ) -> tuple[int, float, str] | None:
         if self.verifier is None or not self.settings.verify:
             if candidates and candidates[0].score >= minimum:
                 return 0, candidates[0].score, "cosine only"
             return None
-        chosen = self.verifier.select(question, candidates, minimum)
+        chosen = self.verifier.select(question, candidates, minimum, aligned=aligned)
         if chosen is None:
             return None
         position, verdict = chosen
         return position, verdict.confidence, verdict.reason
+
+    def _refusal(self, question: str, nearest: Candidate, above: int, minimum: float) -> str:
+        """Why the candidates above the threshold were refused, told by the nearest one."""
+        summary = f"{above} candidate(s) above {minimum:g} {REFUSED}"
+        if self.verifier is None:
+            return summary
+        verdict = self.verifier.verify(question, nearest)
+        why = verdict.reason if not verdict.accepted else "declined"
+        return f"{summary}; nearest ({nearest.score:.3f}): {why}"
 
     async def _embed(self, text: str) -> NDArray[numpy.float32]:
         memo = self._vectors.get(text)

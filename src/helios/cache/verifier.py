@@ -151,6 +151,10 @@ class HitVerifier:
       this (0 = off: near-duplicate stored questions usually share an answer).
     - ``separation_scale``: a served hit's confidence is halved when a different accepted
       question ranks level with it, and kept whole when none ranks within this of it.
+    - ``aligned_threshold``: a candidate below the threshold but at or above this, whose
+      every content word pairs with one of the query's and which passes every rule, is
+      eligible too: mostly typos, which the embedder reads as other word pieces ("a
+      vegetarian / vegitarian set menu": cosine 0.81). 1.0 = off.
     """
 
     def __init__(
@@ -164,6 +168,7 @@ class HitVerifier:
         fallback_window: float = 0.05,
         ambiguity_margin: float = 0.0,
         separation_scale: float = 0.1,
+        aligned_threshold: float = 0.70,
         memo_size: int = 4096,
     ) -> None:
         self.edit_similarity = edit_similarity
@@ -174,6 +179,7 @@ class HitVerifier:
         self.fallback_window = fallback_window
         self.ambiguity_margin = ambiguity_margin
         self.separation_scale = separation_scale
+        self.aligned_threshold = aligned_threshold
         # Stored questions come back lookup after lookup: parse each once. Bounded, and
         # cleared whole when full, which is cheaper than LRU bookkeeping on every call.
         self._memo: dict[str, Signature] = {}
@@ -192,27 +198,42 @@ class HitVerifier:
         return self._verify(self.signature(query), candidate)[0]
 
     def select(
-        self, query: str, candidates: Sequence[Candidate], threshold: float
+        self, query: str, candidates: Sequence[Candidate], threshold: float, *, aligned: bool = True
     ) -> tuple[int, Verdict] | None:
         """Index (into ``candidates``) and verdict of the candidate to serve, or ``None``.
 
-        Only candidates with ``score >= threshold`` are eligible; the accepted ones are
+        Candidates with ``score >= threshold`` are eligible, and so are those down to
+        ``aligned_threshold`` whose words all pair with the query's; the accepted ones are
         ranked by cosine plus lexical agreement, so the nearest by cosine may lose.
+        ``aligned=False``: the threshold is the only floor (a caller's own threshold).
         """
-        eligible = [c.score for c in candidates if c.score >= threshold]
-        if not eligible:
+        top = max((c.score for c in candidates), default=-1.0)
+        lowest = min(threshold, self.aligned_threshold) if aligned else threshold
+        if top < lowest:
             return None
-        floor = max(threshold, max(eligible) - self.fallback_window)
+        if top >= threshold:  # the nearest is eligible: nothing below the window can rank
+            lowest = max(lowest, top - self.fallback_window)
         signature = self.signature(query)
-        ranked: list[tuple[float, int, Verdict]] = []
+        eligible: list[float] = []
+        accepted: list[tuple[float, int, Verdict]] = []
         for index, candidate in enumerate(candidates):
-            if candidate.score < floor:
+            if candidate.score < lowest:
                 continue
             verdict, agreement = self._verify(signature, candidate)
+            # below the threshold, only a candidate whose every word pairs with the query's
+            # may serve (fow-cache, tune half: no such pair was a trap down to cosine 0.5)
+            paired = verdict.accepted and agreement >= 1.0 and bool(signature.tokens)
+            if candidate.score < threshold and not paired:
+                continue
+            eligible.append(candidate.score)
             if verdict.accepted:
                 spelling = jaccard(signature.spelling, self.signature(candidate.question).spelling)
                 rank = candidate.score + self.rerank_weight * agreement + self.tie_weight * spelling
-                ranked.append((rank, index, verdict))
+                accepted.append((rank, index, verdict))
+        if not eligible:
+            return None
+        floor = max(eligible) - self.fallback_window
+        ranked = [item for item in accepted if candidates[item[1]].score >= floor]
         if not ranked:
             return None
         ranked.sort(key=lambda item: -item[0])
@@ -291,8 +312,11 @@ class CosineOnly:
     """The unverified baseline: the nearest candidate, if it reaches the threshold."""
 
     def select(
-        self, query: str, candidates: Sequence[Candidate], threshold: float
+        self, query: str, candidates: Sequence[Candidate], threshold: float, *, aligned: bool = True
     ) -> tuple[int, Verdict] | None:
         if candidates and candidates[0].score >= threshold:
             return 0, Verdict(True, "cosine only", min(1.0, max(0.0, candidates[0].score)))
         return None
+
+    def verify(self, query: str, candidate: Candidate) -> Verdict:
+        return Verdict(True, "cosine only", min(1.0, max(0.0, candidate.score)))

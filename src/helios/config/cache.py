@@ -56,7 +56,19 @@ class SemanticCacheSettings(Section):
         description="task types whose prompts are filled-in templates: L2 only",
     )
     verify: bool = Field(default=True, description="reject negation/entity/number traps")
+    aligned_threshold: float = Field(
+        default=0.70,
+        ge=0.0,
+        le=1.0,
+        description="with verify: below threshold, a candidate whose every content word pairs "
+        "with the question's may still serve down to this cosine (1 = off)",
+    )
     candidates: int = Field(default=5, ge=1, le=100, description="nearest entries verified")
+    alias_hits: bool = Field(
+        default=True,
+        description="keep an L3 hit's reply under the question's own L2 key too, so the same "
+        "wording again is an exact hit",
+    )
 
     @field_validator("task_thresholds")
     @classmethod

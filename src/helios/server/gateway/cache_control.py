@@ -12,7 +12,9 @@ Request controls (any protocol):
   stored reply may answer).
 
 Response: the standard ``Cache-Status`` (RFC 9211), ``hit`` with the layer (and a
-semantic hit's similarity) or ``fwd=miss`` / ``fwd=bypass``, and ``Age`` for a hit.
+semantic hit's similarity) or ``fwd=miss`` / ``fwd=bypass``, and ``Age`` for a hit. A
+miss whose near candidates the L3 verifier refused says why in ``detail`` ("number 7pm vs
+7am").
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from helios.cache.reports import CacheLookup
+from helios.cache.semantic import REFUSED
 from helios.messages import CacheDirectives
 from helios.server.gateway.errors import invalid
 
@@ -107,10 +110,22 @@ def cache_status(lookup: CacheLookup | None, directives: CacheDirectives) -> dic
         return {"Cache-Status": f"{CACHE_NAME}; fwd=bypass; detail=disabled"}
     reply = lookup.reply
     if reply is None:
-        forward = "bypass" if not directives.lookup else "miss"
-        return {"Cache-Status": f"{CACHE_NAME}; fwd={forward}"}
+        if not directives.lookup:
+            return {"Cache-Status": f"{CACHE_NAME}; fwd=bypass"}
+        if lookup.l3.checked and REFUSED in lookup.l3.reason:
+            # say why a near question was not served: the verifier's first difference
+            refused = _sf_string(f"L3 {lookup.l3.reason}")
+            return {"Cache-Status": f"{CACHE_NAME}; fwd=miss; detail={refused}"}
+        return {"Cache-Status": f"{CACHE_NAME}; fwd=miss"}
     detail: str = lookup.layer or "cache"
     if lookup.layer == "L3" and lookup.l3.similarity is not None:
         detail = f"L3 similarity={lookup.l3.similarity:.3f}"
     age = max(0, int(time.time() - reply.created_at))
-    return {"Cache-Status": f'{CACHE_NAME}; hit; detail="{detail}"', "Age": str(age)}
+    return {"Cache-Status": f"{CACHE_NAME}; hit; detail={_sf_string(detail)}", "Age": str(age)}
+
+
+def _sf_string(text: str) -> str:
+    """An RFC 8941 string: printable ASCII, quotes and backslashes escaped (a header value
+    must not carry the question's other characters)."""
+    printable = "".join(c if " " <= c <= "~" else "?" for c in text[:200])
+    return '"' + printable.replace("\\", "\\\\").replace('"', '\\"') + '"'
