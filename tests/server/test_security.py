@@ -100,7 +100,7 @@ async def test_every_route_needs_a_key_and_admin_routes_an_admin_key(keys: Path)
     assert {who: r.status_code for who, r in health.items()} == dict.fromkeys(health, 200)
     assert {who: set(r.json()) for who, r in health.items()} == {
         **{who: {"status"} for who in health},
-        "admin": {"status", "ledger", "monitor", "cache"},
+        "admin": {"status", "ledger", "monitor", "cache", "tasks"},
     }
 
 
@@ -112,7 +112,7 @@ async def test_without_keys_on_loopback_everything_but_the_admin_api_is_open(
         health = await client.get("/health")
         metrics = await client.get("/metrics")
         admin = await client.get("/api/v1/admin/keys")
-    assert set(health.json()) == {"status", "ledger", "monitor", "cache"}  # from this machine
+    assert set(health.json()) == {"status", "ledger", "monitor", "cache", "tasks"}  # from this machine
     assert metrics.status_code == 200
     assert admin.status_code == 401
 
