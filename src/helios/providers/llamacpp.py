@@ -184,12 +184,15 @@ class LlamaCppProvider(Provider):
             )
         finish: FinishReason = "stop"
         parts: list[str] = []
-        reused = 0
-        if self.local.prefix_reuse:
-            # llama.cpp keeps the KV cache of the prefix this prompt shares with the last one
-            # (the penalties see only this call's own tokens: a fresh sampler per call).
-            reused = _reusable_prefix(loaded.llama, tokens)
-        else:
+        # llama.cpp keeps the KV cache of the prefix this prompt shares with the last one (the
+        # penalties see only this call's own tokens: a fresh sampler per call). A prompt held
+        # whole would have its last token replayed alone, whose logits can differ in the last
+        # bits from a batched evaluation: that one is evaluated afresh, so that a reply
+        # depends on the request alone.
+        reused = _shared_prefix(loaded.llama, tokens) if self.local.prefix_reuse else 0
+        if reused >= len(tokens):
+            reused = 0
+        if reused == 0:
             loaded.llama.reset()
         stream = loaded.llama.create_completion(
             prompt=tokens, stream=True, **self._options(request, stops)
@@ -228,16 +231,15 @@ class LlamaCppProvider(Provider):
         return ProviderUnavailable(f"llama.cpp failed: {exc}", provider=self.name, model=self.model)
 
 
-def _reusable_prefix(llama: Any, tokens: list[int]) -> int:
-    """How many prompt tokens llama.cpp will not evaluate again (its own rule: a prompt
-    entirely cached replays its last token to refresh the logits)."""
+def _shared_prefix(llama: Any, tokens: list[int]) -> int:
+    """How many leading prompt tokens llama.cpp holds evaluated from the previous call."""
     held = list(llama.input_ids[: llama.n_tokens])
     shared = 0
     for a, b in zip(held, tokens, strict=False):
         if a != b:
             break
         shared += 1
-    return shared - 1 if shared == len(tokens) and shared > 0 else shared
+    return shared
 
 
 def create(name: str, model: str, settings: Settings) -> Provider:
