@@ -73,6 +73,7 @@ from helios.providers.base import Provider
 from helios.providers.openai import create as create_openai
 from helios.runtime import Runtime
 from helios.sim import LatencyProfile, SimConfig, SimState
+from pipeline_report import print_tables
 
 RESULTS = Path(__file__).parent / "results"
 SCALE = 100
@@ -455,89 +456,6 @@ def overhead_stats(calls: Sequence[dict[str, Any]], config: SimConfig) -> dict[s
     return {"by_persona": by_persona, "all": summary(rows)}
 
 
-# -- output ---------------------------------------------------------------------------------
-def pm(stats: dict[str, float]) -> str:
-    return f"{stats['mean_ms']:.1f} ± {stats['sd_ms']:.1f}"
-
-
-def print_tables(result: dict[str, Any]) -> None:
-    arms: dict[str, Any] = result["arms"]
-    print("\nTask time (ms; improvement and variance change of the total vs sequential)\n")
-    print(
-        "| arm | n | total mean ± sd | improvement | variance change | paired saving "
-        "(95% CI) | predicted saving | to answer mean ± sd | answer improvement |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, stats in arms.items():
-        vs = stats.get("vs_baseline")
-        if vs is None:
-            cells = ["—"] * 5
-        else:
-            saving = vs["paired_saving_ms"]
-            cells = [
-                f"{vs['improvement_pct']:+.1f} %",
-                f"{vs['variance_change_pct']:+.1f} %",
-                f"{saving['mean']:.1f} ± {saving['ci95']:.1f}",
-                f"{vs['predicted_saving_ms']:.1f}",
-                f"{vs['answer_improvement_pct']:+.1f} %",
-            ]
-        print(
-            f"| {name} | {stats['n']} | {pm(stats['total'])} | {cells[0]} | {cells[1]} | "
-            f"{cells[2]} | {cells[3]} | {pm(stats['answer'])} | {cells[4]} |"
-        )
-
-    print(f"\nTokens and cost per task (cost: the tokens at {PRICED_AS}'s prices)\n")
-    print("| arm | input tokens | output tokens | cost $ | input / output / cost vs sequential |")
-    print("|---|---|---|---|---|")
-    for name, stats in arms.items():
-        vs = stats.get("vs_baseline")
-        ratios = (
-            "—"
-            if vs is None
-            else f"{vs['input_tokens_ratio']:.2f}x / {vs['output_tokens_ratio']:.2f}x / "
-            f"{vs['cost_ratio']:.2f}x"
-        )
-        tokens = stats["tokens"]
-        print(
-            f"| {name} | {tokens['input_mean']:.0f} | {tokens['output_mean']:.0f} | "
-            f"{stats['cost_usd_mean']:.5f} | {ratios} |"
-        )
-
-    print("\nStage durations (ms, mean ± sd; judge = both calls of the gate)\n")
-    print("| arm | " + " | ".join(STAGES) + " |")
-    print("|---|" + "---|" * len(STAGES))
-    target = [f"{m * 1000:.1f} ± {s * 1000:.1f}" for m, s in map(scaled, STAGES)]
-    target[-1] += " per call"
-    print("| target (reference ÷ 100) | " + " | ".join(target) + " |")
-    for name, stats in arms.items():
-        cells = [pm(stats["stages"][s]) if s in stats["stages"] else "—" for s in STAGES]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-
-    print("\nStreaming (all arms pooled; ms)\n")
-    print("| persona | TTFT mean | TTFT p50 | total mean | total p50 | perceived improvement |")
-    print("|---|---|---|---|---|---|")
-    for persona, s in result["streaming_pooled"].items():
-        print(
-            f"| {persona} | {s['ttft_mean_ms']:.1f} | {s['ttft_p50_ms']:.1f} | "
-            f"{s['duration_mean_ms']:.1f} | {s['duration_p50_ms']:.1f} | "
-            f"{s['perceived_improvement_mean']:.1%} (p50 {s['perceived_improvement_p50']:.1%}) |"
-        )
-
-    print("\nHelios overhead per persona call: engine time - provider time (ms; target p50 ≤ 2)\n")
-    print(
-        "| persona | calls | p50 | p99 | mean | provider p50 | provider - drawn p50 "
-        "| provider - drawn p99 |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    overhead = result["overhead"]
-    for persona, s in [*overhead["by_persona"].items(), ("all", overhead["all"])]:
-        print(
-            f"| {persona} | {s['calls']} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | "
-            f"{s['mean_ms']:.3f} | {s['provider_p50_ms']:.1f} | "
-            f"{s['sim_excess_p50_ms']:.1f} | {s['sim_excess_p99_ms']:.1f} |"
-        )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=60, help="measured tasks per arm")
@@ -584,6 +502,8 @@ def main() -> None:
             "seed": args.seed,
             "scale": SCALE,
             "reference_s": REFERENCE_S,
+            "stages": STAGES,
+            "priced_as": PRICED_AS,
             "min_s": MIN_S,
             "ttft_fraction": TTFT_FRACTION,
             "reply_tokens": REPLY_TOKENS,

@@ -94,7 +94,7 @@ class LocalModelSettings(Section):
     """The embedded llama.cpp models (``helios/data/local_models.yaml``)."""
 
     model_path: Path | None = Field(
-        default=None, description="a GGUF file that replaces the default local model's"
+        default=None, description="a GGUF file that replaces the local models' files"
     )
     models_dir: Path | None = Field(
         default=None,

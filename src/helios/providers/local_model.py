@@ -38,8 +38,7 @@ def _explicit(model: str, local: LocalModelSettings) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"local model file {path} does not exist")
         return path
-    listed = model in local_model_files()
-    if local.model_path is not None and (model == DEFAULT_MODEL_ID or not listed):
+    if local.model_path is not None:  # an explicit file replaces every listed one
         path = local.model_path.expanduser()
         if not path.is_file():
             raise ConfigError(f"local.model_path: {path} does not exist")
