@@ -59,9 +59,7 @@ def test_parts_that_do_not_match_the_release_are_refused(
     model: LocalModelFile, tmp_path: Path
 ) -> None:
     wrong = LocalModelFile(**{**_fields(model), "sha256": "0" * 64})
-    with pytest.raises(
-        ConfigError, match=r"local model 'tiny': the installed parts give .*refusing"
-    ):
+    with pytest.raises(ConfigError, match=r"local model 'tiny': the installed parts: .*refusing"):
         ensure_ready(wrong, tmp_path / "models")
     assert list((tmp_path / "models").iterdir()) == []  # nothing half-written is left
 
@@ -74,7 +72,7 @@ def test_a_file_changed_after_verification_is_refused(
     data[0] ^= 0xFF
     path.write_bytes(bytes(data))
     os.utime(path, ns=(1, 1))  # a new mtime: the stamp no longer vouches for it
-    with pytest.raises(ConfigError, match=r"tiny\.gguf give .*delete it"):
+    with pytest.raises(ConfigError, match=r"tiny\.gguf: .*delete it"):
         ensure_ready(model, tmp_path / "models")
 
 

@@ -187,7 +187,7 @@ def _check(model: LocalModelFile, size: int, sha256: str, what: str) -> None:
             else "delete it: it is assembled again from the installed parts on next use"
         )
         raise ConfigError(
-            f"local model '{model.id}': {what} give {size} bytes with sha256 {sha256}, but "
+            f"local model '{model.id}': {what}: {size} bytes with sha256 {sha256}, but "
             f"the release is {model.size} bytes with sha256 {model.sha256}; refusing to "
             f"load it: {hint}"
         )
