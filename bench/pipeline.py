@@ -5,15 +5,22 @@ thesis 7.54 +- 3.49 s, antithesis 8.82 +- 3.35 s, synthesis 13.73 +- 4.92 s. Her
 persona calls its own simulator "model" whose whole-call duration is drawn from that
 normal distribution scaled down 100x (clamped at 5 ms), 15 % of it before the first token.
 Evidence gathering sleeps 60 +- 25 ms (6.0 +- 2.5 s scaled; our choice, the reference gives
-no figure) and the judge is drawn like the thesis. The simulator's replies are not judge
-JSON, so every gate makes two judge calls (the verdict and its repair request) and fails;
-that is the same in every arm and ``max_passes=1`` stops there.
+no figure) and the judge is drawn like the thesis. The simulator's words cite nothing, so
+the timing wrapper appends `` [E1]`` to each synthesis (the gate checks citations before
+it asks the judge); its replies are not judge JSON, so every gate makes two judge calls
+(the verdict and its repair request) and fails; that is the same in every arm and
+``max_passes=1`` stops there.
 
 Arms, interleaved round-robin with the order rotating each round:
 
 - ``sequential``: evidence, then thesis (``orchestration.async_thesis.enabled=false``);
 - ``async_thesis``: thesis concurrent with evidence (the default);
-- ``parallel_prep``: async thesis + ``orchestration.parallel_prep.enabled=true``.
+- ``parallel_prep``: async thesis + ``orchestration.parallel_prep.enabled=true``;
+- ``single_call``: evidence, then one ``dialectic`` call for all three voices
+  (``orchestration.single_call.enabled=true``). Its duration is drawn from the sum of the
+  three stages' distributions (means added, variances added): one call generates what the
+  three did, no faster per token, so what the arm can save is the round trips and the
+  per-call time to first token, which is what the reference design expected to gain.
 
 Arms are *paired*: each arm routes its personas to models of its own (``thesis-sequential``,
 ``thesis-async_thesis``, ...) that share one profile and seed per stage, and each arm's
@@ -52,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from common import free_port, machine, start_simulator, temporary_data_dir
+from helios.catalog import Catalog
 from helios.config.settings import Settings
 from helios.engine import CallRecord
 from helios.ledger.events import GateVerdict, PersonaLLMRun, TaskStarted
@@ -65,6 +73,7 @@ from helios.providers.base import Provider
 from helios.providers.openai import create as create_openai
 from helios.runtime import Runtime
 from helios.sim import LatencyProfile, SimConfig, SimState
+from pipeline_report import print_tables
 
 RESULTS = Path(__file__).parent / "results"
 SCALE = 100
@@ -75,17 +84,22 @@ REFERENCE_S = {
     "antithesis": (8.82, 3.35),
     "synthesis": (13.73, 4.92),
     "judge": (7.54, 3.49),  # chosen: like the thesis, per call
+    # chosen: the three voices' generation in one call (means and variances added)
+    "dialectic": (7.54 + 8.82 + 13.73, (3.49**2 + 3.35**2 + 4.92**2) ** 0.5),
 }
 MIN_S = 0.005
 TTFT_FRACTION = 0.15
 REPLY_TOKENS = 32
-PERSONAS = ("thesis", "antithesis", "synthesis", "judge")
-STREAMED = ("thesis", "antithesis", "synthesis")
+PERSONAS = ("thesis", "antithesis", "synthesis", "judge", "dialectic")
+STREAMED = ("thesis", "antithesis", "synthesis", "dialectic")
 STAGES = ("evidence", *PERSONAS)
+# What a task's tokens would cost on a real model: the simulator's models have no prices.
+PRICED_AS = "claude-sonnet-5-5"
 ARMS: dict[str, dict[str, Any]] = {
     "sequential": {"async_thesis": {"enabled": False}},
     "async_thesis": {"async_thesis": {"enabled": True}},
     "parallel_prep": {"async_thesis": {"enabled": True}, "parallel_prep": {"enabled": True}},
+    "single_call": {"async_thesis": {"enabled": False}, "single_call": {"enabled": True}},
 }
 BASELINE = "sequential"
 
@@ -201,6 +215,8 @@ class TimedProvider(Provider):
     async def stream(self, request: Request) -> AsyncIterator[Chunk]:
         inside = 0.0
         chunks = aiter(self.inner.stream(request))
+        # the gate asks the judge only about an answer that cites the evidence
+        cite = request.context.persona in ("synthesis", "dialectic")
         while True:
             started = time.perf_counter()
             try:
@@ -209,6 +225,9 @@ class TimedProvider(Provider):
                 inside += time.perf_counter() - started
                 break
             inside += time.perf_counter() - started
+            if cite and (chunk.usage is not None or chunk.finish_reason is not None):
+                cite = False
+                yield Chunk(text=" [E1]")
             yield chunk
         self._probe.provider_time(request, inside)
 
@@ -271,7 +290,8 @@ def task_row(index: int, result: DialecticResult, sink: MemorySink) -> dict[str,
         if record.stage in STREAMED:
             ttft[record.stage] = record.ttft_s
     started = sink.of_type(TaskStarted)[0].timestamp
-    synthesis = next(e for e in sink.of_type(PersonaLLMRun) if e.stage == "synthesis")
+    answer = ("synthesis", "dialectic")
+    synthesis = next(e for e in sink.of_type(PersonaLLMRun) if e.stage in answer)
     verdict = sink.of_type(GateVerdict)[0]
     return {
         "index": index,
@@ -282,6 +302,8 @@ def task_row(index: int, result: DialecticResult, sink: MemorySink) -> dict[str,
         "stages_s": stages,
         "ttft_s": ttft,
         "judge_calls": sum(record.stage == "judge" for record in result.stages),
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
         "async_fallback": result.async_fallback,
         "gate": {"passed": verdict.passed, "judge_valid": verdict.judge_valid},
     }
@@ -329,8 +351,17 @@ def arm_stats(arm: Arm, baseline: Arm | None) -> dict[str, Any]:
         "n": len(tasks),
         "total": ms(totals),
         "answer": ms([t["answer_s"] for t in tasks]),
-        "stages": {stage: ms([t["stages_s"][stage] for t in tasks]) for stage in STAGES},
+        "stages": {
+            stage: ms([t["stages_s"][stage] for t in tasks])
+            for stage in STAGES
+            if all(stage in t["stages_s"] for t in tasks)
+        },
         "judge_calls_per_task": statistics.fmean(t["judge_calls"] for t in tasks),
+        "tokens": {
+            "input_mean": statistics.fmean(t["input_tokens"] for t in tasks),
+            "output_mean": statistics.fmean(t["output_tokens"] for t in tasks),
+        },
+        "cost_usd_mean": statistics.fmean(priced(t) for t in tasks),
         "async_fallbacks": sum(t["async_fallback"] is not None for t in tasks),
         "gate_passed": sum(t["gate"]["passed"] for t in tasks),
         "judge_valid": sum(t["gate"]["judge_valid"] for t in tasks),
@@ -339,11 +370,18 @@ def arm_stats(arm: Arm, baseline: Arm | None) -> dict[str, Any]:
                 [t["ttft_s"][persona] for t in tasks], [t["stages_s"][persona] for t in tasks]
             )
             for persona in STREAMED
+            if all(persona in t["ttft_s"] for t in tasks)
         },
     }
     if baseline is not None:
         stats["vs_baseline"] = compare(tasks, baseline.tasks)
     return stats
+
+
+def priced(task: dict[str, Any]) -> float:
+    """The task's tokens at ``PRICED_AS``'s catalogue prices (no prompt caching)."""
+    prices = Catalog.load().get(PRICED_AS).prices
+    return 1e-6 * (task["input_tokens"] * prices.input + task["output_tokens"] * prices.output)
 
 
 def compare(tasks: Sequence[dict[str, Any]], base: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -367,6 +405,9 @@ def compare(tasks: Sequence[dict[str, Any]], base: Sequence[dict[str, Any]]) -> 
         # What running evidence and thesis side by side saves, from the baseline's draws.
         "predicted_saving_ms": 1000
         * statistics.fmean(min(t["stages_s"]["evidence"], t["stages_s"]["thesis"]) for t in base),
+        "input_tokens_ratio": mean(tasks, "input_tokens") / mean(base, "input_tokens"),
+        "output_tokens_ratio": mean(tasks, "output_tokens") / mean(base, "output_tokens"),
+        "cost_ratio": statistics.fmean(map(priced, tasks)) / statistics.fmean(map(priced, base)),
     }
 
 
@@ -407,73 +448,12 @@ def overhead_stats(calls: Sequence[dict[str, Any]], config: SimConfig) -> dict[s
             "sim_excess_p99_ms": percentile(excess, 0.99) * 1000,
         }
 
-    by_persona = {p: summary([c for c in rows if c["persona"] == p]) for p in PERSONAS}
+    by_persona = {
+        p: summary([c for c in rows if c["persona"] == p])
+        for p in PERSONAS
+        if any(c["persona"] == p for c in rows)
+    }
     return {"by_persona": by_persona, "all": summary(rows)}
-
-
-# -- output ---------------------------------------------------------------------------------
-def pm(stats: dict[str, float]) -> str:
-    return f"{stats['mean_ms']:.1f} ± {stats['sd_ms']:.1f}"
-
-
-def print_tables(result: dict[str, Any]) -> None:
-    arms: dict[str, Any] = result["arms"]
-    print("\nTask time (ms; improvement and variance change of the total vs sequential)\n")
-    print(
-        "| arm | n | total mean ± sd | improvement | variance change | paired saving "
-        "(95% CI) | predicted saving | to answer mean ± sd | answer improvement |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, stats in arms.items():
-        vs = stats.get("vs_baseline")
-        if vs is None:
-            cells = ["—"] * 5
-        else:
-            saving = vs["paired_saving_ms"]
-            cells = [
-                f"{vs['improvement_pct']:+.1f} %",
-                f"{vs['variance_change_pct']:+.1f} %",
-                f"{saving['mean']:.1f} ± {saving['ci95']:.1f}",
-                f"{vs['predicted_saving_ms']:.1f}",
-                f"{vs['answer_improvement_pct']:+.1f} %",
-            ]
-        print(
-            f"| {name} | {stats['n']} | {pm(stats['total'])} | {cells[0]} | {cells[1]} | "
-            f"{cells[2]} | {cells[3]} | {pm(stats['answer'])} | {cells[4]} |"
-        )
-
-    print("\nStage durations (ms, mean ± sd; judge = both calls of the gate)\n")
-    print("| arm | " + " | ".join(STAGES) + " |")
-    print("|---|" + "---|" * len(STAGES))
-    target = [f"{m * 1000:.1f} ± {s * 1000:.1f}" for m, s in map(scaled, STAGES)]
-    target[-1] += " per call"
-    print("| target (reference ÷ 100) | " + " | ".join(target) + " |")
-    for name, stats in arms.items():
-        print(f"| {name} | " + " | ".join(pm(stats["stages"][s]) for s in STAGES) + " |")
-
-    print("\nStreaming (all arms pooled; ms)\n")
-    print("| persona | TTFT mean | TTFT p50 | total mean | total p50 | perceived improvement |")
-    print("|---|---|---|---|---|---|")
-    for persona, s in result["streaming_pooled"].items():
-        print(
-            f"| {persona} | {s['ttft_mean_ms']:.1f} | {s['ttft_p50_ms']:.1f} | "
-            f"{s['duration_mean_ms']:.1f} | {s['duration_p50_ms']:.1f} | "
-            f"{s['perceived_improvement_mean']:.1%} (p50 {s['perceived_improvement_p50']:.1%}) |"
-        )
-
-    print("\nHelios overhead per persona call: engine time - provider time (ms; target p50 ≤ 2)\n")
-    print(
-        "| persona | calls | p50 | p99 | mean | provider p50 | provider - drawn p50 "
-        "| provider - drawn p99 |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    overhead = result["overhead"]
-    for persona, s in [*overhead["by_persona"].items(), ("all", overhead["all"])]:
-        print(
-            f"| {persona} | {s['calls']} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | "
-            f"{s['mean_ms']:.3f} | {s['provider_p50_ms']:.1f} | "
-            f"{s['sim_excess_p50_ms']:.1f} | {s['sim_excess_p99_ms']:.1f} |"
-        )
 
 
 def main() -> None:
@@ -522,6 +502,8 @@ def main() -> None:
             "seed": args.seed,
             "scale": SCALE,
             "reference_s": REFERENCE_S,
+            "stages": STAGES,
+            "priced_as": PRICED_AS,
             "min_s": MIN_S,
             "ttft_fraction": TTFT_FRACTION,
             "reply_tokens": REPLY_TOKENS,
@@ -537,10 +519,11 @@ def main() -> None:
         },
         "streaming_pooled": {
             persona: streaming_stats(
-                [t["ttft_s"][persona] for t in all_tasks],
-                [t["stages_s"][persona] for t in all_tasks],
+                [t["ttft_s"][persona] for t in all_tasks if persona in t["ttft_s"]],
+                [t["stages_s"][persona] for t in all_tasks if persona in t["ttft_s"]],
             )
             for persona in STREAMED
+            if any(persona in t["ttft_s"] for t in all_tasks)
         },
         "overhead": overhead_stats(calls, config),
         "tasks": {name: arm.tasks for name, arm in arms.items()},

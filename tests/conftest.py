@@ -19,17 +19,27 @@ if TYPE_CHECKING:
     from helios.sim import SimConfig, SimServer
 
 
+TEST_LOCAL_MODEL = "llamacpp:smollm2-135m-instruct"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Caches and ledgers default to the user's data directory: never the developer's real
     one during tests (subprocesses inherit the variable too)."""
-    previous = os.environ.get("HELIOS_DATA_DIR")
-    os.environ["HELIOS_DATA_DIR"] = str(tmp_path_factory.mktemp("helios-data"))
+    values = {
+        "HELIOS_DATA_DIR": str(tmp_path_factory.mktemp("helios-data")),
+        # Tests need the real local code path, not good answers: `local` is the fastest real
+        # model there, rather than the default (assembled from 1.1 GB of parts).
+        "HELIOS_ALIASES__LOCAL": TEST_LOCAL_MODEL,
+    }
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     yield
-    if previous is None:
-        os.environ.pop("HELIOS_DATA_DIR", None)
-    else:
-        os.environ["HELIOS_DATA_DIR"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -81,6 +81,15 @@ def test_models_lists_catalogue_and_provider_state(
     assert {"claude-sonnet-5-5", "gpt-5", "gemini-2.5-flash", "smollm2-135m-instruct"} <= ids
     assert payload["providers"]["vllm"] == "ready"
     assert payload["default_model"] == "local"
+    local = {model["id"]: model["status"] for model in payload["local_models"]}
+    assert set(local) == {
+        "qwen2.5-coder-1.5b-instruct",
+        "qwen2.5-coder-0.5b-instruct",
+        "smollm2-135m-instruct",
+    }
+    assert local["smollm2-135m-instruct"].startswith("ready: ")
+    # the default's parts (make install) are assembled on first use, not by listing them
+    assert "on first use" in local["qwen2.5-coder-1.5b-instruct"]
     table = run_cli("models")
     assert table.exit_code == 0
     assert "claude-sonnet-5-5" in table.stdout and "provider vllm: ready" in table.stdout

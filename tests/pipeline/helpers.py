@@ -77,6 +77,11 @@ class Personas:
     antithesis: Any = "The thesis ignores deployment independence [E1]."
     synthesis: Any = "Start with a modular monolith, split later [E1]."
     judge: Any = PASSING_VERDICT
+    dialectic: Any = (
+        "THESIS:\nAdopt a modular monolith first.\n"
+        "ANTITHESIS:\nIt ignores deployment independence [E1].\n"
+        "SYNTHESIS:\nRecommendation: a modular monolith.\nReasons:\n- fewer services [E1]"
+    )
     calls: list[tuple[str, float, Request]] = field(default_factory=list)
 
     def reply(self, request: Request) -> Reply:

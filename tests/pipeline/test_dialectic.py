@@ -93,13 +93,13 @@ async def test_sequential_thesis_waits_for_the_evidence() -> None:
     [(_, thesis_at, thesis_request)] = [c for c in world.personas.calls if c[0] == "thesis"]
     assert world.gatherer.finished_at is not None
     assert thesis_at >= world.gatherer.finished_at
-    assert "[E1]" in thesis_request.messages[-1].content
+    assert "[E1]" in (thesis_request.system or "")
     assert world.sink.of_type(TaskStarted)[0].flags["async_thesis"] is False
 
 
 async def test_thesis_timeout_falls_back_to_sequential() -> None:
     def slow_first_thesis(request: Request) -> float:
-        is_async_thesis = "[E1]" not in request.messages[-1].content
+        is_async_thesis = "[E1]" not in (request.system or "")
         return 5.0 if request.context.persona == "thesis" and is_async_thesis else 0.0
 
     world = make_world(first_chunk_delay_s=slow_first_thesis)
@@ -109,7 +109,7 @@ async def test_thesis_timeout_falls_back_to_sequential() -> None:
     assert fallback.reason.startswith("timeout")
     assert result.async_fallback == fallback.reason
     # the sequential thesis had the evidence; the user still got an answer
-    assert "[E1]" in world.personas.called("thesis")[-1].messages[-1].content
+    assert "[E1]" in (world.personas.called("thesis")[-1].system or "")
     assert result.answer
 
 
@@ -217,7 +217,7 @@ async def test_without_documents_the_gate_says_evidence_was_absent() -> None:
     result = await world.pipeline().run(GOAL)
     assert result.passes[0].gate.evidence.evidence_absent
     assert result.accepted_pass == 1
-    assert NO_EVIDENCE in world.personas.called("synthesis")[0].messages[-1].content
+    assert NO_EVIDENCE in (world.personas.called("synthesis")[0].system or "")
 
 
 async def test_citing_absent_evidence_fails_the_gate() -> None:

@@ -352,7 +352,7 @@ async def test_engine_runner_runs_persona_and_dialectic_tasks() -> None:
     assert "market for tea" in zeitgeist.messages[0].content
     assert zeitgeist.task_type == "dag"
     assert result.tasks["debate"].output == Personas().synthesis
-    assert "Trends: up." in world.personas.called("thesis")[0].messages[0].content
+    assert "Trends: up." in (world.personas.called("thesis")[0].system or "")
     assert gatherer.started_at is not None
     # the engine records every persona node's call under the DAG run, staged by node id
     [market] = [r for r in world.sink.of_type(PersonaLLMRun) if r.persona == "zeitgeist"]

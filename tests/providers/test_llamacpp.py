@@ -1,4 +1,4 @@
-"""The embedded provider with the real SmolLM2 model (no doubles)."""
+"""The embedded provider with the real SmolLM2 model (no doubles), the fastest real model."""
 
 import asyncio
 import json
@@ -10,7 +10,7 @@ from helios.config.providers import LocalModelSettings
 from helios.config.settings import Settings
 from helios.errors import BadRequest, ConfigError, UnknownModel
 from helios.messages import Message, Request, SamplingParams, ToolCall, ToolSpec
-from helios.providers.local_model import DEFAULT_MODEL_ID, packaged_model_path
+from helios.providers.local_model import SMALLEST_MODEL_ID, packaged_model_path
 
 llamacpp = pytest.importorskip("helios.providers.llamacpp", reason="needs helios[local]")
 
@@ -19,7 +19,7 @@ PROMPT = Request.of("What is the capital of Japan?", params=SamplingParams(max_t
 
 @pytest.fixture(scope="module")
 def provider() -> "llamacpp.LlamaCppProvider":
-    made = llamacpp.create("llamacpp", DEFAULT_MODEL_ID, Settings())
+    made = llamacpp.create("llamacpp", SMALLEST_MODEL_ID, Settings())
     assert isinstance(made, llamacpp.LlamaCppProvider)
     return made
 
@@ -37,7 +37,7 @@ async def test_stream_and_complete_give_the_same_text(
     assert completion.usage.input_tokens > 5
     assert 0 < completion.usage.output_tokens <= 24
     assert completion.provider == "llamacpp"
-    assert completion.model == DEFAULT_MODEL_ID
+    assert completion.model == SMALLEST_MODEL_ID
 
 
 async def test_deterministic_at_temperature_zero(provider: "llamacpp.LlamaCppProvider") -> None:
@@ -104,7 +104,7 @@ async def test_abandoned_stream_releases_the_model(provider: "llamacpp.LlamaCppP
 
 async def test_prompt_longer_than_the_context_is_a_bad_request() -> None:
     small = Settings(local=LocalModelSettings(n_ctx=256))
-    provider = llamacpp.create("llamacpp", DEFAULT_MODEL_ID, small)
+    provider = llamacpp.create("llamacpp", SMALLEST_MODEL_ID, small)
     with pytest.raises(BadRequest, match=r"local\.n_ctx"):
         await provider.complete(Request.of("word " * 400))
 
@@ -172,3 +172,21 @@ async def test_tools_are_refused_before_anything_loads(request_: Request) -> Non
     assert "openai:" in str(info.value) and info.value.provider == "llamacpp"
     with pytest.raises(BadRequest, match="cannot call tools"):
         await streamed_text(provider, request_)
+
+
+async def test_a_shared_prefix_is_reused_and_changes_nothing() -> None:
+    system = "You answer questions about geography in one short sentence. " * 8
+    first = Request.of("What is the capital of Japan?", system=system)
+    second = Request.of("What is the capital of France?", system=system)
+    reuse = llamacpp.create("llamacpp", SMALLEST_MODEL_ID, Settings())
+    fresh = llamacpp.create(
+        "llamacpp", SMALLEST_MODEL_ID, Settings(local=LocalModelSettings(prefix_reuse=False))
+    )
+    await reuse.complete(first)
+    reused = await reuse.complete(second)
+    alone = await fresh.complete(second)
+    # the system prompt's tokens were not evaluated again, and reported as cache reads
+    assert reused.usage.cache_read_tokens > 60
+    assert reused.usage.total_input_tokens == alone.usage.input_tokens
+    assert alone.usage.cache_read_tokens == 0
+    assert reused.text == alone.text

@@ -13,8 +13,9 @@ can be cached:
   to a caller's breakpoints of the other TTL a new breakpoint takes the TTL the rule
   forces (or is not placed when no TTL could satisfy it).
 - **OpenAI** caches prefixes of at least 1024 tokens automatically. The request is left as
-  it is except for ``metadata["prompt_cache_key"]`` (the prefix hash), which routes calls
-  sharing a prefix to the same cache; the OpenAI adapter sends it as ``prompt_cache_key``.
+  it is except for ``metadata["prompt_cache_key"]`` (the prefix hash, unless the caller
+  set one), which routes calls sharing a prefix to the same cache; the OpenAI adapter
+  sends it as ``prompt_cache_key``.
 - **Gemini** caches implicitly: the plan only reports the prefix.
 - Anything else (llama.cpp, custom providers) has no provider prompt cache.
 
@@ -109,7 +110,9 @@ class PromptCachePlanner:
             if tokens < OPENAI_MIN_TOKENS:
                 reason = f"prefix of {tokens} tokens is below OpenAI's {OPENAI_MIN_TOKENS}"
                 return PlannedRequest(request, 0, 0, prefix_hash, reason)
-            metadata = {**request.metadata, "prompt_cache_key": prefix_hash}
+            # A caller's key wins: the dialectic pipeline keys a whole run with one, so that
+            # calls whose stable prefixes differ (a repair turn) still meet the same cache.
+            metadata = {"prompt_cache_key": prefix_hash, **request.metadata}
             keyed = request.model_copy(update={"metadata": metadata})
             return PlannedRequest(keyed, 0, tokens, prefix_hash, "automatic caching, keyed")
         gemini_minimum = minimum or OPENAI_MIN_TOKENS

@@ -12,6 +12,7 @@ from rich.table import Table
 from helios.catalog import Catalog, ModelEntry
 from helios.cli.context import cli_context, console_out, with_runtime
 from helios.cli.formatting import print_table
+from helios.cli.local_models import local_models
 from helios.runtime import Runtime
 
 
@@ -29,15 +30,18 @@ def models(
 
     catalog, status = with_runtime(settings, look)
     names = list(status)
+    local = local_models(settings.local)
     if as_json:
         payload = {
             "default_model": settings.default_model,
             "providers": status,
             "models": [entry.model_dump(mode="json") for entry in catalog],
+            "local_models": local,
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     print_table(_table(catalog), console_out)
+    print_table(_local_table(local, catalog), console_out)
     console_out.print(f"default model: {settings.default_model}")
     for name in names:
         console_out.print(f"provider {name}: {status[name]}", markup=False)
@@ -67,6 +71,18 @@ def _table(catalog: Catalog) -> Table:
             provider = entry.provider
             table.add_row(f"[bold]{provider}[/]", end_section=False)
         table.add_row(*_row(entry))
+    return table
+
+
+def _local_table(local: list[dict[str, str]], catalog: Catalog) -> Table:
+    table = Table(title="Local models (llama.cpp; any persona can name one: llamacpp:<id>)")
+    for column in ("model", "aliases", "what", "status"):
+        table.add_column(column, no_wrap=column in ("model", "aliases"))
+    for row in local:
+        entry = catalog.find(row["id"])
+        aliases = ", ".join(entry.aliases) if entry is not None else ""
+        table.add_row(row["id"], aliases, row["name"], row["status"])
+    table.caption = "licences and attribution: helios/data/licenses/NOTICE-models.md"
     return table
 
 

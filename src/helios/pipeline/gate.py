@@ -1,7 +1,9 @@
 """The quality gate: a mechanical evidence check plus the judge persona's JSON verdict.
 
 The evidence check needs no model: every ``[En]`` cited must exist, an answer must cite at
-least one passage when there is evidence, and must cite none when there is not. The judge
+least one passage when there is evidence, and must cite none when there is not. It runs
+first: an answer that fails it is not sent to the judge (:meth:`JudgeVerdict.not_judged`),
+which saves a model call and keeps a lenient judge from passing an uncited answer. The judge
 returns ``{"pass": bool, "score": 0..1, "reasons": [...]}``; a reply that is not such an
 object gets one repair request, then counts as a failed verdict with its raw text kept.
 """
@@ -65,10 +67,17 @@ class JudgeVerdict(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     valid: bool = True
     raw: str = ""
+    judged: bool = True
+    """False when the evidence check failed and the judge was not asked."""
 
     @classmethod
     def failed(cls, raw: str, why: str) -> JudgeVerdict:
         return cls(passed=False, score=0.0, reasons=[why], valid=False, raw=raw)
+
+    @classmethod
+    def not_judged(cls) -> JudgeVerdict:
+        why = "not judged: the evidence check failed first"
+        return cls(passed=False, score=0.0, reasons=[why], judged=False)
 
 
 def parse_verdict(text: str) -> JudgeVerdict | None:
@@ -96,6 +105,14 @@ REPAIR_REQUEST = (
 
 JudgeCall = Callable[[tuple[Message, ...]], Awaitable[str]]
 """Runs the judge persona with follow-up turns appended; returns its reply text."""
+
+
+async def gate_verdict(
+    draft: str, evidence_ids: Sequence[str], call: JudgeCall
+) -> tuple[EvidenceCheck, JudgeVerdict]:
+    """The evidence check, then the judge only if the answer passed it."""
+    check = check_evidence(draft, evidence_ids)
+    return check, (await judge(call) if check.ok else JudgeVerdict.not_judged())
 
 
 async def judge(call: JudgeCall) -> JudgeVerdict:
@@ -127,7 +144,9 @@ class GateResult:
     def feedback(self, draft: str) -> str:
         """What the next synthesis pass is told to fix."""
         points = list(self.evidence.problems)
-        if not self.verdict.valid:
+        if not self.verdict.judged:
+            pass  # the evidence problems are the whole verdict
+        elif not self.verdict.valid:
             points.append("the judge could not grade the answer; make it clearer")
         elif not self.verdict.passed or self.verdict.score < self.min_score:
             points.extend(self.verdict.reasons or [f"the judge scored it {self.verdict.score:.2f}"])

@@ -7,6 +7,7 @@ defaults (model or tier, temperature, max tokens, streaming). Rendering fails wi
 
 from __future__ import annotations
 
+import hashlib
 import string
 from collections.abc import Mapping
 from importlib import resources
@@ -119,3 +120,11 @@ def _shipped() -> dict[str, dict[str, Any]]:
     raw = yaml.safe_load(text)
     personas: dict[str, dict[str, Any]] = raw["personas"]
     return personas
+
+
+def with_run_cache_key(request: Request, goal: str) -> Request:
+    """The request keyed for OpenAI's prompt cache by its run: every persona of a run shares
+    one ``prompt_cache_key`` (from the goal, so a repeated run keeps its response-cache
+    keys), whatever turns follow the shared prefix."""
+    key = "helios-run-" + hashlib.sha256(goal.encode("utf-8")).hexdigest()[:24]
+    return request.model_copy(update={"metadata": {**request.metadata, "prompt_cache_key": key}})

