@@ -112,7 +112,13 @@ async def test_without_keys_on_loopback_everything_but_the_admin_api_is_open(
         health = await client.get("/health")
         metrics = await client.get("/metrics")
         admin = await client.get("/api/v1/admin/keys")
-    assert set(health.json()) == {"status", "ledger", "monitor", "cache", "tasks"}  # from this machine
+    assert set(health.json()) == {
+        "status",
+        "ledger",
+        "monitor",
+        "cache",
+        "tasks",
+    }  # from this machine
     assert metrics.status_code == 200
     assert admin.status_code == 401
 
