@@ -31,6 +31,9 @@ def browser_settings(data_dir: Path, **values: Any) -> Settings:
         "ledger": {"path": str(data_dir / "ledger.sqlite3"), "flush_interval_s": 0.01},
         "cache": {"path": str(data_dir / "cache.sqlite3"), "semantic": {"enabled": False}},
         "keys": {"path": str(data_dir / "keys.sqlite3")},
+        # pages, not tasks: and DBOS, one per process, would refuse the second server that
+        # some tests start beside the module's
+        "tasks": {"enabled": False},
     }
     for key, value in values.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -27,7 +27,7 @@ from helios.ledger.events import TaskRecovered
 from helios.runtime import Runtime
 from helios.tasks import health  # noqa: F401  (registers the health check's workflow)
 from helios.tasks.fleet import Fleet, Takeover, keep_alive
-from helios.tasks.workflow import WORKFLOW_NAME, install_host, remove_host
+from helios.tasks.workflow import WORKFLOW_NAME, current_hosts, install_host, remove_host
 
 logger = logging.getLogger("helios.tasks")
 APP_NAME = "helios"
@@ -72,6 +72,11 @@ class TaskHost:
         in its default executor id; ``worker``: run the tasks of ``queue`` (default
         ``tasks.queue``) here, at most ``concurrency`` at once (default
         ``tasks.worker_concurrency``: the queue's setting, shared by its workers)."""
+        if current_hosts():
+            raise TaskError(
+                "this process already runs a task host (DBOS is one per process): run the"
+                " second server in a process of its own, or with tasks.enabled: false"
+            )
         settings = runtime.settings.tasks
         url = settings.resolved_database_url()
         name = (

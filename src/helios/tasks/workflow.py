@@ -62,6 +62,10 @@ def remove_host(host: TaskHostView) -> None:
         _hosts.remove(host)
 
 
+def current_hosts() -> tuple[TaskHostView, ...]:
+    return tuple(_hosts)
+
+
 def current_host() -> TaskHostView:
     if not _hosts:
         raise TaskHostUnavailable("this process runs no task host")
