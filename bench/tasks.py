@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,12 +235,14 @@ def cancel_latency(port: int, client: httpx2.Client, runs: int) -> list[float]:
     return seconds
 
 
-def measure(database: str, schema: str, label: str, args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"database": label}
+@contextlib.contextmanager
+def fleet_on(database: str, schema: str, *sim_options: str) -> Iterator[tuple[Fleet, int]]:
+    """A fresh data dir, ``helios sim SIM_OPTIONS`` and an API-only ``helios serve`` on
+    ``database``; yields the fleet (to start workers on) and the server's port."""
     with temporary_data_dir() as folder:
         sim_port = free_port()
         sim = subprocess.Popen(
-            [str(HELIOS), "sim", "--port", str(sim_port), "--reply-tokens", "1"],
+            [str(HELIOS), "sim", "--port", str(sim_port), *sim_options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -246,88 +250,50 @@ def measure(database: str, schema: str, label: str, args: argparse.Namespace) ->
         try:
             port = free_port()
             fleet.serve(port)
-            client = httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-            one = fleet.worker("bench-1")
-            start_latency(port, client, 5)  # warm up
-            results["start_ms"] = summary(start_latency(port, client, args.starts))
-            results["throughput_1_worker"] = asyncio.run(burst(port, args.burst))
-            two = fleet.worker("bench-2")
-            time.sleep(3)
-            results["throughput_2_workers"] = asyncio.run(burst(port, args.burst))
-            for process in (one, two):
-                fleet.stop(process)
-            results["bare_dbos_start_ms"] = summary(
-                bare_dbos_start_latency(database, schema, args.starts)
-            )
+            yield fleet, port
         finally:
             fleet.close()
             sim.terminate()
             sim.wait()
+
+
+def measure(database: str, schema: str, label: str, args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"database": label}
+    with fleet_on(database, schema, "--reply-tokens", "1") as (fleet, port):
+        client = httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        one = fleet.worker("bench-1")
+        start_latency(port, client, 5)  # warm up
+        results["start_ms"] = summary(start_latency(port, client, args.starts))
+        results["throughput_1_worker"] = asyncio.run(burst(port, args.burst))
+        two = fleet.worker("bench-2")
+        time.sleep(3)
+        results["throughput_2_workers"] = asyncio.run(burst(port, args.burst))
+        for process in (one, two):
+            fleet.stop(process)
+        results["bare_dbos_start_ms"] = summary(
+            bare_dbos_start_latency(database, schema, args.starts)
+        )
     results.update(paced(database, schema, args))
     return results
 
 
 def paced(database: str, schema: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Arms that need slow model calls: chunk latency, takeover and cancel."""
+    """Arms that need slow model calls: takeover and cancel (20 s replies), chunk latency."""
     results: dict[str, Any] = {}
-    with temporary_data_dir() as folder:
-        sim_port = free_port()
-        sim = subprocess.Popen(
-            [
-                str(HELIOS),
-                "sim",
-                "--port",
-                str(sim_port),
-                "--reply-tokens",
-                "400",
-                "--tokens-per-s",
-                "20",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        fleet = Fleet(folder, database, schema + "_p", f"http://127.0.0.1:{sim_port}")
-        try:
-            port = free_port()
-            fleet.serve(port)
-            client = httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-            results["takeover_s"] = takeover(fleet, port, client)
-            worker = fleet.worker("bench-paced")
-            time.sleep(2)
-            results["cancel_s"] = summary(cancel_latency(port, client, args.cancels))
-            fleet.stop(worker)
-        finally:
-            fleet.close()
-            sim.terminate()
-            sim.wait()
-    with temporary_data_dir() as folder:
-        sim_port = free_port()
-        sim = subprocess.Popen(
-            [
-                str(HELIOS),
-                "sim",
-                "--port",
-                str(sim_port),
-                "--reply-tokens",
-                "50",
-                "--tokens-per-s",
-                "50",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        fleet = Fleet(folder, database, schema + "_c", f"http://127.0.0.1:{sim_port}")
-        try:
-            port = free_port()
-            fleet.serve(port)
-            fleet.worker("bench-chunks")
-            client = httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-            time.sleep(2)
-            results["chunk_ms"] = summary(chunk_latency(port, client, args.streams))
-        finally:
-            fleet.close()
-            sim.terminate()
-            sim.wait()
+    slow = ("--reply-tokens", "400", "--tokens-per-s", "20")
+    with fleet_on(database, schema + "_p", *slow) as (fleet, port):
+        client = httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        results["takeover_s"] = takeover(fleet, port, client)
+        worker = fleet.worker("bench-paced")
+        time.sleep(2)
+        results["cancel_s"] = summary(cancel_latency(port, client, args.cancels))
+        fleet.stop(worker)
+    paced_50 = ("--reply-tokens", "50", "--tokens-per-s", "50")
+    with fleet_on(database, schema + "_c", *paced_50) as (fleet, port):
+        fleet.worker("bench-chunks")
+        client = httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        time.sleep(2)
+        results["chunk_ms"] = summary(chunk_latency(port, client, args.streams))
     return results
 
 
