@@ -85,7 +85,8 @@ def run(
     print_result(result, console_out)
 
 
-def _parse_flag(text: str) -> dict[str, Any]:
+def flag_assignment(text: str) -> tuple[str, Any]:
+    """``--flag key=value``: the dotted key, and the value as YAML reads it."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--flag {text}: expected key=value, e.g. orchestration.max_passes=3")
@@ -93,9 +94,14 @@ def _parse_flag(text: str) -> dict[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    return key.strip(), value
+
+
+def _parse_flag(text: str) -> dict[str, Any]:
+    key, value = flag_assignment(text)
     node: dict[str, Any] = {}
     root = node
-    parts = key.strip().split(".")
+    parts = key.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value

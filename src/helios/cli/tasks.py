@@ -26,6 +26,7 @@ from rich.table import Table
 from helios.cli.context import cli_context, console_err, console_out
 from helios.cli.formatting import print_table, usd
 from helios.cli.live import LiveDisplay
+from helios.cli.run import flag_assignment
 from helios.errors import InputError, TaskError
 from helios.pipeline.documents import load_documents
 
@@ -101,6 +102,17 @@ class TaskClient:
         self._http.close()
 
 
+def _once(
+    server: str | None, key: str | None, method: str, path: str, **options: Any
+) -> dict[str, Any]:
+    """One request to the tasks API, on a client opened for it."""
+    client = TaskClient(server, key)
+    try:
+        return client.call(method, path, **options)
+    finally:
+        client.close()
+
+
 def _reason(response: Any) -> str:
     try:
         detail = response.json().get("detail")
@@ -135,8 +147,6 @@ def submit(
     key: KeyOption = None,
 ) -> None:
     """Queue a task on a server; with --follow, show it live until it ends."""
-    from helios.cli.run import _parse_flag
-
     settings = cli_context(ctx).settings()
     body: dict[str, Any] = {"kind": kind, "goal": goal, "priority": priority}
     if docs:
@@ -148,7 +158,7 @@ def submit(
     if model:
         body["model"] = model
     if flags:
-        body["flags"] = {k: v for text in flags for k, v in _flatten(_parse_flag(text)).items()}
+        body["flags"] = dict(flag_assignment(text) for text in flags)
     if idempotency_key:
         body["idempotency_key"] = idempotency_key
     client = TaskClient(server, key)
@@ -201,17 +211,6 @@ def _follow(client: TaskClient, task_id: str) -> None:
         raise typer.Exit(1)
 
 
-def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _read_dag(path: Path) -> dict[str, Any]:
     import yaml
 
@@ -235,14 +234,10 @@ def list_tasks(
     key: KeyOption = None,
 ) -> None:
     """The tasks of your tenant, newest first."""
-    client = TaskClient(server, key)
-    try:
-        params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status
-        tasks = client.call("GET", "", params=params)["tasks"]
-    finally:
-        client.close()
+    params: dict[str, Any] = {"limit": limit}
+    if status:
+        params["status"] = status
+    tasks = _once(server, key, "GET", "", params=params)["tasks"]
     if as_json:
         sys.stdout.write(json.dumps(tasks, indent=2) + "\n")
         return
@@ -270,11 +265,7 @@ def show(
     key: KeyOption = None,
 ) -> None:
     """One task: status, stages, result or error, as JSON."""
-    client = TaskClient(server, key)
-    try:
-        task = client.call("GET", f"/{task_id}")
-    finally:
-        client.close()
+    task = _once(server, key, "GET", f"/{task_id}")
     sys.stdout.write(json.dumps(task, indent=2) + "\n")
 
 
@@ -285,9 +276,5 @@ def cancel(
     key: KeyOption = None,
 ) -> None:
     """Cancel a queued or running task (its running call stops within a second)."""
-    client = TaskClient(server, key)
-    try:
-        answer = client.call("DELETE", f"/{task_id}")
-    finally:
-        client.close()
+    answer = _once(server, key, "DELETE", f"/{task_id}")
     console_out.print(f"task {task_id}: cancelled (it was {answer['was']})", markup=False)

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -179,10 +180,10 @@ class Fleet:
 
         await asyncio.to_thread(undo)
 
-    async def workers(self) -> list[dict[str, object]]:
-        """Every worker the table knows, for ``helios tasks workers`` and the API."""
+    async def workers(self) -> list[dict[str, Any]]:
+        """Every worker the table knows, for ``/health``."""
 
-        def read() -> list[dict[str, object]]:
+        def read() -> list[dict[str, Any]]:
             with self._engine.begin() as db:
                 rows = db.execute(sa.select(self.table).order_by(self.table.c.executor_id))
                 return [dict(row._mapping) for row in rows]

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from helios.config.settings import Settings
 from helios.config.tasks import TasksSettings
 from helios.errors import ConfigError, InputError
+from helios.pipeline.dag import check_dag, parse_dag
+from helios.pipeline.personas import load_personas
 
 TaskKind = Literal["dialectic", "dag", "ask"]
 FlagValue = bool | int | float | str
@@ -240,9 +242,6 @@ def with_flags(settings: Settings, flags: dict[str, FlagValue]) -> Settings:
 
 
 def _check_dag(dag: dict[str, Any], settings: Settings) -> None:
-    from helios.pipeline.dag import check_dag, parse_dag
-    from helios.pipeline.personas import load_personas
-
     try:
         parsed = parse_dag(dag, source="dag")
         check_dag(parsed, list(load_personas(settings)), where="dag")

@@ -205,9 +205,14 @@ async def _dag(
     # which concurrent nodes finishing in another order would not guarantee.
     dag = parse_dag(spec.dag, source="dag").model_copy(update={"concurrency": 1})
     settings = with_flags(runtime.settings, spec.flags)
-    inner = EngineTaskRunner.for_runtime(runtime, model_override=spec.model)
-    inner.settings = settings
-    inner.sink = output
+    inner = EngineTaskRunner(
+        runtime.engine,
+        settings,
+        None,
+        lambda: build_gatherer(runtime),
+        sink=output,
+        model_override=spec.model,
+    )
     runner = _DurableNodes(inner, calls, output)
     try:
         scheduler = DagScheduler(runner, sink=output)

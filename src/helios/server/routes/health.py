@@ -178,14 +178,13 @@ async def _tasks(state: ServerState) -> TasksHealth:
     now = time.time()
     workers = [
         WorkerHealth(
-            executor_id=str(row["executor_id"]),
-            host=str(row["host"]),
-            pid=int(str(row["pid"])),
-            queue=str(row["queue"]),
-            beat_s_ago=round(now - float(str(row["beat_at"])), 3),
-            alive=row["stopped_at"] is None
-            and now - float(str(row["beat_at"])) < host.fleet.timeout_s,
-            taken_over_by=str(row["taken_over_by"]) if row["taken_over_by"] else None,
+            executor_id=row["executor_id"],
+            host=row["host"],
+            pid=row["pid"],
+            queue=row["queue"],
+            beat_s_ago=round(now - row["beat_at"], 3),
+            alive=row["stopped_at"] is None and now - row["beat_at"] < host.fleet.timeout_s,
+            taken_over_by=row["taken_over_by"],
         )
         for row in rows
     ]

@@ -70,8 +70,14 @@ def router(state: ServerState) -> APIRouter:
     ) -> dict[str, Any]:
         tasks = service()
         try:
-            spec = check_request(
-                body, state.settings, tenant=caller.tenant, key_id=caller.key_id, admin=caller.admin
+            # off the loop: an admin's paths are read, a DAG's personas loaded
+            spec = await asyncio.to_thread(
+                check_request,
+                body,
+                state.settings,
+                tenant=caller.tenant,
+                key_id=caller.key_id,
+                admin=caller.admin,
             )
             submitted = await tasks.submit(spec, idempotency_key=body.idempotency_key)
         except TaskInputError as exc:
