@@ -28,6 +28,9 @@ def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     one during tests (subprocesses inherit the variable too)."""
     values = {
         "HELIOS_DATA_DIR": str(tmp_path_factory.mktemp("helios-data")),
+        # One int8 embedding model build (about 4 s) for the whole run, however many tests
+        # and servers bring their own data directory.
+        "HELIOS_EMBEDDINGS__BUILD_DIR": str(tmp_path_factory.mktemp("helios-models")),
         # Tests need the real local code path, not good answers: `local` is the fastest real
         # model there, rather than the default (assembled from 1.1 GB of parts).
         "HELIOS_ALIASES__LOCAL": TEST_LOCAL_MODEL,

@@ -255,12 +255,7 @@ class Runtime:
         once per process, however many are made."""
         from helios.embeddings.onnx import OnnxMiniLM  # numpy and onnxruntime on first use
 
-        config = self.settings.embeddings
-        return OnnxMiniLM(
-            model_path=config.model_path,
-            tokenizer_path=config.tokenizer_path,
-            threads=config.threads,
-        )
+        return OnnxMiniLM.from_settings(self.settings.embeddings)
 
     def openai_embedder(self, model: str, dimensions: int, provider: str = "openai") -> Embedder:
         """OpenAI embeddings (``providers.<provider>``'s key and URL), one client per model,

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helios.embeddings import LOCAL_MINILM, Embedder, OnnxMiniLM, embedder_name_for
+from helios.embeddings import (
+    LOCAL_MINILM,
+    LOCAL_MINILM_INT8,
+    Embedder,
+    OnnxMiniLM,
+    embedder_name_for,
+)
 from helios.embeddings import onnx as onnx_module
 from helios.errors import ConfigError, MissingDependency
 
@@ -70,8 +76,11 @@ def test_the_packaged_model_has_the_shared_name_and_a_custom_file_another(tmp_pa
     copy = tmp_path / "model.onnx"
     copy.write_bytes(b"not really a model")
 
-    assert OnnxMiniLM().name == LOCAL_MINILM == embedder_name_for(None)
+    assert OnnxMiniLM().name == LOCAL_MINILM_INT8 == embedder_name_for(None)
+    assert OnnxMiniLM(int8=False).name == LOCAL_MINILM == embedder_name_for(None, int8=False)
     assert OnnxMiniLM(model_path=copy).name == embedder_name_for(copy) != LOCAL_MINILM
+    # a file of one's own is run as it is: the int8 build is of the packaged model only
+    assert OnnxMiniLM(model_path=copy).name == embedder_name_for(copy, int8=False)
     assert OnnxMiniLM(model_path=copy, name="mine").name == "mine"
 
 

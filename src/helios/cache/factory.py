@@ -82,10 +82,7 @@ def semantic_embedder(settings: Settings) -> Embedder:
         return OpenAIEmbedder.from_settings(settings)
     from helios.embeddings.onnx import OnnxMiniLM
 
-    config = settings.embeddings
-    return OnnxMiniLM(
-        model_path=config.model_path, tokenizer_path=config.tokenizer_path, threads=config.threads
-    )
+    return OnnxMiniLM.from_settings(settings.embeddings)
 
 
 def semantic_cache(settings: Settings) -> SemanticCache | None:

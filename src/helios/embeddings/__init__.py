@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from helios.embeddings.base import LOCAL_MINILM, Embedder, embedder_name_for
+from helios.embeddings.base import LOCAL_MINILM, LOCAL_MINILM_INT8, Embedder, embedder_name_for
 
 if TYPE_CHECKING:
     from helios.embeddings.onnx import OnnxMiniLM
 
-__all__ = ["LOCAL_MINILM", "Embedder", "OnnxMiniLM", "embedder_name_for"]
+__all__ = ["LOCAL_MINILM", "LOCAL_MINILM_INT8", "Embedder", "OnnxMiniLM", "embedder_name_for"]
 
 
 def __getattr__(name: str) -> Any:

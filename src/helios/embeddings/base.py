@@ -14,25 +14,32 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from helios.embeddings.int8_build import RECIPE
+
 if TYPE_CHECKING:  # numpy comes with the embeddings extra; importing this module needs none
     import numpy
     from numpy.typing import NDArray
 
 LOCAL_MINILM = "all-MiniLM-L6-v2-onnx-int8"
-"""The name of the default local embedder (:class:`helios.embeddings.onnx.OnnxMiniLM`).
+"""The name of the packaged local embedder (:class:`helios.embeddings.onnx.OnnxMiniLM` with
+``int8=False``): the packaged graph, computed in fp32.
 
 Kept here so that a caller can key a cache on it without importing onnxruntime or numpy.
 """
+LOCAL_MINILM_INT8 = f"all-MiniLM-L6-v2-onnx-{RECIPE}"
+"""The default local embedder: the same model's int8 build (:mod:`helios.embeddings.int8_build`),
+whose vectors differ from the packaged graph's in the fourth decimal."""
 
 
-def embedder_name_for(model_path: Path | None) -> str:
-    """The local embedder's cache identity for ``model_path`` (``None``: the packaged model).
+def embedder_name_for(model_path: Path | None, *, int8: bool = True) -> str:
+    """The local embedder's cache identity for ``model_path`` (``None``: the packaged model,
+    as its int8 build unless ``int8`` is false).
 
     Another file must not share the packaged model's name, or vectors cached for one would
     be compared with vectors from the other; its path, size and mtime stand in for it.
     """
     if model_path is None:
-        return LOCAL_MINILM
+        return LOCAL_MINILM_INT8 if int8 else LOCAL_MINILM
     resolved = model_path.expanduser().resolve()
     identity = str(resolved)
     if resolved.is_file():

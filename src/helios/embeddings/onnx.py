@@ -20,10 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from helios.config.paths import data_dir
 from helios.embeddings.base import Embedder, embedder_name_for
 from helios.errors import ConfigError, MissingDependency
+
+if TYPE_CHECKING:
+    from helios.config.providers import EmbeddingSettings
 
 try:
     import numpy as np
@@ -146,8 +150,10 @@ class OnnxMiniLM(Embedder):
     """all-MiniLM-L6-v2 (384 dimensions) run by onnxruntime in a worker thread.
 
     ``threads`` sets onnxruntime's intra-op threads (default: :func:`default_threads`).
-    ``name`` defaults to :data:`~helios.embeddings.base.LOCAL_MINILM` for the packaged model
-    and to a name derived from the file for ``model_path``.
+    Without ``model_path``, the packaged model runs as its int8 build
+    (:mod:`helios.embeddings.int8_build`, made in ``build_dir`` on first load) unless
+    ``int8`` is false. ``name`` defaults to
+    :func:`~helios.embeddings.base.embedder_name_for` of the two.
     """
 
     dim = 384
@@ -160,6 +166,8 @@ class OnnxMiniLM(Embedder):
         threads: int | None = None,
         batch_size: int = 32,
         name: str | None = None,
+        int8: bool = True,
+        build_dir: Path | None = None,
     ) -> None:
         _require_runtime()
         if threads is not None and threads < 1:
@@ -178,13 +186,34 @@ class OnnxMiniLM(Embedder):
         )
         self.threads = threads if threads is not None else default_threads()
         self.batch_size = batch_size
-        self.name = name if name is not None else embedder_name_for(model_path)
+        self.int8 = int8 and model_path is None
+        self.build_dir = build_dir
+        self.name = name if name is not None else embedder_name_for(model_path, int8=self.int8)
+
+    @classmethod
+    def from_settings(cls, settings: EmbeddingSettings) -> OnnxMiniLM:
+        return cls(
+            model_path=settings.model_path,
+            tokenizer_path=settings.tokenizer_path,
+            threads=settings.threads,
+            int8=settings.int8,
+            build_dir=settings.resolved_build_dir(),
+        )
 
     def load(self) -> LoadedModel:
-        """The shared model (loaded on first use); blocking, so call it from a thread."""
-        model = load_model(self.model_path, self.tokenizer_path, self.threads)
+        """The shared model (loaded, or built, on first use); blocking: call it from a
+        thread."""
+        model = load_model(self._model_file(), self.tokenizer_path, self.threads)
         self.dim = model.dim
         return model
+
+    def _model_file(self) -> Path:
+        if not self.int8:
+            return self.model_path
+        from helios.embeddings.int8_build import built_model
+
+        with _load_lock:  # one build per process, however many threads ask at once
+            return built_model(self.model_path, self.build_dir or data_dir() / "models")
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         if not texts:

@@ -38,7 +38,9 @@ def build_gatherer(runtime: Runtime) -> EvidenceGatherer:
         chunk_words=evidence.chunk_words,
         ttl_s=evidence.cache_ttl_s,
         # cache keys name the embedder before it exists, so that hits never create it
-        embedder_name=embedder_name_for(runtime.settings.embeddings.model_path),
+        embedder_name=embedder_name_for(
+            runtime.settings.embeddings.model_path, int8=runtime.settings.embeddings.int8
+        ),
     )
 
 
