@@ -100,7 +100,7 @@ async def run_in_process(args: argparse.Namespace, folder: Path, prefix: str) ->
     if "l3" in args.sections:
         from helios.embeddings.onnx import OnnxMiniLM
 
-        embedder = OnnxMiniLM()
+        embedder = OnnxMiniLM(int8=args.int8)
         # loads onnxruntime before anything imports usearch (which would make it segfault,
         # see bench/cache_http.py's serve) and the model before any timing
         await embedder.embed(["load the model before any timing"])
@@ -113,7 +113,11 @@ async def run_in_process(args: argparse.Namespace, folder: Path, prefix: str) ->
                     size, folder, embedder, texts, args.n_ms, args.warmup_ms, args.peers
                 )
             )
-        results["embedder"] = {"name": embedder.name, "threads": embedder.threads}
+        results["embedder"] = {
+            "name": embedder.name,
+            "threads": embedder.threads,
+            "int8": embedder.int8,
+        }
     return results
 
 
@@ -134,6 +138,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default=os.environ.get("HELIOS_TEST_REDIS_URL"))
     parser.add_argument("--no-peers", dest="peers", action="store_false")
+    parser.add_argument(
+        "--packaged-embedder",
+        dest="int8",
+        action="store_false",
+        help="L3 with the packaged MiniLM graph (fp32) instead of its int8 build",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -123,6 +123,8 @@ def describe(series: Series, *, only: str | None = None) -> dict[str, Any]:
 SYSTEM = "You are a concise support assistant for a cloud hosting platform."
 MODEL_SPEC = "sonnet"
 TASK_TYPE = "support"
+PACKAGED_WATERFALL = "CacheManager.lookup (L2 miss -> L3), packaged graph"
+"""The int8 build's baseline arm in the same run (bench/cache_l3.py's packaged_graph)."""
 THRESHOLD = 0.8
 """L3's cosine threshold in every measurement; GPTCache's 0.9 makes the same decisions
 (bench/cache_peers.py)."""

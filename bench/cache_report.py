@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cache_common import PACKAGED_WATERFALL
+
 FLOOR = "redis: redis-py GET (asyncio, hiredis)"
 GPTCACHE = "GPTCache get (same embedder, sqlite + faiss)"
 L3_LOOKUP = "SemanticCache.lookup (embed + search + verify)"
@@ -30,6 +32,7 @@ L2_TARGETS_MS = {
 }
 L3_TARGET_MS = 5.0
 L3_TARGET_SIZE = 100_000
+L3_TARGET_SPEEDUP = 8.0
 HTTP_TARGET_RPS = 1500.0
 
 
@@ -53,6 +56,7 @@ def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
         prefix = f"L3 {size['size'] // 1000}k"
         pairs += [(f"{prefix}: {L3_LOOKUP}", f"{prefix}: {GPTCACHE}")]
         pairs += [(f"{prefix}: {L3_WATERFALL}", f"{prefix}: {GPTCACHE}")]
+        pairs += [(f"{prefix}: {L3_WATERFALL}", f"{prefix}: {PACKAGED_WATERFALL}")]
     rows = []
     for ours, theirs in pairs:
         mine, other = arms.get(ours), arms.get(theirs)
@@ -85,6 +89,12 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             value = size["arms"][f"L3 100k: {arm}"]["p50_ms"]
             ok = value <= L3_TARGET_MS
             rows.append(_target(f"L3 100k: {arm} p50", f"<= {L3_TARGET_MS} ms", value, ok, "ms"))
+            peer = size["arms"].get(f"L3 100k: {GPTCACHE}")
+            if peer:  # the same run's GPTCache with the same embedder
+                times = peer["p50_ms"] / value
+                goal = f">= {L3_TARGET_SPEEDUP:g}x GPTCache"
+                met = times >= L3_TARGET_SPEEDUP
+                rows.append(_target(f"L3 100k: {arm} vs GPTCache", goal, times, met, "x"))
     for name, run in result.get("http", {}).get("runs", {}).items():
         if run["scenario"] == "L2 hit" and run["concurrency"] > 1:
             value = run["requests_per_s"]
@@ -236,5 +246,6 @@ def print_report(result: dict[str, Any]) -> None:
     print("| target | measured | met |")
     print("|---|---|---|")
     for row in result["targets"]:
-        value = f"{row['value']:,.0f} /s" if row["unit"] == "/s" else f"{row['value']:.4f} ms"
+        units = {"/s": f"{row['value']:,.0f} /s", "x": f"{row['value']:.1f}x"}
+        value = units.get(row["unit"], f"{row['value']:.4f} ms")
         print(f"| {row['what']} {row['target']} | {value} | {'met' if row['met'] else 'MISSED'} |")

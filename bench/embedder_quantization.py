@@ -82,7 +82,7 @@ async def run(models: dict[str, Path | None], runs: int) -> dict[str, Any]:
     reference: dict[str, Any] | None = None
     rows: dict[str, Any] = {}
     for name, path in models.items():
-        embedder = OnnxMiniLM(model_path=path)
+        embedder = OnnxMiniLM(model_path=path, int8=False)  # None: the packaged graph
         alone = await vectors_of(embedder, texts, 1)
         batched = await vectors_of(embedder, texts, 64)
         reference = reference or alone

@@ -103,8 +103,9 @@ def split_of(item_id: str) -> str:
 
 
 def make_embedder(args: argparse.Namespace, threads: int | None = None) -> OnnxMiniLM:
-    """The model under test: ``--model-path`` if given, else the default local embedder."""
-    return OnnxMiniLM(model_path=args.model_path, threads=threads)
+    """The model under test: ``--model-path`` if given, else the default local embedder (the
+    packaged model's int8 build; its packaged graph with ``--packaged-embedder``)."""
+    return OnnxMiniLM(model_path=args.model_path, threads=threads, int8=args.int8)
 
 
 async def embed_all(
@@ -402,7 +403,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     latency = await embed_latency(
         {
             "tested": lambda threads: make_embedder(args, threads),
-            "packaged": lambda threads: OnnxMiniLM(threads=threads),
+            "packaged": lambda threads: OnnxMiniLM(threads=threads, int8=False),
         },
         args.latency_runs,
     )
@@ -519,6 +520,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="texts per embedding call")
     parser.add_argument("--repeats", type=int, default=3, help="timing runs per candidate")
     parser.add_argument("--model-path", type=Path, help="an ONNX file to test instead")
+    parser.add_argument(
+        "--packaged-embedder",
+        dest="int8",
+        action="store_false",
+        help="the packaged MiniLM graph (fp32) instead of its int8 build",
+    )
     parser.add_argument("--latency-runs", type=int, default=300, help="embeds timed per model")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
