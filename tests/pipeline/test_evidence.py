@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from helios.cache.backends.base import CacheBackend, EntryInfo
 from helios.cache.backends.memory import MemoryBackend
-from helios.embeddings.base import LOCAL_MINILM, Embedder
+from helios.embeddings.base import LOCAL_MINILM_INT8, Embedder
 from helios.errors import CacheBackendError, ConfigError, InputError
 from helios.pipeline.documents import Chunk, Document, chunk_document, load_documents
 from helios.pipeline.evidence import Evidence, EvidenceGatherer, Passage
@@ -462,7 +462,7 @@ async def test_top_k_and_min_score_limit_the_passages() -> None:
 async def test_an_embedder_named_otherwise_than_the_cache_key_is_refused() -> None:
     gather = EvidenceGatherer(Factory(), MemoryBackend())  # keyed on the local MiniLM
 
-    assert gather.embedder_name == LOCAL_MINILM
+    assert gather.embedder_name == LOCAL_MINILM_INT8
     with pytest.raises(ConfigError, match="embedder_name='bag-of-words'"):
         await gather.gather("b-tree index", [DATABASE])
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from helios.cache.backends.base import CacheBackend
-from helios.embeddings.base import LOCAL_MINILM, Embedder
+from helios.embeddings.base import LOCAL_MINILM_INT8, Embedder
 from helios.errors import ConfigError, InputError
 from helios.pipeline.documents import (
     Chunk,
@@ -122,7 +122,7 @@ class EvidenceGatherer:
         self.min_score = min_score
         factory_name = getattr(embedder_factory, "name", None)
         self.embedder_name = embedder_name or (
-            factory_name if isinstance(factory_name, str) else LOCAL_MINILM
+            factory_name if isinstance(factory_name, str) else LOCAL_MINILM_INT8
         )
         # Vectors depend only on a document's bytes, never go stale, and cost the most to
         # rebuild; they may outlive the results, which depend on the goal.
