@@ -297,6 +297,16 @@ async def _measure_size(
     def manager_outcome(found: Any) -> str:
         return found.layer or "miss"
 
+    def waterfall_arm(label: str, name: str, requests: list[Any]) -> Arm:
+        """``managers[name]`` over ``requests``, its embedding timed apart."""
+        return Arm(
+            label,
+            manager_call(name, requests),
+            warm=manager_call(name, warm),
+            outcome=manager_outcome,
+            split_ns=lambda: timed[name].last_ns,
+        )
+
     prefix = f"L3 {size // 1000}k"
     arms = [
         Arm(f"{prefix}: embed alone (OnnxMiniLM, 1 question)", embed_one),
@@ -308,20 +318,8 @@ async def _measure_size(
             outcome=layer_outcome,
             split_ns=lambda: timed["l3"].last_ns,
         ),
-        Arm(
-            f"{prefix}: CacheManager.lookup (L2 miss -> L3)",
-            manager_call("hit", lookups),
-            warm=manager_call("hit", warm),
-            outcome=manager_outcome,
-            split_ns=lambda: timed["hit"].last_ns,
-        ),
-        Arm(
-            f"{prefix}: CacheManager.lookup (L2 miss + L3 miss)",
-            manager_call("miss", misses),
-            warm=manager_call("miss", warm),
-            outcome=manager_outcome,
-            split_ns=lambda: timed["miss"].last_ns,
-        ),
+        waterfall_arm(f"{prefix}: CacheManager.lookup (L2 miss -> L3)", "hit", lookups),
+        waterfall_arm(f"{prefix}: CacheManager.lookup (L2 miss + L3 miss)", "miss", misses),
     ]
     if packaged is not None:
 
@@ -330,13 +328,7 @@ async def _measure_size(
 
         arms += [
             Arm(f"{prefix}: embed alone, packaged graph", embed_packaged),
-            Arm(
-                f"{prefix}: {PACKAGED_WATERFALL}",
-                manager_call("packaged", lookups),
-                warm=manager_call("packaged", warm),
-                outcome=manager_outcome,
-                split_ns=lambda: timed["packaged"].last_ns,
-            ),
+            waterfall_arm(f"{prefix}: {PACKAGED_WATERFALL}", "packaged", lookups),
         ]
     unavailable: dict[str, str] = {}
     gpt_fill: dict[str, float] = {}

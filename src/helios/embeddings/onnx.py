@@ -188,6 +188,7 @@ class OnnxMiniLM(Embedder):
         self.batch_size = batch_size
         self.int8 = int8 and model_path is None
         self.build_dir = build_dir
+        self._built: Path | None = None
         self.name = name if name is not None else embedder_name_for(model_path, int8=self.int8)
 
     @classmethod
@@ -210,10 +211,13 @@ class OnnxMiniLM(Embedder):
     def _model_file(self) -> Path:
         if not self.int8:
             return self.model_path
-        from helios.embeddings.int8_build import built_model
+        if self._built is None:
+            from helios.embeddings.int8_build import built_model
 
-        with _load_lock:  # one build per process, however many threads ask at once
-            return built_model(self.model_path, self.build_dir or data_dir() / "models")
+            with _load_lock:  # one build per process, however many threads ask at once
+                folder = self.build_dir or data_dir() / "models"
+                self._built = built_model(self.model_path, folder)
+        return self._built
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         if not texts:
