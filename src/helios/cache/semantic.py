@@ -28,7 +28,6 @@ Like L2 it fails open: an index or embedder failure is a miss counted as an erro
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -74,9 +73,6 @@ class CandidateSelector(Protocol):
     ) -> tuple[int, Verdict] | None: ...
 
     def verify(self, query: str, candidate: Candidate) -> Verdict: ...
-
-    def prepare(self, query: str) -> None:
-        """Read ``query`` ahead of its candidates (called while it is being embedded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,21 +214,12 @@ class SemanticCache:
         self.counts.lookups += 1
         question = question_of(request)
         minimum = self.threshold_for(request, threshold)
-        # The query is embedded in a thread (the model releases the GIL as it runs) while
-        # the loop hashes the context and parses the query for the verifier: both are then
-        # off the lookup's critical path.
-        embedding = asyncio.ensure_future(self._embed(question))
-        await asyncio.sleep(0)  # let the embedding reach its thread first
         try:
+            vector = await self._embed(question)
             context = context_of(request, tier, self.embedder.name)
-            if self.verifier is not None and self.settings.verify:
-                self.verifier.prepare(question)
-            vector = await embedding
             matches = await self.index.search(context, vector, k=self.settings.candidates)
         except HeliosError as exc:
             return self._failed("lookup", exc)
-        finally:
-            embedding.cancel()  # a no-op once done; never leave it running after an error
         best = matches[0].score if matches else None
         candidates = [Candidate(question=m.entry.question, score=m.score) for m in matches]
         # a caller's own threshold is honoured as given: no aligned floor below it

@@ -193,10 +193,6 @@ class HitVerifier:
             found = self._memo[text] = parse(text)
         return found
 
-    def prepare(self, query: str) -> None:
-        """Parse ``query`` now (memoised), so that :meth:`select` finds it ready."""
-        self.signature(query)
-
     def verify(self, query: str, candidate: Candidate) -> Verdict:
         """The verdict on one candidate, whatever its score."""
         return self._verify(self.signature(query), candidate)[0]
@@ -324,6 +320,3 @@ class CosineOnly:
 
     def verify(self, query: str, candidate: Candidate) -> Verdict:
         return Verdict(True, "cosine only", min(1.0, max(0.0, candidate.score)))
-
-    def prepare(self, query: str) -> None:
-        """Nothing to read ahead: the cosine is the whole verdict."""
