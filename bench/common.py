@@ -6,6 +6,7 @@ Helios itself reports."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import socket
@@ -94,3 +95,10 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "cpus": os.cpu_count(),
     }
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """``result`` as indented JSON at ``path`` (its folder made if missing), and say so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")

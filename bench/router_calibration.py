@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
 from collections import Counter
@@ -38,7 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import machine, temporary_data_dir
+from common import machine, temporary_data_dir, write_result
 from helios.catalog import Catalog
 from helios.governance.router import EconomicRouter
 from helios.messages import Request, Usage
@@ -212,10 +211,8 @@ def main() -> None:
     args = parser.parse_args()
     with temporary_data_dir():
         result = asyncio.run(simulate(args.rounds))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(table(result))
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import time
 from collections import Counter
@@ -42,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import machine, temporary_data_dir
+from common import machine, temporary_data_dir, write_result
 from helios.catalog import Tier
 from helios.config.settings import Settings
 from helios.messages import CallContext, Request, SamplingParams, Usage
@@ -225,10 +224,8 @@ def main() -> None:
     args = parser.parse_args()
     with temporary_data_dir():
         result = asyncio.run(simulate(args.requests, args.seed))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(table(result))
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from common import machine, temporary_data_dir
+from common import machine, temporary_data_dir, write_result
 from helios.cache.verifier import Candidate, HitVerifier, _of_kind
 from helios.cache.wording import CONTENT, align, jaccard
 from helios.config.cache import SemanticCacheSettings
@@ -246,8 +246,7 @@ def main() -> None:
     with temporary_data_dir():
         results = run()
     print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=2))
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_result(args.output, results)
 
 
 if __name__ == "__main__":

@@ -27,16 +27,20 @@ from .fleet_helpers import (
 )
 
 
+def sqlite_fleet(folder: Path, sim: SimServer) -> Fleet:
+    """Processes sharing one configuration in ``folder``: SQLite tasks, the simulator."""
+    config = write_config(
+        folder / "helios.yaml",
+        sim_url=sim.base_url,
+        ledger=folder / "ledger.sqlite3",
+        database_url=f"sqlite:///{folder / 'tasks.sqlite'}",
+    )
+    return Fleet(config=config, data_dir=folder / "data")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, _shared_sim: SimServer) -> Iterator[int]:
-    tmp = tmp_path_factory.mktemp("tasks-http")
-    config = write_config(
-        tmp / "helios.yaml",
-        sim_url=_shared_sim.base_url,
-        ledger=tmp / "ledger.sqlite3",
-        database_url=f"sqlite:///{tmp / 'tasks.sqlite'}",
-    )
-    fleet = Fleet(config=config, data_dir=tmp / "data")
+    fleet = sqlite_fleet(tmp_path_factory.mktemp("tasks-http"), _shared_sim)
     port = free_port()
     fleet.serve(port, executor_id="http-tests")
     yield port
@@ -97,16 +101,10 @@ def test_a_follower_that_reconnects_with_last_event_id_misses_nothing(server: in
 
 
 def test_with_keys_a_tenant_sees_only_its_own_tasks(tmp_path: Path, _shared_sim: SimServer) -> None:
-    config = write_config(
-        tmp_path / "helios.yaml",
-        sim_url=_shared_sim.base_url,
-        ledger=tmp_path / "ledger.sqlite3",
-        database_url=f"sqlite:///{tmp_path / 'tasks.sqlite'}",
-    )
-    fleet = Fleet(config=config, data_dir=tmp_path / "data")
+    fleet = sqlite_fleet(tmp_path, _shared_sim)
     keys = {}
     for tenant, admin in (("acme", False), ("globex", False), ("ops", True)):
-        args = [str(HELIOS), "--config", str(config), "keys", "create", "--tenant", tenant]
+        args = [str(HELIOS), "--config", str(fleet.config), "keys", "create", "--tenant", tenant]
         created = subprocess.run(
             args + (["--admin"] if admin else []),
             env={**os.environ, "HELIOS_DATA_DIR": str(fleet.data_dir)},

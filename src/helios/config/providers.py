@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from helios.config.paths import data_dir
+from helios.config.paths import default_models_dir
 from helios.config.section import Section
 
 ProviderKind = Literal["anthropic", "openai", "gemini", "llamacpp"]
@@ -113,7 +113,7 @@ class LocalModelSettings(Section):
     )
 
     def resolved_models_dir(self) -> Path:
-        return self.models_dir if self.models_dir is not None else data_dir() / "models"
+        return self.models_dir if self.models_dir is not None else default_models_dir()
 
 
 class EmbeddingSettings(Section):
@@ -130,4 +130,4 @@ class EmbeddingSettings(Section):
     )
 
     def resolved_build_dir(self) -> Path:
-        return self.build_dir if self.build_dir is not None else data_dir() / "models"
+        return self.build_dir if self.build_dir is not None else default_models_dir()

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helios.config.paths import data_dir
+from helios.config.paths import default_models_dir
 from helios.embeddings.base import Embedder, embedder_name_for
 from helios.errors import ConfigError, MissingDependency
 
@@ -215,7 +215,7 @@ class OnnxMiniLM(Embedder):
             from helios.embeddings.int8_build import built_model
 
             with _load_lock:  # one build per process, however many threads ask at once
-                folder = self.build_dir or data_dir() / "models"
+                folder = self.build_dir or default_models_dir()
                 self._built = built_model(self.model_path, folder)
         return self._built
 
