@@ -21,6 +21,7 @@ TEXTS = [
     "The `iter_files` function iterates over file paths.",
     "The weather in Paris is sunny",
 ]
+TOKENIZER = OnnxMiniLM().tokenizer_path
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ async def test_the_build_gives_the_packaged_models_vectors_under_another_name(
 
 
 async def test_a_text_alone_equals_itself_in_a_batch(build_dir: Path) -> None:
-    # activations are quantised per row and block: no batch-mate moves a text's vector
+    # activations are quantised per token: no batch-mate moves a text's vector
     embedder = OnnxMiniLM(build_dir=build_dir)
     batched = await embedder.embed(TEXTS * 3)
     alone = np.vstack([await embedder.embed([text]) for text in TEXTS])
@@ -56,10 +57,10 @@ async def test_a_text_alone_equals_itself_in_a_batch(build_dir: Path) -> None:
 
 def test_a_finished_build_is_reused(build_dir: Path) -> None:
     source = OnnxMiniLM().model_path
-    first = int8_build.built_model(source, build_dir)
+    first = int8_build.built_model(source, TOKENIZER, build_dir)
     stamp = first.stat().st_mtime_ns
 
-    assert int8_build.built_model(source, build_dir) == first
+    assert int8_build.built_model(source, TOKENIZER, build_dir) == first
     assert first.stat().st_mtime_ns == stamp
 
 
@@ -67,7 +68,7 @@ def test_building_leaves_the_hosts_logging_as_it_was(tmp_path: Path) -> None:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
 
-    int8_build.built_model(OnnxMiniLM().model_path, tmp_path)
+    int8_build.built_model(OnnxMiniLM().model_path, TOKENIZER, tmp_path)
 
     assert root.handlers == handlers
     assert root.level == level
@@ -78,7 +79,7 @@ def test_a_build_dir_that_is_a_file_names_the_setting(tmp_path: Path) -> None:
     occupied.write_text("a file where a folder should be")
 
     with pytest.raises(ConfigError, match=r"embeddings\.build_dir: .*models"):
-        int8_build.built_model(OnnxMiniLM().model_path, occupied)
+        int8_build.built_model(OnnxMiniLM().model_path, TOKENIZER, occupied)
 
 
 def test_without_onnx_the_build_names_the_extra(
@@ -92,7 +93,7 @@ def test_without_onnx_the_build_names_the_extra(
     )
 
     with pytest.raises(MissingDependency, match="onnx"):
-        int8_build.built_model(OnnxMiniLM().model_path, tmp_path)
+        int8_build.built_model(OnnxMiniLM().model_path, TOKENIZER, tmp_path)
 
 
 def test_a_source_that_is_no_model_fails_the_build_with_a_config_error(tmp_path: Path) -> None:
@@ -100,7 +101,7 @@ def test_a_source_that_is_no_model_fails_the_build_with_a_config_error(tmp_path:
     source.write_bytes(b"not a model")
 
     with pytest.raises(ConfigError, match=r"cannot build the int8 embedding model from .*broken"):
-        int8_build.built_model(source, tmp_path / "models")
+        int8_build.built_model(source, TOKENIZER, tmp_path / "models")
     assert not list((tmp_path / "models").iterdir())  # nothing half-written left behind
 
 

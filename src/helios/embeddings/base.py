@@ -53,10 +53,17 @@ class Embedder(ABC):
 
     name: str
     dim: int
+    in_process: bool = False
+    """Whether :meth:`embed_now` computes here, without I/O: a caller already in a worker
+    thread may then embed there instead of hopping back through the event loop."""
 
     @abstractmethod
     async def embed(self, texts: Sequence[str]) -> NDArray[numpy.float32]:
         """One row per text, in order: shape ``(len(texts), dim)``, each row L2-normalised."""
+
+    def embed_now(self, texts: Sequence[str]) -> NDArray[numpy.float32]:
+        """:meth:`embed`, blocking the calling thread; only where :attr:`in_process`."""
+        raise NotImplementedError(f"{type(self).__name__} embeds with I/O: await embed()")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the embedder holds; the default holds nothing."""

