@@ -37,6 +37,7 @@ Vectors of another dimension may share the file (another embedder): rows carry t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import time
@@ -119,6 +120,7 @@ class UsearchIndex(VectorIndex):
     """L3 entries in the SQLite file at ``path``; HNSW graphs per big context, in memory."""
 
     name = "usearch"
+    in_process = True
 
     def __init__(
         self,
@@ -209,10 +211,15 @@ class UsearchIndex(VectorIndex):
     async def search(
         self, context: str, vector: NDArray[numpy.float32], *, k: int
     ) -> list[VectorMatch]:
+        return await asyncio.to_thread(self.search_now, context, vector, k=k)
+
+    def search_now(
+        self, context: str, vector: NDArray[numpy.float32], *, k: int
+    ) -> list[VectorMatch]:
         query = self._vector(vector)
         if k < 1:
             raise ValueError("k must be positive")
-        return await self._db.run(lambda connection: self._search(connection, context, query, k))
+        return self._db.run_now(lambda connection: self._search(connection, context, query, k))
 
     async def get(self, entry_id: str) -> SemanticEntry | None:
         def get(connection: sqlite3.Connection) -> SemanticEntry | None:

@@ -73,6 +73,8 @@ class VectorIndex(ABC):
     dim: int
     breaker: CircuitBreaker | None = None
     """The deadline and circuit breaker of an index on a network store (``None``: local)."""
+    in_process: bool = False
+    """Whether :meth:`search_now` searches here, blocking (a local file and memory)."""
 
     def __init__(self, *, clock: Clock = time.time) -> None:
         self.clock = clock
@@ -86,6 +88,12 @@ class VectorIndex(ABC):
         self, context: str, vector: NDArray[numpy.float32], *, k: int
     ) -> list[VectorMatch]:
         """Up to ``k`` live (unexpired) entries of ``context``, highest score first."""
+
+    def search_now(
+        self, context: str, vector: NDArray[numpy.float32], *, k: int
+    ) -> list[VectorMatch]:
+        """:meth:`search` from a worker thread, blocking it; only where :attr:`in_process`."""
+        raise NotImplementedError(f"{type(self).__name__} searches with I/O: await search()")
 
     @abstractmethod
     async def get(self, entry_id: str) -> SemanticEntry | None:
