@@ -25,9 +25,10 @@ disk); search is exact (numpy), because the index only decides speed, not these 
 - the curve: at each threshold from 0.70 to 0.90, GPTCache's counts beside fow-cache's
   served share and trap share, to show what the recommended default trades.
 
-- embedding cost: one short question embedded alone (as an L3 lookup does), with 1 and 2
-  intra-op threads, for the model under test and the packaged one, interleaved so that
-  both see the same load.
+- embedding cost: one short question embedded alone (as an L3 lookup does), with the
+  embedder's ``threads`` at 1 and 2, for the model under test and the packaged one,
+  interleaved so that both see the same load (the int8 build embeds a short text alone on
+  one thread whatever ``threads`` says: ``helios.embeddings.onnx.SHORT_TOKENS``).
 
 Builds no runtime (the embedder and the verifier are what it measures) and runs in a
 temporary ``HELIOS_DATA_DIR`` (bench/common.py) all the same.

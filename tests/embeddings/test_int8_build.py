@@ -11,6 +11,7 @@ import pytest
 
 from helios.embeddings import LOCAL_MINILM, LOCAL_MINILM_INT8, OnnxMiniLM, int8_build
 from helios.embeddings.attention_fusion import fuse_attention
+from helios.embeddings.onnx import SHORT_TOKENS
 from helios.errors import ConfigError, MissingDependency
 
 TEXTS = [
@@ -47,12 +48,23 @@ async def test_the_build_gives_the_packaged_models_vectors_under_another_name(
 
 
 async def test_a_text_alone_equals_itself_in_a_batch(build_dir: Path) -> None:
-    # activations are quantised per token: no batch-mate moves a text's vector
-    embedder = OnnxMiniLM(build_dir=build_dir)
+    # activations are quantised per token: no batch-mate moves a text's vector, and a short
+    # text alone runs on the one-thread session while batches run on two, bit for bit alike
+    embedder = OnnxMiniLM(build_dir=build_dir, threads=2)
     batched = await embedder.embed(TEXTS * 3)
     alone = np.vstack([await embedder.embed([text]) for text in TEXTS])
 
-    np.testing.assert_allclose(batched[: len(TEXTS)], alone, atol=1e-5)
+    np.testing.assert_array_equal(batched[: len(TEXTS)], alone)
+
+
+def test_only_a_short_text_alone_runs_the_build_on_one_thread(build_dir: Path) -> None:
+    built = OnnxMiniLM(build_dir=build_dir, threads=2)
+
+    assert built.threads_for(1, SHORT_TOKENS) == 1
+    assert built.threads_for(1, SHORT_TOKENS + 1) == 2  # a long text alone: both threads
+    assert built.threads_for(2, 8) == 2  # a batch
+    assert OnnxMiniLM(int8=False, threads=2).threads_for(1, 8) == 2  # the packaged graph
+    assert OnnxMiniLM(build_dir=build_dir, threads=1).threads_for(3, 8) == 1
 
 
 def test_a_finished_build_is_reused(build_dir: Path) -> None:

@@ -56,6 +56,14 @@ says 128, which would silently cut a 120-word evidence chunk in half."""
 # thread wants a core, which is the normal case here: the thesis (llama.cpp) runs while
 # evidence is embedded, and the server embeds for several requests at once.
 DEFAULT_MAX_THREADS = 2
+SHORT_TOKENS = 64
+"""A text of at most this many tokens, embedded alone, runs the int8 build on one thread.
+
+The build runs about 400 small operators; on a short question a second thread's wake-up
+per operator costs more than it saves: an L3 lookup at 100k entries took 3.42 ms p50 with
+one thread against 4.00 with two (paired, 900 lookups; bench/README.md). Its results are
+bitwise the same with any thread count, so which session embeds a text never changes its
+vector. The packaged graph, with fewer and bigger operators, stays faster on two."""
 
 
 def default_threads() -> int:
@@ -202,12 +210,17 @@ class OnnxMiniLM(Embedder):
             build_dir=settings.resolved_build_dir(),
         )
 
-    def load(self) -> LoadedModel:
-        """The shared model (loaded, or built, on first use); blocking: call it from a
-        thread."""
-        model = load_model(self._model_file(), self.tokenizer_path, self.threads)
+    def load(self, threads: int | None = None) -> LoadedModel:
+        """The shared model (loaded, or built, on first use) with ``threads`` intra-op
+        threads (default :attr:`threads`); blocking: call it from a thread."""
+        model = load_model(self._model_file(), self.tokenizer_path, threads or self.threads)
         self.dim = model.dim
         return model
+
+    def threads_for(self, texts: int, tokens: int) -> int:
+        """The intra-op threads for ``texts`` texts of at most ``tokens`` tokens (see
+        :data:`SHORT_TOKENS`)."""
+        return 1 if self.int8 and texts == 1 and tokens <= SHORT_TOKENS else self.threads
 
     def _model_file(self) -> Path:
         if not self.int8:
@@ -236,6 +249,9 @@ class OnnxMiniLM(Embedder):
         else:
             encodings = tokenizer.encode_batch(list(texts))
         lengths = [len(encoding.ids) for encoding in encodings]
+        threads = self.threads_for(len(texts), max(lengths))
+        if threads != self.threads:
+            model = self.load(threads)
         # Batching texts of similar length keeps padding (wasted compute) small; the
         # attention mask makes each row independent of its batch-mates either way.
         order = sorted(range(len(texts)), key=lengths.__getitem__)
