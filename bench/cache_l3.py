@@ -270,7 +270,7 @@ async def _measure_size(
 
     timed = {name: TimedEmbedder(embedder) for name in ("l3", "hit", "miss")}
     # The int8 build's baseline in the same run: the packaged graph, under the build's name
-    # so that it searches the same entries (their vectors agree to 0.9997 cosine).
+    # so that it searches the same entries (their vectors agree to 0.9996 cosine).
     packaged = packaged_graph(embedder)
     if packaged is not None:
         await packaged.embed(["load the packaged graph before any timing"])

@@ -123,7 +123,7 @@ class EmbeddingSettings(Section):
     int8: bool = Field(
         default=True,
         description="run the packaged model as its int8 build (about 1.4x faster, the same "
-        "vectors to 0.999 cosine, another embedder name); ignored with model_path",
+        "vectors to 0.998 cosine, another embedder name); ignored with model_path",
     )
     build_dir: Path | None = Field(
         default=None, description="where the int8 build is kept (default: <data dir>/models)"

@@ -3,9 +3,9 @@
 The packaged ONNX file stores int8 weights that its graph casts back to float, so
 onnxruntime computes it in fp32, 36 large matrix products in as many separate operators
 each with their own dispatch. This module derives, once per file and recipe, a graph that
-onnxruntime runs about 1.9x faster on a short question, with the same vectors (cosine to
-the packaged graph's >= 0.998 on every text of bench/semantic_quality.py, 0.9996 on
-average; bench/README.md has its hit counts beside the packaged graph's):
+onnxruntime runs about 1.4x faster on a short question, with the same vectors (cosine to
+the packaged graph's 0.9996 on average, >= 0.998 on each of GPTCache's texts;
+bench/README.md has its hit counts beside the packaged graph's):
 
 1. fold the dequantisation casts (onnxruntime's basic optimisation, saved to a file);
 2. fuse each layer's attention into one operator (:mod:`helios.embeddings.attention_fusion`)
