@@ -76,6 +76,17 @@ def test_a_finished_build_is_reused(build_dir: Path) -> None:
     assert first.stat().st_mtime_ns == stamp
 
 
+def test_a_new_build_removes_the_builds_of_earlier_recipes(tmp_path: Path) -> None:
+    earlier = tmp_path / "minilm-l6-mha-fused-nbits8-b32-r1-8199be6f699a.onnx"
+    earlier.write_bytes(b"an earlier recipe's build")
+    unrelated = tmp_path / "my-own-model.onnx"
+    unrelated.write_bytes(b"not Helios's")
+
+    built = int8_build.built_model(OnnxMiniLM().model_path, TOKENIZER, tmp_path)
+
+    assert sorted(tmp_path.iterdir()) == sorted([built, unrelated])
+
+
 def test_building_leaves_the_hosts_logging_as_it_was(tmp_path: Path) -> None:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

@@ -31,6 +31,7 @@ reused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -88,7 +89,18 @@ def built_model(source: Path, tokenizer: Path, folder: Path) -> Path:
             f"embeddings.build_dir: cannot write the int8 embedding model to {folder}: {exc} "
             "(set embeddings.build_dir to a writable folder, or embeddings.int8: false)"
         ) from exc
+    _remove_earlier_recipes(folder)
     return target
+
+
+def _remove_earlier_recipes(folder: Path) -> None:
+    """Delete the builds of other recipes (60-70 MB each) once this one is in place: after
+    an upgrade nothing reads them (their embedder name is gone). A process still running
+    them keeps its loaded copy."""
+    for old in folder.glob("minilm-l6-*.onnx"):
+        if not old.name.startswith(f"minilm-l6-{RECIPE}-"):
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 @lru_cache(maxsize=8)

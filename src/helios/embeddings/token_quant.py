@@ -19,8 +19,8 @@ fow-cache's questions):
 
 The feed-forward output products stay in float: their inputs are GELU outputs, heavy-tailed
 within each token, and int8 there moved the vectors nearly twice as far as all the other
-products together (1 - cosine 0.0007 against 0.0004), for a third of the time saved. Only used at build time, in the child
-process of :mod:`helios.embeddings.int8_build`.
+products together (1 - cosine 0.0007 against 0.0004), for a third of the time saved.
+Only used at build time, in the child process of :mod:`helios.embeddings.int8_build`.
 """
 
 from __future__ import annotations
