@@ -96,7 +96,7 @@ def built_model(source: Path, tokenizer: Path, folder: Path) -> Path:
 
 
 def _remove_earlier_recipes(folder: Path) -> None:
-    """Delete the builds of other recipes (60-70 MB each) once this one is in place: after
+    """Delete the builds of other recipes (up to 70 MB each) once this one is in place: after
     an upgrade nothing reads them (their embedder name is gone). A process still running
     them keeps its loaded copy."""
     for old in folder.glob("minilm-l6-*.onnx"):
