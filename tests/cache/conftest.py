@@ -24,7 +24,9 @@ import pytest
 from helios.cache.backends.base import CacheBackend
 from helios.cache.backends.memory import MemoryBackend
 from helios.cache.backends.sqlite import SQLiteBackend
+from helios.cache.exact import CachedReply
 from helios.config.breaker import BreakerSettings
+from helios.messages import Usage
 
 
 class FakeClock:
@@ -38,6 +40,19 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def one_chunk_reply(text: str) -> CachedReply:
+    """A cached reply of one chunk: what the layers' tests store when the reply's fields do
+    not matter."""
+    return CachedReply(
+        text=text,
+        chunks=(text,),
+        usage=Usage(input_tokens=3, output_tokens=2),
+        model="m",
+        provider="f",
+        created_at=0.0,
+    )
 
 
 MakeBackend = Callable[..., CacheBackend]

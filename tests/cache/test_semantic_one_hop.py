@@ -14,16 +14,17 @@ from numpy.typing import NDArray
 
 from helios.cache.backends.usearch import UsearchIndex
 from helios.cache.backends.vector import VectorMatch
-from helios.cache.exact import CachedReply
 from helios.cache.semantic import SemanticCache
 from helios.cache.verifier import HitVerifier
 from helios.config.cache import SemanticCacheSettings
 from helios.embeddings.base import Embedder
-from helios.messages import Request, Usage
+from helios.messages import Request
+from tests.cache.conftest import one_chunk_reply
 
 TIER = "balanced"
 QUESTION = "how do I reset my password"
 PARAPHRASE = "how do I reset my password please"
+ANSWER = "Open Settings, then Security, then Reset."
 
 
 class LocalWords(Embedder):
@@ -68,18 +69,6 @@ class RecordedIndex(UsearchIndex):
         return super().search_now(context, vector, k=k)
 
 
-def reply() -> CachedReply:
-    text = "Open Settings, then Security, then Reset."
-    return CachedReply(
-        text=text,
-        chunks=(text,),
-        usage=Usage(input_tokens=10, output_tokens=5),
-        model="m",
-        provider="p",
-        created_at=0.0,
-    )
-
-
 @pytest.fixture
 async def index(tmp_path: Path) -> AsyncIterator[RecordedIndex]:
     index = RecordedIndex(tmp_path / "l3.sqlite3", LocalWords.dim)
@@ -98,7 +87,7 @@ async def test_a_lookup_embeds_and_searches_in_the_same_worker_thread(
 ) -> None:
     embedder = LocalWords()
     cache = layer(index, embedder)
-    assert await cache.store(Request.of(QUESTION), TIER, reply())
+    assert await cache.store(Request.of(QUESTION), TIER, one_chunk_reply(ANSWER))
     embedder.calls.clear()
 
     found = await cache.lookup(Request.of(PARAPHRASE), TIER)
@@ -117,7 +106,7 @@ async def test_the_looked_up_vector_is_kept_for_the_store_that_follows_a_miss(
 
     missed = await cache.lookup(Request.of(QUESTION), TIER)
     assert missed.hit is None and missed.error is None
-    assert await cache.store(Request.of(QUESTION), TIER, reply())
+    assert await cache.store(Request.of(QUESTION), TIER, one_chunk_reply(ANSWER))
 
     assert [how for how, _thread in embedder.calls] == ["embed_now"]  # embedded once
 
@@ -141,7 +130,7 @@ async def test_an_embedder_with_io_is_awaited_and_the_index_searched_after(
     embedder = LocalWords()
     embedder.in_process = False  # as a remote API's embedder is
     cache = layer(index, embedder)
-    assert await cache.store(Request.of(QUESTION), TIER, reply())
+    assert await cache.store(Request.of(QUESTION), TIER, one_chunk_reply(ANSWER))
     embedder.calls.clear()
 
     found = await cache.lookup(Request.of(PARAPHRASE), TIER)

@@ -17,23 +17,12 @@ from pathlib import Path
 import pytest
 
 from helios.cache.backends.sqlite import SQLiteBackend
-from helios.cache.exact import CachedReply, ExactCache
+from helios.cache.exact import ExactCache
 from helios.cache.manager import CacheManager
 from helios.catalog import Catalog
 from helios.errors import CacheBackendError
-from helios.messages import Usage
 from helios.sqlite_db import writable
-
-
-def reply(text: str) -> CachedReply:
-    return CachedReply(
-        text=text,
-        chunks=(text,),
-        usage=Usage(input_tokens=3, output_tokens=2),
-        model="m",
-        provider="f",
-        created_at=0.0,
-    )
+from tests.cache.conftest import one_chunk_reply
 
 
 def digest(directory: Path) -> dict[str, str]:
@@ -56,8 +45,8 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 async def fill(path: Path) -> None:
     backend = SQLiteBackend(path)
     cache = ExactCache(backend)
-    assert await cache.store("l2:acme:chat:one", reply("first"))
-    assert await cache.store("l2:acme:chat:two", reply("second"))
+    assert await cache.store("l2:acme:chat:one", one_chunk_reply("first"))
+    assert await cache.store("l2:acme:chat:two", one_chunk_reply("second"))
     await backend.aclose()
 
 
@@ -85,7 +74,7 @@ async def test_a_read_only_cache_serves_its_entries_and_skips_stores(
             assert backend.read_only
             assert await cache.lookup("l2:acme:chat:missing") is None
             for n in range(3):
-                await cache.store(f"l2:acme:chat:new{n}", reply("not kept"))
+                await cache.store(f"l2:acme:chat:new{n}", one_chunk_reply("not kept"))
             assert await cache.lookup("l2:acme:chat:new0") is None
             assert await backend.count() == 2
             assert [e.key for e in await backend.entries()] == [

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from helios.embeddings.token_quant import (
+    Product,
     quantizable_products,
     quantize_per_token,
     smooth,
@@ -66,24 +67,27 @@ def test_products_fed_by_a_gelu_stay_in_float() -> None:
     assert [node.input[1] for node in product.nodes] == ["w1"]
 
 
-def test_smoothing_leaves_the_float_product_unchanged() -> None:
+def smoothed_graph(x: np.ndarray[Any, Any]) -> tuple[Any, list[Product], np.ndarray[Any, Any]]:
+    """The graph smoothed for ``x``'s channel maxima, its products, and its float output
+    for ``x`` before smoothing."""
     model = two_layer_graph()
-    x = inputs(6)
     expected = run(model, x)
     products = quantizable_products(model)
-
     smooth(model, products, {"x": np.abs(x).max(axis=0)}, 0.7)
+    return model, products, expected
+
+
+def test_smoothing_leaves_the_float_product_unchanged() -> None:
+    x = inputs(6)
+    model, products, expected = smoothed_graph(x)
 
     np.testing.assert_allclose(run(model, x), expected, rtol=1e-4, atol=1e-4)
     assert products[0].activation == "x_smoothed"
 
 
 def test_per_token_products_stay_close_and_no_row_moves_another() -> None:
-    model = two_layer_graph()
     x = inputs(6)
-    expected = run(model, x)
-    products = quantizable_products(model)
-    smooth(model, products, {"x": np.abs(x).max(axis=0)}, 0.7)
+    model, products, expected = smoothed_graph(x)
 
     assert quantize_per_token(model, products) == 1
 
