@@ -105,17 +105,18 @@ def test_a_build_dir_that_is_a_file_names_the_setting(tmp_path: Path) -> None:
         int8_build.built_model(OnnxMiniLM().model_path, TOKENIZER, occupied)
 
 
-def test_without_onnx_the_build_names_the_extra(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("missing", ["onnx", "sympy"])
+def test_without_a_build_dependency_the_build_names_the_extra(
+    missing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = int8_build.importlib.util.find_spec
     monkeypatch.setattr(
         int8_build.importlib.util,
         "find_spec",
-        lambda name, *args: None if name == "onnx" else real(name, *args),
+        lambda name, *args: None if name == missing else real(name, *args),
     )
 
-    with pytest.raises(MissingDependency, match="onnx"):
+    with pytest.raises(MissingDependency, match=rf"{missing}.*embeddings"):
         int8_build.built_model(OnnxMiniLM().model_path, TOKENIZER, tmp_path)
 
 

@@ -24,8 +24,8 @@ Vectors still differ from the packaged graph's in the fourth decimal, so the bui
 another embedder (:data:`~helios.embeddings.base.LOCAL_MINILM_INT8`): its name is part of
 every cache key, and the two never meet in one index.
 
-The build needs the ``onnx`` package (the embeddings extra) and takes about 7 s in a child
-process; the result is written to a temporary file and renamed into place,
+The build needs the ``onnx`` and ``sympy`` packages (the embeddings extra) and takes about
+7 s in a child process; the result is written to a temporary file and renamed into place,
 so processes building at once never read a half-written model, and a finished file is
 reused.
 """
@@ -68,8 +68,9 @@ def built_model(source: Path, tokenizer: Path, folder: Path) -> Path:
     target = folder / f"minilm-l6-{RECIPE}-{inputs.hexdigest()[:12]}.onnx"
     if target.is_file():
         return target
-    if importlib.util.find_spec("onnx") is None:
-        raise MissingDependency("onnx", "embeddings", "The int8 embedding model build")
+    for module in ("onnx", "sympy"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependency(module, "embeddings", "The int8 embedding model build")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder, prefix=".building-") as work:
