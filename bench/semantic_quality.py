@@ -5,7 +5,13 @@ disk); search is exact (numpy), because the index only decides speed, not these 
 
 - gptcache: GPTCache's mock data (999 {origin, similar} pairs). Every distinct origin is
   stored once (28 texts repeat: 964 entries), every ``similar`` is looked up among its k
-  nearest; a hit is correct when the served entry's text equals the expected origin.
+  nearest; a hit is correct when the served entry's text equals the expected origin. The
+  stored answers hold near-duplicates ("The `drop` method drops one or more columns and
+  returns a new table." / "... is used to drop one or more columns and return a new
+  table."), so a wrong hit is also looked up in ``bench/data/gptcache_same_fact.jsonl``
+  (hand-labelled pairs of stored answers: same fact or not) and counted by meaning too:
+  ``same_fact`` wrong hits served an answer stating the expected one's fact, ``unlabelled``
+  ones served a pair the file does not hold yet (counted as different: label them).
 - fow-cache questions: 600 labelled pairs (300 should-hit, 300 traps: negation,
   entity_swap, number_date, scope), scored with ``fow_cache.evaluate``: the cached
   question is the only candidate. The verifier's rules and parameters were tuned on the
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -75,6 +82,7 @@ except ImportError as exc:  # a dev extra
 
 RESULTS = Path(__file__).parent / "results" / "semantic_quality.json"
 GPTCACHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "gptcache_mock_data.json"
+SAME_FACT = Path(__file__).parent / "data" / "gptcache_same_fact.jsonl"
 REJECTED = -2.0
 """The score of a pair the verifier rejects: below every threshold, never served."""
 THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.90, TOP1)
@@ -85,7 +93,8 @@ DEFAULT_THRESHOLD = SemanticCacheSettings().threshold
 SPLITS_USED = {
     "gptcache": "evaluation: the verifier's rules were written against it over earlier "
     "rounds, so it is not unseen data; its halves (sha256 of the looked-up text: even = "
-    "tune, odd = held_out) are reported apart, separation_scale was chosen on tune",
+    "tune, odd = held_out) are reported apart, separation_scale was chosen on tune; the "
+    "same-fact labels (bench/data/gptcache_same_fact.jsonl) only count, nothing reads them",
     "fow_questions": "tune: sha256(id) even (rules, parameters and the recommended "
     "threshold chosen there); held_out: odd",
     "fow_conversations": "evaluation only",
@@ -138,14 +147,33 @@ def gptcache_lookups(
     return lookups
 
 
+@functools.cache
+def same_fact_labels(path: Path = SAME_FACT) -> dict[tuple[str, str], bool]:
+    """(expected, served) -> whether the served stored answer states the expected one's fact."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(row["expected"], row["served"]): row["same_fact"] for row in rows}
+
+
 def gptcache_counts(selector: Selector, lookups: list[Lookup], threshold: float) -> dict[str, int]:
-    counts = {"correct": 0, "wrong": 0, "miss": 0}
+    """correct / wrong / miss by text; of the wrong, how many served the same fact and how
+    many served a pair the labels do not hold."""
+    labels = same_fact_labels()
+    counts = {"correct": 0, "wrong": 0, "miss": 0, "same_fact": 0, "unlabelled": 0}
     for query, expected, candidates in lookups:
         chosen = selector.select(query, candidates, threshold)
         if chosen is None:
             counts["miss"] += 1
-        else:
-            counts["correct" if candidates[chosen[0]].question == expected else "wrong"] += 1
+            continue
+        served = candidates[chosen[0]].question
+        if served == expected:
+            counts["correct"] += 1
+            continue
+        counts["wrong"] += 1
+        label_of_pair = labels.get((expected, served))
+        if label_of_pair is None:
+            counts["unlabelled"] += 1
+        elif label_of_pair:
+            counts["same_fact"] += 1
     return counts
 
 
@@ -482,6 +510,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "gptcache": {
             "stored": len({p["origin"] for p in pairs}),
             "lookups": len(pairs),
+            "same_fact_labels": {
+                "file": str(SAME_FACT.relative_to(Path(__file__).parents[1])),
+                "pairs": len(same_fact_labels()),
+                "same_fact": sum(same_fact_labels().values()),
+            },
             "results": gptcache,
             "verifier_ambiguity_margin_at_recommended": ambiguity,
         },

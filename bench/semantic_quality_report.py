@@ -33,17 +33,21 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"embedder: {result['embedder']} ({result['model_file']})")
     recommended = label(result["recommended_threshold"])
     gpt = result["gptcache"]
+    labels = gpt["same_fact_labels"]
     print(
         f"gptcache: {gpt['lookups']} lookups, {gpt['stored']} stored, k={result['k']}: "
-        "correct / wrong / miss"
+        f"correct / wrong / miss by text, and by meaning ({labels['same_fact']} of "
+        f"{labels['pairs']} labelled pairs of stored answers state the same fact)"
     )
-    print(f"  {'threshold':10} {'cosine only':>16} {'cosine + verifier':>20}")
+    print(f"  {'threshold':10} {'cosine only':>16} {'cosine + verifier':>20} {'by meaning':>22}")
     for threshold, counts in gpt["results"]["cosine"].items():
         verified = gpt["results"]["verifier"][threshold]
         mark = "  <- recommended" if threshold == recommended else ""
-        cos = f"{counts['correct']}/{counts['wrong']}/{counts['miss']}"
-        ver = f"{verified['correct']}/{verified['wrong']}/{verified['miss']}"
-        print(f"  {threshold:10} {cos:>16} {ver:>20}{mark}")
+        meaning = f"{meaning_cell(counts)} | {meaning_cell(verified)}"
+        print(
+            f"  {threshold:10} {counts_cell(counts):>16} {counts_cell(verified):>20} "
+            f"{meaning:>22}{mark}"
+        )
     for margin, counts in gpt["verifier_ambiguity_margin_at_recommended"].items():
         line = f"{counts['correct']}/{counts['wrong']}/{counts['miss']}"
         print(f"  verifier at {recommended} declining near-ties < {margin}: {line}")
@@ -109,6 +113,13 @@ def counts_cell(counts: dict[str, int]) -> str:
     return f"{counts['correct']}/{counts['wrong']}/{counts['miss']}"
 
 
+def meaning_cell(counts: dict[str, int]) -> str:
+    """correct / wrong counted by meaning, with the wrong hits no label covers."""
+    same = counts["same_fact"]
+    cell = f"{counts['correct'] + same}/{counts['wrong'] - same}"
+    return f"{cell} ({counts['unlabelled']}?)" if counts["unlabelled"] else cell
+
+
 def print_rerank(result: dict[str, Any]) -> None:
     rerank = result["rerank"]
     print(f"\nre-ranking on gptcache (correct/wrong/miss; {rerank['halves']})")
@@ -128,12 +139,13 @@ def print_rerank(result: dict[str, Any]) -> None:
 
 def print_curve(result: dict[str, Any]) -> None:
     print(
-        "\nthreshold curve, verifier on: gptcache c/w/m | fow questions served, traps (tune, all)"
+        "\nthreshold curve, verifier on: gptcache c/w/m, by meaning c/w | "
+        "fow questions served, traps (tune, all)"
     )
     for threshold, row in result["curve"].items():
-        tune, everything = row["fow_tune"], row["fow_all"]
+        tune, everything, gpt = row["fow_tune"], row["fow_all"], row["gptcache"]
         print(
-            f"  {threshold:6} {counts_cell(row['gptcache']):>12} | "
+            f"  {threshold:6} {counts_cell(gpt):>12} {meaning_cell(gpt):>8} | "
             f"tune {share(tune['served'])} traps {share(tune['traps'])}  "
             f"all {share(everything['served'])} traps {share(everything['traps'])}"
         )
