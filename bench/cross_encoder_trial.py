@@ -28,8 +28,11 @@ Arms reported per data set, as paraphrases served / traps served:
 - the rules at 0.70 with the cross-encoder's veto everywhere;
 - on GPTCache's lookups (k = 5), the verifier's pick at 0.85 and at 0.70, with and without
   the veto on the hit it would serve (a vetoed hit is a miss).
-And the cost of one short pair in torch (fp32, one thread): what a verifier on the lookup
-path would add per candidate before any int8 build.
+And the cost of one short pair (28 tokens) on one thread: in torch (fp32), and exported to
+ONNX and run by onnxruntime as exported (fp32) and after ``quantize_dynamic`` (int8
+weights per channel), interleaved with L3's own embedding of one short question (the int8
+build, ``OnnxMiniLM.embed_now``): what a verifier on the lookup path would add per
+candidate, beside what the lookup already spends.
 
 Usage (a venv with Helios[semantic], fow-cache 0.1.0, torch==2.13.0 and transformers; torch
 is not a Helios dependency, so this is installed for the trial only):
@@ -44,12 +47,15 @@ import asyncio
 import json
 import random
 import re
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
+from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from common import machine, temporary_data_dir
 from helios.cache.verifier import Candidate, HitVerifier
@@ -181,12 +187,58 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((above > 0).mean() + 0.5 * (above == 0).mean())
 
 
+SHORT_PAIR = (
+    "How do I reset my password for the mobile app?",
+    "What's the way to reset the password of the mobile app?",
+)
+
+
+def summary(milliseconds: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(float(np.median(milliseconds)), 2),
+        "p99_ms": round(float(np.percentile(milliseconds, 99)), 2),
+    }
+
+
+def onnx_pair_cost(tokenizer: Any, model: Any, runs: int = 300) -> dict[str, Any]:
+    """The short pair through onnxruntime (fp32 as exported, then int8 weights), one thread,
+    interleaved with L3's embedding of the lookup alone."""
+    encoded = tokenizer([SHORT_PAIR[0]], [SHORT_PAIR[1]], return_tensors="pt")
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    feed = {name: encoded[name].numpy() for name in names}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    with tempfile.TemporaryDirectory() as folder:
+        fp32, int8 = Path(folder) / "pair.onnx", Path(folder) / "pair_int8.onnx"
+        torch.onnx.export(
+            model, tuple(encoded[name] for name in names), str(fp32),
+            input_names=list(names), output_names=["logits"], opset_version=17, dynamo=False,
+            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names},
+        )  # fmt: skip
+        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
+        sessions = {
+            name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            for name, path in (("onnx_fp32", fp32), ("onnx_int8", int8))
+        }
+    embedder = OnnxMiniLM()
+    arms: dict[str, Callable[[], object]] = {
+        **{name: (lambda s=session: s.run(None, feed)) for name, session in sessions.items()},
+        "l3_embedding": lambda: embedder.embed_now([SHORT_PAIR[1]]),
+    }
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    for round_ in range(runs + 20):
+        for name, call in arms.items():
+            started = time.perf_counter()
+            call()
+            if round_ >= 20:
+                times[name].append((time.perf_counter() - started) * 1000)
+    result: dict[str, Any] = {"tokens": int(feed["input_ids"].shape[1])}
+    result.update({name: summary(values) for name, values in times.items()})
+    return result
+
+
 def pair_cost(tokenizer: Any, model: Any, runs: int = 100) -> dict[str, float]:
-    encoded = tokenizer(
-        ["How do I reset my password for the mobile app?"],
-        ["What's the way to reset the password of the mobile app?"],
-        return_tensors="pt",
-    )
+    encoded = tokenizer([SHORT_PAIR[0]], [SHORT_PAIR[1]], return_tensors="pt")
     times = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -196,11 +248,7 @@ def pair_cost(tokenizer: Any, model: Any, runs: int = 100) -> dict[str, float]:
             model(**encoded)
             times.append(time.perf_counter() - started)
     torch.set_num_threads(threads)
-    kept = np.array(times[10:]) * 1000
-    return {
-        "p50_ms": round(float(np.median(kept)), 2),
-        "p99_ms": round(float(np.percentile(kept, 99)), 2),
-    }
+    return summary([t * 1000 for t in times[10:]])
 
 
 # -- the arms -----------------------------------------------------------------------------------
@@ -322,6 +370,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         row["gptcache"] = gptcache_rows(lookups, tokenizer, model)
         row["pair_cost_torch_fp32_1_thread"] = pair_cost(tokenizer, model)
+        row["pair_cost_onnxruntime_1_thread"] = onnx_pair_cost(tokenizer, model)
         result["arms"][name] = row
         print(json.dumps({name: row}, indent=1), flush=True)
     return result
