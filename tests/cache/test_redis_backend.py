@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from helios.cache.backends.redis import RedisBackend, glob_escape, redis_address
+from helios.cache.backends.base import EntryInfo
+from helios.cache.backends.redis import INFO_COUNT, RedisBackend, glob_escape, redis_address
 from helios.cache.exact import CachedReply, ExactCache
 from helios.cache.factory import l2_backend
 from helios.config.cache import CacheSettings
@@ -136,6 +137,26 @@ async def test_entries_over_many_scan_pages(backend: RedisBackend) -> None:
     entries = await backend.entries("bulk:", limit=4)
     assert [info.key for info in entries] == ["bulk:1000", "bulk:0000", "bulk:0001", "bulk:0002"]
     assert len(await backend.entries("bulk:", limit=5_000)) == 1_234
+
+
+async def test_entries_reads_metadata_in_bounded_round_trips(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each round trip runs at most INFO_COUNT scripts, so a listing of a big SCAN page
+    never holds one pipeline long enough to pass the deadline that lookups share."""
+    for n in range(250):
+        await backend.set(f"page:{n:03}", b"v", ttl_s=None)
+    sizes: list[int] = []
+    read = backend._infos
+
+    async def counted(full_keys: list[bytes]) -> list[EntryInfo]:
+        sizes.append(len(full_keys))
+        return await read(full_keys)
+
+    monkeypatch.setattr(backend, "_infos", counted)
+    assert len(await backend.entries("page:", limit=1_000)) == 250
+    assert sum(sizes) == 250
+    assert max(sizes) <= INFO_COUNT and len(sizes) >= 3
 
 
 async def test_scripts_survive_a_server_that_forgot_them(backend: RedisBackend) -> None:

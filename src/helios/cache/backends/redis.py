@@ -30,7 +30,8 @@ default, and after 3 failures or timeouts in a row the circuit opens and operati
 once, without a network round trip, until a probe after the cool-down (5 s) finds the
 server again. A Redis that hangs costs a lookup the deadline a few times, then nothing;
 one that refuses connections fails at once anyway. A paged operation (a scan, ``count``,
-``delete_prefix``) has the deadline per page.
+``delete_prefix``) has the deadline per page, and ``entries`` per round trip of
+``INFO_COUNT`` keys.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -64,6 +65,10 @@ T = TypeVar("T")
 
 SCAN_COUNT = 500
 """Keys the server examines per SCAN call (a hint), and keys per UNLINK."""
+INFO_COUNT = 100
+"""Keys whose metadata ``entries`` reads per round trip: each runs a Lua script, so a whole
+SCAN page in one pipeline is work enough to pass the deadline on a busy server (and a
+listing's timeouts would open the circuit that lookups share)."""
 _GLOB_SPECIAL = frozenset("*?[]\\")
 # UnicodeError: a key with a lone surrogate cannot be encoded as UTF-8
 _DRIVER_ERRORS = (RedisError, OSError, UnicodeError)
@@ -217,15 +222,21 @@ class RedisBackend(CacheBackend):
         async for batch in self._scan_batches(prefix):
             fresh = [raw for raw in batch if raw not in seen]
             seen.update(fresh)
-            pipe = self._client.pipeline(transaction=False)  # one round trip per page
-            for raw in fresh:
-                await self._info(keys=[raw], client=pipe)
-            replies: list[InfoReply] = await self._run("INFO", pipe.execute())
-            for raw, reply in zip(fresh, replies, strict=True):
-                info = self._entry_info(raw.decode("utf-8")[len(self._stem) :], reply)
-                if info is not None:  # expired or deleted since the scan
-                    found.append(info)
+            for start in range(0, len(fresh), INFO_COUNT):
+                found += await self._infos(fresh[start : start + INFO_COUNT])
         return most_recent_first(found, limit)
+
+    async def _infos(self, full_keys: Sequence[bytes]) -> list[EntryInfo]:
+        """Metadata of these keys in one round trip, leaving out those gone since the scan."""
+        pipe = self._client.pipeline(transaction=False)
+        for raw in full_keys:
+            await self._info(keys=[raw], client=pipe)
+        replies: list[InfoReply] = await self._run("INFO", pipe.execute())
+        infos = (
+            self._entry_info(raw.decode("utf-8")[len(self._stem) :], reply)
+            for raw, reply in zip(full_keys, replies, strict=True)
+        )
+        return [info for info in infos if info is not None]
 
     async def aclose(self) -> None:
         if self._closed:
