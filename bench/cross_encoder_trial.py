@@ -56,7 +56,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from common import machine, temporary_data_dir
+from common import machine
 from helios.cache.verifier import Candidate, HitVerifier
 from helios.embeddings.onnx import OnnxMiniLM
 from pair_training import (
@@ -68,6 +68,7 @@ from pair_training import (
     fow_halves,
     rule_traps,
     torch,
+    trial_main,
 )
 from semantic_heldout import load_pairs
 from semantic_quality import GPTCACHE, embed_all, gptcache_counts, gptcache_lookups
@@ -312,16 +313,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--rate", type=float, default=3e-5)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
-    parser.add_argument("--output", default=str(RESULTS))
-    args = parser.parse_args()
-    with temporary_data_dir():
-        result = run(args)
-    Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.output}")
+    trial_main(__doc__.split("\n")[0], run, RESULTS, epochs=5, rate=3e-5)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,19 @@ from typing import Any
 
 import numpy as np
 
-from common import machine, temporary_data_dir
+from common import machine
 from helios.cache.verifier import Candidate, HitVerifier
-from pair_training import MODEL, SEED, AutoModel, AutoTokenizer, Pair, fow_halves, rule_traps, torch
+from pair_training import (
+    MODEL,
+    SEED,
+    AutoModel,
+    AutoTokenizer,
+    Pair,
+    fow_halves,
+    rule_traps,
+    torch,
+    trial_main,
+)
 from semantic_heldout import load_pairs
 from semantic_quality import GPTCACHE, gptcache_counts, gptcache_lookups
 
@@ -183,16 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=2e-5)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--output", default=str(RESULTS))
-    args = parser.parse_args()
-    with temporary_data_dir():
-        result = run(args)
-    Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.output}")
+    trial_main(__doc__.split("\n")[0], run, RESULTS, epochs=3, rate=2e-5)
 
 
 if __name__ == "__main__":

