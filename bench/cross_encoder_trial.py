@@ -67,6 +67,8 @@ from pair_training import (
     Pair,
     fow_halves,
     rule_traps,
+    rules_serve,
+    served_counts,
     torch,
     trial_main,
 )
@@ -195,34 +197,17 @@ def pair_cost(tokenizer: Any, model: Any, runs: int = 100) -> dict[str, float]:
 def arms(
     items: Sequence[dict[str, Any]], cosine: np.ndarray, cross: np.ndarray
 ) -> dict[str, dict[str, int]]:
-    verifier = HitVerifier()
-
-    def rules(index: int, threshold: float) -> bool:
-        item = items[index]
-        candidate = Candidate(item["a"], float(cosine[index]))
-        return verifier.select(item["b"], [candidate], threshold) is not None
-
+    at_default = rules_serve(items, cosine, DEFAULT_THRESHOLD)
+    at_floor = rules_serve(items, cosine, BAND_FLOOR)
     agrees = cross >= MIDPOINT
-    decisions: dict[str, Callable[[int], bool]] = {
-        "rules at 0.85": lambda i: rules(i, DEFAULT_THRESHOLD),
-        "rules at 0.70": lambda i: rules(i, BAND_FLOOR),
-        "cross-encoder alone": lambda i: bool(agrees[i]),
-        "rules at 0.85, 0.70-0.85 gated": lambda i: (
-            rules(i, DEFAULT_THRESHOLD) or (rules(i, BAND_FLOOR) and bool(agrees[i]))
-        ),
-        "rules at 0.70, vetoed": lambda i: rules(i, BAND_FLOOR) and bool(agrees[i]),
+    decisions = {
+        "rules at 0.85": at_default,
+        "rules at 0.70": at_floor,
+        "cross-encoder alone": agrees,
+        "rules at 0.85, 0.70-0.85 gated": at_default | (at_floor & agrees),
+        "rules at 0.70, vetoed": at_floor & agrees,
     }
-    labels = [bool(item["same_answer"]) for item in items]
-    table = {}
-    for name, decide in decisions.items():
-        served = [decide(i) for i in range(len(items))]
-        table[name] = {
-            "paraphrases_served": sum(s and y for s, y in zip(served, labels, strict=True)),
-            "paraphrases": sum(labels),
-            "traps_served": sum(s and not y for s, y in zip(served, labels, strict=True)),
-            "traps": len(labels) - sum(labels),
-        }
-    return table
+    return {name: served_counts(items, served) for name, served in decisions.items()}
 
 
 class Vetoed:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from common import machine
-from helios.cache.verifier import Candidate, HitVerifier
+from helios.cache.verifier import HitVerifier
 from pair_training import (
     MODEL,
     SEED,
@@ -45,6 +45,8 @@ from pair_training import (
     Pair,
     fow_halves,
     rule_traps,
+    rules_serve,
+    served_counts,
     torch,
     trial_main,
 )
@@ -117,15 +119,8 @@ def vectors_of(tokenizer: Any, model: Any, texts: Sequence[str]) -> dict[str, np
 def served(
     items: Sequence[dict[str, Any]], vectors: dict[str, np.ndarray], threshold: float
 ) -> dict[str, int]:
-    verifier = HitVerifier()
-    counts = {"paraphrases_served": 0, "paraphrases": 0, "traps_served": 0, "traps": 0}
-    for item in items:
-        cosine = float(vectors[item["a"]] @ vectors[item["b"]])
-        hit = verifier.select(item["b"], [Candidate(item["a"], cosine)], threshold) is not None
-        kind = "paraphrases" if item["same_answer"] else "traps"
-        counts[kind] += 1
-        counts[f"{kind}_served"] += hit
-    return counts
+    cosines = [float(vectors[item["a"]] @ vectors[item["b"]]) for item in items]
+    return served_counts(items, rules_serve(items, cosines, threshold))
 
 
 def validation_threshold(items: Sequence[dict[str, Any]], vectors: dict[str, np.ndarray]) -> float:

